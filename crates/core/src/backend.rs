@@ -1,0 +1,298 @@
+//! The backend trait: every primitive the runtime and the explain methods need, on
+//! device-resident tensors.
+
+use crate::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, Result, Shape, Tensor};
+
+/// A compute backend. Tensors stay on the device between calls: only [`Backend::upload`] and
+/// [`Backend::download`] move data to or from the host, so a whole explanation runs without an
+/// intermediate readback.
+///
+/// Shapes are checked by every method; a mismatch is an [`crate::Error::Shape`], never a panic.
+/// All tensors are f32, NCHW for images. Backward methods compute the gradient with respect to
+/// one operand only (`_data`, `_weight`, `_bias`); nothing computes weight gradients unless asked.
+///
+/// The `*_fused` methods have default implementations composed of the primitives; a backend may
+/// override them with a single kernel, and must produce the same numbers within float rounding.
+pub trait Backend: Send + Sync {
+    /// Device-resident storage of f32 elements; cloning clones a handle, not the data.
+    type Buffer: Clone + Send + Sync;
+
+    /// A short name for messages and reports (`cpu`, `cuda:0`, `wgpu:llvmpipe`).
+    fn name(&self) -> String;
+
+    // ---------------------------------------------------------------- memory
+
+    /// Copies host data to the device.
+    fn upload(&self, data: &[f32], shape: Shape) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Copies a tensor to the host.
+    fn download(&self, x: &Tensor<Self>) -> Result<Vec<f32>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- convolution
+
+    /// `y = conv2d(x, w) + b`: x `[n,c,h,w]`, w `[k,c/groups,kh,kw]`, b `[k]`.
+    fn conv2d(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: Option<&Tensor<Self>>,
+        p: &Conv2dParams,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂x` of [`Backend::conv2d`] from `dy`; `x_shape` is the forward input's shape.
+    fn conv2d_backward_data(
+        &self,
+        dy: &Tensor<Self>,
+        w: &Tensor<Self>,
+        p: &Conv2dParams,
+        x_shape: &Shape,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂w` of [`Backend::conv2d`] (training only); summed over the batch.
+    fn conv2d_backward_weight(
+        &self,
+        x: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        p: &Conv2dParams,
+        w_shape: &Shape,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂b` of [`Backend::conv2d`]: `dy` summed over batch and space, `[k]`.
+    fn conv2d_backward_bias(&self, dy: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- linear
+
+    /// `y = x wᵀ + b`: x `[n,in]`, w `[out,in]`, b `[out]`.
+    fn linear(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: Option<&Tensor<Self>>,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂x = dy w`.
+    fn linear_backward_data(&self, dy: &Tensor<Self>, w: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂w = dyᵀ x` (training only).
+    fn linear_backward_weight(&self, x: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `∂L/∂b`: `dy` summed over the batch.
+    fn linear_backward_bias(&self, dy: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- rectifiers
+
+    /// `y = clamp(x, lo, hi)` elementwise.
+    fn rectifier(&self, x: &Tensor<Self>, r: Rectifier) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::rectifier`] from its *output* `y` (the active range of `y` equals
+    /// that of `x`) in the given mode: plain `dy·[lo<y<hi]`, guided `dy·[lo<y<hi]·[dy>0]`,
+    /// deconvnet `dy·[dy>0]`.
+    fn rectifier_backward(
+        &self,
+        y: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        r: Rectifier,
+        mode: GradMode,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- pooling
+
+    /// Max pooling with −∞ padding; ties go to the first maximum in scan order (as PyTorch).
+    fn max_pool2d(&self, x: &Tensor<Self>, p: &Pool2dParams) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::max_pool2d`] from its input `x`: each window's gradient goes to
+    /// its (first) maximum.
+    fn max_pool2d_backward(
+        &self,
+        x: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        p: &Pool2dParams,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Average pooling, PyTorch's divisor rules (`count_include_pad`, ceil mode).
+    fn avg_pool2d(&self, x: &Tensor<Self>, p: &Pool2dParams) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::avg_pool2d`].
+    fn avg_pool2d_backward(
+        &self,
+        dy: &Tensor<Self>,
+        p: &Pool2dParams,
+        x_shape: &Shape,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Adaptive average pooling to `out = [oh, ow]` (PyTorch `AdaptiveAvgPool2d` windows).
+    fn adaptive_avg_pool2d(&self, x: &Tensor<Self>, out: [usize; 2]) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::adaptive_avg_pool2d`].
+    fn adaptive_avg_pool2d_backward(
+        &self,
+        dy: &Tensor<Self>,
+        x_shape: &Shape,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- elementwise and layout
+
+    /// `y = x·scale[c] + shift[c]` per channel: inference batch norm (scale `γ/√(σ²+ε)`,
+    /// shift `β − μ·scale`).
+    fn channel_affine(
+        &self,
+        x: &Tensor<Self>,
+        scale: &Tensor<Self>,
+        shift: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::channel_affine`]: `dx = dy·scale[c]`.
+    fn channel_affine_backward(
+        &self,
+        dy: &Tensor<Self>,
+        scale: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `a + b`, same shapes.
+    fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Concatenation along channels (dimension 1) of NCHW tensors.
+    fn concat_channels(&self, xs: &[&Tensor<Self>]) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Channels `start..start+len` of an NCHW tensor (the backward of concatenation; on a
+    /// `[1, n, m, 1]` view it selects batch rows).
+    fn slice_channels(&self, x: &Tensor<Self>, start: usize, len: usize) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Row-wise softmax of `[n, c]`.
+    fn softmax(&self, x: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::softmax`] from its output `y`: `dx = y ⊙ (dy − Σ dy⊙y)`.
+    fn softmax_backward(&self, y: &Tensor<Self>, dy: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- the Grad-CAM kernels
+
+    /// Gradient global average pooling: `[n,k,h,w] → [n,k]`, αₖ = mean over h×w.
+    fn gradient_gap(&self, g: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `Σₖ w[n,k]·a[n,k]`, `[n,k,h,w] × [n,k] → [n,h,w]`, rectified when `relu`.
+    fn weighted_channel_sum(
+        &self,
+        a: &Tensor<Self>,
+        w: &Tensor<Self>,
+        relu: bool,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `Σₖ f(g)·a` elementwise then over channels, `[n,k,h,w]² → [n,h,w]`, with `f = relu` when
+    /// `relu_grad` (LayerCAM) or the identity (HiResCAM).
+    fn elementwise_channel_sum(
+        &self,
+        a: &Tensor<Self>,
+        g: &Tensor<Self>,
+        relu_grad: bool,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Grad-CAM++ channel weights `[n,k]` (pytorch-grad-cam's closed form with eps 1e-6).
+    fn gradcampp_weights(&self, a: &Tensor<Self>, g: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// XGradCAM channel weights `[n,k]`: `Σ g·a / (Σ a + 1e-7)` over h×w.
+    fn xgradcam_weights(&self, a: &Tensor<Self>, g: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Min-max normalisation over each consecutive group of `group` elements:
+    /// `(x − min) / (max − min + eps)`.
+    fn normalize_min_max(&self, x: &Tensor<Self>, group: usize, eps: f32) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Bilinear resize of the last two dimensions to `out = [h, w]`; any leading dimensions.
+    fn resize_bilinear(
+        &self,
+        x: &Tensor<Self>,
+        out: [usize; 2],
+        mode: ResizeMode,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Heatmap fusion: `x [n,c,h,w]` times maps `m [n,m,h,w]` broadcast over channels, giving
+    /// `[n·m, c, h, w]` with row `i·m + j = x[i] ⊙ m[i,j]`. With one map per image this is
+    /// Guided Grad-CAM's product; with many it builds ScoreCAM's masked inputs.
+    fn heatmap_fusion(&self, x: &Tensor<Self>, maps: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Occlusion inputs: for each window origin `(y, x)`, a copy of `x [1,c,h,w]` with the
+    /// `size` window over all channels set to `baseline`; `[windows, c, h, w]`.
+    fn occlude(
+        &self,
+        x: &Tensor<Self>,
+        origins: &[[usize; 2]],
+        size: [usize; 2],
+        baseline: f32,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    // ---------------------------------------------------------------- fused variants
+
+    /// Grad-CAM at feature resolution: `(α [n,k], ReLU(Σₖ αₖ Aₖ) [n,h,w])`.
+    fn gradcam_fused(
+        &self,
+        a: &Tensor<Self>,
+        g: &Tensor<Self>,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)>
+    where
+        Self: Sized,
+    {
+        let alpha = self.gradient_gap(g)?;
+        let raw = self.weighted_channel_sum(a, &alpha, true)?;
+        Ok((alpha, raw))
+    }
+
+    /// pytorch-grad-cam's post-processing of a raw map `[n,h,w]`: rectify, min-max normalise per
+    /// image, resize to `out` with half-pixel centres, normalise again.
+    fn cam_postprocess_fused(&self, raw: &Tensor<Self>, out: [usize; 2]) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        let d = raw.dims();
+        if d.len() != 3 {
+            return Err(crate::Error::shape(
+                "cam_postprocess",
+                format!("expected [n,h,w], got {}", raw.shape()),
+            ));
+        }
+        let plane = d[1] * d[2];
+        let r = self.rectifier(raw, Rectifier::RELU)?;
+        let n = self.normalize_min_max(&r, plane, crate::NORMALIZE_EPS)?;
+        let up = self.resize_bilinear(&n, out, ResizeMode::HalfPixel)?;
+        self.normalize_min_max(&up, out[0] * out[1], crate::NORMALIZE_EPS)
+    }
+}

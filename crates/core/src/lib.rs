@@ -1,0 +1,20 @@
+//! Core of the gradcam runtime: shapes, op parameters, the error type and the [`Backend`] trait.
+//!
+//! Every backend (CPU, CUDA, WebGPU) implements [`Backend`] on its own device-resident buffers;
+//! the runtime and the explain methods are written once against the trait. Only
+//! [`Backend::upload`] and [`Backend::download`] touch host memory.
+
+mod backend;
+pub mod check;
+mod error;
+mod params;
+mod shape;
+mod tensor;
+
+pub use backend::Backend;
+pub use error::{Error, Result};
+pub use params::{
+    Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, NORMALIZE_EPS, SCORECAM_EPS,
+};
+pub use shape::{DType, Shape};
+pub use tensor::{HostTensor, Tensor};

@@ -1,0 +1,58 @@
+//! Rectifiers (ReLU, ReLU6, clip) in the three backward modes, and softmax.
+
+use super::Element;
+use gradcam_core::{GradMode, Rectifier};
+use rayon::prelude::*;
+
+const CHUNK: usize = 1 << 14;
+
+/// `y = clamp(x, lo, hi)`.
+pub fn rectifier<T: Element>(x: &[T], r: Rectifier, y: &mut [T]) {
+    let (lo, hi) = (T::of(r.lo), T::of(r.hi));
+    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
+        for (o, &v) in y.iter_mut().zip(x) {
+            *o = v.max(lo).min(hi);
+        }
+    });
+}
+
+/// Gradient through a rectifier, read from its output `y` (see [`GradMode`]).
+pub fn rectifier_backward<T: Element>(y: &[T], dy: &[T], r: Rectifier, mode: GradMode, dx: &mut [T]) {
+    let (lo, hi) = (T::of(r.lo), T::of(r.hi));
+    dx.par_chunks_mut(CHUNK)
+        .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(dx, (y, dy))| {
+            for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
+                let active = v > lo && v < hi;
+                let keep = match mode {
+                    GradMode::Plain => active,
+                    GradMode::Guided => active && g > T::zero(),
+                    GradMode::Deconvnet => g > T::zero(),
+                };
+                *o = if keep { g } else { T::zero() };
+            }
+        });
+}
+
+/// Row-wise softmax of `[n, c]`, max-subtracted.
+pub fn softmax<T: Element>(x: &[T], c: usize, y: &mut [T]) {
+    for (yr, xr) in y.chunks_mut(c).zip(x.chunks(c)) {
+        let m = xr.iter().copied().fold(T::neg_infinity(), T::max);
+        let mut s = T::zero();
+        for (o, &v) in yr.iter_mut().zip(xr) {
+            *o = (v - m).exp();
+            s += *o;
+        }
+        yr.iter_mut().for_each(|o| *o = *o / s);
+    }
+}
+
+/// Softmax backward from the output: `dx = y ⊙ (dy − Σ dy⊙y)`.
+pub fn softmax_backward<T: Element>(y: &[T], dy: &[T], c: usize, dx: &mut [T]) {
+    for ((o, yr), gr) in dx.chunks_mut(c).zip(y.chunks(c)).zip(dy.chunks(c)) {
+        let dot: T = yr.iter().zip(gr).map(|(&a, &b)| a * b).sum();
+        for ((d, &yv), &g) in o.iter_mut().zip(yr).zip(gr) {
+            *d = yv * (g - dot);
+        }
+    }
+}

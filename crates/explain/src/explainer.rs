@@ -1,0 +1,348 @@
+//! [`Explainer`]: one shared forward pass, the backward passes the requested methods need, and
+//! the maps, all on the backend until the final download.
+
+use crate::{eigen, perturb, Classes, Explanation, Method, Options};
+use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Shape, Tensor};
+use gradcam_runtime::{BackwardSpec, Model, NodeId, Op, RectifierRule, Stop};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// Explains a model's decisions.
+///
+/// ```
+/// use gradcam_core::{Conv2dParams, HostTensor};
+/// use gradcam_cpu::CpuBackend;
+/// use gradcam_explain::{Explainer, Method, Options};
+/// use gradcam_runtime::{GraphBuilder, Model};
+///
+/// // A tiny conv → ReLU → GAP → linear model with fixed weights.
+/// let mut b = GraphBuilder::new(1);
+/// let x = b.input();
+/// let c = b.conv2d("conv", x, HostTensor::new([2, 1, 1, 1], vec![1.0, -1.0])?, None, Conv2dParams::default())?;
+/// let r = b.relu("relu", c)?;
+/// let p = b.global_avg_pool("pool", r)?;
+/// let f = b.flatten("flatten", p)?;
+/// let y = b.linear("fc", f, HostTensor::new([2, 2], vec![1.0, 0.0, 0.0, 1.0])?, None)?;
+/// let model = Model::new(CpuBackend::new(), b.build(y)?)?;
+///
+/// let input = HostTensor::new([1, 1, 2, 2], vec![1.0, 2.0, 3.0, 4.0])?;
+/// let out = Explainer::new(model).explain(&input, &[Method::GradCam], &Options::default())?;
+/// assert_eq!(out.targets, vec![0]);
+/// assert_eq!(out.get("gradcam_raw").unwrap().data, vec![0.25, 0.5, 0.75, 1.0]);
+/// # Ok::<(), gradcam_core::Error>(())
+/// ```
+pub struct Explainer<B: Backend> {
+    model: Model<B>,
+}
+
+/// Outputs of one class slot, on the device or already on the host.
+enum Out<B: Backend> {
+    Dev(Tensor<B>),
+    Host(HostTensor),
+}
+
+#[derive(Default)]
+struct Passes {
+    target: Option<BackwardSpec>,
+    guided: Option<BackwardSpec>,
+    deconv: Option<BackwardSpec>,
+    saliency: Option<BackwardSpec>,
+}
+
+impl<B: Backend> Explainer<B> {
+    /// An explainer for `model`.
+    pub fn new(model: Model<B>) -> Self {
+        Explainer { model }
+    }
+
+    /// The model.
+    pub fn model(&self) -> &Model<B> {
+        &self.model
+    }
+
+    /// Resolves the target layer named in `opts` (or the default) and checks it is 4-D.
+    pub fn target_layer(&self, opts: &Options) -> Result<NodeId> {
+        let g = self.model.graph();
+        match &opts.layer {
+            Some(l) => g.find(l),
+            None => g.default_target(),
+        }
+    }
+
+    /// Explains `input` (`[n, c, h, w]`, normalised) with every method in `methods`.
+    pub fn explain(&self, input: &HostTensor, methods: &[Method], opts: &Options) -> Result<Explanation> {
+        if methods.is_empty() {
+            return Err(Error::InvalidArgument("no method given".into()));
+        }
+        let m = &self.model;
+        let g = m.graph();
+        let b = m.backend();
+        let has = |x: Method| methods.contains(&x);
+        let x = m.upload_input(input)?;
+        let shapes = g.infer_shapes(x.shape())?;
+        let [n, _, hh, ww] = x.shape().nchw("input")?;
+        let out_node = g.output();
+        let classes_n = shapes[out_node.0].dims()[1];
+
+        let target = if methods.iter().any(|m| m.uses_target_layer()) {
+            let t = self.target_layer(opts)?;
+            if shapes[t.0].rank() != 4 {
+                return Err(Error::InvalidArgument(format!(
+                    "target layer {} has output {}: CAM methods need a 4-D activation",
+                    g.display_name(t),
+                    shapes[t.0]
+                )));
+            }
+            Some(t)
+        } else {
+            None
+        };
+
+        let spec = |stop, mode| BackwardSpec {
+            from: out_node,
+            stop,
+            rule: RectifierRule { mode, relu_only: false },
+            weight_grads: false,
+        };
+        let mut passes = Passes::default();
+        if let Some(t) = target.filter(|_| methods.iter().any(|m| m.needs_target_gradient())) {
+            passes.target = Some(spec(Stop::At(t), GradMode::Plain));
+        }
+        if has(Method::GuidedBackprop) || has(Method::GuidedGradCam) {
+            let mut s = spec(Stop::Input, GradMode::Guided);
+            s.rule.relu_only = opts.guided_relu_only;
+            passes.guided = Some(s);
+        }
+        if has(Method::Deconvnet) || has(Method::DeconvnetGradCam) {
+            passes.deconv = Some(spec(Stop::Input, GradMode::Deconvnet));
+        }
+        if has(Method::Saliency) {
+            passes.saliency = Some(spec(Stop::Input, GradMode::Plain));
+        }
+        let mut keep: BTreeSet<NodeId> = target.into_iter().collect();
+        for s in [&passes.target, &passes.guided, &passes.deconv, &passes.saliency].into_iter().flatten() {
+            keep.extend(m.backward_needs(s)?);
+        }
+
+        let acts = m.forward(&x, &keep)?;
+        let logits = acts.get(out_node)?.clone();
+        let slots = self.choose_classes(&opts.classes, &logits, n, classes_n)?;
+        let a = target.map(|t| acts.get(t).cloned()).transpose()?;
+
+        // Class-independent work, shared by every slot.
+        let eigencam = match (&a, has(Method::EigenCam)) {
+            (Some(a), true) => {
+                let [_, k, h, w] = a.shape().nchw("eigencam")?;
+                let proj = eigen::projection(&b.download(a)?, n, k, h * w);
+                Some(b.cam_postprocess_fused(&b.upload(&proj, Shape::new([n, h, w]))?, [hh, ww])?)
+            }
+            _ => None,
+        };
+        let scorecam = match (&a, has(Method::ScoreCam)) {
+            (Some(a), true) => Some(perturb::scorecam_logits(m, &x, a, opts.perturbation_batch)?),
+            _ => None,
+        };
+        let occlusion = if has(Method::Occlusion) {
+            let (window, stride) = opts.occlusion.resolve(hh, ww);
+            let origins = perturb::origins(hh, ww, window, stride)?;
+            let scores = perturb::occlusion_logits(m, &x, &origins, window, opts.occlusion.baseline, opts.perturbation_batch)?;
+            Some((origins, window, scores, b.download(&logits)?))
+        } else {
+            None
+        };
+
+        let mut per_slot: Vec<BTreeMap<String, Out<B>>> = Vec::with_capacity(slots.len());
+        for slot in &slots {
+            let seed = m.one_hot(classes_n, slot)?;
+            let mut outs: BTreeMap<String, Out<B>> = BTreeMap::new();
+            let mut put = |k: &str, t: Tensor<B>| {
+                outs.insert(k.to_string(), Out::Dev(t));
+            };
+            let mut gradcam_map = None;
+            if let (Some(s), Some(a)) = (&passes.target, &a) {
+                let gt = m.backward(&acts, s, seed.clone())?.at_stop;
+                put("target_gradient", gt.clone());
+                if has(Method::GradCam) || has(Method::GuidedGradCam) || has(Method::DeconvnetGradCam) {
+                    let (alpha, raw) = b.gradcam_fused(a, &gt)?;
+                    let map = b.cam_postprocess_fused(&raw, [hh, ww])?;
+                    let [_, _, h, w] = a.shape().nchw("gradcam")?;
+                    put("captum_layer_gradcam", b.weighted_channel_sum(a, &alpha, false)?.reshape([n, 1, h, w])?);
+                    put("gradcam_weights", alpha);
+                    put("gradcam_raw", raw);
+                    put("gradcam", map.clone());
+                    gradcam_map = Some(map);
+                }
+                if has(Method::GradCamPlusPlus) {
+                    let raw = b.weighted_channel_sum(a, &b.gradcampp_weights(a, &gt)?, true)?;
+                    put("gradcampp", b.cam_postprocess_fused(&raw, [hh, ww])?);
+                }
+                if has(Method::XGradCam) {
+                    let raw = b.weighted_channel_sum(a, &b.xgradcam_weights(a, &gt)?, true)?;
+                    put("xgradcam", b.cam_postprocess_fused(&raw, [hh, ww])?);
+                }
+                if has(Method::HiResCam) {
+                    let raw = b.elementwise_channel_sum(a, &gt, false)?;
+                    put("hirescam", b.cam_postprocess_fused(&raw, [hh, ww])?);
+                }
+                if has(Method::LayerCam) {
+                    let raw = b.elementwise_channel_sum(a, &gt, true)?;
+                    put("layercam", b.cam_postprocess_fused(&raw, [hh, ww])?);
+                }
+            }
+            for (pass, name, fused) in [
+                (&passes.guided, "guided_backprop", Some(("guided_gradcam", Method::GuidedGradCam))),
+                (&passes.deconv, "deconvnet", Some(("deconvnet_gradcam", Method::DeconvnetGradCam))),
+                (&passes.saliency, "saliency", None),
+            ] {
+                let Some(s) = pass else { continue };
+                let grad = m.backward(&acts, s, seed.clone())?.at_stop;
+                if let (Some((fused, method)), Some(map)) = (fused, &gradcam_map) {
+                    if has(method) {
+                        put(fused, b.heatmap_fusion(&grad, map)?);
+                    }
+                }
+                put(name, grad);
+            }
+            if let (Some(a), true) = (&a, has(Method::Cam)) {
+                let raw = self.cam(a, slot, target.expect("CAM has a target"))?;
+                put("cam", b.cam_postprocess_fused(&raw, [hh, ww])?);
+                put("cam_raw", raw);
+            }
+            if let Some(map) = &eigencam {
+                put("eigencam", map.clone());
+            }
+            if let (Some(scores), Some(a)) = (&scorecam, &a) {
+                let k = a.dims()[1];
+                let mut weights = Vec::with_capacity(n * k);
+                for (i, &c) in slot.iter().enumerate() {
+                    let s: Vec<f32> = (0..k).map(|j| scores[i][j * classes_n + c]).collect();
+                    weights.extend(perturb::softmax(&s));
+                }
+                let w = b.upload(&weights, Shape::new([n, k]))?;
+                put("scorecam", b.cam_postprocess_fused(&b.weighted_channel_sum(a, &w, true)?, [hh, ww])?);
+            }
+            if let Some((origins, window, scores, base)) = &occlusion {
+                let mut data = Vec::with_capacity(n * hh * ww);
+                for (i, &c) in slot.iter().enumerate() {
+                    let s: Vec<f32> = (0..origins.len()).map(|j| scores[i][j * classes_n + c]).collect();
+                    data.extend(perturb::occlusion_map(base[i * classes_n + c], &s, origins, *window, hh, ww));
+                }
+                outs.insert("occlusion".into(), Out::Host(HostTensor::new([n, hh, ww], data)?));
+            }
+            per_slot.push(outs);
+        }
+
+        // Download, interleaving slots: row i·K + j explains slot j of image i.
+        let k = slots.len();
+        let mut ex = Explanation {
+            layer: target.map(|t| g.display_name(t).to_string()),
+            ..Default::default()
+        };
+        for i in 0..n {
+            for slot in &slots {
+                ex.targets.push(slot[i]);
+                ex.images.push(i);
+            }
+        }
+        ex.tensors.insert("logits".into(), m.to_host(&logits)?);
+        if let Some(a) = &a {
+            ex.tensors.insert("target_activation".into(), m.to_host(a)?);
+        }
+        let names: Vec<String> = per_slot.first().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        for name in names {
+            let hosts = per_slot
+                .iter_mut()
+                .map(|o| match o.remove(&name).expect("every slot has the same outputs") {
+                    Out::Dev(t) => m.to_host(&t),
+                    Out::Host(h) => Ok(h),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            ex.tensors.insert(name, interleave(&hosts, n, k)?);
+        }
+        Ok(ex)
+    }
+
+    /// The classes of each slot: `slots[j][i]` is image `i`'s class in slot `j`.
+    fn choose_classes(&self, classes: &Classes, logits: &Tensor<B>, n: usize, c: usize) -> Result<Vec<Vec<usize>>> {
+        let check = |v: usize| {
+            if v >= c {
+                Err(Error::ClassOutOfRange { class: v, classes: c })
+            } else {
+                Ok(v)
+            }
+        };
+        match classes {
+            Classes::Given(v) if v.len() == 1 => Ok(vec![vec![check(v[0])?; n]]),
+            Classes::Given(v) if v.len() == n => Ok(vec![v.iter().map(|&x| check(x)).collect::<Result<_>>()?]),
+            Classes::Given(v) => Err(Error::InvalidArgument(format!(
+                "{} classes given for {n} input rows: give one per row or a single one for all",
+                v.len()
+            ))),
+            Classes::Top1 => self.choose_classes(&Classes::TopK(1), logits, n, c),
+            Classes::TopK(k) => {
+                if *k == 0 || *k > c {
+                    return Err(Error::InvalidArgument(format!("top {k} of {c} classes")));
+                }
+                let l = self.model.backend().download(logits)?;
+                let ranked: Vec<Vec<usize>> = l
+                    .chunks(c)
+                    .map(|row| {
+                        let mut idx: Vec<usize> = (0..c).collect();
+                        idx.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
+                        idx
+                    })
+                    .collect();
+                Ok((0..*k).map(|j| ranked.iter().map(|r| r[j]).collect()).collect())
+            }
+        }
+    }
+
+    /// CAM: `Σₖ w[c,k] Aₖ` with the classifier's weights; the target must feed global average
+    /// pooling then the final linear layer.
+    fn cam(&self, a: &Tensor<B>, classes: &[usize], target: NodeId) -> Result<Tensor<B>> {
+        let g = self.model.graph();
+        let fc = g.node(g.output());
+        let unsupported = || {
+            Error::Unsupported(format!(
+                "CAM needs the target layer to feed global average pooling and then the final linear layer; {} does not",
+                g.display_name(target)
+            ))
+        };
+        let Op::Linear { weight, .. } = &fc.op else { return Err(unsupported()) };
+        let mut cur = fc.inputs[0];
+        while matches!(g.node(cur).op, Op::Flatten | Op::Dropout) {
+            cur = g.node(cur).inputs[0];
+        }
+        if !matches!(g.node(cur).op, Op::GlobalAvgPool | Op::AdaptiveAvgPool([1, 1])) || g.node(cur).inputs[0] != target {
+            return Err(unsupported());
+        }
+        let w = &g.params()[weight.0].value;
+        let k = a.dims()[1];
+        if w.shape.dim(1) != k {
+            return Err(unsupported());
+        }
+        let mut rows = Vec::with_capacity(classes.len() * k);
+        for &c in classes {
+            rows.extend_from_slice(&w.data[c * k..(c + 1) * k]);
+        }
+        let wt = self.model.backend().upload(&rows, Shape::new([classes.len(), k]))?;
+        self.model.backend().weighted_channel_sum(a, &wt, false)
+    }
+}
+
+/// Stacks per-slot tensors `[n, ...]` into `[n·k, ...]` with row `i·k + j` from slot `j`.
+fn interleave(slots: &[HostTensor], n: usize, k: usize) -> Result<HostTensor> {
+    if k == 1 {
+        return Ok(slots[0].clone());
+    }
+    let dims = slots[0].shape.dims();
+    let row = slots[0].data.len() / n.max(1);
+    let mut data = Vec::with_capacity(row * n * k);
+    for i in 0..n {
+        for s in slots {
+            data.extend_from_slice(&s.data[i * row..(i + 1) * row]);
+        }
+    }
+    let mut shape = dims.to_vec();
+    shape[0] = n * k;
+    HostTensor::new(shape, data)
+}

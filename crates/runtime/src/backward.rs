@@ -1,0 +1,231 @@
+//! Backward passes: from a gradient seed at any node down to a chosen node or to the input, with
+//! a chosen rectifier rule; weight gradients only when asked.
+
+use crate::graph::{layer_error, NodeId, Op, ParamId};
+use crate::model::{Activations, Model};
+use gradcam_core::{Backend, Error, GradMode, Result, Shape, Tensor};
+use std::collections::BTreeSet;
+
+/// Where a backward pass stops.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stop {
+    /// At this node: its gradient is the result and nothing below it is computed.
+    At(NodeId),
+    /// At the input.
+    Input,
+}
+
+/// How rectifiers pass gradient in a backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub struct RectifierRule {
+    /// Plain, guided or deconvnet.
+    pub mode: GradMode,
+    /// Apply `mode` to ReLUs only and keep the plain backward for ReLU6 and clips
+    /// (pytorch-grad-cam's `GuidedBackpropReLUModel`, which swaps only `nn.ReLU`).
+    pub relu_only: bool,
+}
+
+/// One backward pass.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BackwardSpec {
+    /// The node the seed gradient is given for (usually the logits).
+    pub from: NodeId,
+    /// Where to stop.
+    pub stop: Stop,
+    /// The rectifier rule.
+    pub rule: RectifierRule,
+    /// Also compute the parameter gradients (training only; explaining never does).
+    pub weight_grads: bool,
+}
+
+/// The result of a backward pass.
+pub struct Gradients<B: Backend> {
+    /// ∂seed/∂(stop node's output).
+    pub at_stop: Tensor<B>,
+    /// Parameter gradients by [`ParamId`], when asked for.
+    pub params: Vec<Option<Tensor<B>>>,
+}
+
+impl<B: Backend> Model<B> {
+    fn stop_node(&self, spec: &BackwardSpec) -> NodeId {
+        match spec.stop {
+            Stop::At(t) => t,
+            Stop::Input => self.graph().input(),
+        }
+    }
+
+    /// The nodes a pass runs through: descendants of the stop node that lead to `from`.
+    fn region(&self, spec: &BackwardSpec) -> Result<Vec<bool>> {
+        let g = self.graph();
+        let n = g.nodes().len();
+        let stop = self.stop_node(spec);
+        if spec.from.0 >= n || stop.0 >= n {
+            return Err(Error::InvalidArgument("backward: node out of range".into()));
+        }
+        let mut anc = vec![false; n];
+        anc[spec.from.0] = true;
+        for i in (0..=spec.from.0).rev() {
+            if anc[i] {
+                for inp in &g.nodes()[i].inputs {
+                    anc[inp.0] = true;
+                }
+            }
+        }
+        if !anc[stop.0] {
+            return Err(Error::InvalidArgument(format!(
+                "layer {} does not lead to {}: no gradient flows between them",
+                g.display_name(stop),
+                g.display_name(spec.from)
+            )));
+        }
+        let mut desc = vec![false; n];
+        desc[stop.0] = true;
+        for i in stop.0 + 1..n {
+            desc[i] = g.nodes()[i].inputs.iter().any(|j| desc[j.0]);
+        }
+        Ok((0..n).map(|i| anc[i] && desc[i]).collect())
+    }
+
+    /// The node outputs a forward pass must keep for `spec` to run.
+    pub fn backward_needs(&self, spec: &BackwardSpec) -> Result<BTreeSet<NodeId>> {
+        let region = self.region(spec)?;
+        let stop = self.stop_node(spec);
+        let mut keep = BTreeSet::new();
+        for (i, node) in self.graph().nodes().iter().enumerate() {
+            if !region[i] || i == stop.0 {
+                continue;
+            }
+            match node.op {
+                Op::Rectifier(_) | Op::Softmax => {
+                    keep.insert(NodeId(i));
+                }
+                Op::MaxPool(_) => {
+                    keep.insert(node.inputs[0]);
+                }
+                Op::Conv2d { .. } | Op::Linear { .. } if spec.weight_grads => {
+                    keep.insert(node.inputs[0]);
+                }
+                _ => {}
+            }
+        }
+        Ok(keep)
+    }
+
+    /// Runs `spec` from `seed` (shaped like the `from` node's output) over a forward pass that
+    /// kept at least [`Model::backward_needs`].
+    pub fn backward(&self, acts: &Activations<B>, spec: &BackwardSpec, seed: Tensor<B>) -> Result<Gradients<B>> {
+        let g = self.graph();
+        let region = self.region(spec)?;
+        let stop = self.stop_node(spec);
+        if seed.shape() != &acts.shapes[spec.from.0] {
+            return Err(Error::shape(
+                "backward seed",
+                format!("seed {} for output {}", seed.shape(), acts.shapes[spec.from.0]),
+            ));
+        }
+        let mut grads: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
+        let mut pgrads: Vec<Option<Tensor<B>>> = vec![None; g.params().len()];
+        grads[spec.from.0] = Some(seed);
+        for i in (stop.0 + 1..=spec.from.0).rev() {
+            if !region[i] {
+                continue;
+            }
+            let Some(dy) = grads[i].take() else { continue };
+            let node = &g.nodes()[i];
+            let inputs = self
+                .node_backward(i, &dy, acts, spec, &mut pgrads)
+                .map_err(|e| layer_error(&node.name, e))?;
+            for (inp, dx) in node.inputs.iter().zip(inputs) {
+                if !region[inp.0] {
+                    continue;
+                }
+                let dx = dx.ok_or_else(|| Error::Model(format!("no gradient for input of {}", node.name)))?;
+                grads[inp.0] = Some(match grads[inp.0].take() {
+                    Some(acc) => self.backend().add(&acc, &dx)?,
+                    None => dx,
+                });
+            }
+        }
+        let at_stop = grads[stop.0]
+            .take()
+            .ok_or_else(|| Error::Model("no gradient reached the stop node".into()))?;
+        Ok(Gradients { at_stop, params: pgrads })
+    }
+
+    /// Gradients for each input of node `i` given its output gradient `dy`.
+    fn node_backward(
+        &self,
+        i: usize,
+        dy: &Tensor<B>,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        pgrads: &mut [Option<Tensor<B>>],
+    ) -> Result<Vec<Option<Tensor<B>>>> {
+        let b = self.backend();
+        let node = &self.graph().nodes()[i];
+        let in_shape = |k: usize| -> &Shape { &acts.shapes[node.inputs[k].0] };
+        let input = |k: usize| acts.get(node.inputs[k]);
+        let mut set = |id: &ParamId, t: Tensor<B>| pgrads[id.0] = Some(t);
+        Ok(match &node.op {
+            Op::Input => vec![],
+            Op::Conv2d { weight, bias, params } => {
+                let w = self.param(*weight);
+                if spec.weight_grads {
+                    set(weight, b.conv2d_backward_weight(input(0)?, dy, params, w.shape())?);
+                    if let Some(bi) = bias {
+                        set(bi, b.conv2d_backward_bias(dy)?);
+                    }
+                }
+                vec![Some(b.conv2d_backward_data(dy, w, params, in_shape(0))?)]
+            }
+            Op::Linear { weight, bias } => {
+                if spec.weight_grads {
+                    set(weight, b.linear_backward_weight(input(0)?, dy)?);
+                    if let Some(bi) = bias {
+                        set(bi, b.linear_backward_bias(dy)?);
+                    }
+                }
+                vec![Some(b.linear_backward_data(dy, self.param(*weight))?)]
+            }
+            Op::Rectifier(r) => {
+                let mode = if spec.rule.relu_only && !r.is_relu() {
+                    GradMode::Plain
+                } else {
+                    spec.rule.mode
+                };
+                vec![Some(b.rectifier_backward(acts.get(NodeId(i))?, dy, *r, mode)?)]
+            }
+            Op::MaxPool(p) => vec![Some(b.max_pool2d_backward(input(0)?, dy, p)?)],
+            Op::AvgPool(p) => vec![Some(b.avg_pool2d_backward(dy, p, in_shape(0))?)],
+            Op::AdaptiveAvgPool(_) | Op::GlobalAvgPool => {
+                vec![Some(b.adaptive_avg_pool2d_backward(dy, in_shape(0))?)]
+            }
+            Op::BatchNorm { scale, .. } => vec![Some(b.channel_affine_backward(dy, self.param(*scale))?)],
+            Op::Add => vec![Some(dy.clone()), Some(dy.clone())],
+            Op::Concat => {
+                let mut start = 0;
+                let mut out = Vec::with_capacity(node.inputs.len());
+                for k in 0..node.inputs.len() {
+                    let c = in_shape(k).dim(1);
+                    out.push(Some(b.slice_channels(dy, start, c)?));
+                    start += c;
+                }
+                out
+            }
+            Op::Flatten | Op::Dropout => vec![Some(dy.reshape(in_shape(0).clone())?)],
+            Op::Softmax => vec![Some(b.softmax_backward(acts.get(NodeId(i))?, dy)?)],
+        })
+    }
+
+    /// A one-hot seed `[n, classes]` with `classes[r]` set in row `r`; checks the range.
+    pub fn one_hot(&self, n_classes: usize, classes: &[usize]) -> Result<Tensor<B>> {
+        let mut data = vec![0.0f32; classes.len() * n_classes];
+        for (r, &c) in classes.iter().enumerate() {
+            if c >= n_classes {
+                return Err(Error::ClassOutOfRange { class: c, classes: n_classes });
+            }
+            data[r * n_classes + c] = 1.0;
+        }
+        self.backend().upload(&data, Shape::new([classes.len(), n_classes]))
+    }
+}

@@ -1,0 +1,287 @@
+//! The graph: nodes in topological order, each an op on earlier nodes, with host-side parameters.
+
+use gradcam_core::{
+    check, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
+};
+
+/// Index of a node in its graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId(pub usize);
+
+/// Index of a parameter tensor in its graph.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ParamId(pub usize);
+
+/// An operation. Parameters are referenced by [`ParamId`].
+#[derive(Clone, Debug, PartialEq)]
+pub enum Op {
+    /// The graph input, `[n, c, h, w]`.
+    Input,
+    /// 2-D convolution.
+    Conv2d {
+        /// `[k, c/groups, kh, kw]`.
+        weight: ParamId,
+        /// `[k]`.
+        bias: Option<ParamId>,
+        /// Stride, padding, dilation, groups.
+        params: Conv2dParams,
+    },
+    /// Fully connected layer on `[n, in]`.
+    Linear {
+        /// `[out, in]`.
+        weight: ParamId,
+        /// `[out]`.
+        bias: Option<ParamId>,
+    },
+    /// ReLU, ReLU6 or clip.
+    Rectifier(Rectifier),
+    /// Max pooling.
+    MaxPool(Pool2dParams),
+    /// Average pooling.
+    AvgPool(Pool2dParams),
+    /// Adaptive average pooling to a fixed size.
+    AdaptiveAvgPool([usize; 2]),
+    /// Global average pooling to `[n, c, 1, 1]`.
+    GlobalAvgPool,
+    /// Inference batch norm as a per-channel affine map.
+    BatchNorm {
+        /// `γ/√(σ²+ε)`, `[c]`.
+        scale: ParamId,
+        /// `β − μ·scale`, `[c]`.
+        shift: ParamId,
+    },
+    /// Sum of two inputs of equal shape.
+    Add,
+    /// Concatenation along channels.
+    Concat,
+    /// `[n, ...] → [n, rest]`.
+    Flatten,
+    /// Dropout: the identity at inference.
+    Dropout,
+    /// Row-wise softmax.
+    Softmax,
+}
+
+impl Op {
+    /// A short kind name for listings.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Op::Input => "input",
+            Op::Conv2d { .. } => "conv2d",
+            Op::Linear { .. } => "linear",
+            Op::Rectifier(r) if r.is_relu() => "relu",
+            Op::Rectifier(_) => "clip",
+            Op::MaxPool(_) => "max_pool2d",
+            Op::AvgPool(_) => "avg_pool2d",
+            Op::AdaptiveAvgPool(_) => "adaptive_avg_pool2d",
+            Op::GlobalAvgPool => "global_avg_pool",
+            Op::BatchNorm { .. } => "batch_norm",
+            Op::Add => "add",
+            Op::Concat => "concat",
+            Op::Flatten => "flatten",
+            Op::Dropout => "dropout",
+            Op::Softmax => "softmax",
+        }
+    }
+}
+
+/// One node: a named op applied to earlier nodes.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Node {
+    /// Module path (`layer4.1.conv2`, `features.29`).
+    pub name: String,
+    /// The operation.
+    pub op: Op,
+    /// Operand nodes, all earlier in the graph.
+    pub inputs: Vec<NodeId>,
+}
+
+/// A named parameter tensor on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Param {
+    /// Name (`layer1.0.conv1.weight`).
+    pub name: String,
+    /// Value.
+    pub value: HostTensor,
+}
+
+/// A CNN as a graph. Nodes are in topological order; node 0 is the input.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Graph {
+    pub(crate) nodes: Vec<Node>,
+    pub(crate) params: Vec<Param>,
+    /// Module paths naming the output of an enclosing module (`layer4.1` → its last ReLU).
+    pub(crate) aliases: Vec<(String, NodeId)>,
+    pub(crate) output: NodeId,
+    pub(crate) input_channels: usize,
+    pub(crate) default_target: Option<NodeId>,
+}
+
+impl Graph {
+    /// The nodes, in topological order.
+    pub fn nodes(&self) -> &[Node] {
+        &self.nodes
+    }
+
+    /// One node.
+    pub fn node(&self, id: NodeId) -> &Node {
+        &self.nodes[id.0]
+    }
+
+    /// The parameters.
+    pub fn params(&self) -> &[Param] {
+        &self.params
+    }
+
+    /// The output node (the logits).
+    pub fn output(&self) -> NodeId {
+        self.output
+    }
+
+    /// The input node.
+    pub fn input(&self) -> NodeId {
+        NodeId(0)
+    }
+
+    /// Channels the input must have.
+    pub fn input_channels(&self) -> usize {
+        self.input_channels
+    }
+
+    /// Module-path aliases of enclosing modules.
+    pub fn aliases(&self) -> &[(String, NodeId)] {
+        &self.aliases
+    }
+
+    /// The preferred display name of a node: its module alias if it has one.
+    pub fn display_name(&self, id: NodeId) -> &str {
+        self.aliases
+            .iter()
+            .rev()
+            .find(|(_, n)| *n == id)
+            .map_or(self.nodes[id.0].name.as_str(), |(a, _)| a.as_str())
+    }
+
+    /// Resolves a layer by node name or module alias; the error lists the candidates.
+    pub fn find(&self, name: &str) -> Result<NodeId> {
+        if let Some((_, id)) = self.aliases.iter().find(|(a, _)| a == name) {
+            return Ok(*id);
+        }
+        if let Some(i) = self.nodes.iter().position(|n| n.name == name) {
+            return Ok(NodeId(i));
+        }
+        Err(Error::LayerNotFound {
+            name: name.to_string(),
+            candidates: self.layer_names(),
+        })
+    }
+
+    /// Every name [`Graph::find`] accepts: aliases first, then node names.
+    pub fn layer_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.aliases.iter().map(|(a, _)| a.clone()).collect();
+        v.extend(self.nodes.iter().skip(1).map(|n| n.name.clone()));
+        v
+    }
+
+    /// The default Grad-CAM target: the architecture's choice, else the last node with a
+    /// spatial output larger than 1×1 that is not a pooling op and is followed by global pooling
+    /// or flattening.
+    pub fn default_target(&self) -> Result<NodeId> {
+        if let Some(t) = self.default_target {
+            return Ok(t);
+        }
+        let reduces = |op: &Op| {
+            matches!(op, Op::GlobalAvgPool | Op::Flatten | Op::AdaptiveAvgPool([1, 1]))
+        };
+        let first_reduce = self
+            .nodes
+            .iter()
+            .position(|n| reduces(&n.op))
+            .ok_or_else(|| Error::Model("the graph has no global pooling or flatten: name a target layer".into()))?;
+        (1..first_reduce)
+            .rev()
+            .find(|&i| {
+                !matches!(
+                    self.nodes[i].op,
+                    Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(_) | Op::Dropout
+                )
+            })
+            .map(NodeId)
+            .ok_or_else(|| Error::Model("no spatial layer before global pooling".into()))
+    }
+
+    /// The consumers of each node.
+    pub fn consumers(&self) -> Vec<Vec<NodeId>> {
+        let mut c = vec![Vec::new(); self.nodes.len()];
+        for (i, n) in self.nodes.iter().enumerate() {
+            for inp in &n.inputs {
+                c[inp.0].push(NodeId(i));
+            }
+        }
+        c
+    }
+
+    /// Shape of every node for an input shape, checked op by op; an error names the layer.
+    pub fn infer_shapes(&self, input: &Shape) -> Result<Vec<Shape>> {
+        let [_, c, _, _] = input.nchw("model input")?;
+        if c != self.input_channels {
+            return Err(Error::Input(format!(
+                "the model takes {} input channels, the input {input} has {c}",
+                self.input_channels
+            )));
+        }
+        let mut shapes: Vec<Shape> = Vec::with_capacity(self.nodes.len());
+        for node in &self.nodes {
+            let s = self
+                .node_shape(node, &shapes, input)
+                .map_err(|e| layer_error(&node.name, e))?;
+            shapes.push(s);
+        }
+        Ok(shapes)
+    }
+
+    fn node_shape(&self, node: &Node, shapes: &[Shape], input: &Shape) -> Result<Shape> {
+        let x = |i: usize| &shapes[node.inputs[i].0];
+        let p = |id: &ParamId| &self.params[id.0].value.shape;
+        Ok(match &node.op {
+            Op::Input => input.clone(),
+            Op::Conv2d { weight, bias, params } => {
+                check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into()
+            }
+            Op::Linear { weight, bias } => check::linear(x(0), p(weight), bias.as_ref().map(p))?.into(),
+            Op::Rectifier(_) | Op::Dropout => x(0).clone(),
+            Op::Softmax => check::softmax(x(0))?.into(),
+            Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
+            Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),
+            Op::GlobalAvgPool => check::adaptive_pool(x(0), [1, 1])?.into(),
+            Op::BatchNorm { scale, shift } => check::channel_affine(x(0), p(scale), Some(p(shift)))?.into(),
+            Op::Add => {
+                check::same("add", x(0), x(1))?;
+                x(0).clone()
+            }
+            Op::Concat => {
+                let s: Vec<&Shape> = node.inputs.iter().map(|i| &shapes[i.0]).collect();
+                check::concat_channels(&s)?.into()
+            }
+            Op::Flatten => {
+                let d = x(0).dims();
+                if d.is_empty() {
+                    return Err(Error::shape("flatten", "scalar input"));
+                }
+                Shape::new([d[0], d[1..].iter().product()])
+            }
+        })
+    }
+}
+
+/// Prefixes an error with the layer it came from.
+pub(crate) fn layer_error(layer: &str, e: Error) -> Error {
+    match e {
+        Error::Shape { op, msg } => Error::Shape {
+            op: format!("layer {layer} ({op})"),
+            msg,
+        },
+        Error::Input(m) => Error::Input(m),
+        other => Error::Model(format!("layer {layer}: {other}")),
+    }
+}

@@ -1,0 +1,156 @@
+//! [`Model`]: a graph with its parameters on a backend; forward keeps only what is asked for.
+
+use crate::graph::{layer_error, Graph, NodeId, Op};
+use gradcam_core::{Backend, Error, HostTensor, Result, Shape, Tensor};
+use std::collections::BTreeSet;
+
+/// A graph whose parameters live on backend `B`.
+pub struct Model<B: Backend> {
+    graph: Graph,
+    params: Vec<Tensor<B>>,
+    backend: B,
+}
+
+/// The outputs of one forward pass that were kept, and every node's shape.
+pub struct Activations<B: Backend> {
+    pub(crate) values: Vec<Option<Tensor<B>>>,
+    pub(crate) shapes: Vec<Shape>,
+}
+
+impl<B: Backend> Activations<B> {
+    /// A kept output, or an error naming what is missing.
+    pub fn get(&self, id: NodeId) -> Result<&Tensor<B>> {
+        self.values
+            .get(id.0)
+            .and_then(|v| v.as_ref())
+            .ok_or_else(|| Error::Model(format!("the output of node {} was not kept by the forward pass", id.0)))
+    }
+
+    /// The shape of every node's output.
+    pub fn shapes(&self) -> &[Shape] {
+        &self.shapes
+    }
+
+    /// How many outputs are held.
+    pub fn kept(&self) -> usize {
+        self.values.iter().filter(|v| v.is_some()).count()
+    }
+}
+
+impl<B: Backend> Model<B> {
+    /// Uploads the graph's parameters to `backend`.
+    pub fn new(backend: B, graph: Graph) -> Result<Self> {
+        let params = graph
+            .params()
+            .iter()
+            .map(|p| backend.upload(&p.value.data, p.value.shape.clone()))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Model {
+            graph,
+            params,
+            backend,
+        })
+    }
+
+    /// The graph.
+    pub fn graph(&self) -> &Graph {
+        &self.graph
+    }
+
+    /// The backend.
+    pub fn backend(&self) -> &B {
+        &self.backend
+    }
+
+    /// The device copy of parameter `i`.
+    pub fn param(&self, i: crate::ParamId) -> &Tensor<B> {
+        &self.params[i.0]
+    }
+
+    /// Number of classes for inputs of `input` shape (the output's width).
+    pub fn classes(&self, input: &Shape) -> Result<usize> {
+        let shapes = self.graph.infer_shapes(input)?;
+        Ok(shapes[self.graph.output().0].dims()[1])
+    }
+
+    /// Checks a host input (rank, channels, finite values, a size the model takes) and uploads it.
+    pub fn upload_input(&self, x: &HostTensor) -> Result<Tensor<B>> {
+        if x.shape.rank() != 4 {
+            return Err(Error::Input(format!(
+                "expected an N×{}×H×W tensor, got {}",
+                self.graph.input_channels(),
+                x.shape
+            )));
+        }
+        if x.shape.dim(0) == 0 {
+            return Err(Error::Input("the input batch is empty".into()));
+        }
+        x.check_finite("the input")?;
+        self.graph.infer_shapes(&x.shape)?;
+        self.backend.upload(&x.data, x.shape.clone())
+    }
+
+    /// Runs the graph on `x`, keeping the outputs of `keep` (and the logits); every other
+    /// output is released as soon as its last consumer has run.
+    pub fn forward(&self, x: &Tensor<B>, keep: &BTreeSet<NodeId>) -> Result<Activations<B>> {
+        let g = &self.graph;
+        let shapes = g.infer_shapes(x.shape())?;
+        let n = g.nodes().len();
+        let mut last_use = vec![0usize; n];
+        for (i, node) in g.nodes().iter().enumerate() {
+            for inp in &node.inputs {
+                last_use[inp.0] = i;
+            }
+        }
+        let mut values: Vec<Option<Tensor<B>>> = vec![None; n];
+        for (i, node) in g.nodes().iter().enumerate() {
+            let out = self
+                .run_node(node, &values, x, &shapes[i])
+                .map_err(|e| layer_error(&node.name, e))?;
+            values[i] = Some(out);
+            for inp in &node.inputs {
+                if last_use[inp.0] == i && !keep.contains(inp) && *inp != g.output() {
+                    values[inp.0] = None;
+                }
+            }
+        }
+        Ok(Activations { values, shapes })
+    }
+
+    fn run_node(&self, node: &crate::Node, values: &[Option<Tensor<B>>], x: &Tensor<B>, shape: &Shape) -> Result<Tensor<B>> {
+        let b = &self.backend;
+        let arg = |i: usize| -> Result<&Tensor<B>> {
+            values[node.inputs[i].0]
+                .as_ref()
+                .ok_or_else(|| Error::Model(format!("input {i} of {} was released early", node.name)))
+        };
+        let p = |id: &crate::ParamId| &self.params[id.0];
+        match &node.op {
+            Op::Input => Ok(x.clone()),
+            Op::Conv2d { weight, bias, params } => b.conv2d(arg(0)?, p(weight), bias.as_ref().map(p), params),
+            Op::Linear { weight, bias } => b.linear(arg(0)?, p(weight), bias.as_ref().map(p)),
+            Op::Rectifier(r) => b.rectifier(arg(0)?, *r),
+            Op::MaxPool(pp) => b.max_pool2d(arg(0)?, pp),
+            Op::AvgPool(pp) => b.avg_pool2d(arg(0)?, pp),
+            Op::AdaptiveAvgPool(o) => b.adaptive_avg_pool2d(arg(0)?, *o),
+            Op::GlobalAvgPool => {
+                let a = arg(0)?;
+                let d = a.shape().nchw("global_avg_pool")?;
+                b.gradient_gap(a)?.reshape([d[0], d[1], 1, 1])
+            }
+            Op::BatchNorm { scale, shift } => b.channel_affine(arg(0)?, p(scale), p(shift)),
+            Op::Add => b.add(arg(0)?, arg(1)?),
+            Op::Concat => {
+                let xs = (0..node.inputs.len()).map(arg).collect::<Result<Vec<_>>>()?;
+                b.concat_channels(&xs)
+            }
+            Op::Flatten | Op::Dropout => arg(0)?.reshape(shape.clone()),
+            Op::Softmax => b.softmax(arg(0)?),
+        }
+    }
+
+    /// Downloads a tensor as a [`HostTensor`].
+    pub fn to_host(&self, t: &Tensor<B>) -> Result<HostTensor> {
+        HostTensor::new(t.shape().clone(), self.backend.download(t)?)
+    }
+}

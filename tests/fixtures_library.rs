@@ -1,0 +1,67 @@
+//! Every reference case through the library: every tensor of `reference.safetensors` matched
+//! within the fixtures' tolerances.
+
+mod common;
+
+use common::{compare, load_case, CASES};
+use gradcam::{Classes, CpuBackend, Explainer, Method, Model, OcclusionParams, Options};
+
+fn run_case(name: &str) {
+    let case = load_case(name);
+    let model = Model::new(CpuBackend::new(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap();
+    let explainer = Explainer::new(model);
+    let (window, stride) = case.occlusion();
+    let mut opts = Options {
+        layer: Some(case.target_layer()),
+        classes: Classes::Given(case.targets.clone()),
+        occlusion: OcclusionParams { window: Some(window), stride: Some(stride), baseline: 0.0 },
+        ..Options::default()
+    };
+    let mut methods: Vec<Method> = Method::ALL.to_vec();
+    if name != "tiny_cam" {
+        methods.retain(|m| *m != Method::Cam);
+    }
+    let input = &case.reference["input"];
+    let ours = explainer.explain(input, &methods, &opts).unwrap();
+    assert_eq!(ours.targets, case.targets);
+    let mut failures = compare(&case, &ours.tensors, &|n| n.to_string(), &["guided_backprop_pgc"]);
+
+    // pytorch-grad-cam's GuidedBackpropReLUModel: the guided rule on nn.ReLU only.
+    opts.guided_relu_only = true;
+    let pgc = explainer.explain(input, &[Method::GuidedBackprop], &opts).unwrap();
+    let mut only = case.reference.clone();
+    only.retain(|k, _| k == "guided_backprop_pgc");
+    let pgc_case = common::Case { reference: only, ..load_case(name) };
+    failures.extend(compare(&pgc_case, &pgc.tensors, &|_| "guided_backprop".to_string(), &[]));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn tiny_cam() {
+    run_case("tiny_cam");
+}
+
+#[test]
+fn vgg_like() {
+    run_case("vgg_like");
+}
+
+#[test]
+fn mini_resnet() {
+    run_case("mini_resnet");
+}
+
+#[test]
+fn squeezenet1_1() {
+    run_case("squeezenet1_1");
+}
+
+#[test]
+fn mobilenet_v2_035() {
+    run_case("mobilenet_v2_035");
+}
+
+#[test]
+fn all_cases_are_covered() {
+    assert_eq!(CASES.len(), 5);
+}
