@@ -8,13 +8,21 @@ use gradcam::{Classes, CpuBackend, Explainer, Method, Model, OcclusionParams, Op
 
 fn run_case(name: &str) {
     let case = load_case(name);
-    let model = Model::new(CpuBackend::new(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap();
+    let model = Model::new(
+        CpuBackend::new(),
+        case.graph().fold_batch_norm(&[]).unwrap(),
+    )
+    .unwrap();
     let explainer = Explainer::new(model);
     let (window, stride) = case.occlusion();
     let mut opts = Options {
         layer: Some(case.target_layer()),
         classes: Classes::Given(case.targets.clone()),
-        occlusion: OcclusionParams { window: Some(window), stride: Some(stride), baseline: 0.0 },
+        occlusion: OcclusionParams {
+            window: Some(window),
+            stride: Some(stride),
+            baseline: 0.0,
+        },
         ..Options::default()
     };
     let mut methods: Vec<Method> = Method::ALL.to_vec();
@@ -24,15 +32,30 @@ fn run_case(name: &str) {
     let input = &case.reference["input"];
     let ours = explainer.explain(input, &methods, &opts).unwrap();
     assert_eq!(ours.targets, case.targets);
-    let mut failures = compare(&case, &ours.tensors, &|n| n.to_string(), &["guided_backprop_pgc"]);
+    let mut failures = compare(
+        &case,
+        &ours.tensors,
+        &|n| n.to_string(),
+        &["guided_backprop_pgc"],
+    );
 
     // pytorch-grad-cam's GuidedBackpropReLUModel: the guided rule on nn.ReLU only.
     opts.guided_relu_only = true;
-    let pgc = explainer.explain(input, &[Method::GuidedBackprop], &opts).unwrap();
+    let pgc = explainer
+        .explain(input, &[Method::GuidedBackprop], &opts)
+        .unwrap();
     let mut only = case.reference.clone();
     only.retain(|k, _| k == "guided_backprop_pgc");
-    let pgc_case = common::Case { reference: only, ..load_case(name) };
-    failures.extend(compare(&pgc_case, &pgc.tensors, &|_| "guided_backprop".to_string(), &[]));
+    let pgc_case = common::Case {
+        reference: only,
+        ..load_case(name)
+    };
+    failures.extend(compare(
+        &pgc_case,
+        &pgc.tensors,
+        &|_| "guided_backprop".to_string(),
+        &[],
+    ));
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 

@@ -1,1 +1,41 @@
-fn main(){}
+//! `gradcam`: explain what a CNN looked at, from the command line.
+
+mod explain_cmd;
+mod input;
+mod layers_cmd;
+mod npy;
+mod render;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Grad-CAM, Guided Backprop, Guided Grad-CAM and relatives, without Python.
+#[derive(Parser)]
+#[command(name = "gradcam", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Explain a model's decision on an input.
+    Explain(explain_cmd::ExplainArgs),
+    /// List the layers a model can be explained at, with their output shapes.
+    Layers(layers_cmd::LayersArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Explain(a) => explain_cmd::run(a),
+        Command::Layers(a) => layers_cmd::run(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

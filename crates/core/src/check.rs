@@ -16,7 +16,10 @@ pub fn conv2d(x: &Shape, w: &Shape, b: Option<&Shape>, p: &Conv2dParams) -> Resu
     let ws = w.nchw("conv2d weight")?;
     if let Some(b) = b {
         if b.dims() != [ws[0]] {
-            return Err(Error::shape("conv2d", format!("bias {b} for {} filters", ws[0])));
+            return Err(Error::shape(
+                "conv2d",
+                format!("bias {b} for {} filters", ws[0]),
+            ));
         }
     }
     p.output_shape(xs, ws, "conv2d")
@@ -25,7 +28,12 @@ pub fn conv2d(x: &Shape, w: &Shape, b: Option<&Shape>, p: &Conv2dParams) -> Resu
 /// Conv2d backward (data or weight): checks `dy` against the forward shapes.
 pub fn conv2d_backward(x: &Shape, w: &Shape, dy: &Shape, p: &Conv2dParams) -> Result<()> {
     let out = conv2d(x, w, None, p)?;
-    expect_same("conv2d backward", "gradient vs output", dy, &Shape::from(out))
+    expect_same(
+        "conv2d backward",
+        "gradient vs output",
+        dy,
+        &Shape::from(out),
+    )
 }
 
 /// Linear: x `[n,in]`, w `[out,in]`, b `[out]`; returns `[n,out]`.
@@ -141,7 +149,7 @@ pub fn weighted_channel_sum(a: &Shape, w: &Shape) -> Result<[usize; 4]> {
 
 /// Normalisation groups: `group` divides the element count.
 pub fn normalize(x: &Shape, group: usize) -> Result<()> {
-    if group == 0 || x.numel() % group != 0 {
+    if group == 0 || !x.numel().is_multiple_of(group) {
         return Err(Error::shape(
             "normalize_min_max",
             format!("groups of {group} do not tile {x}"),
@@ -188,7 +196,10 @@ pub fn fusion(x: &Shape, maps: &Shape) -> Result<([usize; 4], usize)> {
 pub fn occlude(x: &Shape, origins: &[[usize; 2]], size: [usize; 2]) -> Result<[usize; 4]> {
     let d = x.nchw("occlude")?;
     if d[0] != 1 {
-        return Err(Error::shape("occlude", format!("expects one image, got {x}")));
+        return Err(Error::shape(
+            "occlude",
+            format!("expects one image, got {x}"),
+        ));
     }
     for o in origins {
         if o[0] + size[0] > d[2] || o[1] + size[1] > d[3] {

@@ -72,8 +72,24 @@ impl Conv2dParams {
                 ),
             ));
         }
-        let oh = out_dim(h, kh, self.stride[0], self.padding[0], self.dilation[0], false, op)?;
-        let ow = out_dim(wd, kw, self.stride[1], self.padding[1], self.dilation[1], false, op)?;
+        let oh = out_dim(
+            h,
+            kh,
+            self.stride[0],
+            self.padding[0],
+            self.dilation[0],
+            false,
+            op,
+        )?;
+        let ow = out_dim(
+            wd,
+            kw,
+            self.stride[1],
+            self.padding[1],
+            self.dilation[1],
+            false,
+            op,
+        )?;
         Ok([n, k, oh, ow])
     }
 }
@@ -100,7 +116,11 @@ pub fn out_dim(
         ));
     }
     let num = padded - span;
-    let mut out = if ceil { num.div_ceil(stride) } else { num / stride } + 1;
+    let mut out = if ceil {
+        num.div_ceil(stride)
+    } else {
+        num / stride
+    } + 1;
     if ceil && (out - 1) * stride >= size + pad {
         out -= 1;
     }

@@ -49,7 +49,10 @@ impl Shape {
     pub fn nchw(&self, op: &str) -> Result<[usize; 4]> {
         match self.0[..] {
             [n, c, h, w] => Ok([n, c, h, w]),
-            _ => Err(Error::shape(op, format!("expected a 4-D NCHW tensor, got {self}"))),
+            _ => Err(Error::shape(
+                op,
+                format!("expected a 4-D NCHW tensor, got {self}"),
+            )),
         }
     }
 
@@ -57,7 +60,10 @@ impl Shape {
     pub fn matrix(&self, op: &str) -> Result<[usize; 2]> {
         match self.0[..] {
             [r, c] => Ok([r, c]),
-            _ => Err(Error::shape(op, format!("expected a 2-D tensor, got {self}"))),
+            _ => Err(Error::shape(
+                op,
+                format!("expected a 2-D tensor, got {self}"),
+            )),
         }
     }
 }

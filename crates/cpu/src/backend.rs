@@ -64,18 +64,38 @@ impl Backend for CpuBackend {
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
         let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-        let g = conv::ConvGeom::new(x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?, out, *p);
-        Ok(make(out, |y| conv::forward(data(x), data(w), b.map(data), &g, y)))
+        let g = conv::ConvGeom::new(
+            x.shape().nchw("conv2d")?,
+            w.shape().nchw("conv2d")?,
+            out,
+            *p,
+        );
+        Ok(make(out, |y| {
+            conv::forward(data(x), data(w), b.map(data), &g, y)
+        }))
     }
 
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
         check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
         let xs = x_shape.nchw("conv2d")?;
-        let g = conv::ConvGeom::new(xs, w.shape().nchw("conv2d")?, dy.shape().nchw("conv2d")?, *p);
-        Ok(make(xs, |dx| conv::backward_data(data(dy), data(w), &g, dx)))
+        let g = conv::ConvGeom::new(
+            xs,
+            w.shape().nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+            *p,
+        );
+        Ok(make(xs, |dx| {
+            conv::backward_data(data(dy), data(w), &g, dx)
+        }))
     }
 
-    fn conv2d_backward_weight(&self, x: &T, dy: &T, p: &Conv2dParams, w_shape: &Shape) -> Result<T> {
+    fn conv2d_backward_weight(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Conv2dParams,
+        w_shape: &Shape,
+    ) -> Result<T> {
         check::conv2d_backward(x.shape(), w_shape, dy.shape(), p)?;
         let g = conv::ConvGeom::new(
             x.shape().nchw("conv2d")?,
@@ -83,36 +103,52 @@ impl Backend for CpuBackend {
             dy.shape().nchw("conv2d")?,
             *p,
         );
-        Ok(make(w_shape.clone(), |dw| conv::backward_weight(data(x), data(dy), &g, dw)))
+        Ok(make(w_shape.clone(), |dw| {
+            conv::backward_weight(data(x), data(dy), &g, dw)
+        }))
     }
 
     fn conv2d_backward_bias(&self, dy: &T) -> Result<T> {
         let [n, k, h, w] = dy.shape().nchw("conv2d bias gradient")?;
-        Ok(make([k], |db| conv::backward_bias(data(dy), n, k, h * w, db)))
+        Ok(make([k], |db| {
+            conv::backward_bias(data(dy), n, k, h * w, db)
+        }))
     }
 
     fn linear(&self, x: &T, w: &T, b: Option<&T>) -> Result<T> {
         let [n, o] = check::linear(x.shape(), w.shape(), b.map(|b| b.shape()))?;
         let i = w.dims()[1];
-        Ok(make([n, o], |y| linear::forward(data(x), data(w), b.map(data), n, i, o, y)))
+        Ok(make([n, o], |y| {
+            linear::forward(data(x), data(w), b.map(data), n, i, o, y)
+        }))
     }
 
     fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
         let [n, o] = dy.shape().matrix("linear backward")?;
         let [wo, i] = w.shape().matrix("linear weight")?;
         if wo != o {
-            return Err(Error::shape("linear backward", format!("gradient {} for weight {}", dy.shape(), w.shape())));
+            return Err(Error::shape(
+                "linear backward",
+                format!("gradient {} for weight {}", dy.shape(), w.shape()),
+            ));
         }
-        Ok(make([n, i], |dx| linear::backward_data(data(dy), data(w), n, i, o, dx)))
+        Ok(make([n, i], |dx| {
+            linear::backward_data(data(dy), data(w), n, i, o, dx)
+        }))
     }
 
     fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
         let [n, i] = x.shape().matrix("linear input")?;
         let [dn, o] = dy.shape().matrix("linear backward")?;
         if dn != n {
-            return Err(Error::shape("linear backward", format!("gradient {} for input {}", dy.shape(), x.shape())));
+            return Err(Error::shape(
+                "linear backward",
+                format!("gradient {} for input {}", dy.shape(), x.shape()),
+            ));
         }
-        Ok(make([o, i], |dw| linear::backward_weight(data(x), data(dy), n, i, o, dw)))
+        Ok(make([o, i], |dw| {
+            linear::backward_weight(data(x), data(dy), n, i, o, dw)
+        }))
     }
 
     fn linear_backward_bias(&self, dy: &T) -> Result<T> {
@@ -121,12 +157,16 @@ impl Backend for CpuBackend {
     }
 
     fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
-        Ok(make(x.shape().clone(), |y| activation::rectifier(data(x), r, y)))
+        Ok(make(x.shape().clone(), |y| {
+            activation::rectifier(data(x), r, y)
+        }))
     }
 
     fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, mode: GradMode) -> Result<T> {
         check::same("rectifier backward", y.shape(), dy.shape())?;
-        Ok(make(y.shape().clone(), |dx| activation::rectifier_backward(data(y), data(dy), r, mode, dx)))
+        Ok(make(y.shape().clone(), |dx| {
+            activation::rectifier_backward(data(y), data(dy), r, mode, dx)
+        }))
     }
 
     fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
@@ -137,8 +177,13 @@ impl Backend for CpuBackend {
 
     fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
         check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
-        let g = pool_geom(x.shape().nchw("max_pool2d")?, dy.shape().nchw("max_pool2d")?);
-        Ok(make(x.shape().clone(), |dx| pool::max_backward(data(x), data(dy), &g, p, dx)))
+        let g = pool_geom(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+        );
+        Ok(make(x.shape().clone(), |dx| {
+            pool::max_backward(data(x), data(dy), &g, p, dx)
+        }))
     }
 
     fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
@@ -150,7 +195,9 @@ impl Backend for CpuBackend {
     fn avg_pool2d_backward(&self, dy: &T, p: &Pool2dParams, x_shape: &Shape) -> Result<T> {
         check::pool2d_backward(x_shape, dy.shape(), p, "avg_pool2d backward")?;
         let g = pool_geom(x_shape.nchw("avg_pool2d")?, dy.shape().nchw("avg_pool2d")?);
-        Ok(make(x_shape.clone(), |dx| pool::avg_backward(data(dy), &g, p, dx)))
+        Ok(make(x_shape.clone(), |dx| {
+            pool::avg_backward(data(dy), &g, p, dx)
+        }))
     }
 
     fn adaptive_avg_pool2d(&self, x: &T, out: [usize; 2]) -> Result<T> {
@@ -164,7 +211,9 @@ impl Backend for CpuBackend {
         let o = check::adaptive_pool(x_shape, [d[2], d[3]])?;
         check::same("adaptive_avg_pool2d backward", dy.shape(), &Shape::from(o))?;
         let g = pool_geom(x_shape.nchw("adaptive_avg_pool2d")?, o);
-        Ok(make(x_shape.clone(), |dx| pool::adaptive_backward(data(dy), &g, dx)))
+        Ok(make(x_shape.clone(), |dx| {
+            pool::adaptive_backward(data(dy), &g, dx)
+        }))
     }
 
     fn channel_affine(&self, x: &T, scale: &T, shift: &T) -> Result<T> {
@@ -176,12 +225,16 @@ impl Backend for CpuBackend {
 
     fn channel_affine_backward(&self, dy: &T, scale: &T) -> Result<T> {
         let [_, c, h, w] = check::channel_affine(dy.shape(), scale.shape(), None)?;
-        Ok(make(dy.shape().clone(), |dx| layout::channel_affine(data(dy), data(scale), None, c, h * w, dx)))
+        Ok(make(dy.shape().clone(), |dx| {
+            layout::channel_affine(data(dy), data(scale), None, c, h * w, dx)
+        }))
     }
 
     fn add(&self, a: &T, b: &T) -> Result<T> {
         check::same("add", a.shape(), b.shape())?;
-        Ok(make(a.shape().clone(), |y| layout::add(data(a), data(b), y)))
+        Ok(make(a.shape().clone(), |y| {
+            layout::add(data(a), data(b), y)
+        }))
     }
 
     fn concat_channels(&self, xs: &[&T]) -> Result<T> {
@@ -196,18 +249,24 @@ impl Backend for CpuBackend {
         let out = check::slice_channels(x.shape(), start, len)?;
         let plane = out[2] * out[3];
         let c = x.dims()[1];
-        Ok(make(out, |y| layout::slice(data(x), c * plane, start * plane, len * plane, y)))
+        Ok(make(out, |y| {
+            layout::slice(data(x), c * plane, start * plane, len * plane, y)
+        }))
     }
 
     fn softmax(&self, x: &T) -> Result<T> {
         let [_, c] = check::softmax(x.shape())?;
-        Ok(make(x.shape().clone(), |y| activation::softmax(data(x), c, y)))
+        Ok(make(x.shape().clone(), |y| {
+            activation::softmax(data(x), c, y)
+        }))
     }
 
     fn softmax_backward(&self, y: &T, dy: &T) -> Result<T> {
         let [_, c] = check::softmax(y.shape())?;
         check::same("softmax backward", y.shape(), dy.shape())?;
-        Ok(make(y.shape().clone(), |dx| activation::softmax_backward(data(y), data(dy), c, dx)))
+        Ok(make(y.shape().clone(), |dx| {
+            activation::softmax_backward(data(y), data(dy), c, dx)
+        }))
     }
 
     fn gradient_gap(&self, g: &T) -> Result<T> {
@@ -217,27 +276,37 @@ impl Backend for CpuBackend {
 
     fn weighted_channel_sum(&self, a: &T, w: &T, relu: bool) -> Result<T> {
         let [n, k, h, wd] = check::weighted_channel_sum(a.shape(), w.shape())?;
-        Ok(make([n, h, wd], |o| cam::weighted_channel_sum(data(a), data(w), k, h * wd, relu, o)))
+        Ok(make([n, h, wd], |o| {
+            cam::weighted_channel_sum(data(a), data(w), k, h * wd, relu, o)
+        }))
     }
 
     fn elementwise_channel_sum(&self, a: &T, g: &T, relu_grad: bool) -> Result<T> {
         let [n, k, h, w] = check::cam_pair("elementwise_channel_sum", a.shape(), g.shape())?;
-        Ok(make([n, h, w], |o| cam::elementwise_channel_sum(data(a), data(g), k, h * w, relu_grad, o)))
+        Ok(make([n, h, w], |o| {
+            cam::elementwise_channel_sum(data(a), data(g), k, h * w, relu_grad, o)
+        }))
     }
 
     fn gradcampp_weights(&self, a: &T, g: &T) -> Result<T> {
         let [n, k, h, w] = check::cam_pair("gradcampp_weights", a.shape(), g.shape())?;
-        Ok(make([n, k], |o| cam::gradcampp_weights(data(a), data(g), h * w, o)))
+        Ok(make([n, k], |o| {
+            cam::gradcampp_weights(data(a), data(g), h * w, o)
+        }))
     }
 
     fn xgradcam_weights(&self, a: &T, g: &T) -> Result<T> {
         let [n, k, h, w] = check::cam_pair("xgradcam_weights", a.shape(), g.shape())?;
-        Ok(make([n, k], |o| cam::xgradcam_weights(data(a), data(g), h * w, o)))
+        Ok(make([n, k], |o| {
+            cam::xgradcam_weights(data(a), data(g), h * w, o)
+        }))
     }
 
     fn normalize_min_max(&self, x: &T, group: usize, eps: f32) -> Result<T> {
         check::normalize(x.shape(), group)?;
-        Ok(make(x.shape().clone(), |y| cam::normalize(data(x), group, eps, y)))
+        Ok(make(x.shape().clone(), |y| {
+            cam::normalize(data(x), group, eps, y)
+        }))
     }
 
     fn resize_bilinear(&self, x: &T, out: [usize; 2], mode: ResizeMode) -> Result<T> {
@@ -247,11 +316,15 @@ impl Backend for CpuBackend {
 
     fn heatmap_fusion(&self, x: &T, maps: &T) -> Result<T> {
         let ([n, c, h, w], m) = check::fusion(x.shape(), maps.shape())?;
-        Ok(make([n * m, c, h, w], |y| cam::fusion(data(x), data(maps), c, m, h * w, y)))
+        Ok(make([n * m, c, h, w], |y| {
+            cam::fusion(data(x), data(maps), c, m, h * w, y)
+        }))
     }
 
     fn occlude(&self, x: &T, origins: &[[usize; 2]], size: [usize; 2], baseline: f32) -> Result<T> {
         let [_, c, h, w] = check::occlude(x.shape(), origins, size)?;
-        Ok(make([origins.len(), c, h, w], |y| cam::occlude(data(x), [c, h, w], origins, size, baseline, y)))
+        Ok(make([origins.len(), c, h, w], |y| {
+            cam::occlude(data(x), [c, h, w], origins, size, baseline, y)
+        }))
     }
 }

@@ -8,3 +8,11 @@ mod backend;
 pub mod kernels;
 
 pub use backend::CpuBackend;
+
+/// Sizes the global rayon pool the CPU kernels run on; call once, before any work.
+pub fn set_threads(n: usize) -> gradcam_core::Result<()> {
+    rayon::ThreadPoolBuilder::new()
+        .num_threads(n)
+        .build_global()
+        .map_err(|e| gradcam_core::Error::InvalidArgument(format!("cannot set {n} threads: {e}")))
+}

@@ -38,9 +38,16 @@ fn check(name: &str, f: impl Fn(&[f64]) -> Vec<f64>, x: &[f64], seed: &[f64], an
         let num = (up - down) / (2.0 * H);
         let err = (num - analytic[i]).abs() / (1.0 + analytic[i].abs());
         worst = worst.max(err);
-        assert!(err < 1e-6, "{name}: element {i}: numeric {num} vs analytic {}", analytic[i]);
+        assert!(
+            err < 1e-6,
+            "{name}: element {i}: numeric {num} vs analytic {}",
+            analytic[i]
+        );
     }
-    eprintln!("{name}: {} elements, worst relative error {worst:.2e}", x.len());
+    eprintln!(
+        "{name}: {} elements, worst relative error {worst:.2e}",
+        x.len()
+    );
 }
 
 fn conv_case(name: &str, x: [usize; 4], w: [usize; 4], p: Conv2dParams, seed: u64) {
@@ -61,7 +68,13 @@ fn conv_case(name: &str, x: [usize; 4], w: [usize; 4], p: Conv2dParams, seed: u6
     check(&format!("{name} data"), |v| fwd(v, &wv, &bv), &xv, &dy, &dx);
     let mut dw = vec![0.0; wv.len()];
     conv::backward_weight(&xv, &dy, &g, &mut dw);
-    check(&format!("{name} weight"), |v| fwd(&xv, v, &bv), &wv, &dy, &dw);
+    check(
+        &format!("{name} weight"),
+        |v| fwd(&xv, v, &bv),
+        &wv,
+        &dy,
+        &dw,
+    );
     let mut db = vec![0.0; bv.len()];
     conv::backward_bias(&dy, out[0], out[1], out[2] * out[3], &mut db);
     check(&format!("{name} bias"), |v| fwd(&xv, &wv, v), &bv, &dy, &db);
@@ -69,33 +82,74 @@ fn conv_case(name: &str, x: [usize; 4], w: [usize; 4], p: Conv2dParams, seed: u6
 
 #[test]
 fn conv2d_3x3_padded_batch2() {
-    conv_case("conv 3x3", [2, 3, 7, 5], [4, 3, 3, 3], Conv2dParams::new(1, 1), 1);
+    conv_case(
+        "conv 3x3",
+        [2, 3, 7, 5],
+        [4, 3, 3, 3],
+        Conv2dParams::new(1, 1),
+        1,
+    );
 }
 
 #[test]
 fn conv2d_grouped_stride2() {
-    conv_case("conv groups=2 s2", [3, 6, 11, 13], [4, 3, 3, 3], Conv2dParams::new(2, 1).with_groups(2), 2);
+    conv_case(
+        "conv groups=2 s2",
+        [3, 6, 11, 13],
+        [4, 3, 3, 3],
+        Conv2dParams::new(2, 1).with_groups(2),
+        2,
+    );
 }
 
 #[test]
 fn conv2d_dilated() {
-    conv_case("conv dilation 2", [2, 3, 9, 7], [5, 3, 3, 3], Conv2dParams::new(1, 2).with_dilation(2), 3);
+    conv_case(
+        "conv dilation 2",
+        [2, 3, 9, 7],
+        [5, 3, 3, 3],
+        Conv2dParams::new(1, 2).with_dilation(2),
+        3,
+    );
 }
 
 #[test]
 fn conv2d_depthwise() {
-    conv_case("conv depthwise", [2, 5, 7, 7], [5, 1, 3, 3], Conv2dParams::new(2, 1).with_groups(5), 4);
+    conv_case(
+        "conv depthwise",
+        [2, 5, 7, 7],
+        [5, 1, 3, 3],
+        Conv2dParams::new(2, 1).with_groups(5),
+        4,
+    );
 }
 
 #[test]
 fn conv2d_pointwise_and_strided_pointwise() {
-    conv_case("conv 1x1", [2, 7, 5, 3], [3, 7, 1, 1], Conv2dParams::new(1, 0), 5);
-    conv_case("conv 1x1 s2", [2, 5, 7, 5], [3, 5, 1, 1], Conv2dParams::new(2, 0), 6);
+    conv_case(
+        "conv 1x1",
+        [2, 7, 5, 3],
+        [3, 7, 1, 1],
+        Conv2dParams::new(1, 0),
+        5,
+    );
+    conv_case(
+        "conv 1x1 s2",
+        [2, 5, 7, 5],
+        [3, 5, 1, 1],
+        Conv2dParams::new(2, 0),
+        6,
+    );
 }
 
 #[test]
 fn conv2d_7x7_stem_asymmetric() {
-    let p = Conv2dParams { stride: [2, 1], padding: [3, 2], dilation: [1, 1], groups: 1 };
+    let p = Conv2dParams {
+        stride: [2, 1],
+        padding: [3, 2],
+        dilation: [1, 1],
+        groups: 1,
+    };
     conv_case("conv 7x7 stem", [1, 3, 13, 11], [2, 3, 7, 5], p, 7);
 }
 
@@ -103,7 +157,12 @@ fn conv2d_7x7_stem_asymmetric() {
 fn linear_all_operands() {
     let (n, i, o) = (3, 7, 5);
     let mut r = Rng(11);
-    let (x, w, b, dy) = (r.vec(n * i, 1.0), r.vec(o * i, 1.0), r.vec(o, 1.0), r.vec(n * o, 1.0));
+    let (x, w, b, dy) = (
+        r.vec(n * i, 1.0),
+        r.vec(o * i, 1.0),
+        r.vec(o, 1.0),
+        r.vec(n * o, 1.0),
+    );
     let fwd = |x: &[f64], w: &[f64], b: &[f64]| {
         let mut y = vec![0.0; n * o];
         linear::forward(x, w, Some(b), n, i, o, &mut y);
@@ -145,19 +204,42 @@ fn rectifiers_in_all_three_modes() {
             dx
         };
         // Plain: the true gradient.
-        check(&format!("{name} plain"), rect_fwd(r), &x, &dy, &back(GradMode::Plain, &dy));
+        check(
+            &format!("{name} plain"),
+            rect_fwd(r),
+            &x,
+            &dy,
+            &back(GradMode::Plain, &dy),
+        );
         // Guided: the true gradient of the positive part of the incoming gradient.
         let pos: Vec<f64> = dy.iter().map(|v| v.max(0.0)).collect();
-        check(&format!("{name} guided"), rect_fwd(r), &x, &pos, &back(GradMode::Guided, &dy));
+        check(
+            &format!("{name} guided"),
+            rect_fwd(r),
+            &x,
+            &pos,
+            &back(GradMode::Guided, &dy),
+        );
         // Deconvnet: the identity's gradient of the positive part, ignoring the input.
-        check(&format!("{name} deconvnet"), |v| v.to_vec(), &x, &pos, &back(GradMode::Deconvnet, &dy));
+        check(
+            &format!("{name} deconvnet"),
+            |v| v.to_vec(),
+            &x,
+            &pos,
+            &back(GradMode::Deconvnet, &dy),
+        );
     }
 }
 
 fn pool_case(name: &str, x: [usize; 4], p: Pool2dParams, max: bool, seed: u64) {
     let mut r = Rng(seed);
     let out = p.output_shape(x, name).unwrap();
-    let g = pool::PoolGeom { h: x[2], w: x[3], oh: out[2], ow: out[3] };
+    let g = pool::PoolGeom {
+        h: x[2],
+        w: x[3],
+        oh: out[2],
+        ow: out[3],
+    };
     let xv = r.vec(x.iter().product(), 1.0);
     let dy = r.vec(out.iter().product(), 1.0);
     let fwd = |v: &[f64]| {
@@ -180,9 +262,27 @@ fn pool_case(name: &str, x: [usize; 4], p: Pool2dParams, max: bool, seed: u64) {
 
 #[test]
 fn max_pool_padding_ceil_dilation() {
-    pool_case("max 3/2/1", [2, 3, 9, 7], Pool2dParams::new(3, 2, 1), true, 31);
-    pool_case("max 3/2 ceil", [2, 3, 13, 11], Pool2dParams::new(3, 2, 0).ceil(), true, 32);
-    pool_case("max 2/2 odd", [3, 2, 7, 5], Pool2dParams::new(2, 2, 0), true, 33);
+    pool_case(
+        "max 3/2/1",
+        [2, 3, 9, 7],
+        Pool2dParams::new(3, 2, 1),
+        true,
+        31,
+    );
+    pool_case(
+        "max 3/2 ceil",
+        [2, 3, 13, 11],
+        Pool2dParams::new(3, 2, 0).ceil(),
+        true,
+        32,
+    );
+    pool_case(
+        "max 2/2 odd",
+        [3, 2, 7, 5],
+        Pool2dParams::new(2, 2, 0),
+        true,
+        33,
+    );
     let mut p = Pool2dParams::new(3, 1, 1);
     p.dilation = [2, 2];
     pool_case("max dilated", [1, 2, 11, 7], p, true, 34);
@@ -190,18 +290,38 @@ fn max_pool_padding_ceil_dilation() {
 
 #[test]
 fn avg_pool_divisors() {
-    pool_case("avg 3/2/1 incl", [2, 3, 9, 7], Pool2dParams::new(3, 2, 1), false, 41);
+    pool_case(
+        "avg 3/2/1 incl",
+        [2, 3, 9, 7],
+        Pool2dParams::new(3, 2, 1),
+        false,
+        41,
+    );
     let mut p = Pool2dParams::new(3, 2, 1).ceil();
     p.count_include_pad = false;
     pool_case("avg 3/2/1 ceil excl", [2, 2, 10, 7], p, false, 42);
-    pool_case("avg 2/2 ceil incl", [1, 3, 7, 5], Pool2dParams::new(2, 2, 0).ceil(), false, 43);
+    pool_case(
+        "avg 2/2 ceil incl",
+        [1, 3, 7, 5],
+        Pool2dParams::new(2, 2, 0).ceil(),
+        false,
+        43,
+    );
 }
 
 #[test]
 fn adaptive_avg_pool_down_and_up() {
-    for (i, (hw, out)) in [([7, 5], [3, 2]), ([3, 2], [7, 5]), ([5, 5], [1, 1])].into_iter().enumerate() {
+    for (i, (hw, out)) in [([7, 5], [3, 2]), ([3, 2], [7, 5]), ([5, 5], [1, 1])]
+        .into_iter()
+        .enumerate()
+    {
         let mut r = Rng(50 + i as u64);
-        let g = pool::PoolGeom { h: hw[0], w: hw[1], oh: out[0], ow: out[1] };
+        let g = pool::PoolGeom {
+            h: hw[0],
+            w: hw[1],
+            oh: out[0],
+            ow: out[1],
+        };
         let x = r.vec(2 * 3 * hw[0] * hw[1], 1.0);
         let dy = r.vec(2 * 3 * out[0] * out[1], 1.0);
         let fwd = |v: &[f64]| {

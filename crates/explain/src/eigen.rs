@@ -11,7 +11,10 @@ pub fn projection(a: &[f32], n: usize, k: usize, plane: usize) -> Vec<f32> {
         let mut m = vec![0.0f64; plane * k];
         for c in 0..k {
             let ch = &img[c * plane..(c + 1) * plane];
-            let vals: Vec<f64> = ch.iter().map(|&v| if v.is_nan() { 0.0 } else { v as f64 }).collect();
+            let vals: Vec<f64> = ch
+                .iter()
+                .map(|&v| if v.is_nan() { 0.0 } else { v as f64 })
+                .collect();
             let mean = vals.iter().sum::<f64>() / plane as f64;
             for (p, v) in vals.iter().enumerate() {
                 m[p * k + c] = v - mean;
@@ -21,7 +24,9 @@ pub fn projection(a: &[f32], n: usize, k: usize, plane: usize) -> Vec<f32> {
             // C = Mᵀ M (k × k); M v₁ is the projection.
             let c = gram(plane, k, |i, j| m[i * k + j], true);
             let (v, _) = top_eigen(&c, k);
-            (0..plane).map(|p| (0..k).map(|j| m[p * k + j] * v[j]).sum()).collect::<Vec<f64>>()
+            (0..plane)
+                .map(|p| (0..k).map(|j| m[p * k + j] * v[j]).sum())
+                .collect::<Vec<f64>>()
         } else {
             // G = M Mᵀ (plane × plane); its top eigenvector u gives M v₁ = σ₁ u.
             let g = gram(plane, k, |i, j| m[i * k + j], false);
@@ -29,7 +34,11 @@ pub fn projection(a: &[f32], n: usize, k: usize, plane: usize) -> Vec<f32> {
             let sigma = lambda.max(0.0).sqrt();
             u.iter().map(|v| v * sigma).collect()
         };
-        let (lo, hi) = proj.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| (l.min(v), h.max(v)));
+        let (lo, hi) = proj
+            .iter()
+            .fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), &v| {
+                (l.min(v), h.max(v))
+            });
         if lo.abs() > hi.abs() {
             proj.iter_mut().for_each(|v| *v = -*v);
         }
@@ -40,7 +49,11 @@ pub fn projection(a: &[f32], n: usize, k: usize, plane: usize) -> Vec<f32> {
 
 /// `MᵀM` (`cols`² entries) when `transpose`, else `MMᵀ` (`rows`² entries), for `M` rows × cols.
 fn gram(rows: usize, cols: usize, at: impl Fn(usize, usize) -> f64, transpose: bool) -> Vec<f64> {
-    let (d, inner) = if transpose { (cols, rows) } else { (rows, cols) };
+    let (d, inner) = if transpose {
+        (cols, rows)
+    } else {
+        (rows, cols)
+    };
     let get = |i: usize, r: usize| if transpose { at(r, i) } else { at(i, r) };
     let mut g = vec![0.0f64; d * d];
     for i in 0..d {
@@ -74,7 +87,11 @@ fn top_eigen(g: &[f64], d: usize) -> (Vec<f64>, f64) {
         }
         let l: f64 = w.iter().zip(&v).map(|(a, b)| a * b).sum();
         normalise(&mut w);
-        let delta: f64 = w.iter().zip(&v).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let delta: f64 = w
+            .iter()
+            .zip(&v)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0, f64::max);
         v = w;
         lambda = l;
         if delta < 1e-13 {

@@ -69,7 +69,12 @@ impl<B: Backend> Explainer<B> {
     }
 
     /// Explains `input` (`[n, c, h, w]`, normalised) with every method in `methods`.
-    pub fn explain(&self, input: &HostTensor, methods: &[Method], opts: &Options) -> Result<Explanation> {
+    pub fn explain(
+        &self,
+        input: &HostTensor,
+        methods: &[Method],
+        opts: &Options,
+    ) -> Result<Explanation> {
         if methods.is_empty() {
             return Err(Error::InvalidArgument("no method given".into()));
         }
@@ -100,7 +105,10 @@ impl<B: Backend> Explainer<B> {
         let spec = |stop, mode| BackwardSpec {
             from: out_node,
             stop,
-            rule: RectifierRule { mode, relu_only: false },
+            rule: RectifierRule {
+                mode,
+                relu_only: false,
+            },
             weight_grads: false,
         };
         let mut passes = Passes::default();
@@ -119,7 +127,15 @@ impl<B: Backend> Explainer<B> {
             passes.saliency = Some(spec(Stop::Input, GradMode::Plain));
         }
         let mut keep: BTreeSet<NodeId> = target.into_iter().collect();
-        for s in [&passes.target, &passes.guided, &passes.deconv, &passes.saliency].into_iter().flatten() {
+        for s in [
+            &passes.target,
+            &passes.guided,
+            &passes.deconv,
+            &passes.saliency,
+        ]
+        .into_iter()
+        .flatten()
+        {
             keep.extend(m.backward_needs(s)?);
         }
 
@@ -144,7 +160,14 @@ impl<B: Backend> Explainer<B> {
         let occlusion = if has(Method::Occlusion) {
             let (window, stride) = opts.occlusion.resolve(hh, ww);
             let origins = perturb::origins(hh, ww, window, stride)?;
-            let scores = perturb::occlusion_logits(m, &x, &origins, window, opts.occlusion.baseline, opts.perturbation_batch)?;
+            let scores = perturb::occlusion_logits(
+                m,
+                &x,
+                &origins,
+                window,
+                opts.occlusion.baseline,
+                opts.perturbation_batch,
+            )?;
             Some((origins, window, scores, b.download(&logits)?))
         } else {
             None
@@ -161,11 +184,18 @@ impl<B: Backend> Explainer<B> {
             if let (Some(s), Some(a)) = (&passes.target, &a) {
                 let gt = m.backward(&acts, s, seed.clone())?.at_stop;
                 put("target_gradient", gt.clone());
-                if has(Method::GradCam) || has(Method::GuidedGradCam) || has(Method::DeconvnetGradCam) {
+                if has(Method::GradCam)
+                    || has(Method::GuidedGradCam)
+                    || has(Method::DeconvnetGradCam)
+                {
                     let (alpha, raw) = b.gradcam_fused(a, &gt)?;
                     let map = b.cam_postprocess_fused(&raw, [hh, ww])?;
                     let [_, _, h, w] = a.shape().nchw("gradcam")?;
-                    put("captum_layer_gradcam", b.weighted_channel_sum(a, &alpha, false)?.reshape([n, 1, h, w])?);
+                    put(
+                        "captum_layer_gradcam",
+                        b.weighted_channel_sum(a, &alpha, false)?
+                            .reshape([n, 1, h, w])?,
+                    );
                     put("gradcam_weights", alpha);
                     put("gradcam_raw", raw);
                     put("gradcam", map.clone());
@@ -189,8 +219,16 @@ impl<B: Backend> Explainer<B> {
                 }
             }
             for (pass, name, fused) in [
-                (&passes.guided, "guided_backprop", Some(("guided_gradcam", Method::GuidedGradCam))),
-                (&passes.deconv, "deconvnet", Some(("deconvnet_gradcam", Method::DeconvnetGradCam))),
+                (
+                    &passes.guided,
+                    "guided_backprop",
+                    Some(("guided_gradcam", Method::GuidedGradCam)),
+                ),
+                (
+                    &passes.deconv,
+                    "deconvnet",
+                    Some(("deconvnet_gradcam", Method::DeconvnetGradCam)),
+                ),
                 (&passes.saliency, "saliency", None),
             ] {
                 let Some(s) = pass else { continue };
@@ -218,15 +256,30 @@ impl<B: Backend> Explainer<B> {
                     weights.extend(perturb::softmax(&s));
                 }
                 let w = b.upload(&weights, Shape::new([n, k]))?;
-                put("scorecam", b.cam_postprocess_fused(&b.weighted_channel_sum(a, &w, true)?, [hh, ww])?);
+                put(
+                    "scorecam",
+                    b.cam_postprocess_fused(&b.weighted_channel_sum(a, &w, true)?, [hh, ww])?,
+                );
             }
             if let Some((origins, window, scores, base)) = &occlusion {
                 let mut data = Vec::with_capacity(n * hh * ww);
                 for (i, &c) in slot.iter().enumerate() {
-                    let s: Vec<f32> = (0..origins.len()).map(|j| scores[i][j * classes_n + c]).collect();
-                    data.extend(perturb::occlusion_map(base[i * classes_n + c], &s, origins, *window, hh, ww));
+                    let s: Vec<f32> = (0..origins.len())
+                        .map(|j| scores[i][j * classes_n + c])
+                        .collect();
+                    data.extend(perturb::occlusion_map(
+                        base[i * classes_n + c],
+                        &s,
+                        origins,
+                        *window,
+                        hh,
+                        ww,
+                    ));
                 }
-                outs.insert("occlusion".into(), Out::Host(HostTensor::new([n, hh, ww], data)?));
+                outs.insert(
+                    "occlusion".into(),
+                    Out::Host(HostTensor::new([n, hh, ww], data)?),
+                );
             }
             per_slot.push(outs);
         }
@@ -247,14 +300,19 @@ impl<B: Backend> Explainer<B> {
         if let Some(a) = &a {
             ex.tensors.insert("target_activation".into(), m.to_host(a)?);
         }
-        let names: Vec<String> = per_slot.first().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+        let names: Vec<String> = per_slot
+            .first()
+            .map(|o| o.keys().cloned().collect())
+            .unwrap_or_default();
         for name in names {
             let hosts = per_slot
                 .iter_mut()
-                .map(|o| match o.remove(&name).expect("every slot has the same outputs") {
-                    Out::Dev(t) => m.to_host(&t),
-                    Out::Host(h) => Ok(h),
-                })
+                .map(
+                    |o| match o.remove(&name).expect("every slot has the same outputs") {
+                        Out::Dev(t) => m.to_host(&t),
+                        Out::Host(h) => Ok(h),
+                    },
+                )
                 .collect::<Result<Vec<_>>>()?;
             ex.tensors.insert(name, interleave(&hosts, n, k)?);
         }
@@ -262,17 +320,28 @@ impl<B: Backend> Explainer<B> {
     }
 
     /// The classes of each slot: `slots[j][i]` is image `i`'s class in slot `j`.
-    fn choose_classes(&self, classes: &Classes, logits: &Tensor<B>, n: usize, c: usize) -> Result<Vec<Vec<usize>>> {
+    fn choose_classes(
+        &self,
+        classes: &Classes,
+        logits: &Tensor<B>,
+        n: usize,
+        c: usize,
+    ) -> Result<Vec<Vec<usize>>> {
         let check = |v: usize| {
             if v >= c {
-                Err(Error::ClassOutOfRange { class: v, classes: c })
+                Err(Error::ClassOutOfRange {
+                    class: v,
+                    classes: c,
+                })
             } else {
                 Ok(v)
             }
         };
         match classes {
             Classes::Given(v) if v.len() == 1 => Ok(vec![vec![check(v[0])?; n]]),
-            Classes::Given(v) if v.len() == n => Ok(vec![v.iter().map(|&x| check(x)).collect::<Result<_>>()?]),
+            Classes::Given(v) if v.len() == n => {
+                Ok(vec![v.iter().map(|&x| check(x)).collect::<Result<_>>()?])
+            }
             Classes::Given(v) => Err(Error::InvalidArgument(format!(
                 "{} classes given for {n} input rows: give one per row or a single one for all",
                 v.len()
@@ -291,7 +360,9 @@ impl<B: Backend> Explainer<B> {
                         idx
                     })
                     .collect();
-                Ok((0..*k).map(|j| ranked.iter().map(|r| r[j]).collect()).collect())
+                Ok((0..*k)
+                    .map(|j| ranked.iter().map(|r| r[j]).collect())
+                    .collect())
             }
         }
     }
@@ -307,12 +378,18 @@ impl<B: Backend> Explainer<B> {
                 g.display_name(target)
             ))
         };
-        let Op::Linear { weight, .. } = &fc.op else { return Err(unsupported()) };
+        let Op::Linear { weight, .. } = &fc.op else {
+            return Err(unsupported());
+        };
         let mut cur = fc.inputs[0];
         while matches!(g.node(cur).op, Op::Flatten | Op::Dropout) {
             cur = g.node(cur).inputs[0];
         }
-        if !matches!(g.node(cur).op, Op::GlobalAvgPool | Op::AdaptiveAvgPool([1, 1])) || g.node(cur).inputs[0] != target {
+        if !matches!(
+            g.node(cur).op,
+            Op::GlobalAvgPool | Op::AdaptiveAvgPool([1, 1])
+        ) || g.node(cur).inputs[0] != target
+        {
             return Err(unsupported());
         }
         let w = &g.params()[weight.0].value;
@@ -324,7 +401,10 @@ impl<B: Backend> Explainer<B> {
         for &c in classes {
             rows.extend_from_slice(&w.data[c * k..(c + 1) * k]);
         }
-        let wt = self.model.backend().upload(&rows, Shape::new([classes.len(), k]))?;
+        let wt = self
+            .model
+            .backend()
+            .upload(&rows, Shape::new([classes.len(), k]))?;
         self.model.backend().weighted_channel_sum(a, &wt, false)
     }
 }

@@ -38,11 +38,20 @@ impl Explanation {
             .iter()
             .map(|(k, t)| (k.clone(), t.shape.dims().to_vec(), t.to_le_bytes()))
             .collect();
-        let targets: Vec<u8> = self.targets.iter().flat_map(|&t| (t as i64).to_le_bytes()).collect();
+        let targets: Vec<u8> = self
+            .targets
+            .iter()
+            .flat_map(|&t| (t as i64).to_le_bytes())
+            .collect();
         let mut views = Vec::with_capacity(bytes.len() + 1);
-        let bad = |e: safetensors::SafeTensorError| Error::InvalidArgument(format!("saving {}: {e}", path.display()));
+        let bad = |e: safetensors::SafeTensorError| {
+            Error::InvalidArgument(format!("saving {}: {e}", path.display()))
+        };
         for (k, shape, data) in &bytes {
-            views.push((k.clone(), TensorView::new(Dtype::F32, shape.clone(), data).map_err(bad)?));
+            views.push((
+                k.clone(),
+                TensorView::new(Dtype::F32, shape.clone(), data).map_err(bad)?,
+            ));
         }
         views.push((
             "targets".to_string(),
@@ -54,7 +63,11 @@ impl Explanation {
         }
         meta.insert(
             "images".to_string(),
-            self.images.iter().map(|i| i.to_string()).collect::<Vec<_>>().join(","),
+            self.images
+                .iter()
+                .map(|i| i.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
         );
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;

@@ -97,18 +97,29 @@ impl Method {
     /// Parses a command-line name (`gradcam++` also as `gradcampp`).
     pub fn parse(s: &str) -> Result<Method> {
         let s = s.trim().to_ascii_lowercase().replace('_', "-");
-        let s = if s == "gradcampp" { "gradcam++".to_string() } else { s };
-        Method::ALL.into_iter().find(|m| m.name() == s).ok_or_else(|| {
-            Error::InvalidArgument(format!(
-                "unknown method `{s}`; known: {}",
-                Method::ALL.map(|m| m.name()).join(", ")
-            ))
-        })
+        let s = if s == "gradcampp" {
+            "gradcam++".to_string()
+        } else {
+            s
+        };
+        Method::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| {
+                Error::InvalidArgument(format!(
+                    "unknown method `{s}`; known: {}",
+                    Method::ALL.map(|m| m.name()).join(", ")
+                ))
+            })
     }
 
     /// Parses a comma-separated list.
     pub fn parse_list(s: &str) -> Result<Vec<Method>> {
-        let mut v = s.split(',').filter(|p| !p.trim().is_empty()).map(Method::parse).collect::<Result<Vec<_>>>()?;
+        let mut v = s
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+            .map(Method::parse)
+            .collect::<Result<Vec<_>>>()?;
         v.sort();
         v.dedup();
         if v.is_empty() {
@@ -133,6 +144,7 @@ impl Method {
 
     /// Whether the method reads the target layer at all.
     pub fn uses_target_layer(self) -> bool {
-        self.needs_target_gradient() || matches!(self, Method::EigenCam | Method::ScoreCam | Method::Cam)
+        self.needs_target_gradient()
+            || matches!(self, Method::EigenCam | Method::ScoreCam | Method::Cam)
     }
 }

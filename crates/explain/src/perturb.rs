@@ -23,7 +23,12 @@ fn logits_of<B: Backend>(model: &Model<B>, batch: &Tensor<B>) -> Result<Vec<f32>
 
 /// ScoreCAM: for each image, the logits `[k, classes]` of the input masked by each channel of
 /// the target activation `a`, upsampled with aligned corners and min-max normalised.
-pub(crate) fn scorecam_logits<B: Backend>(model: &Model<B>, x: &Tensor<B>, a: &Tensor<B>, batch: usize) -> Result<Vec<Vec<f32>>> {
+pub(crate) fn scorecam_logits<B: Backend>(
+    model: &Model<B>,
+    x: &Tensor<B>,
+    a: &Tensor<B>,
+    batch: usize,
+) -> Result<Vec<Vec<f32>>> {
     let b = model.backend();
     let [n, k, _, _] = a.shape().nchw("scorecam")?;
     let [_, _, h, w] = x.shape().nchw("scorecam")?;
@@ -45,7 +50,12 @@ pub(crate) fn scorecam_logits<B: Backend>(model: &Model<B>, x: &Tensor<B>, a: &T
 }
 
 /// Window origins of a sliding window over an `h×w` image.
-pub(crate) fn origins(h: usize, w: usize, window: [usize; 2], stride: [usize; 2]) -> Result<Vec<[usize; 2]>> {
+pub(crate) fn origins(
+    h: usize,
+    w: usize,
+    window: [usize; 2],
+    stride: [usize; 2],
+) -> Result<Vec<[usize; 2]>> {
     if window[0] == 0 || window[1] == 0 || window[0] > h || window[1] > w || stride.contains(&0) {
         return Err(Error::InvalidArgument(format!(
             "occlusion window {window:?} with stride {stride:?} does not fit a {h}×{w} input"
@@ -85,7 +95,14 @@ pub(crate) fn occlusion_logits<B: Backend>(
 
 /// Captum's attribution from the window scores of one image and class: each pixel gets the
 /// mean drop `base − score` over the windows covering it.
-pub(crate) fn occlusion_map(base: f32, scores: &[f32], origins: &[[usize; 2]], window: [usize; 2], h: usize, w: usize) -> Vec<f32> {
+pub(crate) fn occlusion_map(
+    base: f32,
+    scores: &[f32],
+    origins: &[[usize; 2]],
+    window: [usize; 2],
+    h: usize,
+    w: usize,
+) -> Vec<f32> {
     let mut sum = vec![0.0f64; h * w];
     let mut count = vec![0u32; h * w];
     for (o, &s) in origins.iter().zip(scores) {

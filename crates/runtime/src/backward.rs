@@ -113,14 +113,23 @@ impl<B: Backend> Model<B> {
 
     /// Runs `spec` from `seed` (shaped like the `from` node's output) over a forward pass that
     /// kept at least [`Model::backward_needs`].
-    pub fn backward(&self, acts: &Activations<B>, spec: &BackwardSpec, seed: Tensor<B>) -> Result<Gradients<B>> {
+    pub fn backward(
+        &self,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        seed: Tensor<B>,
+    ) -> Result<Gradients<B>> {
         let g = self.graph();
         let region = self.region(spec)?;
         let stop = self.stop_node(spec);
         if seed.shape() != &acts.shapes[spec.from.0] {
             return Err(Error::shape(
                 "backward seed",
-                format!("seed {} for output {}", seed.shape(), acts.shapes[spec.from.0]),
+                format!(
+                    "seed {} for output {}",
+                    seed.shape(),
+                    acts.shapes[spec.from.0]
+                ),
             ));
         }
         let mut grads: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
@@ -139,7 +148,9 @@ impl<B: Backend> Model<B> {
                 if !region[inp.0] {
                     continue;
                 }
-                let dx = dx.ok_or_else(|| Error::Model(format!("no gradient for input of {}", node.name)))?;
+                let dx = dx.ok_or_else(|| {
+                    Error::Model(format!("no gradient for input of {}", node.name))
+                })?;
                 grads[inp.0] = Some(match grads[inp.0].take() {
                     Some(acc) => self.backend().add(&acc, &dx)?,
                     None => dx,
@@ -149,7 +160,10 @@ impl<B: Backend> Model<B> {
         let at_stop = grads[stop.0]
             .take()
             .ok_or_else(|| Error::Model("no gradient reached the stop node".into()))?;
-        Ok(Gradients { at_stop, params: pgrads })
+        Ok(Gradients {
+            at_stop,
+            params: pgrads,
+        })
     }
 
     /// Gradients for each input of node `i` given its output gradient `dy`.
@@ -168,10 +182,17 @@ impl<B: Backend> Model<B> {
         let mut set = |id: &ParamId, t: Tensor<B>| pgrads[id.0] = Some(t);
         Ok(match &node.op {
             Op::Input => vec![],
-            Op::Conv2d { weight, bias, params } => {
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            } => {
                 let w = self.param(*weight);
                 if spec.weight_grads {
-                    set(weight, b.conv2d_backward_weight(input(0)?, dy, params, w.shape())?);
+                    set(
+                        weight,
+                        b.conv2d_backward_weight(input(0)?, dy, params, w.shape())?,
+                    );
                     if let Some(bi) = bias {
                         set(bi, b.conv2d_backward_bias(dy)?);
                     }
@@ -193,14 +214,21 @@ impl<B: Backend> Model<B> {
                 } else {
                     spec.rule.mode
                 };
-                vec![Some(b.rectifier_backward(acts.get(NodeId(i))?, dy, *r, mode)?)]
+                vec![Some(b.rectifier_backward(
+                    acts.get(NodeId(i))?,
+                    dy,
+                    *r,
+                    mode,
+                )?)]
             }
             Op::MaxPool(p) => vec![Some(b.max_pool2d_backward(input(0)?, dy, p)?)],
             Op::AvgPool(p) => vec![Some(b.avg_pool2d_backward(dy, p, in_shape(0))?)],
             Op::AdaptiveAvgPool(_) | Op::GlobalAvgPool => {
                 vec![Some(b.adaptive_avg_pool2d_backward(dy, in_shape(0))?)]
             }
-            Op::BatchNorm { scale, .. } => vec![Some(b.channel_affine_backward(dy, self.param(*scale))?)],
+            Op::BatchNorm { scale, .. } => {
+                vec![Some(b.channel_affine_backward(dy, self.param(*scale))?)]
+            }
             Op::Add => vec![Some(dy.clone()), Some(dy.clone())],
             Op::Concat => {
                 let mut start = 0;
@@ -222,10 +250,14 @@ impl<B: Backend> Model<B> {
         let mut data = vec![0.0f32; classes.len() * n_classes];
         for (r, &c) in classes.iter().enumerate() {
             if c >= n_classes {
-                return Err(Error::ClassOutOfRange { class: c, classes: n_classes });
+                return Err(Error::ClassOutOfRange {
+                    class: c,
+                    classes: n_classes,
+                });
             }
             data[r * n_classes + c] = 1.0;
         }
-        self.backend().upload(&data, Shape::new([classes.len(), n_classes]))
+        self.backend()
+            .upload(&data, Shape::new([classes.len(), n_classes]))
     }
 }

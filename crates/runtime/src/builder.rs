@@ -122,21 +122,34 @@ impl GraphBuilder {
         }
         if let Some(b) = &bias {
             if b.shape.dims() != [k] {
-                return Err(Error::Model(format!("layer {name}: bias {} for {k} filters", b.shape)));
+                return Err(Error::Model(format!(
+                    "layer {name}: bias {} for {k} filters",
+                    b.shape
+                )));
             }
         }
         let weight = self.param(format!("{name}.weight"), weight);
         let bias = bias.map(|b| self.param(format!("{name}.bias"), b));
         Ok(self.push(
             name,
-            Op::Conv2d { weight, bias, params },
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            },
             vec![x],
             Feat::Image { c: k, unit: false },
         ))
     }
 
     /// A fully connected layer; `weight` is `[out, in]`.
-    pub fn linear(&mut self, name: &str, x: NodeId, weight: HostTensor, bias: Option<HostTensor>) -> Result<NodeId> {
+    pub fn linear(
+        &mut self,
+        name: &str,
+        x: NodeId,
+        weight: HostTensor,
+        bias: Option<HostTensor>,
+    ) -> Result<NodeId> {
         let [o, i] = weight.shape.matrix(&format!("{name}.weight"))?;
         match self.feat(x)? {
             Feat::Flat(Some(f)) if f != i => {
@@ -145,17 +158,27 @@ impl GraphBuilder {
                     weight.shape
                 )))
             }
-            Feat::Image { .. } => return Err(Error::Model(format!("layer {name} needs a flat input"))),
+            Feat::Image { .. } => {
+                return Err(Error::Model(format!("layer {name} needs a flat input")))
+            }
             _ => {}
         }
         if let Some(b) = &bias {
             if b.shape.dims() != [o] {
-                return Err(Error::Model(format!("layer {name}: bias {} for {o} outputs", b.shape)));
+                return Err(Error::Model(format!(
+                    "layer {name}: bias {} for {o} outputs",
+                    b.shape
+                )));
             }
         }
         let weight = self.param(format!("{name}.weight"), weight);
         let bias = bias.map(|b| self.param(format!("{name}.bias"), b));
-        Ok(self.push(name, Op::Linear { weight, bias }, vec![x], Feat::Flat(Some(o))))
+        Ok(self.push(
+            name,
+            Op::Linear { weight, bias },
+            vec![x],
+            Feat::Flat(Some(o)),
+        ))
     }
 
     fn same_feat(&mut self, name: &str, op: Op, x: NodeId) -> Result<NodeId> {
@@ -176,7 +199,9 @@ impl GraphBuilder {
     /// `clamp(x, lo, hi)`.
     pub fn clip(&mut self, name: &str, x: NodeId, lo: f32, hi: f32) -> Result<NodeId> {
         if lo.is_nan() || hi.is_nan() || lo >= hi {
-            return Err(Error::Model(format!("layer {name}: clip range [{lo}, {hi}] is empty")));
+            return Err(Error::Model(format!(
+                "layer {name}: clip range [{lo}, {hi}] is empty"
+            )));
         }
         self.same_feat(name, Op::Rectifier(Rectifier { lo, hi }), x)
     }
@@ -189,25 +214,48 @@ impl GraphBuilder {
     /// Max pooling.
     pub fn max_pool(&mut self, name: &str, x: NodeId, p: Pool2dParams) -> Result<NodeId> {
         let (c, _) = self.image(name, x)?;
-        Ok(self.push(name, Op::MaxPool(p), vec![x], Feat::Image { c, unit: false }))
+        Ok(self.push(
+            name,
+            Op::MaxPool(p),
+            vec![x],
+            Feat::Image { c, unit: false },
+        ))
     }
 
     /// Average pooling.
     pub fn avg_pool(&mut self, name: &str, x: NodeId, p: Pool2dParams) -> Result<NodeId> {
         let (c, _) = self.image(name, x)?;
-        Ok(self.push(name, Op::AvgPool(p), vec![x], Feat::Image { c, unit: false }))
+        Ok(self.push(
+            name,
+            Op::AvgPool(p),
+            vec![x],
+            Feat::Image { c, unit: false },
+        ))
     }
 
     /// Adaptive average pooling to `out`.
     pub fn adaptive_avg_pool(&mut self, name: &str, x: NodeId, out: [usize; 2]) -> Result<NodeId> {
         let (c, _) = self.image(name, x)?;
-        Ok(self.push(name, Op::AdaptiveAvgPool(out), vec![x], Feat::Image { c, unit: out == [1, 1] }))
+        Ok(self.push(
+            name,
+            Op::AdaptiveAvgPool(out),
+            vec![x],
+            Feat::Image {
+                c,
+                unit: out == [1, 1],
+            },
+        ))
     }
 
     /// Global average pooling to `[n, c, 1, 1]`.
     pub fn global_avg_pool(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         let (c, _) = self.image(name, x)?;
-        Ok(self.push(name, Op::GlobalAvgPool, vec![x], Feat::Image { c, unit: true }))
+        Ok(self.push(
+            name,
+            Op::GlobalAvgPool,
+            vec![x],
+            Feat::Image { c, unit: true },
+        ))
     }
 
     /// Inference batch norm from its four tensors and `eps`.
@@ -219,9 +267,17 @@ impl GraphBuilder {
         eps: f32,
     ) -> Result<NodeId> {
         let (c, unit) = self.image(name, x)?;
-        for (t, what) in [(&gamma, "weight"), (&beta, "bias"), (&mean, "running_mean"), (&var, "running_var")] {
+        for (t, what) in [
+            (&gamma, "weight"),
+            (&beta, "bias"),
+            (&mean, "running_mean"),
+            (&var, "running_var"),
+        ] {
             if t.shape.dims() != [c] {
-                return Err(Error::Model(format!("layer {name}: {what} {} for {c} channels", t.shape)));
+                return Err(Error::Model(format!(
+                    "layer {name}: {what} {} for {c} channels",
+                    t.shape
+                )));
             }
         }
         let scale: Vec<f32> = gamma
@@ -239,7 +295,12 @@ impl GraphBuilder {
             .collect();
         let scale = self.param(format!("{name}.scale"), HostTensor::new([c], scale)?);
         let shift = self.param(format!("{name}.shift"), HostTensor::new([c], shift)?);
-        Ok(self.push(name, Op::BatchNorm { scale, shift }, vec![x], Feat::Image { c, unit }))
+        Ok(self.push(
+            name,
+            Op::BatchNorm { scale, shift },
+            vec![x],
+            Feat::Image { c, unit },
+        ))
     }
 
     /// `a + b`.
@@ -247,7 +308,9 @@ impl GraphBuilder {
         let (ca, ua) = self.image(name, a)?;
         let (cb, _) = self.image(name, b)?;
         if ca != cb {
-            return Err(Error::Model(format!("layer {name}: adding {ca} channels to {cb}")));
+            return Err(Error::Model(format!(
+                "layer {name}: adding {ca} channels to {cb}"
+            )));
         }
         Ok(self.push(name, Op::Add, vec![a, b], Feat::Image { c: ca, unit: ua }))
     }
@@ -255,13 +318,20 @@ impl GraphBuilder {
     /// Concatenation along channels.
     pub fn concat(&mut self, name: &str, xs: &[NodeId]) -> Result<NodeId> {
         if xs.is_empty() {
-            return Err(Error::Model(format!("layer {name}: nothing to concatenate")));
+            return Err(Error::Model(format!(
+                "layer {name}: nothing to concatenate"
+            )));
         }
         let mut c = 0;
         for &x in xs {
             c += self.image(name, x)?.0;
         }
-        Ok(self.push(name, Op::Concat, xs.to_vec(), Feat::Image { c, unit: false }))
+        Ok(self.push(
+            name,
+            Op::Concat,
+            xs.to_vec(),
+            Feat::Image { c, unit: false },
+        ))
     }
 
     /// `[n, c, h, w] → [n, c·h·w]`.
@@ -278,7 +348,9 @@ impl GraphBuilder {
     pub fn softmax(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         match self.feat(x)? {
             Feat::Flat(_) => self.same_feat(name, Op::Softmax, x),
-            Feat::Image { .. } => Err(Error::Model(format!("layer {name}: softmax needs a flat input"))),
+            Feat::Image { .. } => Err(Error::Model(format!(
+                "layer {name}: softmax needs a flat input"
+            ))),
         }
     }
 

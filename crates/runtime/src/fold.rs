@@ -42,23 +42,61 @@ impl Graph {
                 }
             }
             let op = match (&node.op, bn_of_conv[i]) {
-                (Op::Conv2d { weight, bias, params: cp }, Some(j)) => {
-                    let Op::BatchNorm { scale, shift } = &self.nodes[j].op else { unreachable!() };
+                (
+                    Op::Conv2d {
+                        weight,
+                        bias,
+                        params: cp,
+                    },
+                    Some(j),
+                ) => {
+                    let Op::BatchNorm { scale, shift } = &self.nodes[j].op else {
+                        unreachable!()
+                    };
                     let (scale, shift) = (&self.params[scale.0].value, &self.params[shift.0].value);
                     let w = &self.params[weight.0].value;
                     let per = w.shape.numel() / scale.data.len();
-                    let wd: Vec<f32> = w.data.iter().enumerate().map(|(e, v)| v * scale.data[e / per]).collect();
+                    let wd: Vec<f32> = w
+                        .data
+                        .iter()
+                        .enumerate()
+                        .map(|(e, v)| v * scale.data[e / per])
+                        .collect();
                     let bd: Vec<f32> = (0..scale.data.len())
-                        .map(|k| bias.map_or(0.0, |b| self.params[b.0].value.data[k]) * scale.data[k] + shift.data[k])
+                        .map(|k| {
+                            bias.map_or(0.0, |b| self.params[b.0].value.data[k]) * scale.data[k]
+                                + shift.data[k]
+                        })
                         .collect();
                     let name = &self.nodes[j].name;
-                    let weight = take(&Param { name: format!("{name}.folded_weight"), value: HostTensor::new(w.shape.clone(), wd)? });
-                    let bias = take(&Param { name: format!("{name}.folded_bias"), value: HostTensor::new([bd.len()], bd)? });
-                    nodes.push(Node { name: name.clone(), op: Op::Conv2d { weight, bias: Some(bias), params: *cp }, inputs });
+                    let weight = take(&Param {
+                        name: format!("{name}.folded_weight"),
+                        value: HostTensor::new(w.shape.clone(), wd)?,
+                    });
+                    let bias = take(&Param {
+                        name: format!("{name}.folded_bias"),
+                        value: HostTensor::new([bd.len()], bd)?,
+                    });
+                    nodes.push(Node {
+                        name: name.clone(),
+                        op: Op::Conv2d {
+                            weight,
+                            bias: Some(bias),
+                            params: *cp,
+                        },
+                        inputs,
+                    });
                     remap.push(NodeId(nodes.len() - 1));
                     continue;
                 }
-                (Op::Conv2d { weight, bias, params: cp }, None) => Op::Conv2d {
+                (
+                    Op::Conv2d {
+                        weight,
+                        bias,
+                        params: cp,
+                    },
+                    None,
+                ) => Op::Conv2d {
                     weight: take(&self.params[weight.0]),
                     bias: bias.map(|b| take(&self.params[b.0])),
                     params: *cp,
@@ -73,13 +111,21 @@ impl Graph {
                 },
                 (op, _) => op.clone(),
             };
-            nodes.push(Node { name: node.name.clone(), op, inputs });
+            nodes.push(Node {
+                name: node.name.clone(),
+                op,
+                inputs,
+            });
             remap.push(NodeId(nodes.len() - 1));
         }
         Ok(Graph {
             nodes,
             params,
-            aliases: self.aliases.iter().map(|(a, id)| (a.clone(), remap[id.0])).collect(),
+            aliases: self
+                .aliases
+                .iter()
+                .map(|(a, id)| (a.clone(), remap[id.0]))
+                .collect(),
             output: remap[self.output.0],
             input_channels: self.input_channels,
             default_target: self.default_target.map(|t| remap[t.0]),

@@ -157,7 +157,6 @@ impl Graph {
     pub fn display_name(&self, id: NodeId) -> &str {
         self.aliases
             .iter()
-            .rev()
             .find(|(_, n)| *n == id)
             .map_or(self.nodes[id.0].name.as_str(), |(a, _)| a.as_str())
     }
@@ -191,13 +190,20 @@ impl Graph {
             return Ok(t);
         }
         let reduces = |op: &Op| {
-            matches!(op, Op::GlobalAvgPool | Op::Flatten | Op::AdaptiveAvgPool([1, 1]))
+            matches!(
+                op,
+                Op::GlobalAvgPool | Op::Flatten | Op::AdaptiveAvgPool([1, 1])
+            )
         };
         let first_reduce = self
             .nodes
             .iter()
             .position(|n| reduces(&n.op))
-            .ok_or_else(|| Error::Model("the graph has no global pooling or flatten: name a target layer".into()))?;
+            .ok_or_else(|| {
+                Error::Model(
+                    "the graph has no global pooling or flatten: name a target layer".into(),
+                )
+            })?;
         (1..first_reduce)
             .rev()
             .find(|&i| {
@@ -245,16 +251,22 @@ impl Graph {
         let p = |id: &ParamId| &self.params[id.0].value.shape;
         Ok(match &node.op {
             Op::Input => input.clone(),
-            Op::Conv2d { weight, bias, params } => {
-                check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into()
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            } => check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into(),
+            Op::Linear { weight, bias } => {
+                check::linear(x(0), p(weight), bias.as_ref().map(p))?.into()
             }
-            Op::Linear { weight, bias } => check::linear(x(0), p(weight), bias.as_ref().map(p))?.into(),
             Op::Rectifier(_) | Op::Dropout => x(0).clone(),
             Op::Softmax => check::softmax(x(0))?.into(),
             Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
             Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),
             Op::GlobalAvgPool => check::adaptive_pool(x(0), [1, 1])?.into(),
-            Op::BatchNorm { scale, shift } => check::channel_affine(x(0), p(scale), Some(p(shift)))?.into(),
+            Op::BatchNorm { scale, shift } => {
+                check::channel_affine(x(0), p(scale), Some(p(shift)))?.into()
+            }
             Op::Add => {
                 check::same("add", x(0), x(1))?;
                 x(0).clone()

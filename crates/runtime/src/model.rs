@@ -23,7 +23,12 @@ impl<B: Backend> Activations<B> {
         self.values
             .get(id.0)
             .and_then(|v| v.as_ref())
-            .ok_or_else(|| Error::Model(format!("the output of node {} was not kept by the forward pass", id.0)))
+            .ok_or_else(|| {
+                Error::Model(format!(
+                    "the output of node {} was not kept by the forward pass",
+                    id.0
+                ))
+            })
     }
 
     /// The shape of every node's output.
@@ -117,17 +122,27 @@ impl<B: Backend> Model<B> {
         Ok(Activations { values, shapes })
     }
 
-    fn run_node(&self, node: &crate::Node, values: &[Option<Tensor<B>>], x: &Tensor<B>, shape: &Shape) -> Result<Tensor<B>> {
+    fn run_node(
+        &self,
+        node: &crate::Node,
+        values: &[Option<Tensor<B>>],
+        x: &Tensor<B>,
+        shape: &Shape,
+    ) -> Result<Tensor<B>> {
         let b = &self.backend;
         let arg = |i: usize| -> Result<&Tensor<B>> {
-            values[node.inputs[i].0]
-                .as_ref()
-                .ok_or_else(|| Error::Model(format!("input {i} of {} was released early", node.name)))
+            values[node.inputs[i].0].as_ref().ok_or_else(|| {
+                Error::Model(format!("input {i} of {} was released early", node.name))
+            })
         };
         let p = |id: &crate::ParamId| &self.params[id.0];
         match &node.op {
             Op::Input => Ok(x.clone()),
-            Op::Conv2d { weight, bias, params } => b.conv2d(arg(0)?, p(weight), bias.as_ref().map(p), params),
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            } => b.conv2d(arg(0)?, p(weight), bias.as_ref().map(p), params),
             Op::Linear { weight, bias } => b.linear(arg(0)?, p(weight), bias.as_ref().map(p)),
             Op::Rectifier(r) => b.rectifier(arg(0)?, *r),
             Op::MaxPool(pp) => b.max_pool2d(arg(0)?, pp),
@@ -141,7 +156,9 @@ impl<B: Backend> Model<B> {
             Op::BatchNorm { scale, shift } => b.channel_affine(arg(0)?, p(scale), p(shift)),
             Op::Add => b.add(arg(0)?, arg(1)?),
             Op::Concat => {
-                let xs = (0..node.inputs.len()).map(arg).collect::<Result<Vec<_>>>()?;
+                let xs = (0..node.inputs.len())
+                    .map(arg)
+                    .collect::<Result<Vec<_>>>()?;
                 b.concat_channels(&xs)
             }
             Op::Flatten | Op::Dropout => arg(0)?.reshape(shape.clone()),

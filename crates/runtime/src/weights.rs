@@ -79,9 +79,10 @@ impl Weights {
 
     /// A tensor, or an error naming it.
     pub fn get(&self, name: &str) -> Result<HostTensor> {
-        self.tensors.get(name).cloned().ok_or_else(|| {
-            Error::Model(format!("{}: tensor `{name}` is missing", self.source))
-        })
+        self.tensors
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::Model(format!("{}: tensor `{name}` is missing", self.source)))
     }
 
     /// A tensor with an expected rank, or an error.

@@ -9,15 +9,23 @@ const CHUNK: usize = 1 << 14;
 /// `y = clamp(x, lo, hi)`.
 pub fn rectifier<T: Element>(x: &[T], r: Rectifier, y: &mut [T]) {
     let (lo, hi) = (T::of(r.lo), T::of(r.hi));
-    y.par_chunks_mut(CHUNK).zip(x.par_chunks(CHUNK)).for_each(|(y, x)| {
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = v.max(lo).min(hi);
-        }
-    });
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v.max(lo).min(hi);
+            }
+        });
 }
 
 /// Gradient through a rectifier, read from its output `y` (see [`GradMode`]).
-pub fn rectifier_backward<T: Element>(y: &[T], dy: &[T], r: Rectifier, mode: GradMode, dx: &mut [T]) {
+pub fn rectifier_backward<T: Element>(
+    y: &[T],
+    dy: &[T],
+    r: Rectifier,
+    mode: GradMode,
+    dx: &mut [T],
+) {
     let (lo, hi) = (T::of(r.lo), T::of(r.hi));
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))

@@ -35,12 +35,32 @@ fn channel_reduce<T: Element>(
 }
 
 /// `Σₖ w[n,k]·a[n,k]`, rectified when `relu`.
-pub fn weighted_channel_sum<T: Element>(a: &[T], w: &[T], k: usize, plane: usize, relu: bool, out: &mut [T]) {
-    channel_reduce(k, plane, out, |n, ki, p| w[n * k + ki] * a[(n * k + ki) * plane + p], relu);
+pub fn weighted_channel_sum<T: Element>(
+    a: &[T],
+    w: &[T],
+    k: usize,
+    plane: usize,
+    relu: bool,
+    out: &mut [T],
+) {
+    channel_reduce(
+        k,
+        plane,
+        out,
+        |n, ki, p| w[n * k + ki] * a[(n * k + ki) * plane + p],
+        relu,
+    );
 }
 
 /// `Σₖ f(g)·a` with `f = relu` when `relu_grad`.
-pub fn elementwise_channel_sum<T: Element>(a: &[T], g: &[T], k: usize, plane: usize, relu_grad: bool, out: &mut [T]) {
+pub fn elementwise_channel_sum<T: Element>(
+    a: &[T],
+    g: &[T],
+    k: usize,
+    plane: usize,
+    relu_grad: bool,
+    out: &mut [T],
+) {
     channel_reduce(
         k,
         plane,
@@ -58,7 +78,10 @@ pub fn elementwise_channel_sum<T: Element>(a: &[T], g: &[T], k: usize, plane: us
 pub fn gradcampp_weights<T: Element>(a: &[T], g: &[T], plane: usize, out: &mut [T]) {
     let eps = T::of(1e-6);
     out.par_iter_mut().enumerate().for_each(|(i, o)| {
-        let (a, g) = (&a[i * plane..(i + 1) * plane], &g[i * plane..(i + 1) * plane]);
+        let (a, g) = (
+            &a[i * plane..(i + 1) * plane],
+            &g[i * plane..(i + 1) * plane],
+        );
         let sum_a: T = a.iter().copied().sum();
         *o = g
             .iter()
@@ -78,25 +101,34 @@ pub fn gradcampp_weights<T: Element>(a: &[T], g: &[T], plane: usize, out: &mut [
 pub fn xgradcam_weights<T: Element>(a: &[T], g: &[T], plane: usize, out: &mut [T]) {
     let eps = T::of(1e-7);
     out.par_iter_mut().enumerate().for_each(|(i, o)| {
-        let (a, g) = (&a[i * plane..(i + 1) * plane], &g[i * plane..(i + 1) * plane]);
+        let (a, g) = (
+            &a[i * plane..(i + 1) * plane],
+            &g[i * plane..(i + 1) * plane],
+        );
         let sum_a: T = a.iter().copied().sum();
-        *o = a.iter().zip(g).map(|(&av, &gv)| gv * av / (sum_a + eps)).sum();
+        *o = a
+            .iter()
+            .zip(g)
+            .map(|(&av, &gv)| gv * av / (sum_a + eps))
+            .sum();
     });
 }
 
 /// `(x − min) / (max − min + eps)` over each group.
 pub fn normalize<T: Element>(x: &[T], group: usize, eps: f32, y: &mut [T]) {
     let eps = T::of(eps);
-    y.par_chunks_mut(group).zip(x.par_chunks(group)).for_each(|(y, x)| {
-        let lo = x.iter().copied().fold(T::infinity(), T::min);
-        let mut hi = T::neg_infinity();
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = v - lo;
-            hi = hi.max(*o);
-        }
-        let d = hi + eps;
-        y.iter_mut().for_each(|v| *v = *v / d);
-    });
+    y.par_chunks_mut(group)
+        .zip(x.par_chunks(group))
+        .for_each(|(y, x)| {
+            let lo = x.iter().copied().fold(T::infinity(), T::min);
+            let mut hi = T::neg_infinity();
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v - lo;
+                hi = hi.max(*o);
+            }
+            let d = hi + eps;
+            y.iter_mut().for_each(|v| *v = *v / d);
+        });
 }
 
 /// Taps of output `o` along one axis: `(i0, i1, λ)` with value `(1−λ)·x[i0] + λ·x[i1]`.
@@ -120,7 +152,11 @@ fn taps<T: Element>(o: usize, out: usize, size: usize, mode: ResizeMode) -> (usi
             (i0, (i0 + 1).min(size - 1), T::of(l))
         }
         ResizeMode::AlignCorners => {
-            let scale = if out > 1 { (size - 1) as f32 / (out - 1) as f32 } else { 0.0 };
+            let scale = if out > 1 {
+                (size - 1) as f32 / (out - 1) as f32
+            } else {
+                0.0
+            };
             let src = scale * o as f32;
             let i0 = (src as usize).min(size - 1);
             (i0, (i0 + 1).min(size - 1), T::of(src - i0 as f32))
@@ -135,15 +171,17 @@ pub fn resize<T: Element>(x: &[T], hw: [usize; 2], out: [usize; 2], mode: Resize
     let [oh, ow] = out;
     let xt: Vec<(usize, usize, T)> = (0..ow).map(|o| taps(o, ow, w, mode)).collect();
     let yt: Vec<(usize, usize, T)> = (0..oh).map(|o| taps(o, oh, h, mode)).collect();
-    y.par_chunks_mut(oh * ow).zip(x.par_chunks(h * w)).for_each(|(y, x)| {
-        for (oy, &(r0, r1, ly)) in yt.iter().enumerate() {
-            for (ox, &(c0, c1, lx)) in xt.iter().enumerate() {
-                let top = x[r0 * w + c0] * (T::one() - lx) + x[r0 * w + c1] * lx;
-                let bot = x[r1 * w + c0] * (T::one() - lx) + x[r1 * w + c1] * lx;
-                y[oy * ow + ox] = top * (T::one() - ly) + bot * ly;
+    y.par_chunks_mut(oh * ow)
+        .zip(x.par_chunks(h * w))
+        .for_each(|(y, x)| {
+            for (oy, &(r0, r1, ly)) in yt.iter().enumerate() {
+                for (ox, &(c0, c1, lx)) in xt.iter().enumerate() {
+                    let top = x[r0 * w + c0] * (T::one() - lx) + x[r0 * w + c1] * lx;
+                    let bot = x[r1 * w + c0] * (T::one() - lx) + x[r1 * w + c1] * lx;
+                    y[oy * ow + ox] = top * (T::one() - ly) + bot * ly;
+                }
             }
-        }
-    });
+        });
 }
 
 /// `y[i·m + j, c] = x[i, c] ⊙ maps[i, j]`, planes of `plane` elements, `c` channels.
@@ -160,16 +198,27 @@ pub fn fusion<T: Element>(x: &[T], maps: &[T], c: usize, m: usize, plane: usize,
 }
 
 /// Copies of one image `[c,h,w]` with a window of every origin set to `baseline`.
-pub fn occlude<T: Element>(x: &[T], dims: [usize; 3], origins: &[[usize; 2]], size: [usize; 2], baseline: f32, y: &mut [T]) {
+pub fn occlude<T: Element>(
+    x: &[T],
+    dims: [usize; 3],
+    origins: &[[usize; 2]],
+    size: [usize; 2],
+    baseline: f32,
+    y: &mut [T],
+) {
     let [c, h, w] = dims;
     let b = T::of(baseline);
-    y.par_chunks_mut(c * h * w).zip(origins.par_iter()).for_each(|(out, o)| {
-        out.copy_from_slice(x);
-        for ci in 0..c {
-            for iy in o[0]..o[0] + size[0] {
-                let row = (ci * h + iy) * w;
-                out[row + o[1]..row + o[1] + size[1]].iter_mut().for_each(|v| *v = b);
+    y.par_chunks_mut(c * h * w)
+        .zip(origins.par_iter())
+        .for_each(|(out, o)| {
+            out.copy_from_slice(x);
+            for ci in 0..c {
+                for iy in o[0]..o[0] + size[0] {
+                    let row = (ci * h + iy) * w;
+                    out[row + o[1]..row + o[1] + size[1]]
+                        .iter_mut()
+                        .for_each(|v| *v = b);
+                }
             }
-        }
-    });
+        });
 }

@@ -64,14 +64,18 @@ impl ConvGeom {
     }
     /// A 1×1, stride-1, unpadded convolution is a plain GEMM on the input.
     fn is_pointwise(&self) -> bool {
-        self.kh == 1
-            && self.kw == 1
-            && self.p.stride == [1, 1]
-            && self.p.padding == [0, 0]
+        self.kh == 1 && self.kw == 1 && self.p.stride == [1, 1] && self.p.padding == [0, 0]
     }
     /// Input coordinate of output `o` and kernel tap `t` along one axis, if inside.
     #[inline]
-    fn src(o: usize, t: usize, stride: usize, pad: usize, dil: usize, size: usize) -> Option<usize> {
+    fn src(
+        o: usize,
+        t: usize,
+        stride: usize,
+        pad: usize,
+        dil: usize,
+        size: usize,
+    ) -> Option<usize> {
         let v = (o * stride + t * dil) as isize - pad as isize;
         (v >= 0 && (v as usize) < size).then_some(v as usize)
     }
@@ -84,7 +88,15 @@ fn tasks_per_image(g: &ConvGeom) -> usize {
 
 /// Unfolds channels `c0..c0+cc` of one image into `cols [cc·kh·kw, p1−p0]` for output columns
 /// `p0..p1`.
-fn im2col<T: Element>(x: &[T], g: &ConvGeom, c0: usize, cc: usize, p0: usize, p1: usize, cols: &mut [T]) {
+fn im2col<T: Element>(
+    x: &[T],
+    g: &ConvGeom,
+    c0: usize,
+    cc: usize,
+    p0: usize,
+    p1: usize,
+    cols: &mut [T],
+) {
     let width = p1 - p0;
     let [sh, sw] = g.p.stride;
     let [ph, pw] = g.p.padding;
@@ -150,7 +162,6 @@ pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeom, y: &
     let yp = SharedMut(y.as_mut_ptr());
     let y_len = y.len();
     tasks.par_iter().for_each(|&(n, gi, (p0, p1))| {
-        let yp = yp;
         let img = &x[n * g.c * g.in_plane()..(n + 1) * g.c * g.in_plane()];
         let width = p1 - p0;
         let local;
@@ -165,15 +176,30 @@ pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeom, y: &
         let off = n * g.k * plane + gi * kg * plane + p0;
         assert!(kg == 0 || off + (kg - 1) * plane + width <= y_len);
         let a = Mat::rows(w, gi * kg * cg * kk, cg * kk);
-        let bmat = Mat { data: bm, off: boff, rs: brs, cs: 1 };
+        let bmat = Mat {
+            data: bm,
+            off: boff,
+            rs: brs,
+            cs: 1,
+        };
         // SAFETY: rows gi·kg..(gi+1)·kg, columns p0..p1 of image n are written by this task
         // alone (tasks partition images × groups × column ranges); the bound is asserted above.
         unsafe {
             T::gemm_raw(
-                kg, cg * kk, width, T::one(),
-                a.data.as_ptr().add(a.off), a.rs as isize, 1,
-                bmat.data.as_ptr().add(bmat.off), bmat.rs as isize, 1,
-                T::zero(), yp.0.add(off), plane as isize, 1,
+                kg,
+                cg * kk,
+                width,
+                T::one(),
+                a.data.as_ptr().add(a.off),
+                a.rs as isize,
+                1,
+                bmat.data.as_ptr().add(bmat.off),
+                bmat.rs as isize,
+                1,
+                T::zero(),
+                yp.ptr().add(off),
+                plane as isize,
+                1,
             );
         }
     });
@@ -206,10 +232,26 @@ pub fn backward_data<T: Element>(dy: &[T], w: &[T], g: &ConvGeom, dx: &mut [T]) 
         let a = Mat::rows_t(w, gi * kg * cg * kk + c0 * kk, cg * kk);
         let b = Mat::rows(dy, n * g.k * oplane + gi * kg * oplane, oplane);
         if g.is_pointwise() {
-            gemm(cc, kg, oplane, a, b, T::zero(), MatMut::rows(out, 0, oplane));
+            gemm(
+                cc,
+                kg,
+                oplane,
+                a,
+                b,
+                T::zero(),
+                MatMut::rows(out, 0, oplane),
+            );
         } else {
             let mut cols = vec![T::zero(); cc * kk * oplane];
-            gemm(cc * kk, kg, oplane, a, b, T::zero(), MatMut::rows(&mut cols, 0, oplane));
+            gemm(
+                cc * kk,
+                kg,
+                oplane,
+                a,
+                b,
+                T::zero(),
+                MatMut::rows(&mut cols, 0, oplane),
+            );
             out.iter_mut().for_each(|v| *v = T::zero());
             col2im(&cols, g, cc, out);
         }
@@ -225,11 +267,23 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], g: &ConvGeom, dw: &mut [T]
         .map(|n| {
             let mut part = vec![T::zero(); wlen];
             let img = &x[n * g.c * g.in_plane()..(n + 1) * g.c * g.in_plane()];
-            let mut cols = vec![T::zero(); if g.is_pointwise() { 0 } else { cg * kk * oplane }];
+            let mut cols = vec![
+                T::zero();
+                if g.is_pointwise() {
+                    0
+                } else {
+                    cg * kk * oplane
+                }
+            ];
             for gi in 0..g.p.groups {
                 let a = Mat::rows(dy, n * g.k * oplane + gi * kg * oplane, oplane);
                 let b = if g.is_pointwise() {
-                    Mat { data: img, off: gi * cg * oplane, rs: 1, cs: oplane }
+                    Mat {
+                        data: img,
+                        off: gi * cg * oplane,
+                        rs: 1,
+                        cs: oplane,
+                    }
                 } else {
                     im2col(img, g, gi * cg, cg, 0, oplane, &mut cols);
                     Mat::rows_t(&cols, 0, oplane)
@@ -253,7 +307,12 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], g: &ConvGeom, dw: &mut [T]
 pub fn backward_bias<T: Element>(dy: &[T], n: usize, k: usize, plane: usize, db: &mut [T]) {
     db.par_iter_mut().enumerate().for_each(|(ki, out)| {
         *out = (0..n)
-            .map(|ni| dy[(ni * k + ki) * plane..(ni * k + ki + 1) * plane].iter().copied().sum::<T>())
+            .map(|ni| {
+                dy[(ni * k + ki) * plane..(ni * k + ki + 1) * plane]
+                    .iter()
+                    .copied()
+                    .sum::<T>()
+            })
             .sum();
     });
 }

@@ -18,11 +18,21 @@ pub struct Mat<'a, T> {
 impl<'a, T> Mat<'a, T> {
     /// A row-major matrix with `cols` columns starting at `off`.
     pub fn rows(data: &'a [T], off: usize, cols: usize) -> Self {
-        Mat { data, off, rs: cols, cs: 1 }
+        Mat {
+            data,
+            off,
+            rs: cols,
+            cs: 1,
+        }
     }
     /// The transpose of a row-major matrix with `cols` columns starting at `off`.
     pub fn rows_t(data: &'a [T], off: usize, cols: usize) -> Self {
-        Mat { data, off, rs: 1, cs: cols }
+        Mat {
+            data,
+            off,
+            rs: 1,
+            cs: cols,
+        }
     }
     fn check(&self, r: usize, c: usize) {
         if r > 0 && c > 0 {
@@ -47,7 +57,12 @@ pub struct MatMut<'a, T> {
 impl<'a, T> MatMut<'a, T> {
     /// A row-major matrix with row stride `rs` starting at `off`.
     pub fn rows(data: &'a mut [T], off: usize, rs: usize) -> Self {
-        MatMut { data, off, rs, cs: 1 }
+        MatMut {
+            data,
+            off,
+            rs,
+            cs: 1,
+        }
     }
 }
 

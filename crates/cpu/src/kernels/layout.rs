@@ -4,13 +4,23 @@ use super::Element;
 use rayon::prelude::*;
 
 /// `y = x·scale[c] + shift[c]` for NCHW with `c` channels of `plane` elements.
-pub fn channel_affine<T: Element>(x: &[T], scale: &[T], shift: Option<&[T]>, c: usize, plane: usize, y: &mut [T]) {
-    y.par_chunks_mut(plane).zip(x.par_chunks(plane)).enumerate().for_each(|(i, (y, x))| {
-        let (s, b) = (scale[i % c], shift.map_or(T::zero(), |t| t[i % c]));
-        for (o, &v) in y.iter_mut().zip(x) {
-            *o = v * s + b;
-        }
-    });
+pub fn channel_affine<T: Element>(
+    x: &[T],
+    scale: &[T],
+    shift: Option<&[T]>,
+    c: usize,
+    plane: usize,
+    y: &mut [T],
+) {
+    y.par_chunks_mut(plane)
+        .zip(x.par_chunks(plane))
+        .enumerate()
+        .for_each(|(i, (y, x))| {
+            let (s, b) = (scale[i % c], shift.map_or(T::zero(), |t| t[i % c]));
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = v * s + b;
+            }
+        });
 }
 
 /// `y = a + b`.
@@ -27,18 +37,23 @@ pub fn add<T: Element>(a: &[T], b: &[T], y: &mut [T]) {
 /// Concatenates per-image blocks: operand `j` contributes `sizes[j]` elements per image.
 pub fn concat<T: Element>(xs: &[&[T]], sizes: &[usize], n: usize, y: &mut [T]) {
     let total: usize = sizes.iter().sum();
-    y.par_chunks_mut(total).enumerate().take(n).for_each(|(i, out)| {
-        let mut off = 0;
-        for (x, &s) in xs.iter().zip(sizes) {
-            out[off..off + s].copy_from_slice(&x[i * s..(i + 1) * s]);
-            off += s;
-        }
-    });
+    y.par_chunks_mut(total)
+        .enumerate()
+        .take(n)
+        .for_each(|(i, out)| {
+            let mut off = 0;
+            for (x, &s) in xs.iter().zip(sizes) {
+                out[off..off + s].copy_from_slice(&x[i * s..(i + 1) * s]);
+                off += s;
+            }
+        });
 }
 
 /// Copies elements `start..start+len` of each per-image block of `block` elements.
 pub fn slice<T: Element>(x: &[T], block: usize, start: usize, len: usize, y: &mut [T]) {
-    y.par_chunks_mut(len.max(1)).enumerate().for_each(|(i, out)| {
-        out.copy_from_slice(&x[i * block + start..i * block + start + len]);
-    });
+    y.par_chunks_mut(len.max(1))
+        .enumerate()
+        .for_each(|(i, out)| {
+            out.copy_from_slice(&x[i * block + start..i * block + start + len]);
+        });
 }

@@ -4,14 +4,30 @@ use super::{gemm, Element, Mat, MatMut};
 use rayon::prelude::*;
 
 /// `y [n,o] = x [n,i] · wᵀ + b`; rows are computed in parallel blocks.
-pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, n: usize, i: usize, o: usize, y: &mut [T]) {
+pub fn forward<T: Element>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    n: usize,
+    i: usize,
+    o: usize,
+    y: &mut [T],
+) {
     let blocks = super::ranges(o, 2 * rayon::current_num_threads(), 16);
     // Split the output by column blocks of w's rows: each task owns y[:, o0..o1].
     let cols: Vec<(usize, usize, Vec<T>)> = blocks
         .into_par_iter()
         .map(|(o0, o1)| {
             let mut part = vec![T::zero(); n * (o1 - o0)];
-            gemm(n, i, o1 - o0, Mat::rows(x, 0, i), Mat::rows_t(w, o0 * i, i), T::zero(), MatMut::rows(&mut part, 0, o1 - o0));
+            gemm(
+                n,
+                i,
+                o1 - o0,
+                Mat::rows(x, 0, i),
+                Mat::rows_t(w, o0 * i, i),
+                T::zero(),
+                MatMut::rows(&mut part, 0, o1 - o0),
+            );
             (o0, o1, part)
         })
         .collect();
@@ -21,7 +37,8 @@ pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, n: usize, i: usize
         }
     }
     if let Some(b) = b {
-        y.par_chunks_mut(o).for_each(|row| row.iter_mut().zip(b).for_each(|(v, bb)| *v += *bb));
+        y.par_chunks_mut(o)
+            .for_each(|row| row.iter_mut().zip(b).for_each(|(v, bb)| *v += *bb));
     }
 }
 
@@ -32,7 +49,20 @@ pub fn backward_data<T: Element>(dy: &[T], w: &[T], n: usize, i: usize, o: usize
         .into_par_iter()
         .map(|(i0, i1)| {
             let mut part = vec![T::zero(); n * (i1 - i0)];
-            gemm(n, o, i1 - i0, Mat::rows(dy, 0, o), Mat { data: w, off: i0, rs: i, cs: 1 }, T::zero(), MatMut::rows(&mut part, 0, i1 - i0));
+            gemm(
+                n,
+                o,
+                i1 - i0,
+                Mat::rows(dy, 0, o),
+                Mat {
+                    data: w,
+                    off: i0,
+                    rs: i,
+                    cs: 1,
+                },
+                T::zero(),
+                MatMut::rows(&mut part, 0, i1 - i0),
+            );
             (i0, i1, part)
         })
         .collect();
@@ -45,11 +75,26 @@ pub fn backward_data<T: Element>(dy: &[T], w: &[T], n: usize, i: usize, o: usize
 
 /// `dw [o,i] = dyᵀ [o,n] · x [n,i]`.
 pub fn backward_weight<T: Element>(x: &[T], dy: &[T], n: usize, i: usize, o: usize, dw: &mut [T]) {
-    dw.par_chunks_mut(i * 16).enumerate().for_each(|(blk, out)| {
-        let o0 = blk * 16;
-        let rows = out.len() / i;
-        gemm(rows, n, i, Mat { data: dy, off: o0, rs: 1, cs: o }, Mat::rows(x, 0, i), T::zero(), MatMut::rows(out, 0, i));
-    });
+    dw.par_chunks_mut(i * 16)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            let o0 = blk * 16;
+            let rows = out.len() / i;
+            gemm(
+                rows,
+                n,
+                i,
+                Mat {
+                    data: dy,
+                    off: o0,
+                    rs: 1,
+                    cs: o,
+                },
+                Mat::rows(x, 0, i),
+                T::zero(),
+                MatMut::rows(out, 0, i),
+            );
+        });
 }
 
 /// `db [o]`: `dy` summed over the batch.

@@ -23,9 +23,19 @@ pub(crate) struct SharedMut<T>(pub *mut T);
 unsafe impl<T: Send> Send for SharedMut<T> {}
 unsafe impl<T: Send> Sync for SharedMut<T> {}
 
+impl<T> SharedMut<T> {
+    /// The pointer (a method, so closures capture the whole `Send` wrapper).
+    pub(crate) fn ptr(self) -> *mut T {
+        self.0
+    }
+}
+
 /// Splits `0..n` into about `parts` contiguous ranges of at least `min` elements.
 pub(crate) fn ranges(n: usize, parts: usize, min: usize) -> Vec<(usize, usize)> {
     let parts = parts.max(1).min(n.div_ceil(min.max(1))).max(1);
     let step = n.div_ceil(parts).max(1);
-    (0..n).step_by(step).map(|s| (s, (s + step).min(n))).collect()
+    (0..n)
+        .step_by(step)
+        .map(|s| (s, (s + step).min(n)))
+        .collect()
 }

@@ -18,7 +18,14 @@ pub struct PoolGeom {
 }
 
 /// Input taps of output `o` along one axis: `(first, end, step)` with PyTorch's rules.
-fn taps(o: usize, k: usize, s: usize, p: usize, d: usize, size: usize) -> impl Iterator<Item = usize> {
+fn taps(
+    o: usize,
+    k: usize,
+    s: usize,
+    p: usize,
+    d: usize,
+    size: usize,
+) -> impl Iterator<Item = usize> {
     let start = (o * s) as isize - p as isize;
     let end = (start + ((k - 1) * d) as isize + 1).min(size as isize);
     let mut first = start;
@@ -29,10 +36,30 @@ fn taps(o: usize, k: usize, s: usize, p: usize, d: usize, size: usize) -> impl I
 }
 
 /// Index within the plane of the first maximum of output `(oy, ox)`'s window.
-fn argmax<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, oy: usize, ox: usize) -> Option<usize> {
+fn argmax<T: Element>(
+    x: &[T],
+    g: &PoolGeom,
+    p: &Pool2dParams,
+    oy: usize,
+    ox: usize,
+) -> Option<usize> {
     let mut best: Option<(usize, T)> = None;
-    for iy in taps(oy, p.kernel[0], p.stride[0], p.padding[0], p.dilation[0], g.h) {
-        for ix in taps(ox, p.kernel[1], p.stride[1], p.padding[1], p.dilation[1], g.w) {
+    for iy in taps(
+        oy,
+        p.kernel[0],
+        p.stride[0],
+        p.padding[0],
+        p.dilation[0],
+        g.h,
+    ) {
+        for ix in taps(
+            ox,
+            p.kernel[1],
+            p.stride[1],
+            p.padding[1],
+            p.dilation[1],
+            g.w,
+        ) {
             let v = x[iy * g.w + ix];
             if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
                 best = Some((iy * g.w + ix, v));
@@ -44,13 +71,15 @@ fn argmax<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, oy: usize, ox: us
 
 /// Max pooling.
 pub fn max_forward<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
-    y.par_chunks_mut(g.oh * g.ow).zip(x.par_chunks(g.h * g.w)).for_each(|(y, x)| {
-        for oy in 0..g.oh {
-            for ox in 0..g.ow {
-                y[oy * g.ow + ox] = argmax(x, g, p, oy, ox).map_or(T::neg_infinity(), |i| x[i]);
+    y.par_chunks_mut(g.oh * g.ow)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(y, x)| {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    y[oy * g.ow + ox] = argmax(x, g, p, oy, ox).map_or(T::neg_infinity(), |i| x[i]);
+                }
             }
-        }
-    });
+        });
 }
 
 /// Max pooling backward: each window's gradient to its first maximum.
@@ -74,7 +103,10 @@ fn avg_window(o: usize, k: usize, s: usize, p: usize, size: usize) -> (usize, us
     let start = (o * s) as isize - p as isize;
     let end = (start + k as isize).min((size + p) as isize);
     let span = (end - start) as usize;
-    let (a, b) = (start.max(0) as usize, end.min(size as isize).max(0) as usize);
+    let (a, b) = (
+        start.max(0) as usize,
+        end.min(size as isize).max(0) as usize,
+    );
     (a, b.max(a), span)
 }
 
@@ -88,41 +120,45 @@ fn avg_divisor(p: &Pool2dParams, hy: (usize, usize, usize), wx: (usize, usize, u
 
 /// Average pooling (PyTorch divisor rules).
 pub fn avg_forward<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
-    y.par_chunks_mut(g.oh * g.ow).zip(x.par_chunks(g.h * g.w)).for_each(|(y, x)| {
-        for oy in 0..g.oh {
-            let hy = avg_window(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
-            for ox in 0..g.ow {
-                let wx = avg_window(ox, p.kernel[1], p.stride[1], p.padding[1], g.w);
-                let mut s = T::zero();
-                for iy in hy.0..hy.1 {
-                    for ix in wx.0..wx.1 {
-                        s += x[iy * g.w + ix];
+    y.par_chunks_mut(g.oh * g.ow)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(y, x)| {
+            for oy in 0..g.oh {
+                let hy = avg_window(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                for ox in 0..g.ow {
+                    let wx = avg_window(ox, p.kernel[1], p.stride[1], p.padding[1], g.w);
+                    let mut s = T::zero();
+                    for iy in hy.0..hy.1 {
+                        for ix in wx.0..wx.1 {
+                            s += x[iy * g.w + ix];
+                        }
                     }
+                    let div = avg_divisor(p, hy, wx).max(1);
+                    y[oy * g.ow + ox] = s / T::of_usize(div);
                 }
-                let div = avg_divisor(p, hy, wx).max(1);
-                y[oy * g.ow + ox] = s / T::of_usize(div);
             }
-        }
-    });
+        });
 }
 
 /// Average pooling backward.
 pub fn avg_backward<T: Element>(dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
-    dx.par_chunks_mut(g.h * g.w).zip(dy.par_chunks(g.oh * g.ow)).for_each(|(dx, dy)| {
-        dx.iter_mut().for_each(|v| *v = T::zero());
-        for oy in 0..g.oh {
-            let hy = avg_window(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
-            for ox in 0..g.ow {
-                let wx = avg_window(ox, p.kernel[1], p.stride[1], p.padding[1], g.w);
-                let v = dy[oy * g.ow + ox] / T::of_usize(avg_divisor(p, hy, wx).max(1));
-                for iy in hy.0..hy.1 {
-                    for ix in wx.0..wx.1 {
-                        dx[iy * g.w + ix] += v;
+    dx.par_chunks_mut(g.h * g.w)
+        .zip(dy.par_chunks(g.oh * g.ow))
+        .for_each(|(dx, dy)| {
+            dx.iter_mut().for_each(|v| *v = T::zero());
+            for oy in 0..g.oh {
+                let hy = avg_window(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                for ox in 0..g.ow {
+                    let wx = avg_window(ox, p.kernel[1], p.stride[1], p.padding[1], g.w);
+                    let v = dy[oy * g.ow + ox] / T::of_usize(avg_divisor(p, hy, wx).max(1));
+                    for iy in hy.0..hy.1 {
+                        for ix in wx.0..wx.1 {
+                            dx[iy * g.w + ix] += v;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
 }
 
 /// PyTorch's adaptive window `[floor(o·in/out), ceil((o+1)·in/out))`.
@@ -132,38 +168,42 @@ fn adaptive(o: usize, out: usize, size: usize) -> (usize, usize) {
 
 /// Adaptive average pooling.
 pub fn adaptive_forward<T: Element>(x: &[T], g: &PoolGeom, y: &mut [T]) {
-    y.par_chunks_mut(g.oh * g.ow).zip(x.par_chunks(g.h * g.w)).for_each(|(y, x)| {
-        for oy in 0..g.oh {
-            let (y0, y1) = adaptive(oy, g.oh, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = adaptive(ox, g.ow, g.w);
-                let mut s = T::zero();
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        s += x[iy * g.w + ix];
+    y.par_chunks_mut(g.oh * g.ow)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(y, x)| {
+            for oy in 0..g.oh {
+                let (y0, y1) = adaptive(oy, g.oh, g.h);
+                for ox in 0..g.ow {
+                    let (x0, x1) = adaptive(ox, g.ow, g.w);
+                    let mut s = T::zero();
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            s += x[iy * g.w + ix];
+                        }
                     }
+                    y[oy * g.ow + ox] = s / T::of_usize((y1 - y0) * (x1 - x0));
                 }
-                y[oy * g.ow + ox] = s / T::of_usize((y1 - y0) * (x1 - x0));
             }
-        }
-    });
+        });
 }
 
 /// Adaptive average pooling backward.
 pub fn adaptive_backward<T: Element>(dy: &[T], g: &PoolGeom, dx: &mut [T]) {
-    dx.par_chunks_mut(g.h * g.w).zip(dy.par_chunks(g.oh * g.ow)).for_each(|(dx, dy)| {
-        dx.iter_mut().for_each(|v| *v = T::zero());
-        for oy in 0..g.oh {
-            let (y0, y1) = adaptive(oy, g.oh, g.h);
-            for ox in 0..g.ow {
-                let (x0, x1) = adaptive(ox, g.ow, g.w);
-                let v = dy[oy * g.ow + ox] / T::of_usize((y1 - y0) * (x1 - x0));
-                for iy in y0..y1 {
-                    for ix in x0..x1 {
-                        dx[iy * g.w + ix] += v;
+    dx.par_chunks_mut(g.h * g.w)
+        .zip(dy.par_chunks(g.oh * g.ow))
+        .for_each(|(dx, dy)| {
+            dx.iter_mut().for_each(|v| *v = T::zero());
+            for oy in 0..g.oh {
+                let (y0, y1) = adaptive(oy, g.oh, g.h);
+                for ox in 0..g.ow {
+                    let (x0, x1) = adaptive(ox, g.ow, g.w);
+                    let v = dy[oy * g.ow + ox] / T::of_usize((y1 - y0) * (x1 - x0));
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            dx[iy * g.w + ix] += v;
+                        }
                     }
                 }
             }
-        }
-    });
+        });
 }

@@ -49,7 +49,9 @@ impl<'w> Ctx<'w> {
     /// Linear `name` with weight and bias.
     pub fn linear(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         let weight = self.w.get_rank(&format!("{name}.weight"), 2)?;
-        let bias = self.w.get_shaped(&format!("{name}.bias"), &[weight.shape.dim(0)])?;
+        let bias = self
+            .w
+            .get_shaped(&format!("{name}.bias"), &[weight.shape.dim(0)])?;
         self.b.linear(name, x, weight, Some(bias))
     }
 

@@ -9,7 +9,9 @@ const STRIDES: [usize; 17] = [1, 2, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1]
 
 /// Builds a MobileNetV2.
 pub(super) fn build(w: &Weights) -> Result<Graph> {
-    let blocks = (1..).take_while(|i| w.has(&format!("features.{i}.conv.0.0.weight"))).count();
+    let blocks = (1..)
+        .take_while(|i| w.has(&format!("features.{i}.conv.0.0.weight")))
+        .count();
     if blocks != STRIDES.len() {
         return Err(Error::Model(format!(
             "found {blocks} inverted-residual blocks features.1..; MobileNetV2 has {}",

@@ -13,9 +13,24 @@ use gradcam_core::{Error, Result};
 
 /// Every architecture name [`build`] accepts.
 pub const ARCHITECTURES: &[&str] = &[
-    "resnet", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "vgg11", "vgg11_bn",
-    "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19", "vgg19_bn", "squeezenet1_0",
-    "squeezenet1_1", "mobilenet_v2", "alexnet",
+    "resnet",
+    "resnet18",
+    "resnet34",
+    "resnet50",
+    "resnet101",
+    "resnet152",
+    "vgg11",
+    "vgg11_bn",
+    "vgg13",
+    "vgg13_bn",
+    "vgg16",
+    "vgg16_bn",
+    "vgg19",
+    "vgg19_bn",
+    "squeezenet1_0",
+    "squeezenet1_1",
+    "mobilenet_v2",
+    "alexnet",
 ];
 
 /// Builds architecture `arch` from a torchvision-named state dict.

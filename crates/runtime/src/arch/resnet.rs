@@ -8,7 +8,11 @@ use gradcam_core::{Error, Pool2dParams, Result};
 pub(super) fn build(w: &Weights, expect: Option<(bool, [usize; 4])>) -> Result<Graph> {
     let bottleneck = w.has("layer1.0.conv3.weight");
     let counts: Vec<usize> = (1..=4)
-        .map(|l| (0..).take_while(|i| w.has(&format!("layer{l}.{i}.conv1.weight"))).count())
+        .map(|l| {
+            (0..)
+                .take_while(|i| w.has(&format!("layer{l}.{i}.conv1.weight")))
+                .count()
+        })
         .collect();
     if counts.contains(&0) {
         return Err(Error::Model(format!(
@@ -19,7 +23,11 @@ pub(super) fn build(w: &Weights, expect: Option<(bool, [usize; 4])>) -> Result<G
         if bn != bottleneck || counts != blocks {
             return Err(Error::Model(format!(
                 "the weights hold {} blocks {counts:?}, the variant has {} blocks {blocks:?}",
-                if bottleneck { "Bottleneck" } else { "BasicBlock" },
+                if bottleneck {
+                    "Bottleneck"
+                } else {
+                    "BasicBlock"
+                },
                 if bn { "Bottleneck" } else { "BasicBlock" },
             )));
         }

@@ -20,8 +20,38 @@ pub(super) fn build(w: &Weights, v: Version) -> Result<Graph> {
     let mut cx = Ctx::new(w);
     let x = cx.b.input();
     let (stride, layout) = match v {
-        Version::V1_0 => (2, [L::Pool, L::Fire, L::Fire, L::Fire, L::Pool, L::Fire, L::Fire, L::Fire, L::Fire, L::Pool, L::Fire]),
-        Version::V1_1 => (2, [L::Pool, L::Fire, L::Fire, L::Pool, L::Fire, L::Fire, L::Pool, L::Fire, L::Fire, L::Fire, L::Fire]),
+        Version::V1_0 => (
+            2,
+            [
+                L::Pool,
+                L::Fire,
+                L::Fire,
+                L::Fire,
+                L::Pool,
+                L::Fire,
+                L::Fire,
+                L::Fire,
+                L::Fire,
+                L::Pool,
+                L::Fire,
+            ],
+        ),
+        Version::V1_1 => (
+            2,
+            [
+                L::Pool,
+                L::Fire,
+                L::Fire,
+                L::Pool,
+                L::Fire,
+                L::Fire,
+                L::Pool,
+                L::Fire,
+                L::Fire,
+                L::Fire,
+                L::Fire,
+            ],
+        ),
     };
     let mut x = cx.conv("features.0", x, stride, 0)?;
     x = cx.b.relu("features.1", x)?;

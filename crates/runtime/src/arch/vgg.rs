@@ -7,7 +7,9 @@ use gradcam_core::{Error, Pool2dParams, Result};
 /// Builds a VGG with `convs` conv layers in `features`.
 pub(super) fn build(w: &Weights, convs: usize, bn: bool) -> Result<Graph> {
     let mut cx = Ctx::new(w);
-    let is_conv = |i: usize| w.has(&format!("features.{i}.weight")) && !w.has(&format!("features.{i}.running_mean"));
+    let is_conv = |i: usize| {
+        w.has(&format!("features.{i}.weight")) && !w.has(&format!("features.{i}.running_mean"))
+    };
     let mut x = cx.b.input();
     let (mut idx, mut found, mut last_relu) = (0, 0, None);
     loop {
@@ -30,7 +32,8 @@ pub(super) fn build(w: &Weights, convs: usize, bn: bool) -> Result<Graph> {
             last_relu = Some(x);
             idx += 2;
         } else {
-            x = cx.b.max_pool(&format!("features.{idx}"), x, Pool2dParams::new(2, 2, 0))?;
+            x =
+                cx.b.max_pool(&format!("features.{idx}"), x, Pool2dParams::new(2, 2, 0))?;
             idx += 1;
             if !is_conv(idx) {
                 break;
@@ -38,7 +41,9 @@ pub(super) fn build(w: &Weights, convs: usize, bn: bool) -> Result<Graph> {
         }
     }
     if found != convs {
-        return Err(Error::Model(format!("found {found} conv layers in features, the variant has {convs}")));
+        return Err(Error::Model(format!(
+            "found {found} conv layers in features, the variant has {convs}"
+        )));
     }
     if let Some(t) = last_relu {
         cx.b.set_default_target(t);

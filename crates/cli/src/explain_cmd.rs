@@ -1,0 +1,210 @@
+//! `gradcam explain`.
+
+use crate::input::{self, Preprocess};
+use crate::render;
+use clap::Args;
+use gradcam_core::{Error, Result};
+use gradcam_cpu::CpuBackend;
+use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options};
+use gradcam_runtime::{arch, Graph, Model, Weights};
+use std::path::PathBuf;
+
+/// Where the model comes from.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// Built-in architecture (resnet, resnet18..152, vgg11..19[_bn], squeezenet1_0/1_1,
+    /// mobilenet_v2, alexnet).
+    #[arg(long)]
+    pub arch: String,
+    /// torchvision state dict saved as safetensors.
+    #[arg(long)]
+    pub weights: PathBuf,
+}
+
+impl ModelArgs {
+    /// Loads the graph.
+    pub fn graph(&self) -> Result<Graph> {
+        arch::build(&self.arch, &Weights::open(&self.weights)?)
+    }
+}
+
+/// Arguments of `gradcam explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    model: ModelArgs,
+    /// An image (PNG/JPEG), or an N×3×H×W float tensor: FILE.safetensors[:NAME] or FILE.npy.
+    #[arg(long)]
+    input: String,
+    /// Side images are resized to.
+    #[arg(long, default_value_t = 224)]
+    size: u32,
+    /// Normalisation mean, three values.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.485f32, 0.456, 0.406])]
+    mean: Vec<f32>,
+    /// Normalisation standard deviation, three values.
+    #[arg(long, value_delimiter = ',', default_values_t = [0.229f32, 0.224, 0.225])]
+    std: Vec<f32>,
+    /// Class per input row (one value applies to every row); default the top-1 class.
+    #[arg(long, value_delimiter = ',', conflicts_with = "top")]
+    class: Vec<usize>,
+    /// Explain each row's top K classes.
+    #[arg(long)]
+    top: Option<usize>,
+    /// Target layer (module path such as layer4.1 or features.29); default the model's last
+    /// spatial layer.
+    #[arg(long)]
+    layer: Option<String>,
+    /// Methods, comma separated, or `all`: gradcam, gradcam++, xgradcam, hirescam, layercam,
+    /// eigencam, scorecam, guided-backprop, guided-gradcam, deconvnet, deconvnet-gradcam,
+    /// saliency, occlusion, cam.
+    #[arg(long, default_value = "gradcam")]
+    method: String,
+    /// Compute backend.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// Guided backprop as pytorch-grad-cam's GuidedBackpropReLUModel (guided rule on ReLU
+    /// only; ReLU6 keeps its plain gradient).
+    #[arg(long)]
+    guided_relu_only: bool,
+    /// Occlusion window, H[,W] (default max(2, size/8)).
+    #[arg(long, value_delimiter = ',')]
+    occlusion_window: Vec<usize>,
+    /// Occlusion stride, H[,W] (default max(1, size/16)).
+    #[arg(long, value_delimiter = ',')]
+    occlusion_stride: Vec<usize>,
+    /// Occlusion baseline value.
+    #[arg(long, default_value_t = 0.0)]
+    occlusion_baseline: f32,
+    /// Directory for PNG pictures of every map and gradient.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Write every output tensor, named as the reference fixtures, to this safetensors file.
+    #[arg(long)]
+    save_tensors: Option<PathBuf>,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+fn pair(v: &[usize], what: &str) -> Result<Option<[usize; 2]>> {
+    match v {
+        [] => Ok(None),
+        [a] => Ok(Some([*a, *a])),
+        [a, b] => Ok(Some([*a, *b])),
+        _ => Err(Error::InvalidArgument(format!("{what} takes H or H,W"))),
+    }
+}
+
+fn three(v: &[f32], what: &str) -> Result<[f32; 3]> {
+    <[f32; 3]>::try_from(v)
+        .map_err(|_| Error::InvalidArgument(format!("{what} takes three values")))
+}
+
+/// Runs `gradcam explain`.
+pub fn run(a: ExplainArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        rayon_threads(t)?;
+    }
+    if a.backend != "cpu" {
+        return Err(Error::Unsupported(format!(
+            "backend `{}` is not available in this build; available: cpu",
+            a.backend
+        )));
+    }
+    let methods = if a.method.trim() == "all" {
+        Method::ALL.to_vec()
+    } else {
+        Method::parse_list(&a.method)?
+    };
+    let std = three(&a.std, "--std")?;
+    if std.iter().any(|s| *s <= 0.0 || !s.is_finite()) {
+        return Err(Error::InvalidArgument(
+            "--std values must be positive".into(),
+        ));
+    }
+    let pre = Preprocess {
+        size: a.size,
+        mean: three(&a.mean, "--mean")?,
+        std,
+    };
+    let input = input::load(&a.input, &pre)?;
+    let graph = a.model.graph()?;
+    let target = match &a.layer {
+        Some(l) => graph.find(l)?,
+        None => graph.default_target()?,
+    };
+    let graph = graph.fold_batch_norm(&[target])?;
+    let explainer = Explainer::new(Model::new(CpuBackend::new(), graph)?);
+    let opts = Options {
+        layer: a.layer.clone(),
+        classes: match (a.top, a.class.is_empty()) {
+            (Some(k), _) => Classes::TopK(k),
+            (None, false) => Classes::Given(a.class.clone()),
+            (None, true) => Classes::Top1,
+        },
+        guided_relu_only: a.guided_relu_only,
+        occlusion: OcclusionParams {
+            window: pair(&a.occlusion_window, "--occlusion-window")?,
+            stride: pair(&a.occlusion_stride, "--occlusion-stride")?,
+            baseline: a.occlusion_baseline,
+        },
+        ..Options::default()
+    };
+    let ex = explainer.explain(&input, &methods, &opts)?;
+
+    let logits = ex.get("logits").expect("logits are always produced");
+    let c = logits.shape.dim(1);
+    if let Some(l) = &ex.layer {
+        println!("target layer: {l}");
+    }
+    for (r, (&img, &class)) in ex.images.iter().zip(&ex.targets).enumerate() {
+        println!(
+            "row {r}: image {img}, class {class}, logit {:.6}",
+            logits.data[img * c + class]
+        );
+    }
+    if let Some(path) = &a.save_tensors {
+        ex.save(path)?;
+        println!("tensors: {}", path.display());
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+        let written = write_pictures(&ex, dir)?;
+        println!("pictures: {written} PNG files in {}", dir.display());
+    }
+    Ok(())
+}
+
+fn write_pictures(ex: &gradcam_explain::Explanation, dir: &std::path::Path) -> Result<usize> {
+    let mut written = 0;
+    for m in Method::ALL {
+        let Some(t) = ex.get(m.tensor()) else {
+            continue;
+        };
+        let d = t.shape.dims();
+        let rows = d[0];
+        let per = t.data.len() / rows;
+        for r in 0..rows {
+            let path = dir.join(format!(
+                "{}_{}_{}.png",
+                ex.images[r],
+                ex.targets[r],
+                m.tensor()
+            ));
+            let v = &t.data[r * per..(r + 1) * per];
+            match d.len() {
+                3 => render::save_map(v, d[1], d[2], &path)?,
+                4 => render::save_gradient(v, d[2], d[3], &path)?,
+                _ => continue,
+            }
+            written += 1;
+        }
+    }
+    Ok(written)
+}
+
+/// Sizes rayon's global pool.
+pub fn rayon_threads(n: usize) -> Result<()> {
+    gradcam_cpu::set_threads(n)
+}

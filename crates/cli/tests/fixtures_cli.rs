@@ -1,0 +1,100 @@
+//! The reference cases of the built-in architectures through `gradcam explain --save-tensors`:
+//! every reference tensor matched within the fixtures' tolerances. (The two custom-graph cases,
+//! tiny_cam and vgg_like, have no built-in architecture and are covered through the library.)
+
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
+use std::process::Command;
+
+fn run_case(name: &str) {
+    let case = common::load_case(name);
+    let out = std::env::temp_dir().join(format!(
+        "gradcam-cli-{name}-{}.safetensors",
+        std::process::id()
+    ));
+    let (window, stride) = case.occlusion();
+    let classes: Vec<String> = case.targets.iter().map(|c| c.to_string()).collect();
+    let input = format!("{}:input", case.dir.join("reference.safetensors").display());
+    let run = |extra: &[&str], path: &std::path::Path| {
+        let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+            .args(["explain", "--arch", case.arch().unwrap(), "--weights"])
+            .arg(case.weights_path())
+            .args([
+                "--input",
+                &input,
+                "--class",
+                &classes.join(","),
+                "--layer",
+                &case.target_layer(),
+            ])
+            .args([
+                "--occlusion-window",
+                &format!("{},{}", window[0], window[1]),
+            ])
+            .args([
+                "--occlusion-stride",
+                &format!("{},{}", stride[0], stride[1]),
+            ])
+            .args(extra)
+            .arg("--save-tensors")
+            .arg(path)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "gradcam explain failed: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        common::read_tensors(path)
+    };
+    let methods = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam,scorecam,guided-backprop,guided-gradcam,deconvnet,deconvnet-gradcam,saliency,occlusion";
+    let ours = run(&["--method", methods], &out);
+    let mut failures = common::compare(
+        &case,
+        &ours,
+        &|n| n.to_string(),
+        &["guided_backprop_pgc", "cam_raw"],
+    );
+    let targets = &ours["targets"].data;
+    assert_eq!(
+        targets.iter().map(|v| *v as usize).collect::<Vec<_>>(),
+        case.targets
+    );
+
+    let pgc_out = out.with_extension("pgc.safetensors");
+    let pgc = run(
+        &["--method", "guided-backprop", "--guided-relu-only"],
+        &pgc_out,
+    );
+    let mut only = case.reference.clone();
+    only.retain(|k, _| k == "guided_backprop_pgc");
+    let pgc_case = common::Case {
+        reference: only,
+        ..common::load_case(name)
+    };
+    failures.extend(common::compare(
+        &pgc_case,
+        &pgc,
+        &|_| "guided_backprop".to_string(),
+        &[],
+    ));
+    let _ = std::fs::remove_file(&out);
+    let _ = std::fs::remove_file(&pgc_out);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+#[test]
+fn mini_resnet() {
+    run_case("mini_resnet");
+}
+
+#[test]
+fn squeezenet1_1() {
+    run_case("squeezenet1_1");
+}
+
+#[test]
+fn mobilenet_v2_035() {
+    run_case("mobilenet_v2_035");
+}
