@@ -27,7 +27,9 @@ pub use gradcam_runtime as runtime;
 
 pub use gradcam_core::{Backend, Error, HostTensor, Result, Shape, Tensor};
 pub use gradcam_cpu::CpuBackend;
-pub use gradcam_explain::{Classes, Explainer, Explanation, Method, OcclusionParams, Options};
+pub use gradcam_explain::{
+    Classes, Explainer, Explanation, Method, OcclusionParams, Options, Score,
+};
 pub use gradcam_runtime::{arch, Graph, GraphBuilder, Model, Weights};
 
 /// The README's examples, compiled and run as doctests.

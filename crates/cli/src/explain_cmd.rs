@@ -5,7 +5,7 @@ use crate::render;
 use clap::Args;
 use gradcam_core::{Error, Result};
 use gradcam_cpu::CpuBackend;
-use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options};
+use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options, Score};
 use gradcam_runtime::{arch, Graph, Model, Weights};
 use std::path::PathBuf;
 
@@ -60,6 +60,10 @@ pub struct ExplainArgs {
     /// saliency, occlusion, cam.
     #[arg(long, default_value = "gradcam")]
     method: String,
+    /// The class score explained: the raw logit (as pytorch-grad-cam) or the softmax
+    /// probability.
+    #[arg(long, default_value = "logit", value_parser = ["logit", "softmax"])]
+    score: String,
     /// Compute backend.
     #[arg(long, default_value = "cpu")]
     backend: String,
@@ -142,6 +146,11 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             (Some(k), _) => Classes::TopK(k),
             (None, false) => Classes::Given(a.class.clone()),
             (None, true) => Classes::Top1,
+        },
+        score: if a.score == "softmax" {
+            Score::Softmax
+        } else {
+            Score::Logit
         },
         guided_relu_only: a.guided_relu_only,
         occlusion: OcclusionParams {

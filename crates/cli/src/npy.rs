@@ -84,7 +84,7 @@ mod tests {
 
     fn npy(descr: &str, shape: &str, body: &[u8]) -> Vec<u8> {
         let mut h = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-        while (10 + h.len() + 1) % 64 != 0 {
+        while !(10 + h.len() + 1).is_multiple_of(64) {
             h.push(' ');
         }
         h.push('\n');

@@ -82,7 +82,7 @@ fn class_out_of_range_and_nan_input() {
     let mut body: Vec<u8> = vec![0; 3 * 64 * 64 * 4];
     body[40..44].copy_from_slice(&f32::NAN.to_le_bytes());
     let mut h = "{'descr': '<f4', 'fortran_order': False, 'shape': (1, 3, 64, 64), }".to_string();
-    while (10 + h.len() + 1) % 64 != 0 {
+    while !(10 + h.len() + 1).is_multiple_of(64) {
         h.push(' ');
     }
     h.push('\n');

@@ -1,7 +1,7 @@
 //! [`Explainer`]: one shared forward pass, the backward passes the requested methods need, and
 //! the maps, all on the backend until the final download.
 
-use crate::{eigen, perturb, Classes, Explanation, Method, Options};
+use crate::{eigen, perturb, Classes, Explanation, Method, Options, Score};
 use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Shape, Tensor};
 use gradcam_runtime::{BackwardSpec, Model, NodeId, Op, RectifierRule, Stop};
 use std::collections::{BTreeMap, BTreeSet};
@@ -175,7 +175,10 @@ impl<B: Backend> Explainer<B> {
 
         let mut per_slot: Vec<BTreeMap<String, Out<B>>> = Vec::with_capacity(slots.len());
         for slot in &slots {
-            let seed = m.one_hot(classes_n, slot)?;
+            let seed = match opts.score {
+                Score::Logit => m.one_hot(classes_n, slot)?,
+                Score::Softmax => m.softmax_seed(&logits, slot)?,
+            };
             let mut outs: BTreeMap<String, Out<B>> = BTreeMap::new();
             let mut put = |k: &str, t: Tensor<B>| {
                 outs.insert(k.to_string(), Out::Dev(t));
@@ -252,7 +255,10 @@ impl<B: Backend> Explainer<B> {
                 let k = a.dims()[1];
                 let mut weights = Vec::with_capacity(n * k);
                 for (i, &c) in slot.iter().enumerate() {
-                    let s: Vec<f32> = (0..k).map(|j| scores[i][j * classes_n + c]).collect();
+                    let s: Vec<f32> = scores[i]
+                        .chunks(classes_n)
+                        .map(|row| opts.score.of(row, c))
+                        .collect();
                     weights.extend(perturb::softmax(&s));
                 }
                 let w = b.upload(&weights, Shape::new([n, k]))?;
@@ -264,17 +270,10 @@ impl<B: Backend> Explainer<B> {
             if let Some((origins, window, scores, base)) = &occlusion {
                 let mut data = Vec::with_capacity(n * hh * ww);
                 for (i, &c) in slot.iter().enumerate() {
-                    let s: Vec<f32> = (0..origins.len())
-                        .map(|j| scores[i][j * classes_n + c])
-                        .collect();
-                    data.extend(perturb::occlusion_map(
-                        base[i * classes_n + c],
-                        &s,
-                        origins,
-                        *window,
-                        hh,
-                        ww,
-                    ));
+                    let row = |v: &[f32]| opts.score.of(v, c);
+                    let s: Vec<f32> = scores[i].chunks(classes_n).map(row).collect();
+                    let b0 = row(&base[i * classes_n..(i + 1) * classes_n]);
+                    data.extend(perturb::occlusion_map(b0, &s, origins, *window, hh, ww));
                 }
                 outs.insert(
                     "occlusion".into(),

@@ -16,4 +16,4 @@ pub use eigen::projection as eigencam_projection;
 pub use explainer::Explainer;
 pub use explanation::Explanation;
 pub use method::Method;
-pub use options::{Classes, OcclusionParams, Options};
+pub use options::{Classes, OcclusionParams, Options, Score};

@@ -12,6 +12,30 @@ pub enum Classes {
     Given(Vec<usize>),
 }
 
+/// The class score that is explained.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Score {
+    /// The raw logit `y_c` (the paper's and pytorch-grad-cam's choice).
+    #[default]
+    Logit,
+    /// The softmax probability `p_c`.
+    Softmax,
+}
+
+impl Score {
+    /// The score of class `c` from a row of logits.
+    pub fn of(self, logits: &[f32], c: usize) -> f32 {
+        match self {
+            Score::Logit => logits[c],
+            Score::Softmax => {
+                let m = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+                let s: f64 = logits.iter().map(|&v| ((v - m) as f64).exp()).sum();
+                (((logits[c] - m) as f64).exp() / s) as f32
+            }
+        }
+    }
+}
+
 /// Captum-style occlusion: a window over all channels slid with a stride, replaced by a
 /// baseline value; each pixel gets the mean score drop of the windows covering it.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -50,6 +74,8 @@ pub struct Options {
     pub layer: Option<String>,
     /// Classes to explain.
     pub classes: Classes,
+    /// The score each class is explained by.
+    pub score: Score,
     /// Guided backprop as pytorch-grad-cam's `GuidedBackpropReLUModel`: the guided rule on
     /// ReLUs only, ReLU6 keeping its plain backward. Off: the rule applies to every rectifier.
     pub guided_relu_only: bool,
@@ -64,6 +90,7 @@ impl Default for Options {
         Options {
             layer: None,
             classes: Classes::Top1,
+            score: Score::Logit,
             guided_relu_only: false,
             occlusion: OcclusionParams::default(),
             perturbation_batch: 32,

@@ -245,6 +245,21 @@ impl<B: Backend> Model<B> {
         })
     }
 
+    /// The softmax-score seed: the gradient of `softmax(logits)[r, classes[r]]` with respect to
+    /// the logits, `p_c·(e_c − p)` per row.
+    pub fn softmax_seed(&self, logits: &Tensor<B>, classes: &[usize]) -> Result<Tensor<B>> {
+        let [n, c] = logits.shape().matrix("softmax seed")?;
+        if classes.len() != n {
+            return Err(Error::InvalidArgument(format!(
+                "{} classes for {n} rows",
+                classes.len()
+            )));
+        }
+        let p = self.backend().softmax(logits)?;
+        self.backend()
+            .softmax_backward(&p, &self.one_hot(c, classes)?)
+    }
+
     /// A one-hot seed `[n, classes]` with `classes[r]` set in row `r`; checks the range.
     pub fn one_hot(&self, n_classes: usize, classes: &[usize]) -> Result<Tensor<B>> {
         let mut data = vec![0.0f32; classes.len() * n_classes];

@@ -133,6 +133,11 @@ impl Graph {
         &self.params
     }
 
+    /// A parameter's host value, to edit (training, tests); re-create the [`crate::Model`] after.
+    pub fn param_mut(&mut self, i: usize) -> &mut HostTensor {
+        &mut self.params[i].value
+    }
+
     /// The output node (the logits).
     pub fn output(&self) -> NodeId {
         self.output

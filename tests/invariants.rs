@@ -1,0 +1,309 @@
+//! The architecture's invariants, checked by counting the primitives an explanation calls:
+//! explaining never computes weight gradients, Grad-CAM's backward stops at the target layer,
+//! and every method of one call shares one forward pass that keeps only what backward needs.
+
+mod common;
+
+use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::runtime::{BackwardSpec, Op, RectifierRule, Stop};
+use gradcam::{
+    Backend, Classes, CpuBackend, Explainer, Method, Model, Options, Result, Shape, Tensor,
+};
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Arc, Mutex};
+
+/// The CPU backend, counting calls per primitive.
+#[derive(Default)]
+struct Counting {
+    inner: CpuBackend,
+    calls: Mutex<BTreeMap<&'static str, usize>>,
+}
+
+type T = Tensor<Counting>;
+type C = Tensor<CpuBackend>;
+
+fn cpu(t: &T) -> C {
+    Tensor::from_parts(t.shape().clone(), t.buffer().clone())
+}
+
+fn wrap(r: Result<C>) -> Result<T> {
+    r.map(|t| Tensor::from_parts(t.shape().clone(), t.buffer().clone()))
+}
+
+impl Counting {
+    fn hit(&self, name: &'static str) {
+        *self.calls.lock().unwrap().entry(name).or_default() += 1;
+    }
+    fn count(&self, name: &str) -> usize {
+        self.calls.lock().unwrap().get(name).copied().unwrap_or(0)
+    }
+}
+
+impl Backend for Counting {
+    type Buffer = Arc<Vec<f32>>;
+    fn name(&self) -> String {
+        "counting-cpu".into()
+    }
+    fn upload(&self, d: &[f32], s: Shape) -> Result<T> {
+        self.hit("upload");
+        wrap(self.inner.upload(d, s))
+    }
+    fn download(&self, x: &T) -> Result<Vec<f32>> {
+        self.hit("download");
+        self.inner.download(&cpu(x))
+    }
+    fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
+        self.hit("conv2d");
+        wrap(self.inner.conv2d(&cpu(x), &cpu(w), b.map(cpu).as_ref(), p))
+    }
+    fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, s: &Shape) -> Result<T> {
+        self.hit("conv2d_backward_data");
+        wrap(self.inner.conv2d_backward_data(&cpu(dy), &cpu(w), p, s))
+    }
+    fn conv2d_backward_weight(&self, x: &T, dy: &T, p: &Conv2dParams, s: &Shape) -> Result<T> {
+        self.hit("conv2d_backward_weight");
+        wrap(self.inner.conv2d_backward_weight(&cpu(x), &cpu(dy), p, s))
+    }
+    fn conv2d_backward_bias(&self, dy: &T) -> Result<T> {
+        self.hit("conv2d_backward_bias");
+        wrap(self.inner.conv2d_backward_bias(&cpu(dy)))
+    }
+    fn linear(&self, x: &T, w: &T, b: Option<&T>) -> Result<T> {
+        self.hit("linear");
+        wrap(self.inner.linear(&cpu(x), &cpu(w), b.map(cpu).as_ref()))
+    }
+    fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
+        self.hit("linear_backward_data");
+        wrap(self.inner.linear_backward_data(&cpu(dy), &cpu(w)))
+    }
+    fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
+        self.hit("linear_backward_weight");
+        wrap(self.inner.linear_backward_weight(&cpu(x), &cpu(dy)))
+    }
+    fn linear_backward_bias(&self, dy: &T) -> Result<T> {
+        self.hit("linear_backward_bias");
+        wrap(self.inner.linear_backward_bias(&cpu(dy)))
+    }
+    fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
+        self.hit("rectifier");
+        wrap(self.inner.rectifier(&cpu(x), r))
+    }
+    fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, m: GradMode) -> Result<T> {
+        self.hit("rectifier_backward");
+        wrap(self.inner.rectifier_backward(&cpu(y), &cpu(dy), r, m))
+    }
+    fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        self.hit("max_pool2d");
+        wrap(self.inner.max_pool2d(&cpu(x), p))
+    }
+    fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
+        self.hit("max_pool2d_backward");
+        wrap(self.inner.max_pool2d_backward(&cpu(x), &cpu(dy), p))
+    }
+    fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        self.hit("avg_pool2d");
+        wrap(self.inner.avg_pool2d(&cpu(x), p))
+    }
+    fn avg_pool2d_backward(&self, dy: &T, p: &Pool2dParams, s: &Shape) -> Result<T> {
+        self.hit("avg_pool2d_backward");
+        wrap(self.inner.avg_pool2d_backward(&cpu(dy), p, s))
+    }
+    fn adaptive_avg_pool2d(&self, x: &T, o: [usize; 2]) -> Result<T> {
+        self.hit("adaptive_avg_pool2d");
+        wrap(self.inner.adaptive_avg_pool2d(&cpu(x), o))
+    }
+    fn adaptive_avg_pool2d_backward(&self, dy: &T, s: &Shape) -> Result<T> {
+        self.hit("adaptive_avg_pool2d_backward");
+        wrap(self.inner.adaptive_avg_pool2d_backward(&cpu(dy), s))
+    }
+    fn channel_affine(&self, x: &T, s: &T, b: &T) -> Result<T> {
+        self.hit("channel_affine");
+        wrap(self.inner.channel_affine(&cpu(x), &cpu(s), &cpu(b)))
+    }
+    fn channel_affine_backward(&self, dy: &T, s: &T) -> Result<T> {
+        self.hit("channel_affine_backward");
+        wrap(self.inner.channel_affine_backward(&cpu(dy), &cpu(s)))
+    }
+    fn add(&self, a: &T, b: &T) -> Result<T> {
+        self.hit("add");
+        wrap(self.inner.add(&cpu(a), &cpu(b)))
+    }
+    fn concat_channels(&self, xs: &[&T]) -> Result<T> {
+        self.hit("concat_channels");
+        let v: Vec<C> = xs.iter().map(|x| cpu(x)).collect();
+        wrap(self.inner.concat_channels(&v.iter().collect::<Vec<_>>()))
+    }
+    fn slice_channels(&self, x: &T, s: usize, l: usize) -> Result<T> {
+        self.hit("slice_channels");
+        wrap(self.inner.slice_channels(&cpu(x), s, l))
+    }
+    fn softmax(&self, x: &T) -> Result<T> {
+        self.hit("softmax");
+        wrap(self.inner.softmax(&cpu(x)))
+    }
+    fn softmax_backward(&self, y: &T, dy: &T) -> Result<T> {
+        self.hit("softmax_backward");
+        wrap(self.inner.softmax_backward(&cpu(y), &cpu(dy)))
+    }
+    fn gradient_gap(&self, g: &T) -> Result<T> {
+        self.hit("gradient_gap");
+        wrap(self.inner.gradient_gap(&cpu(g)))
+    }
+    fn weighted_channel_sum(&self, a: &T, w: &T, relu: bool) -> Result<T> {
+        self.hit("weighted_channel_sum");
+        wrap(self.inner.weighted_channel_sum(&cpu(a), &cpu(w), relu))
+    }
+    fn elementwise_channel_sum(&self, a: &T, g: &T, relu: bool) -> Result<T> {
+        self.hit("elementwise_channel_sum");
+        wrap(self.inner.elementwise_channel_sum(&cpu(a), &cpu(g), relu))
+    }
+    fn gradcampp_weights(&self, a: &T, g: &T) -> Result<T> {
+        self.hit("gradcampp_weights");
+        wrap(self.inner.gradcampp_weights(&cpu(a), &cpu(g)))
+    }
+    fn xgradcam_weights(&self, a: &T, g: &T) -> Result<T> {
+        self.hit("xgradcam_weights");
+        wrap(self.inner.xgradcam_weights(&cpu(a), &cpu(g)))
+    }
+    fn normalize_min_max(&self, x: &T, g: usize, eps: f32) -> Result<T> {
+        self.hit("normalize_min_max");
+        wrap(self.inner.normalize_min_max(&cpu(x), g, eps))
+    }
+    fn resize_bilinear(&self, x: &T, o: [usize; 2], m: ResizeMode) -> Result<T> {
+        self.hit("resize_bilinear");
+        wrap(self.inner.resize_bilinear(&cpu(x), o, m))
+    }
+    fn heatmap_fusion(&self, x: &T, m: &T) -> Result<T> {
+        self.hit("heatmap_fusion");
+        wrap(self.inner.heatmap_fusion(&cpu(x), &cpu(m)))
+    }
+    fn occlude(&self, x: &T, o: &[[usize; 2]], s: [usize; 2], b: f32) -> Result<T> {
+        self.hit("occlude");
+        wrap(self.inner.occlude(&cpu(x), o, s, b))
+    }
+}
+
+fn conv_nodes(g: &gradcam::Graph) -> usize {
+    g.nodes()
+        .iter()
+        .filter(|n| matches!(n.op, Op::Conv2d { .. }))
+        .count()
+}
+
+fn mini_resnet() -> (Explainer<Counting>, gradcam::HostTensor, Vec<usize>) {
+    let case = common::load_case("mini_resnet");
+    let model = Model::new(Counting::default(), case.graph()).unwrap();
+    (
+        Explainer::new(model),
+        case.reference["input"].clone(),
+        case.targets.clone(),
+    )
+}
+
+#[test]
+fn gradcam_backward_stops_at_the_target_and_computes_no_weight_gradient() {
+    let (ex, input, targets) = mini_resnet();
+    let convs = conv_nodes(ex.model().graph());
+    let opts = Options {
+        layer: Some("layer4.0".into()),
+        classes: Classes::Given(targets),
+        ..Options::default()
+    };
+    ex.explain(&input, &[Method::GradCam], &opts).unwrap();
+    let b = ex.model().backend();
+    assert_eq!(b.count("conv2d"), convs, "one forward pass");
+    // Above layer4.0 there are exactly two convs (layer4.1.conv1/conv2) and one linear layer.
+    assert_eq!(b.count("conv2d_backward_data"), 2);
+    assert_eq!(b.count("linear_backward_data"), 1);
+    assert_eq!(
+        b.count("conv2d_backward_weight") + b.count("linear_backward_weight"),
+        0
+    );
+    assert_eq!(
+        b.count("conv2d_backward_bias") + b.count("linear_backward_bias"),
+        0
+    );
+    // Classes were given: the only downloads are the final outputs (logits, activation,
+    // and the five Grad-CAM tensors).
+    assert_eq!(b.count("download"), 7);
+}
+
+#[test]
+fn all_gradient_methods_share_one_forward_pass() {
+    let (ex, input, targets) = mini_resnet();
+    let convs = conv_nodes(ex.model().graph());
+    let opts = Options {
+        classes: Classes::Given(targets),
+        ..Options::default()
+    };
+    let methods = [
+        Method::GradCam,
+        Method::GradCamPlusPlus,
+        Method::HiResCam,
+        Method::GuidedBackprop,
+        Method::GuidedGradCam,
+        Method::Deconvnet,
+        Method::Saliency,
+    ];
+    ex.explain(&input, &methods, &opts).unwrap();
+    let b = ex.model().backend();
+    assert_eq!(
+        b.count("conv2d"),
+        convs,
+        "one forward pass for every method"
+    );
+    assert_eq!(
+        b.count("conv2d_backward_weight") + b.count("linear_backward_weight"),
+        0
+    );
+    // Three passes to the input (guided, deconvnet, saliency) run through every conv.
+    assert_eq!(b.count("conv2d_backward_data"), 3 * convs);
+}
+
+#[test]
+fn forward_keeps_only_what_backward_needs() {
+    let case = common::load_case("mini_resnet");
+    let model = Model::new(CpuBackend::new(), case.graph()).unwrap();
+    let g = model.graph();
+    let target = g.find("layer4.1").unwrap();
+    let spec = BackwardSpec {
+        from: g.output(),
+        stop: Stop::At(target),
+        rule: RectifierRule::default(),
+        weight_grads: false,
+    };
+    // Above layer4.1 there are only pooling, flatten and the classifier: nothing to keep.
+    assert!(model.backward_needs(&spec).unwrap().is_empty());
+    let x = model.upload_input(&case.reference["input"]).unwrap();
+    let keep: BTreeSet<_> = [target].into_iter().collect();
+    let acts = model.forward(&x, &keep).unwrap();
+    assert_eq!(acts.kept(), 2, "the target activation and the logits");
+    // A guided pass to the input needs every rectifier output and max-pool input.
+    let guided = BackwardSpec {
+        stop: Stop::Input,
+        rule: RectifierRule {
+            mode: GradMode::Guided,
+            relu_only: false,
+        },
+        ..spec
+    };
+    let needs = model.backward_needs(&guided).unwrap();
+    let mut expected = BTreeSet::new();
+    for (i, n) in g.nodes().iter().enumerate() {
+        match n.op {
+            Op::Rectifier(_) => {
+                expected.insert(gradcam::runtime::NodeId(i));
+            }
+            Op::MaxPool(_) => {
+                expected.insert(n.inputs[0]);
+            }
+            _ => {}
+        }
+    }
+    assert_eq!(needs, expected);
+    assert_eq!(
+        needs.len(),
+        17,
+        "stem ReLU (also the max-pool input) and two per block"
+    );
+}
