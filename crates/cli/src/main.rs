@@ -20,7 +20,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Explain a model's decision on an input.
-    Explain(explain_cmd::ExplainArgs),
+    Explain(Box<explain_cmd::ExplainArgs>),
     /// List the layers a model can be explained at, with their output shapes.
     Layers(layers_cmd::LayersArgs),
 }
@@ -28,7 +28,7 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Explain(a) => explain_cmd::run(a),
+        Command::Explain(a) => explain_cmd::run(*a),
         Command::Layers(a) => layers_cmd::run(a),
     };
     match result {
