@@ -24,6 +24,8 @@ pub use gradcam_core as core;
 pub use gradcam_cpu as cpu;
 pub use gradcam_explain as explain;
 pub use gradcam_runtime as runtime;
+#[cfg(feature = "wgpu")]
+pub use gradcam_wgpu as wgpu;
 
 pub use gradcam_core::{Backend, Error, HostTensor, Result, Shape, Tensor};
 pub use gradcam_cpu::CpuBackend;

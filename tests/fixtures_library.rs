@@ -4,15 +4,17 @@
 mod common;
 
 use common::{compare, load_case, CASES};
-use gradcam::{Classes, CpuBackend, Explainer, Method, Model, OcclusionParams, Options};
+use gradcam::{Backend, Classes, CpuBackend, Explainer, Method, Model, OcclusionParams, Options};
 
 fn run_case(name: &str) {
+    run_on(CpuBackend::new(), name, true);
+}
+
+/// Runs every method of case `name` on `backend` and compares with the reference; without
+/// `perturbation`, ScoreCAM and occlusion (hundreds of forward passes) are left out.
+pub fn run_on<B: Backend>(backend: B, name: &str, perturbation: bool) {
     let case = load_case(name);
-    let model = Model::new(
-        CpuBackend::new(),
-        case.graph().fold_batch_norm(&[]).unwrap(),
-    )
-    .unwrap();
+    let model = Model::new(backend, case.graph().fold_batch_norm(&[]).unwrap()).unwrap();
     let explainer = Explainer::new(model);
     let (window, stride) = case.occlusion();
     let mut opts = Options {
@@ -29,15 +31,15 @@ fn run_case(name: &str) {
     if name != "tiny_cam" {
         methods.retain(|m| *m != Method::Cam);
     }
+    let mut skip = vec!["guided_backprop_pgc"];
+    if !perturbation {
+        methods.retain(|m| !matches!(m, Method::ScoreCam | Method::Occlusion));
+        skip.extend(["scorecam", "occlusion"]);
+    }
     let input = &case.reference["input"];
     let ours = explainer.explain(input, &methods, &opts).unwrap();
     assert_eq!(ours.targets, case.targets);
-    let mut failures = compare(
-        &case,
-        &ours.tensors,
-        &|n| n.to_string(),
-        &["guided_backprop_pgc"],
-    );
+    let mut failures = compare(&case, &ours.tensors, &|n| n.to_string(), &skip);
 
     // pytorch-grad-cam's GuidedBackpropReLUModel: the guided rule on nn.ReLU only.
     opts.guided_relu_only = true;
@@ -87,4 +89,37 @@ fn mobilenet_v2_035() {
 #[test]
 fn all_cases_are_covered() {
     assert_eq!(CASES.len(), 5);
+}
+
+/// The same cases on the WebGPU backend (skipped with a notice where no adapter exists, a
+/// failure where `GRADCAM_REQUIRE_WGPU=1`).
+#[cfg(feature = "wgpu")]
+mod wgpu {
+    fn backend() -> Option<gradcam::wgpu::WgpuBackend> {
+        match gradcam::wgpu::WgpuBackend::new() {
+            Ok(b) => Some(b),
+            Err(e) if std::env::var("GRADCAM_REQUIRE_WGPU").as_deref() == Ok("1") => {
+                panic!("no wgpu adapter: {e}")
+            }
+            Err(e) => {
+                eprintln!("notice: skipping wgpu fixture tests: {e}");
+                None
+            }
+        }
+    }
+
+    #[test]
+    fn every_case_on_wgpu() {
+        if let Some(b) = backend() {
+            // llvmpipe runs shaders on the CPU: ScoreCAM's and occlusion's hundreds of forward
+            // passes (whose primitives tests/backends.rs checks one by one) run on the two
+            // small cases only.
+            for case in super::CASES {
+                let t = std::time::Instant::now();
+                let small = matches!(case, "tiny_cam" | "vgg_like");
+                super::run_on(b.clone(), case, small);
+                eprintln!("{case} on wgpu: {:.1} s", t.elapsed().as_secs_f64());
+            }
+        }
+    }
 }

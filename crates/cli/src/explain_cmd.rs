@@ -1,10 +1,10 @@
 //! `gradcam explain`.
 
+use crate::backends::{with_backend, WithBackend};
 use crate::input::{self, Preprocess};
 use crate::render;
 use clap::Args;
 use gradcam_core::{Error, Result};
-use gradcam_cpu::CpuBackend;
 use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options, Score};
 use gradcam_runtime::{arch, Graph, Model, Weights};
 use std::path::PathBuf;
@@ -28,9 +28,9 @@ impl ModelArgs {
     }
 }
 
-/// Arguments of `gradcam explain`.
+/// What to explain and how: shared by `explain` and `compare`.
 #[derive(Args)]
-pub struct ExplainArgs {
+pub struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
     /// An image (PNG/JPEG), or an N×3×H×W float tensor: FILE.safetensors[:NAME] or FILE.npy.
@@ -64,9 +64,6 @@ pub struct ExplainArgs {
     /// probability.
     #[arg(long, default_value = "logit", value_parser = ["logit", "softmax"])]
     score: String,
-    /// Compute backend.
-    #[arg(long, default_value = "cpu")]
-    backend: String,
     /// Guided backprop as pytorch-grad-cam's GuidedBackpropReLUModel (guided rule on ReLU
     /// only; ReLU6 keeps its plain gradient).
     #[arg(long)]
@@ -80,15 +77,29 @@ pub struct ExplainArgs {
     /// Occlusion baseline value.
     #[arg(long, default_value_t = 0.0)]
     occlusion_baseline: f32,
+    /// wgpu adapter whose name contains this text (default: `WGPU_ADAPTER_NAME`, else the
+    /// default adapter).
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Worker threads of the CPU backend (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+/// Arguments of `gradcam explain`.
+#[derive(Args)]
+pub struct ExplainArgs {
+    #[command(flatten)]
+    run: RunArgs,
+    /// Compute backend: cpu, or wgpu (WebGPU; `WGPU_BACKEND` restricts the API).
+    #[arg(long, default_value = "cpu")]
+    backend: String,
     /// Directory for PNG pictures of every map and gradient.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Write every output tensor, named as the reference fixtures, to this safetensors file.
     #[arg(long)]
     save_tensors: Option<PathBuf>,
-    /// Worker threads (default: all cores).
-    #[arg(long)]
-    threads: Option<usize>,
 }
 
 fn pair(v: &[usize], what: &str) -> Result<Option<[usize; 2]>> {
@@ -105,62 +116,74 @@ fn three(v: &[f32], what: &str) -> Result<[f32; 3]> {
         .map_err(|_| Error::InvalidArgument(format!("{what} takes three values")))
 }
 
+impl RunArgs {
+    /// Loads the model (batch norm folded, the target protected), the input, the methods and
+    /// the options.
+    pub fn prepare(&self) -> Result<ExplainJob> {
+        if let Some(t) = self.threads {
+            gradcam_cpu::set_threads(t)?;
+        }
+        let methods = if self.method.trim() == "all" {
+            Method::ALL.to_vec()
+        } else {
+            Method::parse_list(&self.method)?
+        };
+        let std = three(&self.std, "--std")?;
+        if std.iter().any(|s| *s <= 0.0 || !s.is_finite()) {
+            return Err(Error::InvalidArgument(
+                "--std values must be positive".into(),
+            ));
+        }
+        let pre = Preprocess {
+            size: self.size,
+            mean: three(&self.mean, "--mean")?,
+            std,
+        };
+        let input = input::load(&self.input, &pre)?;
+        let graph = self.model.graph()?;
+        let target = match &self.layer {
+            Some(l) => graph.find(l)?,
+            None => graph.default_target()?,
+        };
+        let graph = graph.fold_batch_norm(&[target])?;
+        let opts = Options {
+            layer: self.layer.clone(),
+            classes: match (self.top, self.class.is_empty()) {
+                (Some(k), _) => Classes::TopK(k),
+                (None, false) => Classes::Given(self.class.clone()),
+                (None, true) => Classes::Top1,
+            },
+            score: if self.score == "softmax" {
+                Score::Softmax
+            } else {
+                Score::Logit
+            },
+            guided_relu_only: self.guided_relu_only,
+            occlusion: OcclusionParams {
+                window: pair(&self.occlusion_window, "--occlusion-window")?,
+                stride: pair(&self.occlusion_stride, "--occlusion-stride")?,
+                baseline: self.occlusion_baseline,
+            },
+            ..Options::default()
+        };
+        Ok(ExplainJob {
+            graph,
+            input,
+            methods,
+            opts,
+        })
+    }
+
+    /// The wgpu adapter asked for.
+    pub fn adapter(&self) -> Option<&str> {
+        self.adapter.as_deref()
+    }
+}
+
 /// Runs `gradcam explain`.
 pub fn run(a: ExplainArgs) -> Result<()> {
-    if let Some(t) = a.threads {
-        rayon_threads(t)?;
-    }
-    if a.backend != "cpu" {
-        return Err(Error::Unsupported(format!(
-            "backend `{}` is not available in this build; available: cpu",
-            a.backend
-        )));
-    }
-    let methods = if a.method.trim() == "all" {
-        Method::ALL.to_vec()
-    } else {
-        Method::parse_list(&a.method)?
-    };
-    let std = three(&a.std, "--std")?;
-    if std.iter().any(|s| *s <= 0.0 || !s.is_finite()) {
-        return Err(Error::InvalidArgument(
-            "--std values must be positive".into(),
-        ));
-    }
-    let pre = Preprocess {
-        size: a.size,
-        mean: three(&a.mean, "--mean")?,
-        std,
-    };
-    let input = input::load(&a.input, &pre)?;
-    let graph = a.model.graph()?;
-    let target = match &a.layer {
-        Some(l) => graph.find(l)?,
-        None => graph.default_target()?,
-    };
-    let graph = graph.fold_batch_norm(&[target])?;
-    let explainer = Explainer::new(Model::new(CpuBackend::new(), graph)?);
-    let opts = Options {
-        layer: a.layer.clone(),
-        classes: match (a.top, a.class.is_empty()) {
-            (Some(k), _) => Classes::TopK(k),
-            (None, false) => Classes::Given(a.class.clone()),
-            (None, true) => Classes::Top1,
-        },
-        score: if a.score == "softmax" {
-            Score::Softmax
-        } else {
-            Score::Logit
-        },
-        guided_relu_only: a.guided_relu_only,
-        occlusion: OcclusionParams {
-            window: pair(&a.occlusion_window, "--occlusion-window")?,
-            stride: pair(&a.occlusion_stride, "--occlusion-stride")?,
-            baseline: a.occlusion_baseline,
-        },
-        ..Options::default()
-    };
-    let ex = explainer.explain(&input, &methods, &opts)?;
+    let job = a.run.prepare()?;
+    let ex = with_backend(&a.backend, a.run.adapter(), job)?;
 
     let logits = ex.get("logits").expect("logits are always produced");
     let c = logits.shape.dim(1);
@@ -183,6 +206,27 @@ pub fn run(a: ExplainArgs) -> Result<()> {
         println!("pictures: {written} PNG files in {}", dir.display());
     }
     Ok(())
+}
+
+/// One explanation run, on whichever backend is chosen.
+#[derive(Clone)]
+pub struct ExplainJob {
+    /// The model.
+    pub graph: Graph,
+    /// The input batch.
+    pub input: gradcam_core::HostTensor,
+    /// Methods to run.
+    pub methods: Vec<Method>,
+    /// Options.
+    pub opts: Options,
+}
+
+impl WithBackend for ExplainJob {
+    type Output = gradcam_explain::Explanation;
+    fn run<B: gradcam_core::Backend + Clone + 'static>(self, backend: B) -> Result<Self::Output> {
+        let explainer = Explainer::new(Model::new(backend, self.graph)?);
+        explainer.explain(&self.input, &self.methods, &self.opts)
+    }
 }
 
 fn write_pictures(ex: &gradcam_explain::Explanation, dir: &std::path::Path) -> Result<usize> {
@@ -211,9 +255,4 @@ fn write_pictures(ex: &gradcam_explain::Explanation, dir: &std::path::Path) -> R
         }
     }
     Ok(written)
-}
-
-/// Sizes rayon's global pool.
-pub fn rayon_threads(n: usize) -> Result<()> {
-    gradcam_cpu::set_threads(n)
 }

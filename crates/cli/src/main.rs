@@ -1,5 +1,7 @@
 //! `gradcam`: explain what a CNN looked at, from the command line.
 
+mod backends;
+mod compare_cmd;
 mod explain_cmd;
 mod input;
 mod layers_cmd;
@@ -23,6 +25,8 @@ enum Command {
     Explain(Box<explain_cmd::ExplainArgs>),
     /// List the layers a model can be explained at, with their output shapes.
     Layers(layers_cmd::LayersArgs),
+    /// Run one explanation on several backends and compare them layer by layer.
+    Compare(Box<compare_cmd::CompareArgs>),
 }
 
 fn main() -> ExitCode {
@@ -30,6 +34,11 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Explain(a) => explain_cmd::run(*a),
         Command::Layers(a) => layers_cmd::run(a),
+        Command::Compare(a) => match compare_cmd::run(*a) {
+            Ok(true) => return ExitCode::SUCCESS,
+            Ok(false) => return ExitCode::from(2),
+            Err(e) => Err(e),
+        },
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -7,7 +7,15 @@ mod common;
 
 use std::process::Command;
 
+/// Every method but ScoreCAM and occlusion, whose hundreds of forward passes are slow on a
+/// software adapter (their primitives are checked one by one in tests/backends.rs).
+const GRADIENT_METHODS: &str = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam,guided-backprop,guided-gradcam,deconvnet,deconvnet-gradcam,saliency";
+
 fn run_case(name: &str) {
+    run_on(name, "cpu", true);
+}
+
+fn run_on(name: &str, backend: &str, perturbation: bool) {
     let case = common::load_case(name);
     let out = std::env::temp_dir().join(format!(
         "gradcam-cli-{name}-{}.safetensors",
@@ -36,6 +44,7 @@ fn run_case(name: &str) {
                 "--occlusion-stride",
                 &format!("{},{}", stride[0], stride[1]),
             ])
+            .args(["--backend", backend])
             .args(extra)
             .arg("--save-tensors")
             .arg(path)
@@ -48,14 +57,17 @@ fn run_case(name: &str) {
         );
         common::read_tensors(path)
     };
-    let methods = "gradcam,gradcam++,xgradcam,hirescam,layercam,eigencam,scorecam,guided-backprop,guided-gradcam,deconvnet,deconvnet-gradcam,saliency,occlusion";
-    let ours = run(&["--method", methods], &out);
-    let mut failures = common::compare(
-        &case,
-        &ours,
-        &|n| n.to_string(),
-        &["guided_backprop_pgc", "cam_raw"],
-    );
+    let methods = if perturbation {
+        format!("{GRADIENT_METHODS},scorecam,occlusion")
+    } else {
+        GRADIENT_METHODS.to_string()
+    };
+    let ours = run(&["--method", &methods], &out);
+    let mut skip = vec!["guided_backprop_pgc", "cam_raw"];
+    if !perturbation {
+        skip.extend(["scorecam", "occlusion"]);
+    }
+    let mut failures = common::compare(&case, &ours, &|n| n.to_string(), &skip);
     let targets = &ours["targets"].data;
     assert_eq!(
         targets.iter().map(|v| *v as usize).collect::<Vec<_>>(),
@@ -97,4 +109,23 @@ fn squeezenet1_1() {
 #[test]
 fn mobilenet_v2_035() {
     run_case("mobilenet_v2_035");
+}
+
+/// The same through `--backend wgpu` (skipped with a notice where no adapter exists, a failure
+/// where `GRADCAM_REQUIRE_WGPU=1`).
+#[cfg(feature = "wgpu")]
+#[test]
+fn every_builtin_case_on_wgpu() {
+    if let Err(e) = gradcam::wgpu::WgpuBackend::new() {
+        assert_ne!(
+            std::env::var("GRADCAM_REQUIRE_WGPU").as_deref(),
+            Ok("1"),
+            "no wgpu adapter: {e}"
+        );
+        eprintln!("notice: skipping: {e}");
+        return;
+    }
+    for name in ["mini_resnet", "squeezenet1_1", "mobilenet_v2_035"] {
+        run_on(name, "wgpu", false);
+    }
 }

@@ -119,6 +119,33 @@ impl<B: Backend> Model<B> {
         spec: &BackwardSpec,
         seed: Tensor<B>,
     ) -> Result<Gradients<B>> {
+        let (mut grads, params) = self.run_backward(acts, spec, seed, false)?;
+        let stop = self.stop_node(spec);
+        let at_stop = grads[stop.0]
+            .take()
+            .ok_or_else(|| Error::Model("no gradient reached the stop node".into()))?;
+        Ok(Gradients { at_stop, params })
+    }
+
+    /// Like [`Model::backward`], but returns the gradient at every node the pass visited
+    /// (indexed by node), for inspecting and comparing backends layer by layer.
+    pub fn backward_trace(
+        &self,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        seed: Tensor<B>,
+    ) -> Result<Vec<Option<Tensor<B>>>> {
+        Ok(self.run_backward(acts, spec, seed, true)?.0)
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn run_backward(
+        &self,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        seed: Tensor<B>,
+        keep_all: bool,
+    ) -> Result<(Vec<Option<Tensor<B>>>, Vec<Option<Tensor<B>>>)> {
         let g = self.graph();
         let region = self.region(spec)?;
         let stop = self.stop_node(spec);
@@ -139,7 +166,12 @@ impl<B: Backend> Model<B> {
             if !region[i] {
                 continue;
             }
-            let Some(dy) = grads[i].take() else { continue };
+            let dy = if keep_all {
+                grads[i].clone()
+            } else {
+                grads[i].take()
+            };
+            let Some(dy) = dy else { continue };
             let node = &g.nodes()[i];
             let inputs = self
                 .node_backward(i, &dy, acts, spec, &mut pgrads)
@@ -157,13 +189,7 @@ impl<B: Backend> Model<B> {
                 });
             }
         }
-        let at_stop = grads[stop.0]
-            .take()
-            .ok_or_else(|| Error::Model("no gradient reached the stop node".into()))?;
-        Ok(Gradients {
-            at_stop,
-            params: pgrads,
-        })
+        Ok((grads, pgrads))
     }
 
     /// Gradients for each input of node `i` given its output gradient `dy`.

@@ -1,0 +1,43 @@
+//! Backend selection by name: `cpu`, and `wgpu` when built with the `wgpu` feature.
+
+use gradcam_core::{Backend, Error, Result};
+
+/// Backends this build offers.
+pub const AVAILABLE: &[&str] = &[
+    "cpu",
+    #[cfg(feature = "wgpu")]
+    "wgpu",
+];
+
+/// Something to run on whichever backend is chosen.
+pub trait WithBackend {
+    /// What it returns.
+    type Output;
+    /// Runs on `backend`.
+    fn run<B: Backend + Clone + 'static>(self, backend: B) -> Result<Self::Output>;
+}
+
+/// Runs `job` on the backend named `name`; `adapter` picks a wgpu adapter by name.
+pub fn with_backend<J: WithBackend>(
+    name: &str,
+    adapter: Option<&str>,
+    job: J,
+) -> Result<J::Output> {
+    match name {
+        "cpu" => job.run(gradcam_cpu::CpuBackend::new()),
+        #[cfg(feature = "wgpu")]
+        "wgpu" => {
+            let choice = gradcam_wgpu::AdapterChoice {
+                name: adapter.map(str::to_string),
+            };
+            job.run(gradcam_wgpu::WgpuBackend::with_adapter(&choice)?)
+        }
+        other => {
+            let _ = adapter;
+            Err(Error::Unsupported(format!(
+                "backend `{other}` is not available in this build; available: {}",
+                AVAILABLE.join(", ")
+            )))
+        }
+    }
+}

@@ -1,0 +1,79 @@
+//! `gradcam compare`: cpu against wgpu, layer by layer, with an exit code that says whether
+//! they agreed.
+#![cfg(feature = "wgpu")]
+
+use std::process::Command;
+
+fn fixture(file: &str) -> String {
+    format!(
+        "{}/../../tests/data/fixtures/mini_resnet/{file}",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn compare(extra: &[&str]) -> Option<(i32, String)> {
+    if let Err(e) = gradcam::wgpu::WgpuBackend::new() {
+        assert_ne!(
+            std::env::var("GRADCAM_REQUIRE_WGPU").as_deref(),
+            Ok("1"),
+            "no wgpu adapter: {e}"
+        );
+        eprintln!("notice: skipping: {e}");
+        return None;
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args([
+            "compare",
+            "--backends",
+            "cpu,wgpu",
+            "--arch",
+            "resnet",
+            "--weights",
+            &fixture("weights.safetensors"),
+        ])
+        .args([
+            "--input",
+            &format!("{}:input", fixture("reference.safetensors")),
+            "--method",
+            "gradcam,guided-gradcam",
+        ])
+        .args(extra)
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&o.stderr).contains("panicked"));
+    Some((
+        o.status.code().unwrap(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+    ))
+}
+
+#[test]
+fn backends_agree_layer_by_layer() {
+    let Some((code, out)) = compare(&["--json"]) else {
+        return;
+    };
+    assert_eq!(code, 0, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let b = &v["backends"][0];
+    assert_eq!(b["backend"], "wgpu");
+    assert_eq!(b["within_tolerance"], true);
+    let rows = b["rows"].as_array().unwrap();
+    let has = |section: &str, name: &str| {
+        rows.iter()
+            .any(|r| r["section"] == section && r["name"] == name)
+    };
+    // Batch norm is folded into the convs before it, which take its name.
+    assert!(
+        has("forward", "layer4.1.bn2") && has("backward", "bn1") && has("output", "guided_gradcam")
+    );
+    assert!(rows.iter().all(|r| r["rel_l2"].as_f64().unwrap() < 1e-4));
+}
+
+#[test]
+fn a_zero_tolerance_names_the_first_divergence() {
+    let Some((code, out)) = compare(&["--tol", "0"]) else {
+        return;
+    };
+    assert_eq!(code, 2, "float rounding differs between backends: {out}");
+    assert!(out.contains("first divergence at forward"), "{out}");
+}

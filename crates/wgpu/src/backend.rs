@@ -1,0 +1,687 @@
+//! [`WgpuBackend`]: shape checks (shared with every backend), then one dispatch per primitive.
+
+use crate::context::{AdapterChoice, Context, Params};
+use crate::pool::GpuBuffer;
+use gradcam_core::{
+    check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
+    Shape, Tensor,
+};
+use std::sync::Arc;
+
+/// The WebGPU backend. Cloning shares the device, caches and pool.
+#[derive(Clone)]
+pub struct WgpuBackend {
+    ctx: Arc<Context>,
+    /// A one-element buffer bound where a shader's optional input is absent.
+    dummy: Arc<GpuBuffer>,
+}
+
+type T = Tensor<WgpuBackend>;
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+impl WgpuBackend {
+    /// Opens the adapter named by `WGPU_ADAPTER_NAME` (or the default one); `WGPU_BACKEND`
+    /// restricts the APIs tried (`vulkan`, `metal`, `dx12`).
+    pub fn new() -> Result<Self> {
+        Self::with_adapter(&AdapterChoice::default())
+    }
+
+    /// Opens a chosen adapter.
+    pub fn with_adapter(choice: &AdapterChoice) -> Result<Self> {
+        let ctx = Arc::new(Context::new(choice)?);
+        let dummy = Arc::new(ctx.upload(&[0.0])?);
+        Ok(WgpuBackend { ctx, dummy })
+    }
+
+    /// The adapter's name and API.
+    pub fn adapter(&self) -> String {
+        format!("{} ({:?})", self.ctx.info.name, self.ctx.info.backend)
+    }
+
+    /// Bytes of device memory held idle in the pool for reuse.
+    pub fn pooled_bytes(&self) -> u64 {
+        self.ctx.pool.idle_bytes()
+    }
+
+    fn out(&self, shape: impl Into<Shape>) -> Result<(Shape, GpuBuffer)> {
+        let shape = shape.into();
+        let b = self.ctx.alloc(shape.numel())?;
+        Ok((shape, b))
+    }
+
+    /// Runs a 1-D kernel over `n` invocations producing `shape`.
+    fn map(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        p: Params,
+        inputs: &[&T],
+        shape: impl Into<Shape>,
+        n: usize,
+    ) -> Result<T> {
+        let (shape, out) = self.out(shape)?;
+        let ins: Vec<&GpuBuffer> = inputs.iter().map(|t| t.buffer().as_ref()).collect();
+        if n > 0 {
+            self.ctx
+                .dispatch(file, entry, p, &ins, &out, self.ctx.grid(n))?;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(out)))
+    }
+
+    fn conv_params(
+        x: [usize; 4],
+        w: [usize; 4],
+        out: [usize; 4],
+        p: &Conv2dParams,
+        bias: bool,
+    ) -> Params {
+        Params {
+            a: [u(x[0]), u(x[1]), u(x[2]), u(x[3])],
+            b: [u(w[0]), u(w[2]), u(w[3]), u(out[2])],
+            c: [u(out[3]), u(p.stride[0]), u(p.stride[1]), u(p.padding[0])],
+            d: [
+                u(p.padding[1]),
+                u(p.dilation[0]),
+                u(p.dilation[1]),
+                u(p.groups),
+            ],
+            f: [if bias { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
+        }
+    }
+
+    fn pool_params(x: [usize; 4], y: [usize; 4], p: &Pool2dParams) -> Params {
+        Params {
+            a: [u(x[0] * x[1]), u(x[2]), u(x[3]), u(y[2])],
+            b: [u(y[3]), u(p.kernel[0]), u(p.kernel[1]), u(p.stride[0])],
+            c: [
+                u(p.stride[1]),
+                u(p.padding[0]),
+                u(p.padding[1]),
+                u(p.dilation[0]),
+            ],
+            d: [u(p.dilation[1]), u(p.count_include_pad as usize), 0, 0],
+            f: [0.0; 4],
+        }
+    }
+
+    /// C [m×n] = A·B (+ bias) with strided operands (see linear.wgsl).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        a: &T,
+        a_strides: [usize; 2],
+        b: &T,
+        b_strides: [usize; 2],
+        bias: Option<&T>,
+        m: usize,
+        n: usize,
+        k: usize,
+    ) -> Result<T> {
+        let (shape, out) = self.out([m, n])?;
+        let p = Params {
+            a: [u(m), u(n), u(k), 0],
+            b: [
+                u(a_strides[0]),
+                u(a_strides[1]),
+                u(b_strides[0]),
+                u(b_strides[1]),
+            ],
+            f: [if bias.is_some() { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        let bias = bias.map_or(self.dummy.as_ref(), |t| t.buffer().as_ref());
+        if m > 0 && n > 0 {
+            let groups = [u(n.div_ceil(64)), u(m.div_ceil(64)), 1];
+            self.ctx.dispatch(
+                "linear",
+                "gemm",
+                p,
+                &[a.buffer(), b.buffer(), bias],
+                &out,
+                groups,
+            )?;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(out)))
+    }
+}
+
+impl Backend for WgpuBackend {
+    type Buffer = Arc<GpuBuffer>;
+
+    fn name(&self) -> String {
+        format!("wgpu:{}", self.ctx.info.name)
+    }
+
+    fn upload(&self, data: &[f32], shape: Shape) -> Result<T> {
+        if data.len() != shape.numel() {
+            return Err(Error::shape(
+                "upload",
+                format!("{} values for {shape}", data.len()),
+            ));
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(self.ctx.upload(data)?)))
+    }
+
+    fn download(&self, x: &T) -> Result<Vec<f32>> {
+        self.ctx.download(x.buffer(), x.numel())
+    }
+
+    fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
+        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
+        let (shape, buf) = self.out(out)?;
+        let kg = ws[0] / p.groups;
+        let bias = b.map_or(self.dummy.as_ref(), |t| t.buffer().as_ref());
+        let prm = Self::conv_params(xs, ws, out, p, b.is_some());
+        let ins = [x.buffer().as_ref(), w.buffer(), bias];
+        if shape.numel() == 0 {
+        } else if kg < 16 {
+            // Few filters per group (depthwise): a GEMM tile would idle most of its rows.
+            self.ctx.dispatch(
+                "conv",
+                "conv_forward_direct",
+                prm,
+                &ins,
+                &buf,
+                self.ctx.grid(shape.numel()),
+            )?;
+        } else {
+            let groups = [
+                u((out[2] * out[3]).div_ceil(64)),
+                u(kg.div_ceil(64)),
+                u(xs[0] * p.groups),
+            ];
+            self.ctx
+                .dispatch("conv", "conv_forward", prm, &ins, &buf, groups)?;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(buf)))
+    }
+
+    fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
+        check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
+        let (xs, ws, ys) = (
+            x_shape.nchw("conv2d")?,
+            w.shape().nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+        );
+        let prm = Self::conv_params(xs, ws, ys, p, false);
+        self.map(
+            "conv",
+            "conv_backward_data",
+            prm,
+            &[dy, w],
+            xs,
+            x_shape.numel(),
+        )
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Conv2dParams,
+        w_shape: &Shape,
+    ) -> Result<T> {
+        check::conv2d_backward(x.shape(), w_shape, dy.shape(), p)?;
+        let (xs, ws, ys) = (
+            x.shape().nchw("conv2d")?,
+            w_shape.nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+        );
+        let prm = Self::conv_params(xs, ws, ys, p, false);
+        self.map(
+            "conv",
+            "conv_backward_weight",
+            prm,
+            &[x, dy],
+            ws,
+            w_shape.numel(),
+        )
+    }
+
+    fn conv2d_backward_bias(&self, dy: &T) -> Result<T> {
+        let [n, k, h, w] = dy.shape().nchw("conv2d bias gradient")?;
+        let prm = Params {
+            a: [u(n), u(k), u(h * w), 0],
+            ..Default::default()
+        };
+        self.map("conv", "conv_backward_bias", prm, &[dy], [k], k)
+    }
+
+    fn linear(&self, x: &T, w: &T, b: Option<&T>) -> Result<T> {
+        let [n, o] = check::linear(x.shape(), w.shape(), b.map(|b| b.shape()))?;
+        let i = w.dims()[1];
+        self.gemm(x, [i, 1], w, [1, i], b, n, o, i)
+    }
+
+    fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
+        let [n, o] = dy.shape().matrix("linear backward")?;
+        let [wo, i] = w.shape().matrix("linear weight")?;
+        if wo != o {
+            return Err(Error::shape(
+                "linear backward",
+                format!("gradient {} for weight {}", dy.shape(), w.shape()),
+            ));
+        }
+        self.gemm(dy, [o, 1], w, [i, 1], None, n, i, o)
+    }
+
+    fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
+        let [n, i] = x.shape().matrix("linear input")?;
+        let [dn, o] = dy.shape().matrix("linear backward")?;
+        if dn != n {
+            return Err(Error::shape(
+                "linear backward",
+                format!("gradient {} for input {}", dy.shape(), x.shape()),
+            ));
+        }
+        self.gemm(dy, [1, o], x, [i, 1], None, o, i, n)
+    }
+
+    fn linear_backward_bias(&self, dy: &T) -> Result<T> {
+        let [n, o] = dy.shape().matrix("linear backward")?;
+        let prm = Params {
+            a: [u(n), u(o), 0, 0],
+            ..Default::default()
+        };
+        self.map("linear", "column_sum", prm, &[dy], [o], o)
+    }
+
+    fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
+        let prm = Params {
+            a: [u(x.numel()), 0, 0, 0],
+            f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "rectifiers",
+            "rectifier_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, mode: GradMode) -> Result<T> {
+        check::same("rectifier backward", y.shape(), dy.shape())?;
+        let m = match mode {
+            GradMode::Plain => 0,
+            GradMode::Guided => 1,
+            GradMode::Deconvnet => 2,
+        };
+        let prm = Params {
+            a: [u(y.numel()), m, 0, 0],
+            f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "rectifiers",
+            "rectifier_backward",
+            prm,
+            &[y, dy],
+            y.shape().clone(),
+            y.numel(),
+        )
+    }
+
+    fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        let out = check::pool2d(x.shape(), p, "max_pool2d")?;
+        let prm = Self::pool_params(x.shape().nchw("max_pool2d")?, out, p);
+        self.map(
+            "pooling",
+            "max_forward",
+            prm,
+            &[x],
+            out,
+            out.iter().product(),
+        )
+    }
+
+    fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
+        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+        let prm = Self::pool_params(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+            p,
+        );
+        self.map(
+            "pooling",
+            "max_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        let out = check::pool2d(x.shape(), p, "avg_pool2d")?;
+        let prm = Self::pool_params(x.shape().nchw("avg_pool2d")?, out, p);
+        self.map(
+            "pooling",
+            "avg_forward",
+            prm,
+            &[x],
+            out,
+            out.iter().product(),
+        )
+    }
+
+    fn avg_pool2d_backward(&self, dy: &T, p: &Pool2dParams, x_shape: &Shape) -> Result<T> {
+        check::pool2d_backward(x_shape, dy.shape(), p, "avg_pool2d backward")?;
+        let prm = Self::pool_params(
+            x_shape.nchw("avg_pool2d")?,
+            dy.shape().nchw("avg_pool2d")?,
+            p,
+        );
+        self.map(
+            "pooling",
+            "avg_backward",
+            prm,
+            &[dy],
+            x_shape.clone(),
+            x_shape.numel(),
+        )
+    }
+
+    fn adaptive_avg_pool2d(&self, x: &T, out: [usize; 2]) -> Result<T> {
+        let o = check::adaptive_pool(x.shape(), out)?;
+        let prm = Self::pool_params(
+            x.shape().nchw("adaptive_avg_pool2d")?,
+            o,
+            &Pool2dParams::new(1, 1, 0),
+        );
+        self.map(
+            "pooling",
+            "adaptive_forward",
+            prm,
+            &[x],
+            o,
+            o.iter().product(),
+        )
+    }
+
+    fn adaptive_avg_pool2d_backward(&self, dy: &T, x_shape: &Shape) -> Result<T> {
+        let d = dy.shape().nchw("adaptive_avg_pool2d backward")?;
+        let o = check::adaptive_pool(x_shape, [d[2], d[3]])?;
+        check::same("adaptive_avg_pool2d backward", dy.shape(), &Shape::from(o))?;
+        let prm = Self::pool_params(
+            x_shape.nchw("adaptive_avg_pool2d")?,
+            o,
+            &Pool2dParams::new(1, 1, 0),
+        );
+        self.map(
+            "pooling",
+            "adaptive_backward",
+            prm,
+            &[dy],
+            x_shape.clone(),
+            x_shape.numel(),
+        )
+    }
+
+    fn channel_affine(&self, x: &T, scale: &T, shift: &T) -> Result<T> {
+        let [_, c, h, w] = check::channel_affine(x.shape(), scale.shape(), Some(shift.shape()))?;
+        let prm = Params {
+            a: [u(x.numel()), u(c), u(h * w), 0],
+            ..Default::default()
+        };
+        self.map(
+            "layout",
+            "channel_affine",
+            prm,
+            &[x, scale, shift],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn channel_affine_backward(&self, dy: &T, scale: &T) -> Result<T> {
+        let [_, c, h, w] = check::channel_affine(dy.shape(), scale.shape(), None)?;
+        let prm = Params {
+            a: [u(dy.numel()), u(c), u(h * w), 0],
+            ..Default::default()
+        };
+        self.map(
+            "layout",
+            "channel_scale",
+            prm,
+            &[dy, scale],
+            dy.shape().clone(),
+            dy.numel(),
+        )
+    }
+
+    fn add(&self, a: &T, b: &T) -> Result<T> {
+        check::same("add", a.shape(), b.shape())?;
+        let prm = Params {
+            a: [u(a.numel()), 0, 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "add", prm, &[a, b], a.shape().clone(), a.numel())
+    }
+
+    fn concat_channels(&self, xs: &[&T]) -> Result<T> {
+        let shapes: Vec<&Shape> = xs.iter().map(|x| x.shape()).collect();
+        let out = check::concat_channels(&shapes)?;
+        let (shape, buf) = self.out(out)?;
+        let n = out[0].max(1);
+        let total = shape.numel() / n;
+        let mut off = 0;
+        for x in xs {
+            let block = x.numel() / n;
+            let prm = Params {
+                a: [u(x.numel()), u(block), u(block), 0],
+                b: [u(total), u(off), 0, 0],
+                ..Default::default()
+            };
+            if x.numel() > 0 {
+                self.ctx.dispatch(
+                    "layout",
+                    "copy_blocks",
+                    prm,
+                    &[x.buffer()],
+                    &buf,
+                    self.ctx.grid(x.numel()),
+                )?;
+            }
+            off += block;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(buf)))
+    }
+
+    fn slice_channels(&self, x: &T, start: usize, len: usize) -> Result<T> {
+        let out = check::slice_channels(x.shape(), start, len)?;
+        let plane = out[2] * out[3];
+        let c = x.dims()[1];
+        let count: usize = out.iter().product();
+        let prm = Params {
+            a: [u(count), u(len * plane), u(c * plane), u(start * plane)],
+            b: [u(len * plane), 0, 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "copy_blocks", prm, &[x], out, count)
+    }
+
+    fn softmax(&self, x: &T) -> Result<T> {
+        let [n, c] = check::softmax(x.shape())?;
+        let prm = Params {
+            a: [u(n), u(c), 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "softmax_forward", prm, &[x], x.shape().clone(), n)
+    }
+
+    fn softmax_backward(&self, y: &T, dy: &T) -> Result<T> {
+        let [n, c] = check::softmax(y.shape())?;
+        check::same("softmax backward", y.shape(), dy.shape())?;
+        let prm = Params {
+            a: [u(n), u(c), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "layout",
+            "softmax_backward",
+            prm,
+            &[y, dy],
+            y.shape().clone(),
+            n,
+        )
+    }
+
+    fn gradient_gap(&self, g: &T) -> Result<T> {
+        let [n, k, h, w] = g.shape().nchw("gradient_gap")?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        self.map("reductions", "gradient_gap", prm, &[g], [n, k], n * k)
+    }
+
+    fn weighted_channel_sum(&self, a: &T, w: &T, relu: bool) -> Result<T> {
+        let [n, k, h, wd] = check::weighted_channel_sum(a.shape(), w.shape())?;
+        let prm = Params {
+            a: [u(n * h * wd), u(k), u(h * wd), relu as u32],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "weighted_channel_sum",
+            prm,
+            &[a, w],
+            [n, h, wd],
+            n * h * wd,
+        )
+    }
+
+    fn elementwise_channel_sum(&self, a: &T, g: &T, relu_grad: bool) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("elementwise_channel_sum", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * h * w), u(k), u(h * w), relu_grad as u32],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "elementwise_channel_sum",
+            prm,
+            &[a, g],
+            [n, h, w],
+            n * h * w,
+        )
+    }
+
+    fn gradcampp_weights(&self, a: &T, g: &T) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("gradcampp_weights", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "gradcampp_weights",
+            prm,
+            &[a, g],
+            [n, k],
+            n * k,
+        )
+    }
+
+    fn xgradcam_weights(&self, a: &T, g: &T) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("xgradcam_weights", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "xgradcam_weights",
+            prm,
+            &[a, g],
+            [n, k],
+            n * k,
+        )
+    }
+
+    fn normalize_min_max(&self, x: &T, group: usize, eps: f32) -> Result<T> {
+        check::normalize(x.shape(), group)?;
+        let groups = x.numel() / group;
+        let (shape, out) = self.out(x.shape().clone())?;
+        let [gx, gy, _] = self.ctx.grid(groups * 256);
+        let prm = Params {
+            a: [u(groups), u(group), gx, 0],
+            f: [eps, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        if groups > 0 {
+            self.ctx.dispatch(
+                "normalize",
+                "normalize_min_max",
+                prm,
+                &[x.buffer()],
+                &out,
+                [gx, gy, 1],
+            )?;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(out)))
+    }
+
+    fn resize_bilinear(&self, x: &T, out: [usize; 2], mode: ResizeMode) -> Result<T> {
+        let (planes, [h, w], shape) = check::resize(x.shape(), out)?;
+        let count = planes * out[0] * out[1];
+        let m = match mode {
+            ResizeMode::HalfPixel => 0,
+            ResizeMode::AlignCorners => 1,
+        };
+        let prm = Params {
+            a: [u(count), u(h), u(w), u(out[0])],
+            b: [u(out[1]), m, 0, 0],
+            ..Default::default()
+        };
+        self.map("resize", "resize_bilinear", prm, &[x], shape, count)
+    }
+
+    fn heatmap_fusion(&self, x: &T, maps: &T) -> Result<T> {
+        let ([n, c, h, w], m) = check::fusion(x.shape(), maps.shape())?;
+        let count = n * m * c * h * w;
+        let prm = Params {
+            a: [u(count), u(c), u(m), u(h * w)],
+            ..Default::default()
+        };
+        self.map(
+            "fusion",
+            "heatmap_fusion",
+            prm,
+            &[x, maps],
+            [n * m, c, h, w],
+            count,
+        )
+    }
+
+    fn occlude(&self, x: &T, origins: &[[usize; 2]], size: [usize; 2], baseline: f32) -> Result<T> {
+        let [_, c, h, w] = check::occlude(x.shape(), origins, size)?;
+        let flat: Vec<f32> = origins
+            .iter()
+            .flat_map(|o| [o[0] as f32, o[1] as f32])
+            .collect();
+        let o = self.upload(&flat, Shape::new([origins.len() * 2]))?;
+        let count = origins.len() * c * h * w;
+        let prm = Params {
+            a: [u(count), u(c), u(h), u(w)],
+            b: [u(size[0]), u(size[1]), 0, 0],
+            f: [baseline, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "fusion",
+            "occlude",
+            prm,
+            &[x, &o],
+            [origins.len(), c, h, w],
+            count,
+        )
+    }
+}

@@ -1,0 +1,98 @@
+//! A pool of storage buffers reused across calls: explaining many images allocates once.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+/// Buffers kept for reuse, by rounded size.
+pub(crate) struct Pool {
+    free: Mutex<(HashMap<u64, Vec<wgpu::Buffer>>, u64)>,
+    /// Most bytes kept idle before buffers are released instead.
+    cap: u64,
+}
+
+/// A pooled device buffer; it returns to the pool when dropped.
+pub struct GpuBuffer {
+    pub(crate) buffer: Option<wgpu::Buffer>,
+    pool: Arc<Pool>,
+}
+
+impl GpuBuffer {
+    /// The wgpu buffer.
+    pub(crate) fn raw(&self) -> &wgpu::Buffer {
+        self.buffer.as_ref().expect("a live buffer")
+    }
+}
+
+impl Drop for GpuBuffer {
+    fn drop(&mut self) {
+        if let Some(b) = self.buffer.take() {
+            self.pool.give_back(b);
+        }
+    }
+}
+
+/// Bytes actually allocated for a request: 256-byte granules up to 64 KiB, then powers of two
+/// with four steps per octave, so that sizes from different inputs share buckets.
+pub(crate) fn bucket(bytes: u64) -> u64 {
+    let b = bytes.max(16);
+    if b <= 65536 {
+        return b.div_ceil(256) * 256;
+    }
+    let top = 63 - b.leading_zeros() as u64;
+    let step = 1u64 << (top - 2);
+    b.div_ceil(step) * step
+}
+
+impl Pool {
+    pub(crate) fn new(cap: u64) -> Arc<Self> {
+        Arc::new(Pool {
+            free: Mutex::new((HashMap::new(), 0)),
+            cap,
+        })
+    }
+
+    /// A free buffer of this bucket, if any.
+    pub(crate) fn take(&self, size: u64) -> Option<wgpu::Buffer> {
+        let mut g = self.free.lock().expect("pool lock");
+        let b = g.0.get_mut(&size)?.pop()?;
+        g.1 -= size;
+        Some(b)
+    }
+
+    fn give_back(&self, b: wgpu::Buffer) {
+        let size = b.size();
+        let mut g = self.free.lock().expect("pool lock");
+        if g.1 + size > self.cap {
+            return; // dropped: released to the driver
+        }
+        g.1 += size;
+        g.0.entry(size).or_default().push(b);
+    }
+
+    /// Wraps a buffer so that it comes back on drop.
+    pub(crate) fn wrap(self: &Arc<Self>, buffer: wgpu::Buffer) -> GpuBuffer {
+        GpuBuffer {
+            buffer: Some(buffer),
+            pool: self.clone(),
+        }
+    }
+
+    /// Bytes held idle.
+    pub(crate) fn idle_bytes(&self) -> u64 {
+        self.free.lock().expect("pool lock").1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bucket;
+
+    #[test]
+    fn buckets_round_up_and_share() {
+        assert_eq!(bucket(4), 256);
+        assert_eq!(bucket(257), 512);
+        assert_eq!(bucket(65536), 65536);
+        assert!(bucket(100_000) >= 100_000 && bucket(100_000) < 125_000);
+        assert_eq!(bucket(100_000), bucket(100_001));
+    }
+}

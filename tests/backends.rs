@@ -1,0 +1,464 @@
+//! One test body per primitive, run on every backend present and compared with the CPU
+//! backend (relative L2 < 1e-4) on random inputs of awkward sizes: odd and prime spatial sizes,
+//! channels not a multiple of 4 or of a workgroup, batch > 1, stride 2, groups > 1, dilation.
+//!
+//! A backend whose device is absent is skipped with a notice, except where
+//! `GRADCAM_REQUIRE_WGPU=1` (set by CI) makes a missing adapter a failure.
+
+use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::{Backend, CpuBackend, Shape, Tensor};
+
+/// SplitMix64 values in [-1, 1).
+struct Rng(u64);
+impl Rng {
+    fn vec(&mut self, n: usize) -> Vec<f32> {
+        (0..n)
+            .map(|_| {
+                self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+                let mut z = self.0;
+                z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+                z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+                ((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0
+            })
+            .collect()
+    }
+}
+
+/// A tensor uploaded to both backends.
+struct Pair<B: Backend> {
+    cpu: Tensor<CpuBackend>,
+    dev: Tensor<B>,
+}
+
+struct Check<'a, B: Backend> {
+    b: &'a B,
+    cpu: CpuBackend,
+    rng: Rng,
+}
+
+impl<'a, B: Backend> Check<'a, B> {
+    fn new(b: &'a B, seed: u64) -> Self {
+        Check {
+            b,
+            cpu: CpuBackend::new(),
+            rng: Rng(seed),
+        }
+    }
+    fn rand(&mut self, dims: &[usize]) -> Pair<B> {
+        let s = Shape::from(dims);
+        let v = self.rng.vec(s.numel());
+        self.pair(&v, s)
+    }
+    fn pair(&self, v: &[f32], s: Shape) -> Pair<B> {
+        Pair {
+            cpu: self.cpu.upload(v, s.clone()).unwrap(),
+            dev: self.b.upload(v, s).unwrap(),
+        }
+    }
+    /// Compares a device result with the CPU's.
+    fn same(
+        &self,
+        what: &str,
+        dev: gradcam::Result<Tensor<B>>,
+        cpu: gradcam::Result<Tensor<CpuBackend>>,
+    ) {
+        let (dev, cpu) = (dev.unwrap_or_else(|e| panic!("{what}: {e}")), cpu.unwrap());
+        assert_eq!(dev.shape(), cpu.shape(), "{what}: shape");
+        let (d, c) = (
+            self.b.download(&dev).unwrap(),
+            self.cpu.download(&cpu).unwrap(),
+        );
+        let num: f64 = d
+            .iter()
+            .zip(&c)
+            .map(|(a, b)| ((a - b) as f64).powi(2))
+            .sum();
+        let den: f64 = c.iter().map(|b| (*b as f64).powi(2)).sum();
+        let rel = (num / den.max(1e-30)).sqrt();
+        assert!(
+            rel < 1e-4 || (den == 0.0 && num == 0.0),
+            "{what}: relative L2 {rel:.3e} on {}",
+            self.b.name()
+        );
+    }
+}
+
+fn conv<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 1);
+    // Filters per group below 16 take the direct kernel, the rest the tiled implicit GEMM.
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 7] = [
+        (
+            [2, 8, 9, 7],
+            [34, 4, 3, 3],
+            Conv2dParams::new(1, 1).with_groups(2),
+        ),
+        ([2, 3, 13, 11], [5, 3, 3, 3], Conv2dParams::new(1, 1)),
+        (
+            [3, 6, 17, 7],
+            [10, 3, 3, 3],
+            Conv2dParams::new(2, 1).with_groups(2),
+        ),
+        (
+            [2, 5, 11, 13],
+            [5, 1, 3, 3],
+            Conv2dParams::new(1, 1).with_groups(5),
+        ),
+        ([2, 7, 9, 9], [3, 7, 1, 1], Conv2dParams::new(1, 0)),
+        ([1, 3, 23, 19], [70, 3, 7, 7], Conv2dParams::new(2, 3)),
+        (
+            [2, 4, 13, 13],
+            [6, 4, 3, 3],
+            Conv2dParams::new(1, 2).with_dilation(2),
+        ),
+    ];
+    for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
+        let (x, w, bias) = (k.rand(&xs), k.rand(&ws), k.rand(&[ws[0]]));
+        let y = k.cpu.conv2d(&x.cpu, &w.cpu, Some(&bias.cpu), &p).unwrap();
+        k.same(
+            &format!("conv2d #{i}"),
+            b.conv2d(&x.dev, &w.dev, Some(&bias.dev), &p),
+            Ok(y.clone()),
+        );
+        k.same(
+            &format!("conv2d no bias #{i}"),
+            b.conv2d(&x.dev, &w.dev, None, &p),
+            k.cpu.conv2d(&x.cpu, &w.cpu, None, &p),
+        );
+        let dy = k.rand(y.dims());
+        let xsh = Shape::from(xs);
+        k.same(
+            &format!("conv2d data #{i}"),
+            b.conv2d_backward_data(&dy.dev, &w.dev, &p, &xsh),
+            k.cpu.conv2d_backward_data(&dy.cpu, &w.cpu, &p, &xsh),
+        );
+        let wsh = Shape::from(ws);
+        k.same(
+            &format!("conv2d weight #{i}"),
+            b.conv2d_backward_weight(&x.dev, &dy.dev, &p, &wsh),
+            k.cpu.conv2d_backward_weight(&x.cpu, &dy.cpu, &p, &wsh),
+        );
+        k.same(
+            &format!("conv2d bias #{i}"),
+            b.conv2d_backward_bias(&dy.dev),
+            k.cpu.conv2d_backward_bias(&dy.cpu),
+        );
+    }
+}
+
+fn linear<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 2);
+    for (n, i, o) in [(3, 7, 5), (5, 131, 67), (1, 300, 10)] {
+        let (x, w, bias, dy) = (
+            k.rand(&[n, i]),
+            k.rand(&[o, i]),
+            k.rand(&[o]),
+            k.rand(&[n, o]),
+        );
+        k.same(
+            "linear",
+            b.linear(&x.dev, &w.dev, Some(&bias.dev)),
+            k.cpu.linear(&x.cpu, &w.cpu, Some(&bias.cpu)),
+        );
+        k.same(
+            "linear data",
+            b.linear_backward_data(&dy.dev, &w.dev),
+            k.cpu.linear_backward_data(&dy.cpu, &w.cpu),
+        );
+        k.same(
+            "linear weight",
+            b.linear_backward_weight(&x.dev, &dy.dev),
+            k.cpu.linear_backward_weight(&x.cpu, &dy.cpu),
+        );
+        k.same(
+            "linear bias",
+            b.linear_backward_bias(&dy.dev),
+            k.cpu.linear_backward_bias(&dy.cpu),
+        );
+    }
+}
+
+fn rectifiers<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 3);
+    let x = {
+        let v: Vec<f32> = k.rng.vec(3 * 5 * 7 * 11).iter().map(|v| v * 9.0).collect();
+        k.pair(&v, Shape::new([3, 5, 7, 11]))
+    };
+    let dy = k.rand(&[3, 5, 7, 11]);
+    for r in [
+        Rectifier::RELU,
+        Rectifier::RELU6,
+        Rectifier { lo: -1.0, hi: 2.0 },
+    ] {
+        let y = k.cpu.rectifier(&x.cpu, r).unwrap();
+        k.same("rectifier", b.rectifier(&x.dev, r), Ok(y.clone()));
+        let yd = b.rectifier(&x.dev, r).unwrap();
+        for m in [GradMode::Plain, GradMode::Guided, GradMode::Deconvnet] {
+            k.same(
+                &format!("rectifier backward {m:?} {r:?}"),
+                b.rectifier_backward(&yd, &dy.dev, r, m),
+                k.cpu.rectifier_backward(&y, &dy.cpu, r, m),
+            );
+        }
+    }
+}
+
+fn pooling<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 4);
+    let mut dil = Pool2dParams::new(3, 1, 1);
+    dil.dilation = [2, 2];
+    let mut excl = Pool2dParams::new(3, 2, 1).ceil();
+    excl.count_include_pad = false;
+    for (i, p) in [
+        Pool2dParams::new(3, 2, 1),
+        Pool2dParams::new(3, 2, 0).ceil(),
+        Pool2dParams::new(2, 2, 0),
+        dil,
+        excl,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let x = k.rand(&[2, 5, 13, 11]);
+        let y = k.cpu.max_pool2d(&x.cpu, &p).unwrap();
+        k.same(
+            &format!("max_pool #{i}"),
+            b.max_pool2d(&x.dev, &p),
+            Ok(y.clone()),
+        );
+        let dy = k.rand(y.dims());
+        k.same(
+            &format!("max_pool backward #{i}"),
+            b.max_pool2d_backward(&x.dev, &dy.dev, &p),
+            k.cpu.max_pool2d_backward(&x.cpu, &dy.cpu, &p),
+        );
+        if p.dilation == [1, 1] {
+            k.same(
+                &format!("avg_pool #{i}"),
+                b.avg_pool2d(&x.dev, &p),
+                k.cpu.avg_pool2d(&x.cpu, &p),
+            );
+            let s = x.cpu.shape().clone();
+            k.same(
+                &format!("avg_pool backward #{i}"),
+                b.avg_pool2d_backward(&dy.dev, &p, &s),
+                k.cpu.avg_pool2d_backward(&dy.cpu, &p, &s),
+            );
+        }
+    }
+    for (hw, out) in [([13, 11], [3, 2]), ([3, 5], [7, 7]), ([7, 7], [1, 1])] {
+        let x = k.rand(&[2, 3, hw[0], hw[1]]);
+        k.same(
+            "adaptive",
+            b.adaptive_avg_pool2d(&x.dev, out),
+            k.cpu.adaptive_avg_pool2d(&x.cpu, out),
+        );
+        let dy = k.rand(&[2, 3, out[0], out[1]]);
+        let s = x.cpu.shape().clone();
+        k.same(
+            "adaptive backward",
+            b.adaptive_avg_pool2d_backward(&dy.dev, &s),
+            k.cpu.adaptive_avg_pool2d_backward(&dy.cpu, &s),
+        );
+    }
+}
+
+fn layout<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 5);
+    let (x, s, t) = (k.rand(&[3, 7, 5, 3]), k.rand(&[7]), k.rand(&[7]));
+    k.same(
+        "channel_affine",
+        b.channel_affine(&x.dev, &s.dev, &t.dev),
+        k.cpu.channel_affine(&x.cpu, &s.cpu, &t.cpu),
+    );
+    k.same(
+        "channel_affine backward",
+        b.channel_affine_backward(&x.dev, &s.dev),
+        k.cpu.channel_affine_backward(&x.cpu, &s.cpu),
+    );
+    let y = k.rand(&[3, 7, 5, 3]);
+    k.same("add", b.add(&x.dev, &y.dev), k.cpu.add(&x.cpu, &y.cpu));
+    let z = k.rand(&[3, 2, 5, 3]);
+    k.same(
+        "concat",
+        b.concat_channels(&[&x.dev, &z.dev, &y.dev]),
+        k.cpu.concat_channels(&[&x.cpu, &z.cpu, &y.cpu]),
+    );
+    k.same(
+        "slice",
+        b.slice_channels(&x.dev, 2, 3),
+        k.cpu.slice_channels(&x.cpu, 2, 3),
+    );
+    let l = k.rand(&[5, 13]);
+    let dl = k.rand(&[5, 13]);
+    k.same("softmax", b.softmax(&l.dev), k.cpu.softmax(&l.cpu));
+    let (yd, yc) = (b.softmax(&l.dev).unwrap(), k.cpu.softmax(&l.cpu).unwrap());
+    k.same(
+        "softmax backward",
+        b.softmax_backward(&yd, &dl.dev),
+        k.cpu.softmax_backward(&yc, &dl.cpu),
+    );
+}
+
+fn cam_kernels<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 6);
+    let (a, g, w) = (
+        k.rand(&[3, 37, 7, 5]),
+        k.rand(&[3, 37, 7, 5]),
+        k.rand(&[3, 37]),
+    );
+    let apos = {
+        let v: Vec<f32> = k
+            .cpu
+            .download(&a.cpu)
+            .unwrap()
+            .iter()
+            .map(|v| v.abs())
+            .collect();
+        k.pair(&v, Shape::new([3, 37, 7, 5]))
+    };
+    k.same(
+        "gradient_gap",
+        b.gradient_gap(&g.dev),
+        k.cpu.gradient_gap(&g.cpu),
+    );
+    for relu in [false, true] {
+        k.same(
+            "weighted_channel_sum",
+            b.weighted_channel_sum(&a.dev, &w.dev, relu),
+            k.cpu.weighted_channel_sum(&a.cpu, &w.cpu, relu),
+        );
+        k.same(
+            "elementwise_channel_sum",
+            b.elementwise_channel_sum(&a.dev, &g.dev, relu),
+            k.cpu.elementwise_channel_sum(&a.cpu, &g.cpu, relu),
+        );
+    }
+    k.same(
+        "gradcampp_weights",
+        b.gradcampp_weights(&apos.dev, &g.dev),
+        k.cpu.gradcampp_weights(&apos.cpu, &g.cpu),
+    );
+    k.same(
+        "xgradcam_weights",
+        b.xgradcam_weights(&apos.dev, &g.dev),
+        k.cpu.xgradcam_weights(&apos.cpu, &g.cpu),
+    );
+    for group in [35, 7 * 5 * 37, 5] {
+        k.same(
+            "normalize",
+            b.normalize_min_max(&a.dev, group, 1e-7),
+            k.cpu.normalize_min_max(&a.cpu, group, 1e-7),
+        );
+    }
+    let m = k.rand(&[2, 7, 5]);
+    for mode in [ResizeMode::HalfPixel, ResizeMode::AlignCorners] {
+        for out in [[29, 31], [3, 2], [7, 5], [1, 1]] {
+            k.same(
+                &format!("resize {mode:?} {out:?}"),
+                b.resize_bilinear(&m.dev, out, mode),
+                k.cpu.resize_bilinear(&m.cpu, out, mode),
+            );
+        }
+    }
+    let (img, one, three) = (
+        k.rand(&[2, 3, 11, 13]),
+        k.rand(&[2, 11, 13]),
+        k.rand(&[2, 3, 11, 13]),
+    );
+    k.same(
+        "fusion",
+        b.heatmap_fusion(&img.dev, &one.dev),
+        k.cpu.heatmap_fusion(&img.cpu, &one.cpu),
+    );
+    k.same(
+        "fusion m=3",
+        b.heatmap_fusion(&img.dev, &three.dev),
+        k.cpu.heatmap_fusion(&img.cpu, &three.cpu),
+    );
+    let x1 = k.rand(&[1, 3, 11, 13]);
+    let origins = [[0, 0], [3, 5], [7, 9]];
+    k.same(
+        "occlude",
+        b.occlude(&x1.dev, &origins, [4, 4], 0.25),
+        k.cpu.occlude(&x1.cpu, &origins, [4, 4], 0.25),
+    );
+}
+
+/// Shape errors are the same on every backend.
+fn rejects_bad_shapes<B: Backend>(b: &B) {
+    let x = b.upload(&[0.0; 12], Shape::new([1, 3, 2, 2])).unwrap();
+    let w = b.upload(&[0.0; 16], Shape::new([2, 2, 2, 2])).unwrap();
+    assert!(b.conv2d(&x, &w, None, &Conv2dParams::default()).is_err());
+    assert!(b.add(&x, &w).is_err());
+    assert!(b.upload(&[0.0; 5], Shape::new([2, 3])).is_err());
+}
+
+macro_rules! backend_tests {
+    ($backend:ident: $make:expr) => {
+        mod $backend {
+            use super::*;
+            fn backend() -> Option<impl Backend> {
+                $make
+            }
+            #[test]
+            fn conv2d() {
+                if let Some(b) = backend() {
+                    conv(&b)
+                }
+            }
+            #[test]
+            fn linear() {
+                if let Some(b) = backend() {
+                    super::linear(&b)
+                }
+            }
+            #[test]
+            fn rectifier_modes() {
+                if let Some(b) = backend() {
+                    rectifiers(&b)
+                }
+            }
+            #[test]
+            fn pooling() {
+                if let Some(b) = backend() {
+                    super::pooling(&b)
+                }
+            }
+            #[test]
+            fn layout_and_softmax() {
+                if let Some(b) = backend() {
+                    layout(&b)
+                }
+            }
+            #[test]
+            fn gradcam_kernels() {
+                if let Some(b) = backend() {
+                    cam_kernels(&b)
+                }
+            }
+            #[test]
+            fn shape_errors() {
+                if let Some(b) = backend() {
+                    rejects_bad_shapes(&b)
+                }
+            }
+        }
+    };
+}
+
+/// The wgpu backend, or `None` with a notice when no adapter is present (a failure where
+/// `GRADCAM_REQUIRE_WGPU=1`).
+pub fn wgpu_backend() -> Option<gradcam_wgpu::WgpuBackend> {
+    match gradcam_wgpu::WgpuBackend::new() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("GRADCAM_REQUIRE_WGPU").as_deref() == Ok("1") => {
+            panic!("GRADCAM_REQUIRE_WGPU=1 but no wgpu adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("notice: skipping wgpu backend tests: {e}");
+            None
+        }
+    }
+}
+
+backend_tests!(wgpu: wgpu_backend());
