@@ -172,3 +172,72 @@ fn conv_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
     }
     dst[i] = s;
 }
+
+// Backward-data as an implicit GEMM per (image, group): dx_g [cg × h·w] = w_gᵀ · dy columns,
+// depth kg·kh·kw; the column element for tap (ki, kj) of input pixel (iy, ix) is the dy value
+// at the output position that read it, or zero where the stride skips it. Same tiling as the
+// forward. src0 = dy, src1 = weight.
+@compute @workgroup_size(16, 16)
+fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let C = p.a.y; let H = p.a.z; let W = p.a.w;
+    let K = p.b.x; let KH = p.b.y; let KW = p.b.z; let OH = p.b.w;
+    let OW = p.c.x; let SH = p.c.y; let SW = p.c.z; let PH = p.c.w;
+    let PW = p.d.x; let DH = p.d.y; let DW = p.d.z; let G = p.d.w;
+    let cg = C / G; let kg = K / G; let P = H * W; let KK = KH * KW; let depth = kg * KK;
+    let img = wid.z / G; let g = wid.z % G;
+    let row0 = wid.y * 64u; let col0 = wid.x * 64u;
+    let tid = lid.y * 16u + lid.x;
+    var acc: array<f32, 16>;
+    for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let idx = tid + e * 256u;
+            let i = idx / 16u; let kk = idx % 16u;
+            let r = row0 + i; let kc = k0 + kk;
+            var v = 0.0;
+            if (r < cg && kc < depth) {
+                let kl = kc / KK; let t = kc % KK;
+                v = src1[((g * kg + kl) * cg + r) * KK + t];
+            }
+            ta[kk * 64u + i] = v;
+        }
+        for (var e = 0u; e < 4u; e = e + 1u) {
+            let idx = tid + e * 256u;
+            let kk = idx / 64u; let j = idx % 64u;
+            let col = col0 + j; let kr = k0 + kk;
+            var v = 0.0;
+            if (col < P && kr < depth) {
+                let kl = kr / KK; let t = kr % KK; let ki = t / KW; let kj = t % KW;
+                let ty = i32(col / W + PH) - i32(ki * DH);
+                let tx = i32(col % W + PW) - i32(kj * DW);
+                if (ty >= 0 && tx >= 0 && ty % i32(SH) == 0 && tx % i32(SW) == 0) {
+                    let oy = u32(ty) / SH; let ox = u32(tx) / SW;
+                    if (oy < OH && ox < OW) {
+                        v = src0[((img * K + g * kg + kl) * OH + oy) * OW + ox];
+                    }
+                }
+            }
+            tb[kk * 64u + j] = v;
+        }
+        workgroupBarrier();
+        for (var kk = 0u; kk < 16u; kk = kk + 1u) {
+            var av: array<f32, 4>;
+            var bv: array<f32, 4>;
+            for (var r = 0u; r < 4u; r = r + 1u) { av[r] = ta[kk * 64u + lid.y * 4u + r]; }
+            for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = tb[kk * 64u + lid.x * 4u + c]; }
+            for (var r = 0u; r < 4u; r = r + 1u) {
+                for (var c = 0u; c < 4u; c = c + 1u) {
+                    acc[r * 4u + c] = acc[r * 4u + c] + av[r] * bv[c];
+                }
+            }
+        }
+        workgroupBarrier();
+    }
+    for (var r = 0u; r < 4u; r = r + 1u) {
+        let row = row0 + lid.y * 4u + r;
+        if (row >= cg) { continue; }
+        for (var c = 0u; c < 4u; c = c + 1u) {
+            let col = col0 + lid.x * 4u + c;
+            if (col < P) { dst[(img * C + g * cg + row) * P + col] = acc[r * 4u + c]; }
+        }
+    }
+}

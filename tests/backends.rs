@@ -85,12 +85,23 @@ impl<'a, B: Backend> Check<'a, B> {
 
 fn conv<B: Backend>(b: &B) {
     let mut k = Check::new(b, 1);
-    // Filters per group below 16 take the direct kernel, the rest the tiled implicit GEMM.
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 7] = [
+    // Filters (input channels) per group below 16 take the direct (gather) kernel forward
+    // (backward-data), the rest the tiled implicit GEMM.
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 9] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
             Conv2dParams::new(1, 1).with_groups(2),
+        ),
+        (
+            [2, 38, 11, 9],
+            [20, 19, 3, 3],
+            Conv2dParams::new(2, 1).with_groups(2),
+        ),
+        (
+            [1, 67, 7, 7],
+            [33, 67, 3, 3],
+            Conv2dParams::new(1, 2).with_dilation(2),
         ),
         ([2, 3, 13, 11], [5, 3, 3, 3], Conv2dParams::new(1, 1)),
         (

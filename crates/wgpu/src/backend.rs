@@ -41,6 +41,11 @@ impl WgpuBackend {
         format!("{} ({:?})", self.ctx.info.name, self.ctx.info.backend)
     }
 
+    /// Whether the adapter runs on the CPU (llvmpipe and other software rasterisers).
+    pub fn is_software(&self) -> bool {
+        self.ctx.info.device_type == wgpu::DeviceType::Cpu
+    }
+
     /// Bytes of device memory held idle in the pool for reuse.
     pub fn pooled_bytes(&self) -> u64 {
         self.ctx.pool.idle_bytes()
@@ -208,14 +213,35 @@ impl Backend for WgpuBackend {
             dy.shape().nchw("conv2d")?,
         );
         let prm = Self::conv_params(xs, ws, ys, p, false);
-        self.map(
-            "conv",
-            "conv_backward_data",
-            prm,
-            &[dy, w],
-            xs,
-            x_shape.numel(),
-        )
+        let cg = xs[1] / p.groups;
+        if cg < 16 {
+            // Few input channels per group (depthwise): a gather beats an idle GEMM tile.
+            return self.map(
+                "conv",
+                "conv_backward_data",
+                prm,
+                &[dy, w],
+                xs,
+                x_shape.numel(),
+            );
+        }
+        let (shape, buf) = self.out(xs)?;
+        if shape.numel() > 0 {
+            let groups = [
+                u((xs[2] * xs[3]).div_ceil(64)),
+                u(cg.div_ceil(64)),
+                u(xs[0] * p.groups),
+            ];
+            self.ctx.dispatch(
+                "conv",
+                "conv_backward_data_gemm",
+                prm,
+                &[dy.buffer(), w.buffer()],
+                &buf,
+                groups,
+            )?;
+        }
+        Ok(Tensor::from_parts(shape, Arc::new(buf)))
     }
 
     fn conv2d_backward_weight(

@@ -1,0 +1,97 @@
+//! Per-kernel throughput at ResNet-50 and MobileNetV2 layer sizes, on every backend present
+//! (criterion reports FLOP/s as "elements" per second for the convolutions and GEMMs).
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gradcam::core::{Conv2dParams, ResizeMode};
+use gradcam::{Backend, CpuBackend, Shape, Tensor};
+
+fn upload<B: Backend>(b: &B, dims: &[usize], seed: u64) -> Tensor<B> {
+    let s = Shape::from(dims);
+    b.upload(&common::random(s.numel(), seed, 1.0), s).unwrap()
+}
+
+/// Waits for the device: a download of one small result ends each timed iteration.
+fn sync<B: Backend>(b: &B, t: &Tensor<B>) {
+    let _ = b
+        .download(
+            &b.gradient_gap(&t.reshape([1, 1, 1, t.numel()]).unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+}
+
+fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
+    let name = b.name();
+    let mut g = c.benchmark_group(format!("kernels/{name}"));
+    g.sample_size(10);
+    // (label, input, weight, params): ResNet-50 layer3 3×3 and 1×1, MobileNetV2 depthwise.
+    let convs = [
+        (
+            "conv3x3 256ch 14x14",
+            [1, 256, 14, 14],
+            [256, 256, 3, 3],
+            Conv2dParams::new(1, 1),
+        ),
+        (
+            "conv1x1 1024->256 14x14",
+            [1, 1024, 14, 14],
+            [256, 1024, 1, 1],
+            Conv2dParams::new(1, 0),
+        ),
+        (
+            "depthwise3x3 144ch 56x56",
+            [1, 144, 56, 56],
+            [144, 1, 3, 3],
+            Conv2dParams::new(1, 1).with_groups(144),
+        ),
+    ];
+    for (label, xs, ws, p) in convs {
+        let (x, w) = (upload(b, &xs, 1), upload(b, &ws, 2));
+        let out = p.output_shape(xs, ws, label).unwrap();
+        let flops = 2 * out.iter().product::<usize>() * ws[1] * ws[2] * ws[3];
+        g.throughput(Throughput::Elements(flops as u64));
+        g.bench_function(format!("{label} forward"), |it| {
+            it.iter(|| sync(b, &b.conv2d(&x, &w, None, &p).unwrap()))
+        });
+        let dy = upload(b, &out, 3);
+        let s = Shape::from(xs);
+        g.bench_function(format!("{label} backward-data"), |it| {
+            it.iter(|| sync(b, &b.conv2d_backward_data(&dy, &w, &p, &s).unwrap()))
+        });
+    }
+    let (x, w) = (upload(b, &[16, 2048], 4), upload(b, &[1000, 2048], 5));
+    g.throughput(Throughput::Elements(2 * 16 * 2048 * 1000));
+    g.bench_function("gemm 16x2048x1000", |it| {
+        it.iter(|| sync(b, &b.linear(&x, &w, None).unwrap()))
+    });
+    let a = upload(b, &[16, 2048, 7, 7], 6);
+    g.throughput(Throughput::Elements(a.numel() as u64));
+    g.bench_function("gradient GAP 16x2048x7x7", |it| {
+        it.iter(|| sync(b, &b.gradient_gap(&a).unwrap()))
+    });
+    let (raw, gb) = (upload(b, &[16, 7, 7], 7), upload(b, &[16, 3, 224, 224], 8));
+    g.throughput(Throughput::Elements(gb.numel() as u64));
+    g.bench_function("resize 7->224 + fusion, 16 images", |it| {
+        it.iter(|| {
+            let up = b
+                .resize_bilinear(&raw, [224, 224], ResizeMode::HalfPixel)
+                .unwrap();
+            sync(b, &b.heatmap_fusion(&gb, &up).unwrap())
+        })
+    });
+    g.finish();
+}
+
+fn all(c: &mut Criterion) {
+    kernels(c, &CpuBackend::new());
+    #[cfg(feature = "wgpu")]
+    match gradcam::wgpu::WgpuBackend::new() {
+        Ok(b) => kernels(c, &b),
+        Err(e) => eprintln!("notice: no wgpu adapter, wgpu kernels not measured: {e}"),
+    }
+}
+
+criterion_group!(benches, all);
+criterion_main!(benches);

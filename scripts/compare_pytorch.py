@@ -1,0 +1,84 @@
+#!/usr/bin/env python3
+"""Checks `gradcam explain` against PyTorch + pytorch-grad-cam on a full-size torchvision model.
+
+Never needed by CI or the tests (they use the small committed fixtures); this is for a machine
+with torch, torchvision, grad-cam and safetensors installed:
+
+    python3 scripts/compare_pytorch.py --arch resnet50 [--layer layer4.2] [--seed 0] [--batch 1]
+
+It builds the torchvision model with seeded random weights (or `--weights FILE` from a
+state dict), saves them as safetensors, runs pytorch-grad-cam's GradCAM and the guided
+backprop of `GuidedBackpropReLUModel` on a seeded input, runs `gradcam explain --save-tensors`
+on the same weights and input, and prints the relative L2 difference of every shared tensor.
+Exit status 1 if any exceeds the fixtures' tolerances.
+"""
+import argparse, os, subprocess, sys, tempfile
+import numpy as np
+import torch, torchvision
+from safetensors.torch import save_file, load_file
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+
+def module(model, path):
+    for p in path.split("."):
+        model = model[int(p)] if p.isdigit() else getattr(model, p)
+    return model
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="resnet50")
+    ap.add_argument("--layer", default=None, help="target module path (default: the arch's usual one)")
+    ap.add_argument("--weights", default=None, help="a state dict (.pth or .safetensors); default seeded random")
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--gradcam", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "gradcam"))
+    a = ap.parse_args()
+    torch.manual_seed(a.seed)
+    torch.set_num_threads(2)
+    model = getattr(torchvision.models, a.arch)(weights=None).eval()
+    if a.weights:
+        sd = load_file(a.weights) if a.weights.endswith(".safetensors") else torch.load(a.weights)
+        model.load_state_dict(sd)
+    layer = a.layer or {"resnet": "layer4", "vgg": "features.29", "squeezenet": "features.12",
+                        "mobilenet": "features.18", "alexnet": "features.11"}[
+        next(k for k in ("resnet", "vgg", "squeezenet", "mobilenet", "alexnet") if a.arch.startswith(k))]
+    if layer == "layer4":
+        layer = f"layer4.{len(model.layer4) - 1}"
+    x = torch.randn(a.batch, 3, a.size, a.size, generator=torch.Generator().manual_seed(a.seed))
+    with torch.no_grad():
+        logits = model(x)
+    targets = logits.argmax(1).tolist()
+
+    with GradCAM(model=model, target_layers=[module(model, layer)]) as cam:
+        ref_gradcam = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
+    gb = GuidedBackpropReLUModel(model=model, device="cpu")
+    ref_gb = np.stack([gb(x[i:i + 1], target_category=targets[i]).transpose(2, 0, 1) for i in range(a.batch)])
+    ref = {"logits": logits.numpy(), "gradcam": ref_gradcam, "guided_backprop": ref_gb,
+           "guided_gradcam": ref_gb * ref_gradcam[:, None]}
+
+    with tempfile.TemporaryDirectory() as d:
+        w, inp, out = (os.path.join(d, f) for f in ("w.safetensors", "x.safetensors", "out.safetensors"))
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, w)
+        save_file({"input": x.contiguous()}, inp)
+        cmd = [a.gradcam, "explain", "--arch", a.arch, "--weights", w, "--input", inp, "--layer", layer,
+               "--class", ",".join(map(str, targets)), "--method", "gradcam,guided-gradcam",
+               "--guided-relu-only", "--save-tensors", out]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        ours = {k: v.numpy() for k, v in load_file(out).items()}
+    tol = {"logits": 1e-4, "guided_backprop": 1e-4, "gradcam": 1e-3, "guided_gradcam": 1e-3}
+    bad = False
+    print(f"{a.arch}, layer {layer}, batch {a.batch}, targets {targets}")
+    for k, r in ref.items():
+        err = float(np.linalg.norm(ours[k] - r) / max(np.linalg.norm(r), 1e-30))
+        ok = err < tol[k]
+        bad |= not ok
+        print(f"  {k:<16} relative L2 {err:.2e}  (tolerance {tol[k]:.0e}) {'ok' if ok else 'EXCEEDED'}")
+    sys.exit(1 if bad else 0)
+
+
+if __name__ == "__main__":
+    main()
