@@ -1,6 +1,8 @@
-// Strided GEMM for the linear layers: C [m × n] = A [m × k] · B [k × n] (+ bias[j] when f.x = 1),
-// element (i, j) of A at src0[i·a_rs + j·a_cs], of B at src1[i·b_rs + j·b_cs].
-// a = (m, n, k, 0), b = (a_rs, a_cs, b_rs, b_cs). 64×64 tiles, 4×4 per invocation.
+// Strided GEMM for the linear layers: C [m × n] = A [m × k] · B [k × n] (+ bias[coff + j] when
+// f.x = 1), element (i, j) of A at src0[a_off + i·a_rs + j·a_cs], of B at src1[i·b_rs + j·b_cs],
+// C written at dst[i·ldc + coff + j], added to what is there when accumulate = 1.
+// a = (m, n, k, 0), b = (a_rs, a_cs, b_rs, b_cs), c = (ldc, coff, accumulate, 0), d = (a_off).
+// 64×64 tiles, 4×4 per invocation. A weight split across buffers runs one dispatch per part.
 
 var<workgroup> ta: array<f32, 1024>;
 var<workgroup> tb: array<f32, 1024>;
@@ -17,7 +19,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             let i = idx / 16u; let kk = idx % 16u;
             let r = row0 + i; let kc = k0 + kk;
             var v = 0.0;
-            if (r < M && kc < KD) { v = src0[r * p.b.x + kc * p.b.y]; }
+            if (r < M && kc < KD) { v = src0[p.d.x + r * p.b.x + kc * p.b.y]; }
             ta[kk * 64u + i] = v;
         }
         for (var e = 0u; e < 4u; e = e + 1u) {
@@ -48,9 +50,11 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         for (var c = 0u; c < 4u; c = c + 1u) {
             let col = col0 + lid.x * 4u + c;
             if (col >= N) { continue; }
-            var bias = 0.0;
-            if (p.f.x > 0.5) { bias = src2[col]; }
-            dst[row * N + col] = acc[r * 4u + c] + bias;
+            var v = acc[r * 4u + c];
+            if (p.f.x > 0.5) { v = v + src2[p.c.y + col]; }
+            let o = row * p.c.x + p.c.y + col;
+            if (p.c.z == 1u) { v = v + dst[o]; }
+            dst[o] = v;
         }
     }
 }

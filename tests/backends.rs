@@ -395,6 +395,30 @@ fn cam_kernels<B: Backend>(b: &B) {
     );
 }
 
+/// VGG-16's fc6 (25088×4096 f32, 411 MB) is above wgpu's default binding limits: the backend
+/// asks for the adapter's own limits and splits what still does not fit (llvmpipe binds at most
+/// 128 MiB) into row blocks, one GEMM dispatch each.
+fn vgg16_fc6<B: Backend>(b: &B) {
+    let mut k = Check::new(b, 7);
+    let (x, w, bias) = (k.rand(&[2, 25088]), k.rand(&[4096, 25088]), k.rand(&[4096]));
+    k.same(
+        "fc6",
+        b.linear(&x.dev, &w.dev, Some(&bias.dev)),
+        k.cpu.linear(&x.cpu, &w.cpu, Some(&bias.cpu)),
+    );
+    let dy = k.rand(&[2, 4096]);
+    k.same(
+        "fc6 backward-data",
+        b.linear_backward_data(&dy.dev, &w.dev),
+        k.cpu.linear_backward_data(&dy.cpu, &w.cpu),
+    );
+    assert_eq!(
+        b.download(&w.dev).unwrap(),
+        k.cpu.download(&w.cpu).unwrap(),
+        "fc6 round trip"
+    );
+}
+
 /// Shape errors are the same on every backend.
 fn rejects_bad_shapes<B: Backend>(b: &B) {
     let x = b.upload(&[0.0; 12], Shape::new([1, 3, 2, 2])).unwrap();
@@ -451,6 +475,12 @@ macro_rules! backend_tests {
             fn shape_errors() {
                 if let Some(b) = backend() {
                     rejects_bad_shapes(&b)
+                }
+            }
+            #[test]
+            fn vgg16_fc6_fits() {
+                if let Some(b) = backend() {
+                    vgg16_fc6(&b)
                 }
             }
         }

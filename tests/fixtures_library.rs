@@ -108,6 +108,30 @@ mod wgpu {
         }
     }
 
+    /// Explaining image after image reuses the pooled buffers: once warm, no new allocation.
+    #[test]
+    fn repeated_explanations_allocate_nothing_new() {
+        use gradcam::{Classes, Explainer, Method, Model, Options};
+        let Some(b) = backend() else { return };
+        let case = super::load_case("mini_resnet");
+        let ex = Explainer::new(
+            Model::new(b.clone(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap(),
+        );
+        let opts = Options {
+            classes: Classes::Given(case.targets.clone()),
+            ..Options::default()
+        };
+        let methods = [Method::GradCam, Method::GuidedGradCam];
+        let input = &case.reference["input"];
+        ex.explain(input, &methods, &opts).unwrap();
+        let warm = b.allocations();
+        for _ in 0..5 {
+            ex.explain(input, &methods, &opts).unwrap();
+        }
+        assert_eq!(b.allocations(), warm, "buffers allocated after warm-up");
+        assert!(b.pooled_bytes() > 0);
+    }
+
     #[test]
     fn every_case_on_wgpu() {
         if let Some(b) = backend() {

@@ -1,7 +1,7 @@
 //! [`WgpuBackend`]: shape checks (shared with every backend), then one dispatch per primitive.
 
 use crate::context::{AdapterChoice, Context, Params};
-use crate::pool::GpuBuffer;
+use crate::pool::{GpuBuffer, Storage};
 use gradcam_core::{
     check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
     Shape, Tensor,
@@ -17,6 +17,13 @@ pub struct WgpuBackend {
 }
 
 type T = Tensor<WgpuBackend>;
+
+fn single(b: GpuBuffer) -> Arc<Storage> {
+    Arc::new(Storage {
+        parts: vec![b],
+        part_len: usize::MAX,
+    })
+}
 
 fn u(v: usize) -> u32 {
     v as u32
@@ -46,6 +53,14 @@ impl WgpuBackend {
         self.ctx.info.device_type == wgpu::DeviceType::Cpu
     }
 
+    /// Device buffers created so far (storage and readback). Once the pools are warm, repeating
+    /// a computation creates none.
+    pub fn allocations(&self) -> usize {
+        self.ctx
+            .allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Bytes of device memory held idle in the pool for reuse.
     pub fn pooled_bytes(&self) -> u64 {
         self.ctx.pool.idle_bytes()
@@ -68,12 +83,15 @@ impl WgpuBackend {
         n: usize,
     ) -> Result<T> {
         let (shape, out) = self.out(shape)?;
-        let ins: Vec<&GpuBuffer> = inputs.iter().map(|t| t.buffer().as_ref()).collect();
+        let ins = inputs
+            .iter()
+            .map(|t| t.buffer().single(entry))
+            .collect::<Result<Vec<&GpuBuffer>>>()?;
         if n > 0 {
             self.ctx
                 .dispatch(file, entry, p, &ins, &out, self.ctx.grid(n))?;
         }
-        Ok(Tensor::from_parts(shape, Arc::new(out)))
+        Ok(Tensor::from_parts(shape, single(out)))
     }
 
     fn conv_params(
@@ -112,20 +130,25 @@ impl WgpuBackend {
         }
     }
 
-    /// C [m×n] = A·B (+ bias) with strided operands (see linear.wgsl).
+    /// `out[:, coff..coff+n] (+)= A·B (+ bias[coff..])` for strided `A` (from `a_off`) and `B`,
+    /// `out` row-major with `ldc` columns (see linear.wgsl).
     #[allow(clippy::too_many_arguments)]
-    fn gemm(
+    fn gemm_into(
         &self,
-        a: &T,
+        a: &GpuBuffer,
+        a_off: usize,
         a_strides: [usize; 2],
-        b: &T,
+        b: &GpuBuffer,
         b_strides: [usize; 2],
-        bias: Option<&T>,
-        m: usize,
-        n: usize,
-        k: usize,
-    ) -> Result<T> {
-        let (shape, out) = self.out([m, n])?;
+        bias: Option<&GpuBuffer>,
+        [m, n, k]: [usize; 3],
+        out: &GpuBuffer,
+        [ldc, coff]: [usize; 2],
+        accumulate: bool,
+    ) -> Result<()> {
+        if m == 0 || n == 0 {
+            return Ok(());
+        }
         let p = Params {
             a: [u(m), u(n), u(k), 0],
             b: [
@@ -134,27 +157,45 @@ impl WgpuBackend {
                 u(b_strides[0]),
                 u(b_strides[1]),
             ],
+            c: [u(ldc), u(coff), accumulate as u32, 0],
+            d: [u(a_off), 0, 0, 0],
             f: [if bias.is_some() { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
-            ..Default::default()
         };
-        let bias = bias.map_or(self.dummy.as_ref(), |t| t.buffer().as_ref());
-        if m > 0 && n > 0 {
-            let groups = [u(n.div_ceil(64)), u(m.div_ceil(64)), 1];
-            self.ctx.dispatch(
-                "linear",
-                "gemm",
-                p,
-                &[a.buffer(), b.buffer(), bias],
-                &out,
-                groups,
-            )?;
-        }
-        Ok(Tensor::from_parts(shape, Arc::new(out)))
+        let bias = bias.unwrap_or(self.dummy.as_ref());
+        let groups = [u(n.div_ceil(64)), u(m.div_ceil(64)), 1];
+        self.ctx
+            .dispatch("linear", "gemm", p, &[a, b, bias], out, groups)
+    }
+
+    /// `C [m×n] = A·B` for unsplit operands.
+    fn gemm(
+        &self,
+        a: &T,
+        a_strides: [usize; 2],
+        b: &T,
+        b_strides: [usize; 2],
+        mnk: [usize; 3],
+    ) -> Result<T> {
+        let (shape, out) = self.out([mnk[0], mnk[1]])?;
+        let (a, b) = (a.buffer().single("linear")?, b.buffer().single("linear")?);
+        self.gemm_into(
+            a,
+            0,
+            a_strides,
+            b,
+            b_strides,
+            None,
+            mnk,
+            &out,
+            [mnk[1], 0],
+            false,
+        )?;
+        Ok(Tensor::from_parts(shape, single(out)))
     }
 }
 
 impl Backend for WgpuBackend {
-    type Buffer = Arc<GpuBuffer>;
+    type Buffer = Arc<Storage>;
 
     fn name(&self) -> String {
         format!("wgpu:{}", self.ctx.info.name)
@@ -167,11 +208,15 @@ impl Backend for WgpuBackend {
                 format!("{} values for {shape}", data.len()),
             ));
         }
-        Ok(Tensor::from_parts(shape, Arc::new(self.ctx.upload(data)?)))
+        let row = shape.dims().last().copied().unwrap_or(1);
+        Ok(Tensor::from_parts(
+            shape,
+            Arc::new(self.ctx.upload_rows(data, row)?),
+        ))
     }
 
     fn download(&self, x: &T) -> Result<Vec<f32>> {
-        self.ctx.download(x.buffer(), x.numel())
+        self.ctx.download_storage(x.buffer(), x.numel())
     }
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
@@ -179,9 +224,16 @@ impl Backend for WgpuBackend {
         let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
         let (shape, buf) = self.out(out)?;
         let kg = ws[0] / p.groups;
-        let bias = b.map_or(self.dummy.as_ref(), |t| t.buffer().as_ref());
+        let bias = match b {
+            Some(t) => t.buffer().single("conv2d")?,
+            None => self.dummy.as_ref(),
+        };
         let prm = Self::conv_params(xs, ws, out, p, b.is_some());
-        let ins = [x.buffer().as_ref(), w.buffer(), bias];
+        let ins = [
+            x.buffer().single("conv2d")?,
+            w.buffer().single("conv2d")?,
+            bias,
+        ];
         if shape.numel() == 0 {
         } else if kg < 16 {
             // Few filters per group (depthwise): a GEMM tile would idle most of its rows.
@@ -202,7 +254,7 @@ impl Backend for WgpuBackend {
             self.ctx
                 .dispatch("conv", "conv_forward", prm, &ins, &buf, groups)?;
         }
-        Ok(Tensor::from_parts(shape, Arc::new(buf)))
+        Ok(Tensor::from_parts(shape, single(buf)))
     }
 
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
@@ -236,12 +288,12 @@ impl Backend for WgpuBackend {
                 "conv",
                 "conv_backward_data_gemm",
                 prm,
-                &[dy.buffer(), w.buffer()],
+                &[dy.buffer().single("conv2d")?, w.buffer().single("conv2d")?],
                 &buf,
                 groups,
             )?;
         }
-        Ok(Tensor::from_parts(shape, Arc::new(buf)))
+        Ok(Tensor::from_parts(shape, single(buf)))
     }
 
     fn conv2d_backward_weight(
@@ -280,7 +332,28 @@ impl Backend for WgpuBackend {
     fn linear(&self, x: &T, w: &T, b: Option<&T>) -> Result<T> {
         let [n, o] = check::linear(x.shape(), w.shape(), b.map(|b| b.shape()))?;
         let i = w.dims()[1];
-        self.gemm(x, [i, 1], w, [1, i], b, n, o, i)
+        let (shape, out) = self.out([n, o])?;
+        let xb = x.buffer().single("linear")?;
+        let bias = b.map(|b| b.buffer().single("linear")).transpose()?;
+        // A weight larger than one binding is split by rows: each part fills its output columns.
+        let rows_per_part = (w.buffer().part_len / i.max(1)).max(1);
+        for (j, part) in w.buffer().parts.iter().enumerate() {
+            let r0 = j * rows_per_part;
+            let rows = rows_per_part.min(o - r0);
+            self.gemm_into(
+                xb,
+                0,
+                [i, 1],
+                part,
+                [1, i],
+                bias,
+                [n, rows, i],
+                &out,
+                [o, r0],
+                false,
+            )?;
+        }
+        Ok(Tensor::from_parts(shape, single(out)))
     }
 
     fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
@@ -292,7 +365,27 @@ impl Backend for WgpuBackend {
                 format!("gradient {} for weight {}", dy.shape(), w.shape()),
             ));
         }
-        self.gemm(dy, [o, 1], w, [i, 1], None, n, i, o)
+        let (shape, out) = self.out([n, i])?;
+        let dyb = dy.buffer().single("linear backward")?;
+        // dx = Σ over weight parts of dy[:, r0..r1] · w[r0..r1].
+        let rows_per_part = (w.buffer().part_len / i.max(1)).max(1);
+        for (j, part) in w.buffer().parts.iter().enumerate() {
+            let r0 = j * rows_per_part;
+            let rows = rows_per_part.min(o - r0);
+            self.gemm_into(
+                dyb,
+                r0,
+                [o, 1],
+                part,
+                [i, 1],
+                None,
+                [n, i, rows],
+                &out,
+                [i, 0],
+                j > 0,
+            )?;
+        }
+        Ok(Tensor::from_parts(shape, single(out)))
     }
 
     fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
@@ -304,7 +397,7 @@ impl Backend for WgpuBackend {
                 format!("gradient {} for input {}", dy.shape(), x.shape()),
             ));
         }
-        self.gemm(dy, [1, o], x, [i, 1], None, o, i, n)
+        self.gemm(dy, [1, o], x, [i, 1], [o, i, n])
     }
 
     fn linear_backward_bias(&self, dy: &T) -> Result<T> {
@@ -510,14 +603,14 @@ impl Backend for WgpuBackend {
                     "layout",
                     "copy_blocks",
                     prm,
-                    &[x.buffer()],
+                    &[x.buffer().single("concat")?],
                     &buf,
                     self.ctx.grid(x.numel()),
                 )?;
             }
             off += block;
         }
-        Ok(Tensor::from_parts(shape, Arc::new(buf)))
+        Ok(Tensor::from_parts(shape, single(buf)))
     }
 
     fn slice_channels(&self, x: &T, start: usize, len: usize) -> Result<T> {
@@ -647,12 +740,12 @@ impl Backend for WgpuBackend {
                 "normalize",
                 "normalize_min_max",
                 prm,
-                &[x.buffer()],
+                &[x.buffer().single("normalize")?],
                 &out,
                 [gx, gy, 1],
             )?;
         }
-        Ok(Tensor::from_parts(shape, Arc::new(out)))
+        Ok(Tensor::from_parts(shape, single(out)))
     }
 
     fn resize_bilinear(&self, x: &T, out: [usize; 2], mode: ResizeMode) -> Result<T> {

@@ -1,6 +1,6 @@
 //! Adapter and device selection, the pipeline cache, buffer allocation, dispatch and readback.
 
-use crate::pool::{bucket, GpuBuffer, Pool};
+use crate::pool::{bucket, GpuBuffer, Pool, Storage};
 use crate::shaders;
 use gradcam_core::{Error, Result};
 use std::collections::HashMap;
@@ -33,6 +33,13 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     pub pool: Arc<Pool>,
+    /// The parameter block, rewritten before each dispatch: queue writes and submissions run
+    /// in order, and the lock keeps write and submit together.
+    uniform: Mutex<wgpu::Buffer>,
+    /// Mappable readback buffers by size, reused.
+    staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
+    /// Device buffers created so far (storage and readback): flat once the pools are warm.
+    pub allocations: std::sync::atomic::AtomicUsize,
     errors: Arc<Mutex<Vec<String>>>,
     lost: Arc<Mutex<Option<String>>>,
 }
@@ -108,7 +115,16 @@ impl Context {
         device.set_device_lost_callback(move |reason, msg| {
             *lost_sink.lock().expect("lost sink") = Some(format!("{reason:?}: {msg}"));
         });
+        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("params"),
+            size: std::mem::size_of::<Params>() as u64,
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
         Ok(Context {
+            uniform: Mutex::new(uniform),
+            staging: Mutex::default(),
+            allocations: Default::default(),
             device,
             queue,
             info,
@@ -199,6 +215,8 @@ impl Context {
             return Ok(self.pool.wrap(b));
         }
         let scope = self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+        self.allocations
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: None,
             size,
@@ -213,6 +231,39 @@ impl Context {
             )));
         }
         Ok(self.pool.wrap(buffer))
+    }
+
+    /// Values that fit one storage binding.
+    pub fn largest_binding(&self) -> usize {
+        (self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+            / 4) as usize
+    }
+
+    /// Storage holding `data`, split into whole rows of `row` values across several buffers when
+    /// it exceeds the largest storage binding.
+    pub fn upload_rows(&self, data: &[f32], row: usize) -> Result<Storage> {
+        let largest = self.largest_binding();
+        if data.len() <= largest {
+            return Ok(Storage {
+                parts: vec![self.upload(data)?],
+                part_len: data.len().max(1),
+            });
+        }
+        let part_len = largest / row.max(1) * row.max(1);
+        if part_len == 0 {
+            return Err(backend_err(format!(
+                "one row of {row} values exceeds the adapter's largest storage binding ({largest} values on {})",
+                self.info.name
+            )));
+        }
+        let parts = data
+            .chunks(part_len)
+            .map(|c| self.upload(c))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Storage { parts, part_len })
     }
 
     /// A buffer holding `data`.
@@ -237,12 +288,7 @@ impl Context {
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.pipeline(file, entry)?;
-        let uniform = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: None,
-            size: std::mem::size_of::<Params>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let uniform = self.uniform.lock().expect("uniform lock");
         self.queue
             .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
         let mut entries = vec![wgpu::BindGroupEntry {
@@ -289,17 +335,38 @@ impl Context {
         [x as u32, wg.div_ceil(x) as u32, 1]
     }
 
+    /// Copies a tensor's `len` values to the host, part by part.
+    pub fn download_storage(&self, s: &Storage, len: usize) -> Result<Vec<f32>> {
+        let mut out = Vec::with_capacity(len);
+        for b in &s.parts {
+            let n = s.part_len.min(len - out.len());
+            out.extend(self.download(b, n)?);
+        }
+        Ok(out)
+    }
+
     /// Copies a buffer's first `len` values to the host.
     pub fn download(&self, b: &GpuBuffer, len: usize) -> Result<Vec<f32>> {
         if len == 0 {
             return Ok(vec![]);
         }
         let bytes = len as u64 * 4;
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("readback"),
-            size: bytes,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
+        let size = bucket(bytes);
+        let reused = self
+            .staging
+            .lock()
+            .expect("staging")
+            .get_mut(&size)
+            .and_then(|v| v.pop());
+        let staging = reused.unwrap_or_else(|| {
+            self.allocations
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback"),
+                size,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
         });
         let mut enc = self
             .device
@@ -318,11 +385,17 @@ impl Context {
             .map_err(|e| backend_err(format!("readback failed: {e}")))?;
         self.check()?;
         let view = staging
-            .get_mapped_range(..)
+            .get_mapped_range(..bytes)
             .map_err(|e| backend_err(format!("readback mapping failed: {e}")))?;
         let out = bytemuck::cast_slice::<u8, f32>(&view).to_vec();
         drop(view);
         staging.unmap();
+        self.staging
+            .lock()
+            .expect("staging")
+            .entry(size)
+            .or_default()
+            .push(staging);
         Ok(out)
     }
 }

@@ -23,6 +23,30 @@ impl GpuBuffer {
     }
 }
 
+/// A tensor's device storage: one buffer, or — for a tensor larger than the adapter's largest
+/// storage binding — several, each holding `part_len` consecutive values (whole rows).
+pub struct Storage {
+    pub(crate) parts: Vec<GpuBuffer>,
+    pub(crate) part_len: usize,
+}
+
+impl Storage {
+    /// The single buffer of an unsplit tensor; a split one is an error naming `op`.
+    pub(crate) fn single(&self, op: &str) -> gradcam_core::Result<&GpuBuffer> {
+        match &self.parts[..] {
+            [b] => Ok(b),
+            parts => Err(gradcam_core::Error::Backend {
+                backend: "wgpu".into(),
+                msg: format!(
+                    "{op}: a tensor split across {} buffers (larger than the adapter's largest \
+                     storage binding) can only be a linear layer's weight",
+                    parts.len()
+                ),
+            }),
+        }
+    }
+}
+
 impl Drop for GpuBuffer {
     fn drop(&mut self) {
         if let Some(b) = self.buffer.take() {
