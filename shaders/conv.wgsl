@@ -2,8 +2,6 @@
 // d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias.
 // src0 = x, src1 = weight [k, c/groups, kh, kw], src2 = bias.
 
-var<workgroup> ta: array<f32, 1024>; // 16 (depth) × 64 (rows)
-var<workgroup> tb: array<f32, 1024>; // 16 (depth) × 64 (columns)
 
 // Forward as an implicit GEMM per (image, group): y_g [kg × oh·ow] = w_g [kg × cg·kh·kw] · cols,
 // the columns gathered on the fly. 64×64 workgroup tiles, 4×4 register tiles per invocation;
@@ -44,17 +42,7 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
             tb[kk * 64u + j] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r = r + 1u) { av[r] = ta[kk * 64u + lid.y * 4u + r]; }
-            for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = tb[kk * 64u + lid.x * 4u + c]; }
-            for (var r = 0u; r < 4u; r = r + 1u) {
-                for (var c = 0u; c < 4u; c = c + 1u) {
-                    acc[r * 4u + c] = acc[r * 4u + c] + av[r] * bv[c];
-                }
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
     for (var r = 0u; r < 4u; r = r + 1u) {
@@ -219,17 +207,7 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             tb[kk * 64u + j] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r = r + 1u) { av[r] = ta[kk * 64u + lid.y * 4u + r]; }
-            for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = tb[kk * 64u + lid.x * 4u + c]; }
-            for (var r = 0u; r < 4u; r = r + 1u) {
-                for (var c = 0u; c < 4u; c = c + 1u) {
-                    acc[r * 4u + c] = acc[r * 4u + c] + av[r] * bv[c];
-                }
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
     for (var r = 0u; r < 4u; r = r + 1u) {

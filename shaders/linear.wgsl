@@ -4,8 +4,6 @@
 // a = (m, n, k, 0), b = (a_rs, a_cs, b_rs, b_cs), c = (ldc, coff, accumulate, 0), d = (a_off).
 // 64×64 tiles, 4×4 per invocation. A weight split across buffers runs one dispatch per part.
 
-var<workgroup> ta: array<f32, 1024>;
-var<workgroup> tb: array<f32, 1024>;
 
 @compute @workgroup_size(16, 16)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
@@ -31,17 +29,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
             tb[kk * 64u + j] = v;
         }
         workgroupBarrier();
-        for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-            var av: array<f32, 4>;
-            var bv: array<f32, 4>;
-            for (var r = 0u; r < 4u; r = r + 1u) { av[r] = ta[kk * 64u + lid.y * 4u + r]; }
-            for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = tb[kk * 64u + lid.x * 4u + c]; }
-            for (var r = 0u; r < 4u; r = r + 1u) {
-                for (var c = 0u; c < 4u; c = c + 1u) {
-                    acc[r * 4u + c] = acc[r * 4u + c] + av[r] * bv[c];
-                }
-            }
-        }
+        tile_multiply(&acc, lid);
         workgroupBarrier();
     }
     for (var r = 0u; r < 4u; r = r + 1u) {

@@ -5,6 +5,8 @@
 //! A backend whose device is absent is skipped with a notice, except where
 //! `GRADCAM_REQUIRE_WGPU=1` (set by CI) makes a missing adapter a failure.
 
+mod common;
+
 use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
 use gradcam::{Backend, CpuBackend, Shape, Tensor};
 
@@ -487,19 +489,4 @@ macro_rules! backend_tests {
     };
 }
 
-/// The wgpu backend, or `None` with a notice when no adapter is present (a failure where
-/// `GRADCAM_REQUIRE_WGPU=1`).
-pub fn wgpu_backend() -> Option<gradcam_wgpu::WgpuBackend> {
-    match gradcam_wgpu::WgpuBackend::new() {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var("GRADCAM_REQUIRE_WGPU").as_deref() == Ok("1") => {
-            panic!("GRADCAM_REQUIRE_WGPU=1 but no wgpu adapter: {e}")
-        }
-        Err(e) => {
-            eprintln!("notice: skipping wgpu backend tests: {e}");
-            None
-        }
-    }
-}
-
-backend_tests!(wgpu: wgpu_backend());
+backend_tests!(wgpu: common::wgpu_backend());

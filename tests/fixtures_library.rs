@@ -95,18 +95,7 @@ fn all_cases_are_covered() {
 /// failure where `GRADCAM_REQUIRE_WGPU=1`).
 #[cfg(feature = "wgpu")]
 mod wgpu {
-    fn backend() -> Option<gradcam::wgpu::WgpuBackend> {
-        match gradcam::wgpu::WgpuBackend::new() {
-            Ok(b) => Some(b),
-            Err(e) if std::env::var("GRADCAM_REQUIRE_WGPU").as_deref() == Ok("1") => {
-                panic!("no wgpu adapter: {e}")
-            }
-            Err(e) => {
-                eprintln!("notice: skipping wgpu fixture tests: {e}");
-                None
-            }
-        }
-    }
+    use super::common::wgpu_backend as backend;
 
     /// Explaining image after image reuses the pooled buffers: once warm, no new allocation.
     #[test]

@@ -327,3 +327,19 @@ fn flipped_eigencam(case: &Case, ours: &HostTensor) -> Vec<f32> {
     b.download(&b.cam_postprocess_fused(&t, [hh, ww]).unwrap())
         .unwrap()
 }
+
+/// The wgpu backend, or `None` with a notice when no adapter is present; where
+/// `GRADCAM_REQUIRE_WGPU=1` (CI) a missing adapter fails the test instead.
+#[cfg(feature = "wgpu")]
+pub fn wgpu_backend() -> Option<gradcam::wgpu::WgpuBackend> {
+    match gradcam::wgpu::WgpuBackend::new() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("GRADCAM_REQUIRE_WGPU").as_deref() == Ok("1") => {
+            panic!("GRADCAM_REQUIRE_WGPU=1 but no wgpu adapter: {e}")
+        }
+        Err(e) => {
+            eprintln!("notice: skipping wgpu tests: {e}");
+            None
+        }
+    }
+}

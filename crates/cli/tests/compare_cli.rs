@@ -2,6 +2,9 @@
 //! they agreed.
 #![cfg(feature = "wgpu")]
 
+#[path = "../../../tests/common/mod.rs"]
+mod common;
+
 use std::process::Command;
 
 fn fixture(file: &str) -> String {
@@ -12,15 +15,7 @@ fn fixture(file: &str) -> String {
 }
 
 fn compare(extra: &[&str]) -> Option<(i32, String)> {
-    if let Err(e) = gradcam::wgpu::WgpuBackend::new() {
-        assert_ne!(
-            std::env::var("GRADCAM_REQUIRE_WGPU").as_deref(),
-            Ok("1"),
-            "no wgpu adapter: {e}"
-        );
-        eprintln!("notice: skipping: {e}");
-        return None;
-    }
+    common::wgpu_backend()?;
     let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
         .args([
             "compare",

@@ -116,16 +116,12 @@ fn mobilenet_v2_035() {
 #[cfg(feature = "wgpu")]
 #[test]
 fn every_builtin_case_on_wgpu() {
-    if let Err(e) = gradcam::wgpu::WgpuBackend::new() {
-        assert_ne!(
-            std::env::var("GRADCAM_REQUIRE_WGPU").as_deref(),
-            Ok("1"),
-            "no wgpu adapter: {e}"
-        );
-        eprintln!("notice: skipping: {e}");
+    if common::wgpu_backend().is_none() {
         return;
     }
     for name in ["mini_resnet", "squeezenet1_1", "mobilenet_v2_035"] {
-        run_on(name, "wgpu", false);
+        // ScoreCAM's and occlusion's hundreds of forward passes run on one case: llvmpipe
+        // executes the shaders on the CPU.
+        run_on(name, "wgpu", name == "mini_resnet");
     }
 }

@@ -54,6 +54,32 @@ pub fn linear(x: &Shape, w: &Shape, b: Option<&Shape>) -> Result<[usize; 2]> {
     Ok([n, o])
 }
 
+/// Linear backward-data: dy `[n,o]`, w `[o,i]`; returns `[n, i, o]`.
+pub fn linear_backward_data(dy: &Shape, w: &Shape) -> Result<[usize; 3]> {
+    let [n, o] = dy.matrix("linear backward")?;
+    let [wo, i] = w.matrix("linear weight")?;
+    if wo != o {
+        return Err(Error::shape(
+            "linear backward",
+            format!("gradient {dy} for weight {w}"),
+        ));
+    }
+    Ok([n, i, o])
+}
+
+/// Linear backward-weight: x `[n,i]`, dy `[n,o]`; returns `[n, i, o]`.
+pub fn linear_backward_weight(x: &Shape, dy: &Shape) -> Result<[usize; 3]> {
+    let [n, i] = x.matrix("linear input")?;
+    let [dn, o] = dy.matrix("linear backward")?;
+    if dn != n {
+        return Err(Error::shape(
+            "linear backward",
+            format!("gradient {dy} for input {x}"),
+        ));
+    }
+    Ok([n, i, o])
+}
+
 /// Elementwise binary op: equal shapes.
 pub fn same(op: &str, a: &Shape, b: &Shape) -> Result<()> {
     expect_same(op, "operands", a, b)

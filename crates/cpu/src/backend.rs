@@ -124,28 +124,14 @@ impl Backend for CpuBackend {
     }
 
     fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
-        let [n, o] = dy.shape().matrix("linear backward")?;
-        let [wo, i] = w.shape().matrix("linear weight")?;
-        if wo != o {
-            return Err(Error::shape(
-                "linear backward",
-                format!("gradient {} for weight {}", dy.shape(), w.shape()),
-            ));
-        }
+        let [n, i, o] = check::linear_backward_data(dy.shape(), w.shape())?;
         Ok(make([n, i], |dx| {
             linear::backward_data(data(dy), data(w), n, i, o, dx)
         }))
     }
 
     fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
-        let [n, i] = x.shape().matrix("linear input")?;
-        let [dn, o] = dy.shape().matrix("linear backward")?;
-        if dn != n {
-            return Err(Error::shape(
-                "linear backward",
-                format!("gradient {} for input {}", dy.shape(), x.shape()),
-            ));
-        }
+        let [n, i, o] = check::linear_backward_weight(x.shape(), dy.shape())?;
         Ok(make([o, i], |dw| {
             linear::backward_weight(data(x), data(dy), n, i, o, dw)
         }))

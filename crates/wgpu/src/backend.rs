@@ -357,14 +357,7 @@ impl Backend for WgpuBackend {
     }
 
     fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
-        let [n, o] = dy.shape().matrix("linear backward")?;
-        let [wo, i] = w.shape().matrix("linear weight")?;
-        if wo != o {
-            return Err(Error::shape(
-                "linear backward",
-                format!("gradient {} for weight {}", dy.shape(), w.shape()),
-            ));
-        }
+        let [n, i, o] = check::linear_backward_data(dy.shape(), w.shape())?;
         let (shape, out) = self.out([n, i])?;
         let dyb = dy.buffer().single("linear backward")?;
         // dx = Σ over weight parts of dy[:, r0..r1] · w[r0..r1].
@@ -389,14 +382,7 @@ impl Backend for WgpuBackend {
     }
 
     fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
-        let [n, i] = x.shape().matrix("linear input")?;
-        let [dn, o] = dy.shape().matrix("linear backward")?;
-        if dn != n {
-            return Err(Error::shape(
-                "linear backward",
-                format!("gradient {} for input {}", dy.shape(), x.shape()),
-            ));
-        }
+        let [n, i, o] = check::linear_backward_weight(x.shape(), dy.shape())?;
         self.gemm(dy, [1, o], x, [i, 1], [o, i, n])
     }
 
