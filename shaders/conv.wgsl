@@ -1,5 +1,5 @@
 // 2-D convolution. Parameters: a = (n, c, h, w), b = (k, kh, kw, oh), c = (ow, sh, sw, ph),
-// d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias.
+// d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias, f.y = 1 for vec4 weight loads.
 // src0 = x, src1 = weight [k, c/groups, kh, kw], src2 = bias.
 
 
@@ -18,13 +18,18 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let tid = lid.y * 16u + lid.x;
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let i = idx / 16u; let kk = idx % 16u;
-            let r = row0 + i; let kc = k0 + kk;
-            var v = 0.0;
-            if (r < kg && kc < depth) { v = src1[(g * kg + r) * depth + kc]; }
-            ta[kk * 64u + i] = v;
+        if (p.f.y > 0.5) {
+            // Weight rows are 16-byte aligned when cg·kh·kw is a multiple of 4.
+            load_a_vec4(tid, row0, kg, k0, depth, g * kg * depth, depth, false);
+        } else {
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                let idx = tid + e * 256u;
+                let i = idx / 16u; let kk = idx % 16u;
+                let r = row0 + i; let kc = k0 + kk;
+                var v = 0.0;
+                if (r < kg && kc < depth) { v = src1[(g * kg + r) * depth + kc]; }
+                ta[kk * 64u + i] = v;
+            }
         }
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = tid + e * 256u;

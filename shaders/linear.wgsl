@@ -1,7 +1,8 @@
 // Strided GEMM for the linear layers: C [m × n] = A [m × k] · B [k × n] (+ bias[coff + j] when
 // f.x = 1), element (i, j) of A at src0[a_off + i·a_rs + j·a_cs], of B at src1[i·b_rs + j·b_cs],
 // C written at dst[i·ldc + coff + j], added to what is there when accumulate = 1.
-// a = (m, n, k, 0), b = (a_rs, a_cs, b_rs, b_cs), c = (ldc, coff, accumulate, 0), d = (a_off).
+// a = (m, n, k, vec4 A loads), b = (a_rs, a_cs, b_rs, b_cs), c = (ldc, coff, accumulate, 0),
+// d = (a_off).
 // 64×64 tiles, 4×4 per invocation. A weight split across buffers runs one dispatch per part.
 
 
@@ -12,13 +13,18 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tid = lid.y * 16u + lid.x;
     var acc: array<f32, 16>;
     for (var k0 = 0u; k0 < KD; k0 = k0 + 16u) {
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let i = idx / 16u; let kk = idx % 16u;
-            let r = row0 + i; let kc = k0 + kk;
-            var v = 0.0;
-            if (r < M && kc < KD) { v = src0[p.d.x + r * p.b.x + kc * p.b.y]; }
-            ta[kk * 64u + i] = v;
+        if (p.a.w == 1u) {
+            // A rows contiguous and 16-byte aligned (a_cs = 1, a_rs, a_off and k multiples of 4).
+            load_a_vec4(tid, row0, M, k0, KD, p.d.x, p.b.x, true);
+        } else {
+            for (var e = 0u; e < 4u; e = e + 1u) {
+                let idx = tid + e * 256u;
+                let i = idx / 16u; let kk = idx % 16u;
+                let r = row0 + i; let kc = k0 + kk;
+                var v = 0.0;
+                if (r < M && kc < KD) { v = src0[p.d.x + r * p.b.x + kc * p.b.y]; }
+                ta[kk * 64u + i] = v;
+            }
         }
         for (var e = 0u; e < 4u; e = e + 1u) {
             let idx = tid + e * 256u;

@@ -111,7 +111,17 @@ impl WgpuBackend {
                 u(p.dilation[1]),
                 u(p.groups),
             ],
-            f: [if bias { 1.0 } else { 0.0 }, 0.0, 0.0, 0.0],
+            f: [
+                if bias { 1.0 } else { 0.0 },
+                // 16-byte weight loads when every weight row starts aligned.
+                if (w[1] * w[2] * w[3]).is_multiple_of(4) {
+                    1.0
+                } else {
+                    0.0
+                },
+                0.0,
+                0.0,
+            ],
         }
     }
 
@@ -149,8 +159,13 @@ impl WgpuBackend {
         if m == 0 || n == 0 {
             return Ok(());
         }
+        // 16-byte loads of A when its rows are contiguous and aligned.
+        let vec4 = a_strides[1] == 1
+            && a_strides[0].is_multiple_of(4)
+            && a_off.is_multiple_of(4)
+            && k.is_multiple_of(4);
         let p = Params {
-            a: [u(m), u(n), u(k), 0],
+            a: [u(m), u(n), u(k), vec4 as u32],
             b: [
                 u(a_strides[0]),
                 u(a_strides[1]),

@@ -14,6 +14,9 @@ pub struct AdapterChoice {
     pub name: Option<String>,
 }
 
+/// Entry points that read their first two inputs through the vec4 views at bindings 5 and 6.
+const VEC4_ENTRIES: &[&str] = &["gemm", "conv_forward"];
+
 /// Parameters of one dispatch, laid out as the shaders' `Params` block.
 #[repr(C)]
 #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
@@ -305,6 +308,15 @@ impl Context {
             binding: 4,
             resource: out.raw().as_entire_binding(),
         });
+        // The tiled GEMMs also read their first two inputs as vec4s (common.wgsl).
+        if VEC4_ENTRIES.contains(&entry) {
+            for (i, b) in inputs.iter().take(2).enumerate() {
+                entries.push(wgpu::BindGroupEntry {
+                    binding: 5 + i as u32,
+                    resource: b.raw().as_entire_binding(),
+                });
+            }
+        }
         let group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
             layout: &pipeline.get_bind_group_layout(0),
