@@ -1,6 +1,7 @@
 //! `gradcam`: explain what a CNN looked at, from the command line.
 
 mod backends;
+mod bench_cmd;
 mod compare_cmd;
 mod explain_cmd;
 mod input;
@@ -27,6 +28,8 @@ enum Command {
     Layers(layers_cmd::LayersArgs),
     /// Run one explanation on several backends and compare them layer by layer.
     Compare(Box<compare_cmd::CompareArgs>),
+    /// Time the forward pass or an explanation end to end.
+    Bench(Box<bench_cmd::BenchArgs>),
 }
 
 fn main() -> ExitCode {
@@ -34,6 +37,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Explain(a) => explain_cmd::run(*a),
         Command::Layers(a) => layers_cmd::run(a),
+        Command::Bench(a) => bench_cmd::run(*a),
         Command::Compare(a) => match compare_cmd::run(*a) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::from(2),

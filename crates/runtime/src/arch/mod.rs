@@ -4,9 +4,12 @@
 mod alexnet;
 mod common;
 mod mobilenet;
+mod random;
 mod resnet;
 mod squeezenet;
 mod vgg;
+
+pub use random::random_weights;
 
 use crate::{Graph, Weights};
 use gradcam_core::{Error, Result};

@@ -1,0 +1,190 @@
+//! `gradcam bench`: time the forward pass or an explanation end to end, the way outsiders
+//! measure the project (the contract of the speed issue: keep its flags and JSON stable).
+
+use crate::backends::{with_backend, WithBackend};
+use clap::Args;
+use gradcam_core::{Backend, Error, HostTensor, Result};
+use gradcam_explain::{Classes, Explainer, Method, Options};
+use gradcam_runtime::{arch, Graph, Model, Weights};
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+/// Arguments of `gradcam bench`.
+#[derive(Args)]
+pub struct BenchArgs {
+    /// Built-in architecture (a named variant such as resnet50 when no weights are given).
+    #[arg(long)]
+    arch: String,
+    /// torchvision state dict as safetensors; default seeded random weights.
+    #[arg(long)]
+    weights: Option<PathBuf>,
+    /// What to time, comma separated: forward, gradcam, guided-backprop, guided-gradcam (or any
+    /// explain method).
+    #[arg(long, default_value = "gradcam")]
+    method: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 1)]
+    batch: usize,
+    /// Input side.
+    #[arg(long, default_value_t = 224)]
+    size: usize,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Timed repetitions.
+    #[arg(long, default_value_t = 10)]
+    reps: usize,
+    /// Untimed warm-up runs.
+    #[arg(long, default_value_t = 2)]
+    warmup: usize,
+    /// Compute backend.
+    #[arg(long, default_value = "cpu")]
+    backend: String,
+    /// wgpu adapter by name.
+    #[arg(long)]
+    adapter: Option<String>,
+    /// Seed of the random weights and input.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What one measurement timed.
+enum Task {
+    Forward,
+    Explain(Method),
+}
+
+struct Job {
+    graph: Graph,
+    input: HostTensor,
+    tasks: Vec<(String, Task)>,
+    reps: usize,
+    warmup: usize,
+}
+
+/// Milliseconds of each timed run, per task.
+type Timings = Vec<(String, Vec<f64>)>;
+
+impl WithBackend for Job {
+    type Output = (String, Timings);
+    fn run<B: Backend + Clone + 'static>(self, backend: B) -> Result<Self::Output> {
+        let name = backend.name();
+        let explainer = Explainer::new(Model::new(backend, self.graph)?);
+        let model = explainer.model();
+        let opts = Options {
+            classes: Classes::Given(vec![0]),
+            ..Options::default()
+        };
+        let mut out = Vec::new();
+        for (label, task) in &self.tasks {
+            let once = || -> Result<()> {
+                match task {
+                    Task::Forward => {
+                        let x = model.upload_input(&self.input)?;
+                        let acts = model.forward(&x, &BTreeSet::new())?;
+                        model
+                            .backend()
+                            .download(acts.get(model.graph().output())?)?;
+                    }
+                    Task::Explain(m) => {
+                        explainer.explain(&self.input, &[*m], &opts)?;
+                    }
+                }
+                Ok(())
+            };
+            for _ in 0..self.warmup {
+                once()?;
+            }
+            let mut times = Vec::with_capacity(self.reps);
+            for _ in 0..self.reps {
+                let t = Instant::now();
+                once()?;
+                times.push(t.elapsed().as_secs_f64() * 1e3);
+            }
+            out.push((label.clone(), times));
+        }
+        Ok((name, out))
+    }
+}
+
+/// Runs `gradcam bench`.
+pub fn run(a: BenchArgs) -> Result<()> {
+    if let Some(t) = a.threads {
+        gradcam_cpu::set_threads(t)?;
+    }
+    if a.batch == 0 || a.reps == 0 || a.size == 0 {
+        return Err(Error::InvalidArgument(
+            "--batch, --size and --reps must be positive".into(),
+        ));
+    }
+    let weights = match &a.weights {
+        Some(p) => Weights::open(p)?,
+        None => arch::random_weights(&a.arch, 1000, a.seed)?,
+    };
+    let graph = arch::build(&a.arch, &weights)?;
+    let graph = graph.fold_batch_norm(&[graph.default_target()?])?;
+    let tasks = a
+        .method
+        .split(',')
+        .map(|m| {
+            let m = m.trim();
+            Ok((
+                m.to_string(),
+                if m == "forward" {
+                    Task::Forward
+                } else {
+                    Task::Explain(Method::parse(m)?)
+                },
+            ))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let n = a.batch * 3 * a.size * a.size;
+    let mut state = a.seed ^ 0x5DEE_CE66;
+    let data: Vec<f32> = (0..n)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect();
+    let input = HostTensor::new([a.batch, 3, a.size, a.size], data)?;
+    let job = Job {
+        graph,
+        input,
+        tasks,
+        reps: a.reps,
+        warmup: a.warmup,
+    };
+    let (backend, timings) = with_backend(&a.backend, a.adapter.as_deref(), job)?;
+    let threads = a
+        .threads
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    for (label, mut t) in timings {
+        t.sort_by(f64::total_cmp);
+        let median = if t.len() % 2 == 1 {
+            t[t.len() / 2]
+        } else {
+            (t[t.len() / 2 - 1] + t[t.len() / 2]) / 2.0
+        };
+        let (min, max) = (t[0], t[t.len() - 1]);
+        if a.json {
+            let v = serde_json::json!({
+                "arch": a.arch, "method": label, "backend": backend, "batch": a.batch, "size": a.size,
+                "threads": threads, "reps": a.reps, "median_ms": median, "min_ms": min, "max_ms": max,
+                "ms_per_image": median / a.batch as f64,
+            });
+            println!("{v}");
+        } else {
+            println!(
+                "{} {label} on {backend}, batch {} at {}×{}, {threads} threads: median {median:.2} ms ({:.2} ms per image), min {min:.2}, max {max:.2} over {} runs",
+                a.arch, a.batch, a.size, a.size, median / a.batch as f64, a.reps
+            );
+        }
+    }
+    Ok(())
+}

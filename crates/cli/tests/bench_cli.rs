@@ -1,0 +1,53 @@
+//! `gradcam bench`: its JSON contract, on seeded random weights.
+
+use std::process::Command;
+
+#[test]
+fn bench_prints_one_json_object_per_method() {
+    let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args([
+            "bench", "--arch", "resnet18", "--size", "32", "--batch", "2", "--reps", "3",
+            "--warmup", "1",
+        ])
+        .args([
+            "--method",
+            "forward,gradcam,guided-gradcam",
+            "--threads",
+            "2",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 3);
+    for (v, m) in lines.iter().zip(["forward", "gradcam", "guided-gradcam"]) {
+        assert_eq!(v["method"], m);
+        assert_eq!(v["arch"], "resnet18");
+        assert_eq!(v["batch"], 2);
+        assert_eq!(v["threads"], 2);
+        let (median, per) = (
+            v["median_ms"].as_f64().unwrap(),
+            v["ms_per_image"].as_f64().unwrap(),
+        );
+        assert!(median > 0.0 && (per - median / 2.0).abs() < 1e-9);
+        assert!(v["min_ms"].as_f64().unwrap() <= median && median <= v["max_ms"].as_f64().unwrap());
+    }
+}
+
+#[test]
+fn bench_rejects_unknown_names() {
+    // A generic resnet has no random weights (which depth?); an unknown method is refused.
+    for (arch, method) in [("resnet", "gradcam"), ("resnet18", "fastest")] {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradcam"));
+        cmd.args([
+            "bench", "--arch", arch, "--method", method, "--size", "32", "--reps", "1",
+        ]);
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
+    }
+}

@@ -1,0 +1,68 @@
+#!/usr/bin/env python3
+"""Times PyTorch + pytorch-grad-cam on the same job as `gradcam bench`, for side-by-side ratios.
+
+Optional tooling (torch, torchvision, grad-cam), never needed by CI or the tests:
+
+    python3 scripts/bench_pytorch.py --arch resnet50 --batch 1 --size 224 --threads 2 --reps 10
+
+Random torchvision weights (the timing does not depend on their values), a seeded input,
+class 0 explained, `--warmup` untimed runs, then the median/min/max of `--reps` runs. Prints
+one JSON object per method with the same fields as `gradcam bench --json`.
+"""
+import argparse, json, statistics, time
+import torch, torchvision
+from pytorch_grad_cam import GradCAM
+from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
+from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+LAYERS = {"resnet": lambda m: m.layer4[-1], "vgg": lambda m: m.features[29], "mobilenet": lambda m: m.features[18],
+          "squeezenet": lambda m: m.features[12], "alexnet": lambda m: m.features[11]}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--arch", default="resnet50")
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--size", type=int, default=224)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--method", default="forward,gradcam,guided-backprop,guided-gradcam")
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.set_num_interop_threads(1)
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, a.arch)(weights=None).eval()
+    layer = next(f for k, f in LAYERS.items() if a.arch.startswith(k))(model)
+    x = torch.randn(a.batch, 3, a.size, a.size)
+    targets = [ClassifierOutputTarget(0)] * a.batch
+    cam = GradCAM(model=model, target_layers=[layer])
+    gb = GuidedBackpropReLUModel(model=model, device="cpu")
+
+    def guided():
+        return [gb(x[i:i + 1], target_category=0) for i in range(a.batch)]
+
+    jobs = {
+        "forward": lambda: model(x).detach(),
+        "gradcam": lambda: cam(input_tensor=x, targets=targets),
+        "guided-backprop": guided,
+        "guided-gradcam": lambda: (cam(input_tensor=x, targets=targets), guided()),
+    }
+    for m in a.method.split(","):
+        f = jobs[m]
+        with torch.set_grad_enabled(m != "forward"):
+            for _ in range(a.warmup):
+                f()
+            t = []
+            for _ in range(a.reps):
+                s = time.perf_counter()
+                f()
+                t.append((time.perf_counter() - s) * 1e3)
+        med = statistics.median(t)
+        print(json.dumps({"arch": a.arch, "method": m, "backend": f"pytorch {torch.__version__}", "batch": a.batch,
+                          "size": a.size, "threads": a.threads, "reps": a.reps, "median_ms": med, "min_ms": min(t),
+                          "max_ms": max(t), "ms_per_image": med / a.batch}))
+
+
+if __name__ == "__main__":
+    main()
