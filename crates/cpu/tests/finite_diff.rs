@@ -122,6 +122,13 @@ fn conv2d_depthwise() {
         Conv2dParams::new(2, 1).with_groups(5),
         4,
     );
+    conv_case(
+        "conv depthwise dilated",
+        [3, 7, 11, 9],
+        [7, 1, 3, 3],
+        Conv2dParams::new(1, 2).with_dilation(2).with_groups(7),
+        8,
+    );
 }
 
 #[test]
