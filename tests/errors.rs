@@ -149,6 +149,14 @@ fn non_finite_weights() {
 }
 
 #[test]
+fn squeezenet_version_mismatch() {
+    let w = Weights::open(common::load_case("squeezenet1_1").weights_path()).unwrap();
+    assert!(arch::build("squeezenet1_1", &w).is_ok());
+    let e = err_of(arch::build("squeezenet1_0", &w));
+    assert!(e.to_string().contains("3×3 kernel"), "{e}");
+}
+
+#[test]
 fn unknown_architecture() {
     let e = err_of(arch::build("resnet51", &resnet_weights()));
     assert!(matches!(e, Error::Unsupported(_)), "{e}");

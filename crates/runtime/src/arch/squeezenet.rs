@@ -19,41 +19,19 @@ enum L {
 pub(super) fn build(w: &Weights, v: Version) -> Result<Graph> {
     let mut cx = Ctx::new(w);
     let x = cx.b.input();
-    let (stride, layout) = match v {
-        Version::V1_0 => (
-            2,
-            [
-                L::Pool,
-                L::Fire,
-                L::Fire,
-                L::Fire,
-                L::Pool,
-                L::Fire,
-                L::Fire,
-                L::Fire,
-                L::Fire,
-                L::Pool,
-                L::Fire,
-            ],
-        ),
-        Version::V1_1 => (
-            2,
-            [
-                L::Pool,
-                L::Fire,
-                L::Fire,
-                L::Pool,
-                L::Fire,
-                L::Fire,
-                L::Pool,
-                L::Fire,
-                L::Fire,
-                L::Fire,
-                L::Fire,
-            ],
-        ),
+    use L::{Fire as F, Pool as P};
+    // torchvision's layouts of features.2 onwards, and the stem's kernel size.
+    let (layout, stem) = match v {
+        Version::V1_0 => ([P, F, F, F, P, F, F, F, F, P, F], 7),
+        Version::V1_1 => ([P, F, F, P, F, F, P, F, F, F, F], 3),
     };
-    let mut x = cx.conv("features.0", x, stride, 0)?;
+    if cx.kernel("features.0")? != stem {
+        return Err(gradcam_core::Error::Model(format!(
+            "features.0 has a {k}×{k} kernel; this SqueezeNet version has {stem}×{stem}",
+            k = cx.kernel("features.0")?
+        )));
+    }
+    let mut x = cx.conv("features.0", x, 2, 0)?;
     x = cx.b.relu("features.1", x)?;
     for (i, l) in layout.iter().enumerate() {
         let name = format!("features.{}", i + 2);
