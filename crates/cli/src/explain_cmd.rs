@@ -1,11 +1,13 @@
 //! `gradcam explain`.
 
 use crate::backends::{with_backend, WithBackend};
-use crate::input::{self, Preprocess};
-use crate::render;
+use crate::batch_run::{BatchRun, Outcome};
+use crate::sources::{self, Source};
+use crate::{input, labels};
 use clap::Args;
 use gradcam_core::{Error, Result};
 use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options, Score};
+use gradcam_image::{Colormap, Preprocess};
 use gradcam_runtime::{arch, Graph, Model, Weights};
 use std::path::PathBuf;
 
@@ -13,18 +15,33 @@ use std::path::PathBuf;
 #[derive(Args, Clone)]
 pub struct ModelArgs {
     /// Built-in architecture (resnet, resnet18..152, vgg11..19[_bn], squeezenet1_0/1_1,
-    /// mobilenet_v2, alexnet).
+    /// mobilenet_v2, alexnet, demo).
     #[arg(long)]
     pub arch: String,
-    /// torchvision state dict saved as safetensors.
+    /// torchvision state dict saved as safetensors (optional for `demo`, whose trained
+    /// weights are built in).
     #[arg(long)]
-    pub weights: PathBuf,
+    pub weights: Option<PathBuf>,
 }
 
 impl ModelArgs {
     /// Loads the graph.
     pub fn graph(&self) -> Result<Graph> {
-        arch::build(&self.arch, &Weights::open(&self.weights)?)
+        match (&self.weights, self.arch.as_str()) {
+            (Some(w), arch) => arch::build(arch, &Weights::open(w)?),
+            (None, "demo") => gradcam_demo::model::graph(),
+            (None, arch) => Err(Error::InvalidArgument(format!(
+                "--weights is required for `{arch}` (only `demo` has built-in weights)"
+            ))),
+        }
+    }
+
+    /// How the model is named in summaries.
+    pub fn describe(&self) -> String {
+        match &self.weights {
+            Some(w) => format!("{} ({})", self.arch, w.display()),
+            None => format!("{} (built-in weights)", self.arch),
+        }
     }
 }
 
@@ -33,12 +50,20 @@ impl ModelArgs {
 pub struct RunArgs {
     #[command(flatten)]
     model: ModelArgs,
-    /// An image (PNG/JPEG), or an N×3×H×W float tensor: FILE.safetensors[:NAME] or FILE.npy.
-    #[arg(long)]
-    input: String,
-    /// Side images are resized to.
+    /// Images (PNG/JPEG files, directories of them, glob patterns), or an N×3×H×W float
+    /// tensor: FILE.safetensors[:NAME] or FILE.npy. Repeat or list several.
+    #[arg(long, required = true, num_args = 1..)]
+    input: Vec<String>,
+    /// The model's input side: images are centre-cropped to it after resizing their shorter
+    /// side to size·256/224 (torchvision's evaluation transform).
     #[arg(long, default_value_t = 224)]
     size: u32,
+    /// Shorter side images are resized to (default size·256/224).
+    #[arg(long)]
+    resize: Option<u32>,
+    /// Side of the centre crop (default: --size).
+    #[arg(long)]
+    crop: Option<u32>,
     /// Normalisation mean, three values.
     #[arg(long, value_delimiter = ',', default_values_t = [0.485f32, 0.456, 0.406])]
     mean: Vec<f32>,
@@ -58,7 +83,7 @@ pub struct RunArgs {
     /// Methods, comma separated, or `all`: gradcam, gradcam++, xgradcam, hirescam, layercam,
     /// eigencam, scorecam, guided-backprop, guided-gradcam, deconvnet, deconvnet-gradcam,
     /// saliency, occlusion, cam.
-    #[arg(long, default_value = "gradcam")]
+    #[arg(long, default_value = "gradcam,guided-gradcam")]
     method: String,
     /// The class score explained: the raw logit (as pytorch-grad-cam) or the softmax
     /// probability.
@@ -94,9 +119,19 @@ pub struct ExplainArgs {
     /// Compute backend: cpu, or wgpu (WebGPU; `WGPU_BACKEND` restricts the API).
     #[arg(long, default_value = "cpu")]
     backend: String,
-    /// Directory for PNG pictures of every map and gradient.
+    /// Directory for the pictures (per image and class: overlays, gradients, a Figure-1
+    /// panel) and `summary.json`.
     #[arg(long)]
     out: Option<PathBuf>,
+    /// Class names, one per line, in logit order.
+    #[arg(long)]
+    labels: Option<PathBuf>,
+    /// Colormap of the overlays: jet (pytorch-grad-cam's), turbo or viridis.
+    #[arg(long, default_value = "jet")]
+    colormap: String,
+    /// Images per batch.
+    #[arg(long, default_value_t = 8, value_parser = clap::value_parser!(u32).range(1..))]
+    batch: u32,
     /// Write every output tensor, named as the reference fixtures, to this safetensors file.
     #[arg(long)]
     save_tensors: Option<PathBuf>,
@@ -116,10 +151,21 @@ fn three(v: &[f32], what: &str) -> Result<[f32; 3]> {
         .map_err(|_| Error::InvalidArgument(format!("{what} takes three values")))
 }
 
+/// A loaded model with what to run on it.
+pub struct Setup {
+    /// The model (batch norm folded, the target protected).
+    pub graph: Graph,
+    /// Methods to run.
+    pub methods: Vec<Method>,
+    /// Options.
+    pub opts: Options,
+    /// Image preprocessing.
+    pub pre: Preprocess,
+}
+
 impl RunArgs {
-    /// Loads the model (batch norm folded, the target protected), the input, the methods and
-    /// the options.
-    pub fn prepare(&self) -> Result<ExplainJob> {
+    /// Loads the model and reads the methods, the options and the preprocessing.
+    pub fn setup(&self) -> Result<Setup> {
         if let Some(t) = self.threads {
             gradcam_cpu::set_threads(t)?;
         }
@@ -128,18 +174,14 @@ impl RunArgs {
         } else {
             Method::parse_list(&self.method)?
         };
-        let std = three(&self.std, "--std")?;
-        if std.iter().any(|s| *s <= 0.0 || !s.is_finite()) {
-            return Err(Error::InvalidArgument(
-                "--std values must be positive".into(),
-            ));
-        }
+        let crop = self.crop.unwrap_or(self.size);
         let pre = Preprocess {
-            size: self.size,
+            resize: self.resize.unwrap_or(Preprocess::imagenet(crop).resize),
+            crop,
             mean: three(&self.mean, "--mean")?,
-            std,
+            std: three(&self.std, "--std")?,
         };
-        let input = input::load(&self.input, &pre)?;
+        pre.validate()?;
         let graph = self.model.graph()?;
         let target = match &self.layer {
             Some(l) => graph.find(l)?,
@@ -166,11 +208,35 @@ impl RunArgs {
             },
             ..Options::default()
         };
-        Ok(ExplainJob {
+        Ok(Setup {
             graph,
-            input,
             methods,
             opts,
+            pre,
+        })
+    }
+
+    /// The inputs, expanded.
+    pub fn sources(&self) -> Result<Vec<Source>> {
+        sources::expand(&self.input)
+    }
+
+    /// The model, the one input batch (a single input only) and the options: for `compare`.
+    pub fn prepare(&self) -> Result<ExplainJob> {
+        let setup = self.setup()?;
+        let input = match self.sources()?.as_slice() {
+            [one] => input::load(one, &setup.pre)?.tensor,
+            _ => {
+                return Err(Error::InvalidArgument(
+                    "give one input (an image or a tensor file) here".into(),
+                ))
+            }
+        };
+        Ok(ExplainJob {
+            graph: setup.graph,
+            input,
+            methods: setup.methods,
+            opts: setup.opts,
         })
     }
 
@@ -178,34 +244,31 @@ impl RunArgs {
     pub fn adapter(&self) -> Option<&str> {
         self.adapter.as_deref()
     }
+
+    /// The model's description.
+    pub fn model(&self) -> &ModelArgs {
+        &self.model
+    }
 }
 
-/// Runs `gradcam explain`.
-pub fn run(a: ExplainArgs) -> Result<()> {
-    let job = a.run.prepare()?;
-    let ex = with_backend(&a.backend, a.run.adapter(), job)?;
-
-    let logits = ex.get("logits").expect("logits are always produced");
-    let c = logits.shape.dim(1);
-    if let Some(l) = &ex.layer {
-        println!("target layer: {l}");
-    }
-    for (r, (&img, &class)) in ex.images.iter().zip(&ex.targets).enumerate() {
-        println!(
-            "row {r}: image {img}, class {class}, logit {:.6}",
-            logits.data[img * c + class]
-        );
-    }
-    if let Some(path) = &a.save_tensors {
-        ex.save(path)?;
-        println!("tensors: {}", path.display());
-    }
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-        let written = write_pictures(&ex, dir)?;
-        println!("pictures: {written} PNG files in {}", dir.display());
-    }
-    Ok(())
+/// Runs `gradcam explain`; returns how many inputs were explained and which failed.
+pub fn run(a: ExplainArgs) -> Result<Outcome> {
+    let setup = a.run.setup()?;
+    let labels = match &a.labels {
+        Some(p) => Some(labels::read(p)?),
+        None => None,
+    };
+    let job = BatchRun {
+        sources: a.run.sources()?,
+        setup,
+        batch: a.batch,
+        out: a.out,
+        save_tensors: a.save_tensors,
+        labels,
+        colormap: Colormap::parse(&a.colormap)?,
+        model: a.run.model().describe(),
+    };
+    with_backend(&a.backend, a.run.adapter(), job)
 }
 
 /// One explanation run, on whichever backend is chosen.
@@ -227,32 +290,4 @@ impl WithBackend for ExplainJob {
         let explainer = Explainer::new(Model::new(backend, self.graph)?);
         explainer.explain(&self.input, &self.methods, &self.opts)
     }
-}
-
-fn write_pictures(ex: &gradcam_explain::Explanation, dir: &std::path::Path) -> Result<usize> {
-    let mut written = 0;
-    for m in Method::ALL {
-        let Some(t) = ex.get(m.tensor()) else {
-            continue;
-        };
-        let d = t.shape.dims();
-        let rows = d[0];
-        let per = t.data.len() / rows;
-        for r in 0..rows {
-            let path = dir.join(format!(
-                "{}_{}_{}.png",
-                ex.images[r],
-                ex.targets[r],
-                m.tensor()
-            ));
-            let v = &t.data[r * per..(r + 1) * per];
-            match d.len() {
-                3 => render::save_map(v, d[1], d[2], &path)?,
-                4 => render::save_gradient(v, d[2], d[3], &path)?,
-                _ => continue,
-            }
-            written += 1;
-        }
-    }
-    Ok(written)
 }

@@ -1,42 +1,120 @@
-//! Inputs: an image (resized and normalised), or an already-normalised N×3×H×W tensor from a
-//! `.safetensors` (`file:name` picks a tensor) or `.npy` file.
+//! Inputs: images (decoded, resized, cropped and normalised by `gradcam-image`), or an
+//! already-normalised N×3×H×W tensor from a `.safetensors` (`file:name` picks a tensor) or
+//! `.npy` file. Every input row comes with the picture it shows.
 
+use crate::sources::Source;
 use gradcam_core::{DType, Error, HostTensor, Result};
+use gradcam_image::{picture, preprocess, Preprocess, RgbImage};
 use safetensors::{Dtype, SafeTensors};
 use std::path::Path;
 
-/// Image preprocessing.
-pub struct Preprocess {
-    /// Side of the square the image is resized to.
-    pub size: u32,
-    /// Per-channel mean subtracted after scaling to [0, 1].
-    pub mean: [f32; 3],
-    /// Per-channel standard deviation divided by.
-    pub std: [f32; 3],
+/// One input row: where it came from and what it shows.
+pub struct Item {
+    /// The file (and row, for tensor files), for messages and the summary.
+    pub name: String,
+    /// A short name for output files.
+    pub stem: String,
+    /// The picture the model sees (the crop, or the tensor shown back).
+    pub picture: RgbImage,
 }
 
-/// Loads `spec` as an input tensor.
-pub fn load(spec: &str, pre: &Preprocess) -> Result<HostTensor> {
+/// A batch: the input tensor and one item per row.
+pub struct Loaded {
+    /// `N×3×H×W`, normalised.
+    pub tensor: HostTensor,
+    /// Row by row.
+    pub items: Vec<Item>,
+}
+
+fn stem(p: &Path) -> String {
+    p.file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "input".into())
+}
+
+/// Loads one source.
+pub fn load(src: &Source, pre: &Preprocess) -> Result<Loaded> {
+    match src {
+        Source::Image(p) => {
+            let img = preprocess::decode(p)?;
+            let (pic, data) = pre
+                .apply(&img)
+                .map_err(|e| Error::Input(format!("{}: {e}", p.display())))?;
+            let c = pre.crop as usize;
+            Ok(Loaded {
+                tensor: HostTensor::new([1, 3, c, c], data)?,
+                items: vec![Item {
+                    name: p.display().to_string(),
+                    stem: stem(p),
+                    picture: pic,
+                }],
+            })
+        }
+        Source::Tensor(spec) => {
+            let tensor = load_tensor(spec)?;
+            let d = tensor.shape.dims().to_vec();
+            let mut items = Vec::new();
+            if d.len() == 4 && d[1] == 3 {
+                let per = d[1] * d[2] * d[3];
+                let base = stem(Path::new(
+                    spec.split(".safetensors:").next().unwrap_or(spec),
+                ));
+                for r in 0..d[0] {
+                    items.push(Item {
+                        name: format!("{spec} row {r}"),
+                        stem: format!("{base}_{r}"),
+                        picture: picture::denormalize(
+                            &tensor.data[r * per..(r + 1) * per],
+                            d[2],
+                            d[3],
+                            pre.mean,
+                            pre.std,
+                        )?,
+                    });
+                }
+            }
+            Ok(Loaded { tensor, items })
+        }
+    }
+}
+
+/// Stacks batches of equal row shape into one.
+pub fn stack(parts: Vec<Loaded>) -> Result<Loaded> {
+    let mut parts = parts.into_iter();
+    let mut all = parts
+        .next()
+        .ok_or_else(|| Error::Input("nothing to stack".into()))?;
+    for p in parts {
+        let (a, b) = (all.tensor.shape.dims(), p.tensor.shape.dims());
+        if a[1..] != b[1..] {
+            return Err(Error::shape(
+                "input batch",
+                format!("{} and {}", all.tensor.shape, p.tensor.shape),
+            ));
+        }
+        let n = a[0] + b[0];
+        let mut dims = a.to_vec();
+        dims[0] = n;
+        let mut data = std::mem::take(&mut all.tensor.data);
+        data.extend_from_slice(&p.tensor.data);
+        all.tensor = HostTensor::new(dims, data)?;
+        all.items.extend(p.items);
+    }
+    Ok(all)
+}
+
+/// Loads a tensor file spec.
+pub fn load_tensor(spec: &str) -> Result<HostTensor> {
     let (path, name) = match spec.rfind(".safetensors:") {
         Some(i) => (&spec[..i + 12], Some(&spec[i + 13..])),
         None => (spec, None),
     };
     let p = Path::new(path);
-    let ext = p
-        .extension()
-        .and_then(|e| e.to_str())
-        .unwrap_or("")
-        .to_ascii_lowercase();
-    match ext.as_str() {
-        "safetensors" => {
-            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-            from_safetensors(&bytes, path, name)
-        }
-        "npy" => {
-            let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
-            crate::npy::parse(&bytes, path)
-        }
-        _ => image(p, pre),
+    let bytes = std::fs::read(p).map_err(|e| Error::io(p, e))?;
+    if path.to_ascii_lowercase().ends_with(".npy") {
+        crate::npy::parse(&bytes, path)
+    } else {
+        from_safetensors(&bytes, path, name)
     }
 }
 
@@ -72,28 +150,4 @@ fn from_safetensors(bytes: &[u8], path: &str, name: Option<&str>) -> Result<Host
         }
     };
     HostTensor::from_le_bytes(view.shape().to_vec(), dtype, view.data())
-}
-
-fn image(p: &Path, pre: &Preprocess) -> Result<HostTensor> {
-    if !p.exists() {
-        return Err(Error::io(
-            p,
-            std::io::Error::from(std::io::ErrorKind::NotFound),
-        ));
-    }
-    let img = image::open(p)
-        .map_err(|e| Error::Input(format!("{}: cannot read as an image ({e})", p.display())))?;
-    if img.width() == 0 || img.height() == 0 {
-        return Err(Error::Input(format!("{}: the image is empty", p.display())));
-    }
-    let s = pre.size;
-    let rgb = image::imageops::resize(&img.to_rgb8(), s, s, image::imageops::FilterType::Triangle);
-    let plane = (s * s) as usize;
-    let mut data = vec![0.0f32; 3 * plane];
-    for (i, px) in rgb.pixels().enumerate() {
-        for c in 0..3 {
-            data[c * plane + i] = (px[c] as f32 / 255.0 - pre.mean[c]) / pre.std[c];
-        }
-    }
-    HostTensor::new([1, 3, s as usize, s as usize], data)
 }

@@ -1,13 +1,19 @@
 //! `gradcam`: explain what a CNN looked at, from the command line.
 
 mod backends;
+mod batch_run;
 mod bench_cmd;
 mod compare_cmd;
+mod demo_cmd;
 mod explain_cmd;
 mod input;
+mod labels;
 mod layers_cmd;
 mod npy;
-mod render;
+mod pictures;
+mod sources;
+mod summary;
+mod train_demo_cmd;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -30,14 +36,31 @@ enum Command {
     Compare(Box<compare_cmd::CompareArgs>),
     /// Time the forward pass or an explanation end to end.
     Bench(Box<bench_cmd::BenchArgs>),
+    /// Explain the built-in demo model on a generated two-object scene (no arguments needed).
+    Demo(demo_cmd::DemoArgs),
+    /// Train the built-in demo model on procedural scenes (CPU) and report held-out figures.
+    TrainDemo(train_demo_cmd::TrainDemoArgs),
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Explain(a) => explain_cmd::run(*a),
+        Command::Explain(a) => match explain_cmd::run(*a) {
+            Ok(o) if o.failed.is_empty() => Ok(()),
+            Ok(o) => {
+                eprintln!(
+                    "{} inputs could not be read (listed above); {} input rows explained",
+                    o.failed.len(),
+                    o.explained
+                );
+                return ExitCode::from(3);
+            }
+            Err(e) => Err(e),
+        },
         Command::Layers(a) => layers_cmd::run(a),
         Command::Bench(a) => bench_cmd::run(*a),
+        Command::TrainDemo(a) => train_demo_cmd::run(a),
+        Command::Demo(a) => demo_cmd::run(a),
         Command::Compare(a) => match compare_cmd::run(*a) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::from(2),

@@ -60,7 +60,7 @@ fn corrupted_weights_and_images() {
     assert!(fails(&["--weights", w.to_str().unwrap()]).contains("not a valid safetensors file"));
     let img = tmp("broken.png");
     std::fs::write(&img, b"\x89PNG\r\n\x1a\nnot really").unwrap();
-    assert!(fails(&["--input", img.to_str().unwrap()]).contains("cannot read as an image"));
+    assert!(fails(&["--input", img.to_str().unwrap()]).contains("corrupt or truncated image"));
     let _ = std::fs::remove_file(w);
     let _ = std::fs::remove_file(img);
 }
@@ -131,13 +131,16 @@ fn explains_an_image_file() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into())
         .collect();
-    assert_eq!(names.len(), 3, "{names:?}");
-    assert!(names.iter().any(|n| n.ends_with("_gradcam.png")));
+    // Grad-CAM, guided backprop, Guided Grad-CAM, the panel and the summary.
+    assert_eq!(names.len(), 5, "{names:?}");
+    assert!(names.iter().any(|n| n.ends_with(".gradcam.png")));
+    assert!(names.iter().any(|n| n.ends_with(".panel.png")));
+    assert!(names.iter().any(|n| n == "summary.json"));
     let picture = image::open(
         out.join(
             names
                 .iter()
-                .find(|n| n.ends_with("_guided_gradcam.png"))
+                .find(|n| n.ends_with(".guided_gradcam.png"))
                 .unwrap(),
         ),
     )

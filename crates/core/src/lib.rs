@@ -8,6 +8,7 @@ mod backend;
 pub mod check;
 mod error;
 mod params;
+mod rng;
 mod shape;
 mod tensor;
 
@@ -16,5 +17,6 @@ pub use error::{Error, Result};
 pub use params::{
     Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, NORMALIZE_EPS, SCORECAM_EPS,
 };
+pub use rng::SplitMix64;
 pub use shape::{DType, Shape};
 pub use tensor::{HostTensor, Tensor};

@@ -345,6 +345,17 @@ impl<B: Backend> Explainer<B> {
                 "{} classes given for {n} input rows: give one per row or a single one for all",
                 v.len()
             ))),
+            Classes::PerImage(lists) => {
+                let k = lists.first().map_or(0, Vec::len);
+                if lists.len() != n || k == 0 || lists.iter().any(|l| l.len() != k) {
+                    return Err(Error::InvalidArgument(format!(
+                        "per-image classes: give the same number (at least one) for each of the {n} images"
+                    )));
+                }
+                (0..k)
+                    .map(|j| lists.iter().map(|l| check(l[j])).collect())
+                    .collect()
+            }
             Classes::Top1 => self.choose_classes(&Classes::TopK(1), logits, n, c),
             Classes::TopK(k) => {
                 if *k == 0 || *k > c {

@@ -8,6 +8,7 @@
 mod eigen;
 mod explainer;
 mod explanation;
+pub mod localize;
 mod method;
 mod options;
 mod perturb;

@@ -10,6 +10,9 @@ pub enum Classes {
     TopK(usize),
     /// One class per row; a single value applies to every row.
     Given(Vec<usize>),
+    /// The same number of classes for every image, `lists[i]` being image `i`'s (rows are
+    /// slot-major: every image's first class, then every image's second, ...).
+    PerImage(Vec<Vec<usize>>),
 }
 
 /// The class score that is explained.

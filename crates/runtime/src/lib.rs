@@ -8,10 +8,12 @@ mod builder;
 mod fold;
 mod graph;
 mod model;
+mod train;
 mod weights;
 
 pub use backward::{BackwardSpec, Gradients, RectifierRule, Stop};
 pub use builder::GraphBuilder;
 pub use graph::{Graph, Node, NodeId, Op, Param, ParamId};
 pub use model::{Activations, Model};
+pub use train::{softmax_cross_entropy, AdamConfig, Trainer};
 pub use weights::Weights;

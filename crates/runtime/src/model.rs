@@ -72,6 +72,25 @@ impl<B: Backend> Model<B> {
         &self.params[i.0]
     }
 
+    /// Replaces parameter `i` (same shape) on the host and on the device: training updates.
+    pub fn set_param(&mut self, i: crate::ParamId, value: HostTensor) -> Result<()> {
+        let p = self
+            .graph
+            .params()
+            .get(i.0)
+            .ok_or_else(|| Error::InvalidArgument(format!("no parameter {}", i.0)))?;
+        if p.value.shape != value.shape {
+            return Err(Error::shape(
+                "set_param",
+                format!("{}: {} given for {}", p.name, value.shape, p.value.shape),
+            ));
+        }
+        value.check_finite(&p.name)?;
+        self.params[i.0] = self.backend.upload(&value.data, value.shape.clone())?;
+        *self.graph.param_mut(i.0) = value;
+        Ok(())
+    }
+
     /// Number of classes for inputs of `input` shape (the output's width).
     pub fn classes(&self, input: &Shape) -> Result<usize> {
         let shapes = self.graph.infer_shapes(input)?;

@@ -62,6 +62,41 @@ impl Weights {
         }
     }
 
+    /// A graph's parameters under their names (for a graph built from a state dict without
+    /// batch-norm folding, the state dict it was built from).
+    pub fn from_graph(g: &crate::Graph, source: &str) -> Self {
+        let tensors = g
+            .params()
+            .iter()
+            .map(|p| (p.name.clone(), p.value.clone()))
+            .collect();
+        Self::from_map(tensors, source)
+    }
+
+    /// The tensors as a float32 safetensors file, names sorted; `metadata` goes in its header.
+    pub fn to_bytes(&self, metadata: &[(&str, &str)]) -> Result<Vec<u8>> {
+        let data: Vec<(&String, Vec<u8>)> = self
+            .tensors
+            .iter()
+            .map(|(k, t)| (k, t.to_le_bytes()))
+            .collect();
+        let views = data
+            .iter()
+            .map(|(k, bytes)| {
+                let shape = self.tensors[*k].shape.dims().to_vec();
+                safetensors::tensor::TensorView::new(Dtype::F32, shape, bytes)
+                    .map(|v| (k.to_string(), v))
+            })
+            .collect::<std::result::Result<Vec<_>, _>>()
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.source)))?;
+        let meta = metadata
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        safetensors::serialize(views, Some(meta))
+            .map_err(|e| Error::InvalidArgument(format!("{}: {e}", self.source)))
+    }
+
     /// Where the tensors came from.
     pub fn source(&self) -> &str {
         &self.source

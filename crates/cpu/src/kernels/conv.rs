@@ -258,15 +258,20 @@ pub fn backward_data<T: Element>(dy: &[T], w: &[T], g: &ConvGeom, dx: &mut [T]) 
     });
 }
 
-/// `dw [k,c/groups,kh,kw]`, summed over the batch.
+/// Partial sums of the weight gradient: a fixed number of image groups, whatever the thread
+/// count, so the result's bits do not depend on it (training reproduces exactly).
+const WEIGHT_GRAD_GROUPS: usize = 8;
+
+/// `dw [k,c/groups,kh,kw]`, summed over the batch: images in [`WEIGHT_GRAD_GROUPS`] fixed
+/// groups in parallel, each summed in image order, then the groups summed in order.
 pub fn backward_weight<T: Element>(x: &[T], dy: &[T], g: &ConvGeom, dw: &mut [T]) {
     let (cg, kg, kk, oplane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
     let wlen = dw.len();
-    let total = (0..g.n)
+    let groups = ranges(g.n, WEIGHT_GRAD_GROUPS, 1);
+    let parts: Vec<Vec<T>> = groups
         .into_par_iter()
-        .map(|n| {
+        .map(|(n0, n1)| {
             let mut part = vec![T::zero(); wlen];
-            let img = &x[n * g.c * g.in_plane()..(n + 1) * g.c * g.in_plane()];
             let mut cols = vec![
                 T::zero();
                 if g.is_pointwise() {
@@ -275,32 +280,32 @@ pub fn backward_weight<T: Element>(x: &[T], dy: &[T], g: &ConvGeom, dw: &mut [T]
                     cg * kk * oplane
                 }
             ];
-            for gi in 0..g.p.groups {
-                let a = Mat::rows(dy, n * g.k * oplane + gi * kg * oplane, oplane);
-                let b = if g.is_pointwise() {
-                    Mat {
-                        data: img,
-                        off: gi * cg * oplane,
-                        rs: 1,
-                        cs: oplane,
-                    }
-                } else {
-                    im2col(img, g, gi * cg, cg, 0, oplane, &mut cols);
-                    Mat::rows_t(&cols, 0, oplane)
-                };
-                let c = MatMut::rows(&mut part, gi * kg * cg * kk, cg * kk);
-                gemm(kg, oplane, cg * kk, a, b, T::zero(), c);
+            for n in n0..n1 {
+                let img = &x[n * g.c * g.in_plane()..(n + 1) * g.c * g.in_plane()];
+                for gi in 0..g.p.groups {
+                    let a = Mat::rows(dy, n * g.k * oplane + gi * kg * oplane, oplane);
+                    let b = if g.is_pointwise() {
+                        Mat {
+                            data: img,
+                            off: gi * cg * oplane,
+                            rs: 1,
+                            cs: oplane,
+                        }
+                    } else {
+                        im2col(img, g, gi * cg, cg, 0, oplane, &mut cols);
+                        Mat::rows_t(&cols, 0, oplane)
+                    };
+                    let c = MatMut::rows(&mut part, gi * kg * cg * kk, cg * kk);
+                    gemm(kg, oplane, cg * kk, a, b, T::one(), c);
+                }
             }
             part
         })
-        .reduce(
-            || vec![T::zero(); wlen],
-            |mut acc, part| {
-                acc.iter_mut().zip(&part).for_each(|(a, p)| *a += *p);
-                acc
-            },
-        );
-    dw.copy_from_slice(&total);
+        .collect();
+    dw.iter_mut().for_each(|v| *v = T::zero());
+    for part in parts {
+        dw.iter_mut().zip(&part).for_each(|(a, p)| *a += *p);
+    }
 }
 
 /// `db [k]`: `dy` summed over batch and space.

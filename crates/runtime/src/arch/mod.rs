@@ -3,6 +3,7 @@
 
 mod alexnet;
 mod common;
+mod demo;
 mod mobilenet;
 mod random;
 mod resnet;
@@ -34,6 +35,7 @@ pub const ARCHITECTURES: &[&str] = &[
     "squeezenet1_1",
     "mobilenet_v2",
     "alexnet",
+    "demo",
 ];
 
 /// Builds architecture `arch` from a torchvision-named state dict.
@@ -51,6 +53,7 @@ pub fn build(arch: &str, w: &Weights) -> Result<Graph> {
         "squeezenet1_1" => squeezenet::build(w, squeezenet::Version::V1_1),
         "mobilenet_v2" => mobilenet::build(w),
         "alexnet" => alexnet::build(w),
+        "demo" => demo::build(w),
         other => Err(Error::Unsupported(format!(
             "unknown architecture `{other}`; known: {}",
             ARCHITECTURES.join(", ")

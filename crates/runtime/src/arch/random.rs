@@ -3,24 +3,18 @@
 //! batch norms the identity, so activations keep their range through deep networks.
 
 use crate::Weights;
-use gradcam_core::{Error, HostTensor, Result};
+use gradcam_core::{Error, HostTensor, Result, SplitMix64};
 use std::collections::BTreeMap;
 
 struct Gen {
     t: BTreeMap<String, HostTensor>,
-    state: u64,
+    rng: SplitMix64,
 }
 
 impl Gen {
     fn uniform(&mut self, n: usize, scale: f32) -> Vec<f32> {
         (0..n)
-            .map(|_| {
-                self.state = self.state.wrapping_add(0x9E3779B97F4A7C15);
-                let mut z = self.state;
-                z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
-                z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
-                (((z ^ (z >> 31)) >> 40) as f32 / (1u64 << 24) as f32 * 2.0 - 1.0) * scale
-            })
+            .map(|_| (self.rng.unit() * 2.0 - 1.0) * scale)
             .collect()
     }
 
@@ -61,11 +55,11 @@ impl Gen {
 }
 
 /// A torchvision-shaped state dict of `arch` (a named variant: resnet18..152, vgg11..19[_bn],
-/// alexnet, squeezenet1_0/1_1, mobilenet_v2 at width 1.0) with `classes` outputs.
+/// alexnet, squeezenet1_0/1_1, mobilenet_v2 at width 1.0, the demo CNN) with `classes` outputs.
 pub fn random_weights(arch: &str, classes: usize, seed: u64) -> Result<Weights> {
     let mut g = Gen {
         t: BTreeMap::new(),
-        state: seed,
+        rng: SplitMix64::new(seed),
     };
     match arch {
         "resnet18" => resnet(&mut g, false, [2, 2, 2, 2], classes),
@@ -77,9 +71,10 @@ pub fn random_weights(arch: &str, classes: usize, seed: u64) -> Result<Weights> 
         "alexnet" => alexnet(&mut g, classes),
         "squeezenet1_0" | "squeezenet1_1" => squeezenet(&mut g, arch == "squeezenet1_0", classes),
         "mobilenet_v2" => mobilenet_v2(&mut g, classes),
+        "demo" => demo(&mut g, classes),
         other => {
             return Err(Error::Unsupported(format!(
-                "no random weights for `{other}`; name a variant: resnet18..152, vgg11..19[_bn], alexnet, squeezenet1_0/1_1, mobilenet_v2"
+                "no random weights for `{other}`; name a variant: resnet18..152, vgg11..19[_bn], alexnet, squeezenet1_0/1_1, mobilenet_v2, demo"
             )))
         }
     }
@@ -158,6 +153,15 @@ fn vgg(g: &mut Gen, arch: &str, classes: usize) -> Result<()> {
     g.linear("classifier.3", 4096, 4096);
     g.linear("classifier.6", classes, 4096);
     Ok(())
+}
+
+/// The demo CNN at its trained widths (16, 32, 64, 64).
+fn demo(g: &mut Gen, classes: usize) {
+    let widths = [3, 16, 32, 64, 64];
+    for i in 1..=4 {
+        g.conv(&format!("conv{i}"), widths[i], widths[i - 1], 3, true);
+    }
+    g.linear("fc", classes, widths[4]);
 }
 
 fn alexnet(g: &mut Gen, classes: usize) {
