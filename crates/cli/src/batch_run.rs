@@ -1,5 +1,6 @@
-//! `gradcam explain` over many inputs: batches, a progress bar, unreadable inputs reported and
-//! skipped, pictures and `summary.json` written batch by batch (memory stays flat).
+//! `gradcam explain` over many inputs: batches, a progress bar, inputs that cannot be read or
+//! explained reported and skipped, pictures and `summary.json` written batch by batch (memory
+//! stays flat).
 
 use crate::backends::WithBackend;
 use crate::explain_cmd::Setup;
@@ -9,7 +10,7 @@ use crate::pictures::Pictures;
 use crate::sources::Source;
 use crate::summary::Summary;
 use gradcam_core::{Backend, Error, Result};
-use gradcam_explain::Explainer;
+use gradcam_explain::{Classes, Explainer, Options};
 use gradcam_image::Colormap;
 use gradcam_runtime::Model;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -45,8 +46,8 @@ pub struct Outcome {
     pub failed: Vec<(String, String)>,
 }
 
-/// Consecutive images up to `batch` per group; each tensor file alone.
-fn group(sources: &[Source], batch: usize) -> Vec<&[Source]> {
+/// Consecutive images up to `batch` per group (as index ranges); each tensor file alone.
+fn group(sources: &[Source], batch: usize) -> Vec<std::ops::Range<usize>> {
     let mut out = Vec::new();
     let mut start = 0;
     while start < sources.len() {
@@ -59,7 +60,7 @@ fn group(sources: &[Source], batch: usize) -> Vec<&[Source]> {
                 end += 1;
             }
         }
-        out.push(&sources[start..end]);
+        out.push(start..end);
         start = end;
     }
     out
@@ -72,144 +73,230 @@ fn describe(src: &Source) -> String {
     }
 }
 
+/// `--class` with one class per image input: each source keeps its own class even when a
+/// batch is short of a skipped file. `None` when the classes are not given per image.
+fn classes_per_source(sources: &[Source], opts: &Options) -> Result<Option<Vec<usize>>> {
+    let Classes::Given(v) = &opts.classes else {
+        return Ok(None);
+    };
+    let images = sources.iter().all(|s| matches!(s, Source::Image(_)));
+    if v.len() <= 1 || !images {
+        return Ok(None);
+    }
+    if v.len() != sources.len() {
+        return Err(Error::InvalidArgument(format!(
+            "{} classes given for {} input images: give one per image or a single one for all",
+            v.len(),
+            sources.len()
+        )));
+    }
+    Ok(Some(v.clone()))
+}
+
+/// The state a run accumulates.
+struct Progress {
+    summary: Option<Summary>,
+    failed: Vec<(String, String)>,
+    explained: usize,
+    stems: HashSet<String>,
+    labels: Option<Vec<String>>,
+    labels_checked: bool,
+}
+
 impl WithBackend for BatchRun {
     type Output = Outcome;
 
     fn run<B: Backend + Clone + 'static>(self, backend: B) -> Result<Outcome> {
-        let BatchRun {
-            sources,
-            setup,
-            batch,
-            out,
-            save_tensors,
-            labels,
-            colormap,
-            model,
-        } = self;
-        let groups = group(&sources, batch as usize);
-        if save_tensors.is_some() && groups.len() > 1 {
+        let groups = group(&self.sources, self.batch as usize);
+        if self.save_tensors.is_some() && groups.len() > 1 {
             return Err(Error::InvalidArgument(format!(
                 "--save-tensors writes one batch: these {} inputs make {} (raise --batch, or give one tensor file)",
-                sources.len(),
+                self.sources.len(),
                 groups.len()
             )));
         }
-        let explainer = Explainer::new(Model::new(backend, setup.graph)?);
-        let layer = if setup.methods.iter().any(|m| m.uses_target_layer()) {
-            let id = explainer.target_layer(&setup.opts)?;
+        let per_source = classes_per_source(&self.sources, &self.setup.opts)?;
+        let explainer = Explainer::new(Model::new(backend, self.setup.graph.clone())?);
+        let layer = if self.setup.methods.iter().any(|m| m.uses_target_layer()) {
+            let id = explainer.target_layer(&self.setup.opts)?;
             Some(explainer.model().graph().display_name(id).to_string())
         } else {
             None
         };
-        let mut summary = match &out {
+        let summary = match &self.out {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-                let pre = &setup.pre;
+                let pre = &self.setup.pre;
                 Some(Summary::create(
                     &dir.join("summary.json"),
                     json!({
-                        "model": model,
+                        "model": self.model,
                         "layer": layer,
-                        "methods": setup.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
+                        "methods": self.setup.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
                         "preprocess": {"resize": pre.resize, "crop": pre.crop, "mean": pre.mean, "std": pre.std},
                         "localization_threshold": gradcam_explain::localize::LOCALIZATION_THRESHOLD,
+                        "coordinates": "pixels of the model's input (the crop), x1 and y1 exclusive",
                     }),
                 )?)
             }
             None => None,
         };
-        let bar = ProgressBar::new(sources.len() as u64).with_style(
+        let mut st = Progress {
+            summary,
+            failed: Vec::new(),
+            explained: 0,
+            stems: HashSet::new(),
+            labels: self.labels.clone(),
+            labels_checked: false,
+        };
+        let bar = ProgressBar::new(self.sources.len() as u64).with_style(
             ProgressStyle::with_template("{bar:40} {pos}/{len} inputs [{elapsed} < {eta}]")
                 .expect("a valid template"),
         );
-        if sources.len() == 1 {
+        if self.sources.len() == 1 {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
         }
-        let single = sources.len() == 1;
-        let mut labels = labels;
-        let mut checked_labels = false;
-        let mut failed: Vec<(String, String)> = Vec::new();
-        let mut explained = 0;
-        let mut stems: HashSet<String> = HashSet::new();
+        let mut result = Ok(());
         for g in groups {
-            let mut parts: Vec<Loaded> = Vec::new();
-            for src in g {
-                match input::load(src, &setup.pre) {
-                    Ok(l) => parts.push(l),
-                    Err(e) if single => return Err(e),
-                    Err(e) => {
-                        bar.suspend(|| eprintln!("skipped: {e}"));
-                        failed.push((describe(src), e.to_string()));
-                    }
-                }
-                bar.inc(1);
+            result = self.batch(&explainer, g, per_source.as_deref(), &bar, &mut st);
+            if result.is_err() {
+                break;
             }
-            if parts.is_empty() {
-                continue;
-            }
-            let loaded = input::stack(parts)?;
-            let ex = explainer.explain(&loaded.tensor, &setup.methods, &setup.opts)?;
-            let logits = ex.get("logits").expect("logits are always produced");
-            let classes = logits.shape.dim(1);
-            if !checked_labels {
-                checked_labels = true;
-                let (l, warning) = labels::check(labels.take(), classes);
-                labels = l;
-                if let Some(w) = warning {
-                    bar.suspend(|| eprintln!("warning: {w}"));
-                }
-            }
-            let pics = Pictures {
-                dir: out.as_deref(),
-                cmap: colormap,
-                labels: labels.as_deref(),
-            };
-            bar.suspend(|| {
-                for (r, (&img, &class)) in ex.images.iter().zip(&ex.targets).enumerate() {
-                    let name = loaded
-                        .items
-                        .get(img)
-                        .map_or_else(|| format!("image {img}"), |i| i.name.clone());
-                    println!(
-                        "row {r}: {name}, class {} ({}), logit {:.6}",
-                        class,
-                        pics.label(class),
-                        logits.data[img * classes + class]
-                    );
-                }
-            });
-            if let Some(path) = &save_tensors {
-                ex.save(path)?;
-                bar.suspend(|| println!("tensors: {}", path.display()));
-            }
-            for (i, item) in loaded.items.iter().enumerate() {
-                let mut stem = item.stem.clone();
-                let mut k = 2;
-                while !stems.insert(stem.clone()) {
-                    stem = format!("{}_{k}", item.stem);
-                    k += 1;
-                }
-                let entry = pics.image(&ex, i, item, &stem)?;
-                if let Some(s) = summary.as_mut() {
-                    s.push(&entry)?;
-                }
-            }
-            explained += loaded.tensor.shape.dim(0);
         }
         bar.finish_and_clear();
-        if let Some(s) = summary {
-            s.finish(explained, &failed)?;
+        if let Some(s) = st.summary.take() {
+            s.finish(st.explained, &st.failed)?;
         }
-        if explained == 0 {
+        result?;
+        if st.explained == 0 {
+            let first = st
+                .failed
+                .first()
+                .map_or(String::new(), |(f, e)| format!(" (first, {f}: {e})"));
             return Err(Error::Input(format!(
-                "none of the {} inputs could be read",
-                failed.len()
+                "none of the {} inputs could be read and explained{first}",
+                st.failed.len()
             )));
         }
-        if let Some(dir) = &out {
+        if let Some(dir) = &self.out {
             println!("pictures and summary.json: {}", dir.display());
         }
-        Ok(Outcome { explained, failed })
+        Ok(Outcome {
+            explained: st.explained,
+            failed: st.failed,
+        })
+    }
+}
+
+impl BatchRun {
+    /// Loads, explains and writes the sources in `range`. Only a single-input run or a failed
+    /// write ends the run with an error; otherwise what fails is recorded and skipped.
+    fn batch<B: Backend>(
+        &self,
+        explainer: &Explainer<B>,
+        range: std::ops::Range<usize>,
+        per_source: Option<&[usize]>,
+        bar: &ProgressBar,
+        st: &mut Progress,
+    ) -> Result<()> {
+        let single = self.sources.len() == 1;
+        let mut parts: Vec<Loaded> = Vec::new();
+        let mut classes = Vec::new();
+        for i in range {
+            let src = &self.sources[i];
+            match input::load(src, &self.setup.pre) {
+                Ok(l) => {
+                    if let Some(w) = &l.warning {
+                        bar.suspend(|| eprintln!("warning: {w}"));
+                    }
+                    parts.push(l);
+                    classes.extend(per_source.map(|v| v[i]));
+                }
+                Err(e) if single => return Err(e),
+                Err(e) => {
+                    bar.suspend(|| eprintln!("skipped: {e}"));
+                    st.failed.push((describe(src), e.to_string()));
+                }
+            }
+            bar.inc(1);
+        }
+        if parts.is_empty() {
+            return Ok(());
+        }
+        let loaded = input::stack(parts)?;
+        let mut opts = self.setup.opts.clone();
+        if per_source.is_some() {
+            opts.classes = Classes::Given(classes);
+        }
+        let ex = match explainer.explain(&loaded.tensor, &self.setup.methods, &opts) {
+            Ok(ex) => ex,
+            Err(e) if single => return Err(e),
+            Err(e) => {
+                for item in &loaded.items {
+                    bar.suspend(|| eprintln!("skipped: {}: {e}", item.name));
+                    st.failed.push((item.name.clone(), e.to_string()));
+                }
+                return Ok(());
+            }
+        };
+        let logits = ex.get("logits").expect("logits are always produced");
+        let classes_n = logits.shape.dim(1);
+        if !st.labels_checked {
+            st.labels_checked = true;
+            let (l, warning) = labels::check(st.labels.take(), classes_n);
+            st.labels = l;
+            if let Some(w) = warning {
+                bar.suspend(|| eprintln!("warning: {w}"));
+            }
+        }
+        let pics = Pictures {
+            dir: self.out.as_deref(),
+            cmap: self.colormap,
+            labels: st.labels.as_deref(),
+        };
+        bar.suspend(|| {
+            for (r, (&img, &class)) in ex.images.iter().zip(&ex.targets).enumerate() {
+                let name = loaded
+                    .items
+                    .get(img)
+                    .map_or_else(|| format!("image {img}"), |i| i.name.clone());
+                println!(
+                    "row {r}: {name}, class {} ({}), logit {:.6}",
+                    class,
+                    pics.label(class),
+                    logits.data[img * classes_n + class]
+                );
+            }
+        });
+        if let Some(path) = &self.save_tensors {
+            ex.save(path)?;
+            bar.suspend(|| println!("tensors: {}", path.display()));
+        }
+        for (i, item) in loaded.items.iter().enumerate() {
+            let mut stem = item.stem.clone();
+            let mut k = 2;
+            while !st.stems.insert(stem.clone()) {
+                stem = format!("{}_{k}", item.stem);
+                k += 1;
+            }
+            match pics.image(&ex, i, item, &stem) {
+                Ok(entry) => {
+                    if let Some(s) = st.summary.as_mut() {
+                        s.push(&entry)?;
+                    }
+                    st.explained += 1;
+                }
+                Err(e) if single => return Err(e),
+                Err(e) => {
+                    bar.suspend(|| eprintln!("skipped: {}: {e}", item.name));
+                    st.failed.push((item.name.clone(), e.to_string()));
+                }
+            }
+        }
+        if loaded.items.is_empty() {
+            st.explained += loaded.tensor.shape.dim(0);
+        }
+        Ok(())
     }
 }
 
@@ -222,7 +309,25 @@ mod tests {
         let i = |n: &str| Source::Image(n.into());
         let t = Source::Tensor("x.npy".into());
         let s = vec![i("a"), i("b"), i("c"), t.clone(), i("d")];
-        let g: Vec<usize> = group(&s, 2).iter().map(|g| g.len()).collect();
-        assert_eq!(g, vec![2, 1, 1, 1]);
+        let g = group(&s, 2);
+        assert_eq!(g, vec![0..2, 2..3, 3..4, 4..5]);
+    }
+
+    #[test]
+    fn classes_follow_their_images() {
+        let i = |n: &str| Source::Image(n.into());
+        let opts = |v: Vec<usize>| Options {
+            classes: Classes::Given(v),
+            ..Options::default()
+        };
+        let s = vec![i("a"), i("b"), i("c")];
+        assert_eq!(
+            classes_per_source(&s, &opts(vec![1, 2, 3])).unwrap(),
+            Some(vec![1, 2, 3])
+        );
+        assert_eq!(classes_per_source(&s, &opts(vec![1])).unwrap(), None);
+        assert!(classes_per_source(&s, &opts(vec![1, 2])).is_err());
+        let t = vec![Source::Tensor("x.npy".into())];
+        assert_eq!(classes_per_source(&t, &opts(vec![1, 2])).unwrap(), None);
     }
 }

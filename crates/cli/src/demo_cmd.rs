@@ -89,28 +89,29 @@ pub fn run(a: DemoArgs) -> Result<()> {
     let text = std::fs::read_to_string(&summary_path).map_err(|e| Error::io(&summary_path, e))?;
     let summary: Value = serde_json::from_str(&text)
         .map_err(|e| Error::Input(format!("{}: {e}", summary_path.display())))?;
-    for e in summary["images"][0]["explained"]
+    let entries = summary["images"][0]["explained"]
         .as_array()
-        .into_iter()
-        .flatten()
-    {
-        let class = e["class"].as_u64().unwrap_or(0) as usize;
-        let (x, y) = (
-            e["peak"]["x"].as_u64().unwrap_or(0) as usize,
-            e["peak"]["y"].as_u64().unwrap_or(0) as usize,
-        );
-        let on = scene.objects.iter().find(|o| o.covers(y, x));
-        let verdict = match on {
-            Some(o) if o.class == class => format!("on the {}", CLASSES[class]),
-            Some(o) => format!("on the {}, not the {}", CLASSES[o.class], CLASSES[class]),
-            None => "on the background".into(),
+        .ok_or_else(|| Error::Model(format!("{}: no explained classes", summary_path.display())))?;
+    for e in entries {
+        let class = e["class"].as_u64().map(|c| c as usize);
+        let label = class.and_then(|c| CLASSES.get(c)).copied().unwrap_or("?");
+        let verdict = match (e["peak"]["x"].as_u64(), e["peak"]["y"].as_u64()) {
+            (Some(x), Some(y)) => {
+                let (x, y) = (x as usize, y as usize);
+                let place = match scene.objects.iter().find(|o| o.covers(y, x)) {
+                    Some(o) if Some(o.class) == class => format!("on the {label}"),
+                    Some(o) => format!("on the {}, not the {label}", CLASSES[o.class]),
+                    None => "on the background".into(),
+                };
+                format!("Grad-CAM peak at (x {x}, y {y}): {place}")
+            }
+            _ => "no positive Grad-CAM evidence".into(),
         };
         println!(
-            "{:<8} p {:.3}  Grad-CAM peak at (x {x}, y {y}): {verdict}; panel {}",
-            CLASSES[class],
-            e["probability"].as_f64().unwrap_or(0.0),
+            "{label:<8} p {:.3}  {verdict}; panel {}",
+            e["probability"].as_f64().unwrap_or(f64::NAN),
             a.out
-                .join(e["files"]["panel"].as_str().unwrap_or(""))
+                .join(e["files"]["panel"].as_str().unwrap_or("-"))
                 .display()
         );
     }

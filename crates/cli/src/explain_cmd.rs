@@ -6,7 +6,9 @@ use crate::sources::{self, Source};
 use crate::{input, labels};
 use clap::Args;
 use gradcam_core::{Error, Result};
-use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options, Score};
+use gradcam_explain::{
+    Classes, Explainer, GradCamVariant, Method, OcclusionParams, Options, Score,
+};
 use gradcam_image::{Colormap, Preprocess};
 use gradcam_runtime::{arch, Graph, Model, Weights};
 use std::path::PathBuf;
@@ -58,7 +60,7 @@ pub struct RunArgs {
     /// side to size·256/224 (torchvision's evaluation transform).
     #[arg(long, default_value_t = 224)]
     size: u32,
-    /// Shorter side images are resized to (default size·256/224).
+    /// Shorter side images are resized to (default: the crop·256/224, 256 for 224).
     #[arg(long)]
     resize: Option<u32>,
     /// Side of the centre crop (default: --size).
@@ -102,6 +104,10 @@ pub struct RunArgs {
     /// Occlusion baseline value.
     #[arg(long, default_value_t = 0.0)]
     occlusion_baseline: f32,
+    /// Grad-CAM as the paper defines it, or one of its Table A1 ablations: paper, no-relu,
+    /// abs-gradients, max-pooling, guided-backward, deconv-backward.
+    #[arg(long, default_value = "paper")]
+    gradcam_variant: String,
     /// wgpu adapter whose name contains this text (default: `WGPU_ADAPTER_NAME`, else the
     /// default adapter).
     #[arg(long)]
@@ -206,6 +212,7 @@ impl RunArgs {
                 stride: pair(&self.occlusion_stride, "--occlusion-stride")?,
                 baseline: self.occlusion_baseline,
             },
+            gradcam: GradCamVariant::parse(&self.gradcam_variant)?,
             ..Options::default()
         };
         Ok(Setup {

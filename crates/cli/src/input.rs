@@ -22,8 +22,10 @@ pub struct Item {
 pub struct Loaded {
     /// `N×3×H×W`, normalised.
     pub tensor: HostTensor,
-    /// Row by row.
+    /// Row by row (none for a tensor that is not `N×3×H×W`: it is explained, not pictured).
     pub items: Vec<Item>,
+    /// Something the user should know about this input.
+    pub warning: Option<String>,
 }
 
 fn stem(p: &Path) -> String {
@@ -48,17 +50,26 @@ pub fn load(src: &Source, pre: &Preprocess) -> Result<Loaded> {
                     stem: stem(p),
                     picture: pic,
                 }],
+                warning: None,
             })
         }
         Source::Tensor(spec) => {
             let tensor = load_tensor(spec)?;
             let d = tensor.shape.dims().to_vec();
             let mut items = Vec::new();
-            if d.len() == 4 && d[1] == 3 {
-                let per = d[1] * d[2] * d[3];
-                let base = stem(Path::new(
-                    spec.split(".safetensors:").next().unwrap_or(spec),
+            let mut warning = None;
+            if d.len() != 4 || d[1] != 3 {
+                warning = Some(format!(
+                    "{spec}: a {} tensor is explained but not pictured (pictures need N×3×H×W)",
+                    tensor.shape
                 ));
+            } else {
+                let per = d[1] * d[2] * d[3];
+                let lower = spec.to_ascii_lowercase();
+                let file = lower
+                    .rfind(".safetensors:")
+                    .map_or(spec.as_str(), |i| &spec[..i + 12]);
+                let base = stem(Path::new(file));
                 for r in 0..d[0] {
                     items.push(Item {
                         name: format!("{spec} row {r}"),
@@ -73,7 +84,11 @@ pub fn load(src: &Source, pre: &Preprocess) -> Result<Loaded> {
                     });
                 }
             }
-            Ok(Loaded { tensor, items })
+            Ok(Loaded {
+                tensor,
+                items,
+                warning,
+            })
         }
     }
 }
@@ -99,13 +114,14 @@ pub fn stack(parts: Vec<Loaded>) -> Result<Loaded> {
         data.extend_from_slice(&p.tensor.data);
         all.tensor = HostTensor::new(dims, data)?;
         all.items.extend(p.items);
+        all.warning = all.warning.or(p.warning);
     }
     Ok(all)
 }
 
 /// Loads a tensor file spec.
 pub fn load_tensor(spec: &str) -> Result<HostTensor> {
-    let (path, name) = match spec.rfind(".safetensors:") {
+    let (path, name) = match spec.to_ascii_lowercase().rfind(".safetensors:") {
         Some(i) => (&spec[..i + 12], Some(&spec[i + 13..])),
         None => (spec, None),
     };

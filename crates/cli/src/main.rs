@@ -5,6 +5,8 @@ mod batch_run;
 mod bench_cmd;
 mod compare_cmd;
 mod demo_cmd;
+mod eval_cmd;
+mod eval_report;
 mod explain_cmd;
 mod input;
 mod labels;
@@ -38,6 +40,9 @@ enum Command {
     Bench(Box<bench_cmd::BenchArgs>),
     /// Explain the built-in demo model on a generated two-object scene (no arguments needed).
     Demo(demo_cmd::DemoArgs),
+    /// Measure the methods on held-out procedural scenes (the paper's localization, pointing,
+    /// faithfulness and ablation figures) and write docs/EVALUATION.md.
+    Eval(eval_cmd::EvalArgs),
     /// Train the built-in demo model on procedural scenes (CPU) and report held-out figures.
     TrainDemo(train_demo_cmd::TrainDemoArgs),
 }
@@ -61,6 +66,7 @@ fn main() -> ExitCode {
         Command::Bench(a) => bench_cmd::run(*a),
         Command::TrainDemo(a) => train_demo_cmd::run(a),
         Command::Demo(a) => demo_cmd::run(a),
+        Command::Eval(a) => eval_cmd::run(a),
         Command::Compare(a) => match compare_cmd::run(*a) {
             Ok(true) => return ExitCode::SUCCESS,
             Ok(false) => return ExitCode::from(2),

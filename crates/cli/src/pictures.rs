@@ -46,10 +46,10 @@ fn file_safe(s: &str) -> String {
         .collect()
 }
 
-/// A map scaled for display: maps already in `[0, 1]` as they are, others (occlusion's score
-/// drops) by their positive part over their maximum.
-fn display_map(v: &[f32]) -> Vec<f32> {
-    if v.iter().all(|x| (0.0..=1.0).contains(x)) {
+/// A map scaled for display: occlusion's score drops by their positive part over their
+/// maximum; the other methods' maps are already in `[0, 1]`.
+fn display_map(tensor: &str, v: &[f32]) -> Vec<f32> {
+    if tensor != "occlusion" {
         return v.to_vec();
     }
     let max = v.iter().copied().fold(0.0f32, f32::max);
@@ -74,8 +74,17 @@ fn row(t: &HostTensor, r: usize) -> &[f32] {
 impl Pictures<'_> {
     /// A class's name, or its number.
     pub fn label(&self, c: usize) -> String {
-        match self.labels {
-            Some(l) => l[c].clone(),
+        match self.labels.and_then(|l| l.get(c)) {
+            Some(l) => l.clone(),
+            None => c.to_string(),
+        }
+    }
+
+    /// The file-name part for class `c`: its number, and its name when labels are given
+    /// (`282-tiger_cat`), so two classes never share a name.
+    fn file_part(&self, c: usize) -> String {
+        match self.labels.and_then(|l| l.get(c)) {
+            Some(l) => format!("{c}-{}", file_safe(l)),
             None => c.to_string(),
         }
     }
@@ -95,18 +104,21 @@ impl Pictures<'_> {
         let probs = softmax(row(logits, image));
         let mut order: Vec<usize> = (0..probs.len()).collect();
         order.sort_by(|&a, &b| probs[b].total_cmp(&probs[a]).then(a.cmp(&b)));
+        let rows: Vec<usize> = (0..ex.targets.len())
+            .filter(|&r| ex.images[r] == image)
+            .collect();
         let top: Vec<Value> = order
             .iter()
-            .take(5)
+            .take(rows.len().max(5))
             .map(|&c| {
                 json!({"class": c, "label": self.label(c), "probability": probs[c], "logit": row(logits, image)[c]})
             })
             .collect();
         let (w, h) = item.picture.dimensions();
         let mut explained = Vec::new();
-        for r in (0..ex.targets.len()).filter(|&r| ex.images[r] == image) {
+        for r in rows {
             let c = ex.targets[r];
-            let base = format!("{stem}.{}", file_safe(&self.label(c)));
+            let base = format!("{stem}.{}", self.file_part(c));
             let mut files = serde_json::Map::new();
             let mut tiles: Vec<(String, RgbImage)> = vec![("input".into(), item.picture.clone())];
             let mut found: Vec<(String, RgbImage)> = Vec::new();
@@ -118,7 +130,7 @@ impl Pictures<'_> {
                 let v = row(t, r);
                 let img = match d.len() {
                     3 if (d[2], d[1]) == (w as usize, h as usize) => {
-                        let shown = display_map(v);
+                        let shown = display_map(name, v);
                         if located.is_none() {
                             located = Some((name, shown.clone()));
                         }
@@ -162,9 +174,16 @@ impl Pictures<'_> {
                 "files": files,
             });
             if let Some((name, map)) = located {
+                entry["map"] = json!(name);
+                if map.iter().all(|&v| v <= 0.0) {
+                    // Nothing to point at or box: the class has no positive evidence here.
+                    entry["peak"] = Value::Null;
+                    entry["box"] = Value::Null;
+                    explained.push(entry);
+                    continue;
+                }
                 let (py, px) = peak(&map, h as usize, w as usize)?;
                 let bb = localization_box(&map, h as usize, w as usize, LOCALIZATION_THRESHOLD)?;
-                entry["map"] = json!(name);
                 entry["peak"] = json!({"x": px, "y": py});
                 entry["box"] = match bb {
                     Some(b) => json!({"x0": b.x0, "y0": b.y0, "x1": b.x1, "y1": b.y1}),
@@ -188,9 +207,15 @@ mod tests {
 
     #[test]
     fn display_scaling_and_names() {
-        assert_eq!(display_map(&[0.0, 0.5, 1.0]), vec![0.0, 0.5, 1.0]);
-        assert_eq!(display_map(&[-1.0, 2.0, 4.0]), vec![0.0, 0.5, 1.0]);
-        assert_eq!(display_map(&[-1.0, -2.0]), vec![0.0, 0.0]);
+        assert_eq!(
+            display_map("gradcam", &[0.0, 0.5, 1.0]),
+            vec![0.0, 0.5, 1.0]
+        );
+        assert_eq!(
+            display_map("occlusion", &[-1.0, 0.1, 0.2]),
+            vec![0.0, 0.5, 1.0]
+        );
+        assert_eq!(display_map("occlusion", &[-1.0, -2.0]), vec![0.0, 0.0]);
         assert_eq!(file_safe("tiger cat/x"), "tiger_cat_x");
         let p = softmax(&[0.0, 0.0]);
         assert!((p[0] - 0.5).abs() < 1e-7);

@@ -28,8 +28,9 @@ fn is_image_name(p: &Path) -> bool {
 }
 
 /// Expands every `--input` spec, in order: a directory gives its image files (sorted, not
-/// recursive), a pattern with `*`, `?` or `[` its matches (sorted), anything else itself. A
-/// directory without images or a pattern matching nothing is an error.
+/// recursive), a pattern with `*`, `?` or `[` (that is not itself an existing file) its image
+/// matches (sorted), anything else itself. A directory without images or a pattern matching
+/// none is an error.
 pub fn expand(specs: &[String]) -> Result<Vec<Source>> {
     let mut out = Vec::new();
     for spec in specs {
@@ -52,12 +53,12 @@ pub fn expand(specs: &[String]) -> Result<Vec<Source>> {
             }
             files.sort();
             out.extend(files.into_iter().map(Source::Image));
-        } else if spec.contains(['*', '?', '[']) {
+        } else if spec.contains(['*', '?', '[']) && !p.is_file() {
             let paths = glob::glob(spec)
                 .map_err(|e| Error::InvalidArgument(format!("{spec}: bad pattern ({e})")))?;
             let mut files: Vec<PathBuf> = paths
                 .filter_map(|p| p.ok())
-                .filter(|f| f.is_file())
+                .filter(|f| f.is_file() && is_image_name(f))
                 .collect();
             if files.is_empty() {
                 return Err(Error::Input(format!("{spec}: no file matches")));
@@ -99,6 +100,14 @@ mod tests {
             ]
         );
         assert!(expand(&[format!("{d}/*.gif")]).is_err());
+        // Globs keep image files only; a file whose name looks like a pattern is itself.
+        assert_eq!(expand(&[format!("{d}/*")]).unwrap().len(), 2);
+        std::fs::write(dir.join("p[1].png"), b"x").unwrap();
+        let literal = format!("{d}/p[1].png");
+        assert_eq!(
+            expand(std::slice::from_ref(&literal)).unwrap(),
+            vec![Source::Image(literal.into())]
+        );
         assert_eq!(
             expand(&["nope.png".into()]).unwrap(),
             vec![Source::Image("nope.png".into())]

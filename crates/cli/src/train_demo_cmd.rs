@@ -41,9 +41,9 @@ pub fn run(a: TrainDemoArgs) -> Result<()> {
     if let Some(t) = a.threads {
         gradcam_cpu::set_threads(t)?;
     }
-    if a.steps == 0 || a.batch == 0 {
+    if a.steps == 0 || a.batch == 0 || a.eval_scenes == 0 {
         return Err(Error::InvalidArgument(
-            "--steps and --batch must be positive".into(),
+            "--steps, --batch and --eval-scenes must be positive".into(),
         ));
     }
     let cfg = train::TrainConfig {

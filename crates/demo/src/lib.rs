@@ -3,6 +3,7 @@
 //! the binary ([`model`]), and the held-out checks of what it learned ([`eval`]).
 
 pub mod eval;
+pub mod measure;
 pub mod model;
 pub mod scene;
 pub mod train;

@@ -1,7 +1,9 @@
 //! [`Explainer`]: one shared forward pass, the backward passes the requested methods need, and
 //! the maps, all on the backend until the final download.
 
-use crate::{eigen, perturb, Classes, Explanation, Method, Options, Score};
+use crate::{
+    eigen, perturb, variant, Classes, Explanation, GradCamVariant, Method, Options, Score,
+};
 use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Shape, Tensor};
 use gradcam_runtime::{BackwardSpec, Model, NodeId, Op, RectifierRule, Stop};
 use std::collections::{BTreeMap, BTreeSet};
@@ -113,7 +115,7 @@ impl<B: Backend> Explainer<B> {
         };
         let mut passes = Passes::default();
         if let Some(t) = target.filter(|_| methods.iter().any(|m| m.needs_target_gradient())) {
-            passes.target = Some(spec(Stop::At(t), GradMode::Plain));
+            passes.target = Some(spec(Stop::At(t), opts.gradcam.backward));
         }
         if has(Method::GuidedBackprop) || has(Method::GuidedGradCam) {
             let mut s = spec(Stop::Input, GradMode::Guided);
@@ -191,8 +193,13 @@ impl<B: Backend> Explainer<B> {
                     || has(Method::GuidedGradCam)
                     || has(Method::DeconvnetGradCam)
                 {
-                    let (alpha, raw) = b.gradcam_fused(a, &gt)?;
-                    let map = b.cam_postprocess_fused(&raw, [hh, ww])?;
+                    let (alpha, raw, map) = if opts.gradcam == GradCamVariant::default() {
+                        let (alpha, raw) = b.gradcam_fused(a, &gt)?;
+                        let map = b.cam_postprocess_fused(&raw, [hh, ww])?;
+                        (alpha, raw, map)
+                    } else {
+                        variant::gradcam(b, a, &gt, &opts.gradcam, [hh, ww])?
+                    };
                     let [_, _, h, w] = a.shape().nchw("gradcam")?;
                     put(
                         "captum_layer_gradcam",

@@ -10,11 +10,13 @@ mod explainer;
 mod explanation;
 pub mod localize;
 mod method;
+pub mod metrics;
 mod options;
 mod perturb;
+mod variant;
 
 pub use eigen::projection as eigencam_projection;
 pub use explainer::Explainer;
 pub use explanation::Explanation;
 pub use method::Method;
-pub use options::{Classes, OcclusionParams, Options, Score};
+pub use options::{Classes, GradCamVariant, GradPooling, OcclusionParams, Options, Score};

@@ -22,7 +22,7 @@ pub struct BoundingBox {
 impl BoundingBox {
     /// Pixels covered.
     pub fn area(&self) -> usize {
-        (self.x1 - self.x0) * (self.y1 - self.y0)
+        self.x1.saturating_sub(self.x0) * self.y1.saturating_sub(self.y0)
     }
 
     /// Intersection over union with `other`.
@@ -56,7 +56,8 @@ fn check(map: &[f32], h: usize, w: usize) -> Result<()> {
     }
 }
 
-/// The `(row, column)` of the map's maximum (the first in raster order on ties).
+/// The `(row, column)` of the map's maximum (the first in raster order on ties; `(0, 0)` for
+/// a constant map: callers that need a meaningful point check the maximum is positive).
 pub fn peak(map: &[f32], h: usize, w: usize) -> Result<(usize, usize)> {
     check(map, h, w)?;
     let mut best = 0;
@@ -70,7 +71,13 @@ pub fn peak(map: &[f32], h: usize, w: usize) -> Result<(usize, usize)> {
 
 /// Labels the 8-connected components of `mask` (`h×w`): 0 for background, 1.. in raster order
 /// of their first pixel; returns the labels and each component's size (index `label − 1`).
-pub fn components(mask: &[bool], h: usize, w: usize) -> (Vec<u32>, Vec<usize>) {
+pub fn components(mask: &[bool], h: usize, w: usize) -> Result<(Vec<u32>, Vec<usize>)> {
+    if mask.len() != h * w {
+        return Err(Error::shape(
+            "components",
+            format!("{} values for a {h}×{w} mask", mask.len()),
+        ));
+    }
     let mut labels = vec![0u32; h * w];
     let mut sizes = Vec::new();
     let mut stack = Vec::new();
@@ -97,7 +104,7 @@ pub fn components(mask: &[bool], h: usize, w: usize) -> (Vec<u32>, Vec<usize>) {
         }
         sizes.push(size);
     }
-    (labels, sizes)
+    Ok((labels, sizes))
 }
 
 /// The paper's box: pixels at or above `fraction` of the maximum, the largest 8-connected
@@ -110,13 +117,21 @@ pub fn localization_box(
     fraction: f32,
 ) -> Result<Option<BoundingBox>> {
     check(map, h, w)?;
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(Error::InvalidArgument(format!(
+            "localization threshold {fraction}: it must be a fraction of the maximum in (0, 1]"
+        )));
+    }
     let max = map.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     if max <= 0.0 {
         return Ok(None);
     }
     let t = fraction * max;
     let mask: Vec<bool> = map.iter().map(|&v| v >= t && v > 0.0).collect();
-    let (labels, sizes) = components(&mask, h, w);
+    let (labels, sizes) = components(&mask, h, w)?;
+    if sizes.is_empty() {
+        return Ok(None);
+    }
     let best = (0..sizes.len()).fold(0, |b, i| if sizes[i] > sizes[b] { i } else { b }) as u32 + 1;
     let mut bb = BoundingBox {
         x0: w,
@@ -170,7 +185,8 @@ mod tests {
         // Threshold 0.1·9 = 0.9 keeps the 1s too; the diagonal chain (5 px) is largest.
         let b = localization_box(&m, h, w, 0.1).unwrap().unwrap();
         assert_eq!((b.x0, b.y0, b.x1, b.y1), (2, 2, 5, 5));
-        let (labels, sizes) = components(&m.iter().map(|&v| v > 0.0).collect::<Vec<_>>(), h, w);
+        let (labels, sizes) =
+            components(&m.iter().map(|&v| v > 0.0).collect::<Vec<_>>(), h, w).unwrap();
         assert_eq!(sizes, vec![1, 1, 5]);
         assert_eq!(labels[15], 2);
     }
@@ -184,6 +200,16 @@ mod tests {
         assert_eq!(localization_box(&[-1.0; 4], 2, 2, 0.15).unwrap(), None);
         assert!(localization_box(&[f32::NAN; 4], 2, 2, 0.15).is_err());
         assert!(localization_box(&[0.0; 3], 2, 2, 0.15).is_err());
+        assert!(localization_box(&[1.0; 4], 2, 2, 1.5).is_err());
+        assert!(localization_box(&[1.0; 4], 2, 2, f32::NAN).is_err());
+        assert!(components(&[true; 3], 2, 2).is_err());
+        let empty = BoundingBox {
+            x0: 3,
+            y0: 3,
+            x1: 0,
+            y1: 0,
+        };
+        assert_eq!(empty.area(), 0);
     }
 
     #[test]

@@ -70,6 +70,87 @@ impl OcclusionParams {
     }
 }
 
+/// How Grad-CAM pools the gradients into channel weights.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum GradPooling {
+    /// Global average pooling (the paper's αₖ).
+    #[default]
+    Average,
+    /// Global max pooling (Table A1's ablation).
+    Max,
+}
+
+/// Grad-CAM as the paper defines it (the default), or one of its Table A1 ablations. Applies
+/// to the `gradcam` map and everything built on it (Guided and Deconvnet Grad-CAM); `backward`
+/// applies to every method's backward pass to the target layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GradCamVariant {
+    /// Rectify the map (`ReLU(Σₖ αₖAₖ)`); off, the signed map is min-max normalised.
+    pub relu: bool,
+    /// Take the gradients' absolute values before pooling.
+    pub abs_gradients: bool,
+    /// Average or max pooling of the gradients.
+    pub pooling: GradPooling,
+    /// Rectifier rule of the backward pass to the target layer: plain (the paper), guided or
+    /// deconvnet.
+    pub backward: gradcam_core::GradMode,
+}
+
+impl Default for GradCamVariant {
+    fn default() -> Self {
+        GradCamVariant {
+            relu: true,
+            abs_gradients: false,
+            pooling: GradPooling::Average,
+            backward: gradcam_core::GradMode::Plain,
+        }
+    }
+}
+
+impl GradCamVariant {
+    /// Table A1's ablations by name: `paper`, `no-relu`, `abs-gradients`, `max-pooling`,
+    /// `guided-backward`, `deconv-backward`.
+    pub const NAMES: [&'static str; 6] = [
+        "paper",
+        "no-relu",
+        "abs-gradients",
+        "max-pooling",
+        "guided-backward",
+        "deconv-backward",
+    ];
+
+    /// The variant named `name` (one of [`GradCamVariant::NAMES`]).
+    pub fn parse(name: &str) -> gradcam_core::Result<Self> {
+        let d = GradCamVariant::default();
+        Ok(match name {
+            "paper" => d,
+            "no-relu" => GradCamVariant { relu: false, ..d },
+            "abs-gradients" => GradCamVariant {
+                abs_gradients: true,
+                ..d
+            },
+            "max-pooling" => GradCamVariant {
+                pooling: GradPooling::Max,
+                ..d
+            },
+            "guided-backward" => GradCamVariant {
+                backward: gradcam_core::GradMode::Guided,
+                ..d
+            },
+            "deconv-backward" => GradCamVariant {
+                backward: gradcam_core::GradMode::Deconvnet,
+                ..d
+            },
+            other => {
+                return Err(gradcam_core::Error::InvalidArgument(format!(
+                    "unknown Grad-CAM variant `{other}`; known: {}",
+                    Self::NAMES.join(", ")
+                )))
+            }
+        })
+    }
+}
+
 /// Options of one explanation run.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Options {
@@ -86,6 +167,8 @@ pub struct Options {
     pub occlusion: OcclusionParams,
     /// Images per forward pass for ScoreCAM and occlusion.
     pub perturbation_batch: usize,
+    /// Grad-CAM as the paper defines it, or an ablation.
+    pub gradcam: GradCamVariant,
 }
 
 impl Default for Options {
@@ -97,6 +180,7 @@ impl Default for Options {
             guided_relu_only: false,
             occlusion: OcclusionParams::default(),
             perturbation_batch: 32,
+            gradcam: GradCamVariant::default(),
         }
     }
 }

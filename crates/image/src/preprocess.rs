@@ -106,9 +106,12 @@ pub fn decode(path: &Path) -> Result<RgbImage> {
 }
 
 /// Resizes so the shorter side is `side`, the longer scaled in proportion and truncated
-/// (torchvision's rule).
+/// (torchvision's rule). An empty image is returned as it is.
 pub fn resize_shorter(img: &RgbImage, side: u32) -> RgbImage {
     let (w, h) = img.dimensions();
+    if w == 0 || h == 0 {
+        return img.clone();
+    }
     let (nw, nh) = if w <= h {
         (side, ((side as u64 * h as u64) / w as u64) as u32)
     } else {
@@ -181,5 +184,7 @@ mod tests {
         }
         .apply(&img)
         .is_err());
+        assert!(pre.apply(&RgbImage::new(0, 5)).is_err());
+        assert_eq!(resize_shorter(&RgbImage::new(0, 5), 4).dimensions(), (0, 5));
     }
 }

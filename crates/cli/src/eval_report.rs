@@ -1,0 +1,329 @@
+//! `gradcam eval`'s outputs: `EVALUATION.md` (tables, the paper's own figures beside ours, and
+//! whether its orderings hold here), `eval/*.csv` and `eval/*.png`. Nothing in them depends on
+//! the machine or the clock, so the same model and scenes regenerate them bit for bit.
+
+use gradcam_core::{Error, Result};
+use gradcam_demo::measure::{Report, Row};
+use gradcam_image::{picture, BarChart};
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+fn pct(v: f32) -> String {
+    format!("{:.1} %", 100.0 * v)
+}
+
+fn opt(v: Option<f32>, f: fn(f32) -> String) -> String {
+    v.map_or_else(|| "–".to_string(), f)
+}
+
+fn rho(v: f32) -> String {
+    format!("{v:.3}")
+}
+
+fn row<'a>(rows: &'a [Row], name: &str) -> &'a Row {
+    rows.iter()
+        .find(|r| r.name == name)
+        .expect("every method, variant and layer is measured")
+}
+
+fn csv(rows: &[Row]) -> String {
+    let mut s = String::from(
+        "name,loc_error_top1,loc_error_true,pointing_one,pointing_two,faithfulness,own_mass,other_mass\n",
+    );
+    let o = |v: Option<f32>| v.map_or(String::new(), |v| format!("{v:.6}"));
+    for r in rows {
+        let _ = writeln!(
+            s,
+            "{},{:.6},{:.6},{:.6},{},{},{},{}",
+            r.name,
+            r.loc_error_top1,
+            r.loc_error_true,
+            r.pointing_one,
+            o(r.pointing_two),
+            o(r.faithfulness),
+            o(r.own_mass),
+            o(r.other_mass)
+        );
+    }
+    s
+}
+
+fn table(rows: &[Row], two: bool, first: &str) -> String {
+    let mut s = String::new();
+    if two {
+        s.push_str("| method | top-1 loc. error | loc. error, true class | pointing, 1 object | pointing, 2 objects | faithfulness (ρ with occlusion) | mass on own object | mass on other object |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    } else {
+        let _ = writeln!(s, "| {first} | top-1 loc. error | loc. error, true class | pointing, 1 object | faithfulness (ρ with occlusion) |\n| --- | --- | --- | --- | --- |");
+    }
+    for r in rows {
+        if two {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} | {} | {} | {} |",
+                r.name,
+                pct(r.loc_error_top1),
+                pct(r.loc_error_true),
+                pct(r.pointing_one),
+                opt(r.pointing_two, pct),
+                opt(r.faithfulness, rho),
+                opt(r.own_mass, pct),
+                opt(r.other_mass, pct)
+            );
+        } else {
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {} |",
+                r.name,
+                pct(r.loc_error_top1),
+                pct(r.loc_error_true),
+                pct(r.pointing_one),
+                opt(r.faithfulness, rho)
+            );
+        }
+    }
+    s
+}
+
+/// One of the paper's orderings, checked on our figures.
+struct Claim {
+    claim: String,
+    paper: &'static str,
+    ours: String,
+    holds: bool,
+    otherwise: &'static str,
+}
+
+fn claims(r: &Report) -> Vec<Claim> {
+    let m = |n: &str| row(&r.methods, n);
+    let a = |n: &str| row(&r.ablations, n);
+    let (gc, gb, sal, ggc, cam) = (
+        m("gradcam"),
+        m("guided-backprop"),
+        m("saliency"),
+        m("guided-gradcam"),
+        m("cam"),
+    );
+    let paper = a("paper @ relu4");
+    let below = a("paper @ relu3");
+    let at3: Vec<&Row> = r
+        .ablations
+        .iter()
+        .filter(|v| v.name.ends_with("@ relu3") && v.name != below.name)
+        .collect();
+    let worse: Vec<&str> = at3
+        .iter()
+        .filter(|v| v.loc_error_top1 > below.loc_error_top1)
+        .map(|v| v.name.as_str())
+        .collect();
+    let last = r.layers.last().expect("layers are measured");
+    let best_layer = r.layers.iter().fold(last, |b, l| {
+        if l.loc_error_top1 < b.loc_error_top1 {
+            l
+        } else {
+            b
+        }
+    });
+    let disc = |x: &Row| x.own_mass.unwrap_or(0.0) - x.other_mass.unwrap_or(0.0);
+    vec![
+        Claim {
+            claim: "Grad-CAM localizes better than Guided Backprop and saliency (backprop)".into(),
+            paper: "Table 1, VGG-16 top-1 loc. error: Grad-CAM 56.51 %, backprop 61.12 %, c-MWP 70.92 %",
+            ours: format!("Grad-CAM {}, Guided Backprop {}, saliency {}", pct(gc.loc_error_top1), pct(gb.loc_error_top1), pct(sal.loc_error_top1)),
+            holds: gc.loc_error_top1 < gb.loc_error_top1 && gc.loc_error_top1 < sal.loc_error_top1,
+            otherwise: "the objects are flat-coloured, sharp-edged shapes on a low-contrast background, so guided backprop and saliency respond along the object's outline and texture and the box of their largest segment is the object's own box; Grad-CAM's map comes from a 16×16 layer whose units see 26 pixels or more, and upsampled and thresholded at 15 % of its maximum it spreads past the object, so its box is too large (IoU below 0.5) even where its peak is on the object (see the pointing columns). On ImageNet, objects are large and textured in cluttered scenes, where gradient pictures fire everywhere",
+        },
+        Claim {
+            claim: "Grad-CAM localizes about as well as CAM without retraining".into(),
+            paper: "Table 1: Grad-CAM 56.51 %, CAM (VGG-16-GAP) 57.20 %",
+            ours: format!("Grad-CAM {}, CAM {}", pct(gc.loc_error_top1), pct(cam.loc_error_top1)),
+            holds: (gc.loc_error_top1 - cam.loc_error_top1).abs() <= 0.02,
+            otherwise: "the demo CNN ends in global average pooling and one linear layer, where Grad-CAM's weights are CAM's up to a constant factor, so the two should agree closely",
+        },
+        Claim {
+            claim: "Guided Grad-CAM is more faithful to occlusion than Guided Backprop".into(),
+            paper: "§5.3, rank correlation with occlusion: Guided Grad-CAM 0.261, c-MWP 0.220, Guided Backprop 0.168",
+            ours: format!("Guided Grad-CAM {}, Guided Backprop {}", opt(ggc.faithfulness, rho), opt(gb.faithfulness, rho)),
+            holds: ggc.faithfulness > gb.faithfulness,
+            otherwise: "occlusion maps here are blocky (8-pixel windows) while both gradient pictures are pixel-sharp; rank correlation over all 4,096 pixels is dominated by the flat background",
+        },
+        Claim {
+            claim: "Guided Grad-CAM is class-discriminative where Guided Backprop is not".into(),
+            paper: "§5.1 (human study): Guided Grad-CAM 61.23 % vs Guided Backprop 44.44 % correct class identification",
+            ours: format!(
+                "mass on own minus other object: Guided Grad-CAM {}, Guided Backprop {}",
+                opt(Some(disc(ggc)), pct),
+                opt(Some(disc(gb)), pct)
+            ),
+            holds: disc(ggc) > disc(gb),
+            otherwise: "",
+        },
+        Claim {
+            claim: "Grad-CAM without the final ReLU localizes worse".into(),
+            paper: "Table A1: removing the ReLU raises the localization error",
+            ours: format!("at relu4: Grad-CAM {}, without ReLU {}", pct(paper.loc_error_top1), pct(a("no-relu @ relu4").loc_error_top1)),
+            holds: a("no-relu @ relu4").loc_error_top1 > paper.loc_error_top1,
+            otherwise: "min-max normalising a signed map still puts its largest positive region on top; with one object per scene the negative evidence lies on the background and the 15 % threshold removes it either way",
+        },
+        Claim {
+            claim: "Every ablation of Table A1 is worse than Grad-CAM as defined".into(),
+            paper: "Table A1: the definition the paper adopts has the lowest error of its variants",
+            ours: format!("at relu3, worse than the definition: {} of {} ({})", worse.len(), at3.len(), if worse.is_empty() { "none".to_string() } else { worse.join(", ") }),
+            holds: worse.len() == at3.len(),
+            otherwise: "",
+        },
+        Claim {
+            claim: "The last convolutional layer gives the best localization".into(),
+            paper: "Fig. A5: maps from earlier layers localize worse",
+            ours: format!("best layer {} ({}); last layer {} ({})", best_layer.name, pct(best_layer.loc_error_top1), last.name, pct(last.loc_error_top1)),
+            holds: best_layer.name == last.name,
+            otherwise: "the four classes differ in local form and texture that the second layer already sees (receptive field 10 pixels); deeper layers only add blur here, their maps being coarser (16×16 against 32×32) and their units' fields wider, so the 15 % box grows. ImageNet's classes need the semantics only deep layers have, which is what the paper's Fig. A5 reflects",
+        },
+    ]
+}
+
+fn markdown(r: &Report, command: &str, model: &str) -> String {
+    let c = &r.config;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "# Evaluation: the paper's measurements on the demo model\n\n\
+Generated by `{command}` (CPU; deterministic: the same command regenerates this file and\n\
+`docs/eval/` bit for bit). Model: {model}. Held-out test scenes of the procedural set (`crates/demo`):\n\
+{} one-object scenes (top-1 accuracy {}), {} two-object scenes, and {} two-object validation scenes\n\
+for the recall variant's threshold. Maps are 64×64; occlusion uses {:?}-pixel windows at stride {:?}.\n",
+        c.scenes,
+        pct(r.accuracy),
+        c.pairs,
+        c.validation,
+        c.occlusion.window.unwrap_or([0, 0])[0],
+        c.occlusion.stride.unwrap_or([0, 0])[0]
+    );
+    s.push_str("## Definitions\n\n\
+- **Localization error** (§4.1): threshold the map at 15 % of its maximum, take the largest 8-connected segment, draw its box; an error when IoU with the object's box is below 0.5 (*true class*: the true class explained), or also when the top-1 class is wrong (*top-1*). Gradient pictures (Guided Backprop, saliency, Deconvnet and their Grad-CAM products) are collapsed to one map by the largest magnitude over the colour channels.\n");
+    let _ = writeln!(
+        s,
+        "- **Pointing game** (§4.3): a hit when the map's maximum lies within {:.2} pixels of the object's mask (15 pixels at 224, scaled to 64); on two-object scenes each of the two classes is pointed for. A map with no positive value is a miss.",
+        r.tolerance
+    );
+    s.push_str("- **Recall variant** (§4.3): on two-object scenes every class is explained; a class is rejected when its raw (unnormalised) map's maximum is below a threshold chosen on the validation scenes. Correct: a present class kept and pointed at, or an absent class rejected.\n\
+- **Faithfulness** (§5.3): Spearman's rank correlation (ties averaged) between the method's map and the occlusion map for the true class, averaged over the one-object scenes.\n\
+- **Class discrimination**: on two-object scenes, the share of each class's map (positive part) inside its own object and inside the other object.\n\n");
+    s.push_str("## Methods (default layer `relu4`)\n\n");
+    s.push_str(&table(&r.methods, true, "method"));
+    s.push_str("\n![localization error per method](eval/localization.png)\n\n");
+    s.push_str("## The paper's orderings on this data\n\n| the paper's finding | the paper's figures | ours | holds here |\n| --- | --- | --- | --- |\n");
+    let cs = claims(r);
+    for cl in &cs {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} |",
+            cl.claim,
+            cl.paper,
+            cl.ours,
+            if cl.holds { "yes" } else { "**no**" }
+        );
+    }
+    let misses: Vec<&Claim> = cs.iter().filter(|c| !c.holds).collect();
+    if !misses.is_empty() {
+        s.push_str("\nWhere an ordering does not hold, what we think the reason is:\n\n");
+        for cl in misses {
+            let why = if cl.otherwise.is_empty() {
+                "not yet understood; the figures above are what was measured"
+            } else {
+                cl.otherwise
+            };
+            let _ = writeln!(s, "- *{}*: {why}.", cl.claim);
+        }
+    }
+    s.push_str("\nThe paper's figures are on ImageNet (ILSVRC-15 validation, VGG-16), quoted from the paper, not re-measured; ours are on 64×64 procedural scenes with a 61 k-parameter CNN, so only orderings compare, not values.\n\n");
+    s.push_str("## Table A1: ablations of Grad-CAM\n\nAt `relu4`, the last conv layer, only global average pooling and the linear layer lie above the target: the gradient is the same at every position of a channel and no rectifier sees the backward pass, so max pooling of the gradients and the guided and deconvnet backward rules cannot differ from the definition there (their rows must equal it). At `relu3` the backward passes a convolution and a ReLU, as VGG-16's last conv layer's passes its classifier, and every variant can differ.\n\n");
+    s.push_str(&table(&r.ablations, false, "variant @ layer"));
+    s.push_str("\n![localization error per ablation](eval/ablations.png)\n\n## Fig. A5: Grad-CAM at each layer\n\n");
+    s.push_str(&table(&r.layers, false, "layer"));
+    s.push_str("\n![localization error per layer](eval/layers.png)\n\n## Pointing game, recall variant\n\n| method | threshold (raw map maximum) | accuracy, validation | accuracy, test |\n| --- | --- | --- | --- |\n");
+    for rr in &r.recall {
+        let _ = writeln!(
+            s,
+            "| {} | {:.4} | {} | {} |",
+            rr.name,
+            rr.threshold,
+            pct(rr.validation),
+            pct(rr.test)
+        );
+    }
+    s.push_str("\nThe paper reports 70.58 % for Grad-CAM against 60.30 % for c-MWP on its recall variant (§4.3).\n\nCSV files with every figure: `eval/methods.csv`, `eval/ablations.csv`, `eval/layers.csv`, `eval/recall.csv`.\n");
+    s
+}
+
+fn chart(title: &str, rows: &[Row], highlight: &[&str]) -> Result<gradcam_image::RgbImage> {
+    BarChart {
+        title: title.into(),
+        bars: rows
+            .iter()
+            .map(|r| (r.name.clone(), r.loc_error_top1))
+            .collect(),
+        max: 1.0,
+        format: pct,
+        highlight: highlight.iter().map(|s| s.to_string()).collect(),
+    }
+    .render()
+}
+
+fn write_file(path: &Path, text: &str) -> Result<()> {
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
+}
+
+/// Writes the report under `dir`; returns the files written.
+pub fn write(r: &Report, dir: &Path, command: &str, model: &str) -> Result<Vec<PathBuf>> {
+    let sub = dir.join("eval");
+    std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
+    let mut out = Vec::new();
+    let md = dir.join("EVALUATION.md");
+    write_file(&md, &markdown(r, command, model))?;
+    out.push(md);
+    for (name, rows) in [
+        ("methods", &r.methods),
+        ("ablations", &r.ablations),
+        ("layers", &r.layers),
+    ] {
+        let p = sub.join(format!("{name}.csv"));
+        write_file(&p, &csv(rows))?;
+        out.push(p);
+    }
+    let mut rc = String::from("name,threshold,accuracy_validation,accuracy_test\n");
+    for rr in &r.recall {
+        let _ = writeln!(
+            rc,
+            "{},{:.6},{:.6},{:.6}",
+            rr.name, rr.threshold, rr.validation, rr.test
+        );
+    }
+    let p = sub.join("recall.csv");
+    write_file(&p, &rc)?;
+    out.push(p);
+    for (name, title, rows, hl) in [
+        (
+            "localization",
+            "Top-1 localization error per method",
+            &r.methods,
+            &["gradcam"][..],
+        ),
+        (
+            "ablations",
+            "Top-1 localization error: Grad-CAM ablations",
+            &r.ablations,
+            &["paper @ relu4", "paper @ relu3"][..],
+        ),
+        (
+            "layers",
+            "Top-1 localization error: Grad-CAM per layer",
+            &r.layers,
+            &["relu4"][..],
+        ),
+    ] {
+        let p = sub.join(format!("{name}.png"));
+        picture::save(&chart(title, rows, hl)?, &p)?;
+        out.push(p);
+    }
+    Ok(out)
+}
