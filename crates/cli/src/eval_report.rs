@@ -3,7 +3,7 @@
 //! the machine or the clock, so the same model and scenes regenerate them bit for bit.
 
 use gradcam_core::{Error, Result};
-use gradcam_demo::measure::{Report, Row};
+use gradcam_demo::measure::{Report, Row, SeedRow};
 use gradcam_image::{picture, BarChart};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -251,7 +251,72 @@ for the recall variant's threshold. Maps are 64×64; occlusion uses {:?}-pixel w
             pct(rr.test)
         );
     }
-    s.push_str("\nThe paper reports 70.58 % for Grad-CAM against 60.30 % for c-MWP on its recall variant (§4.3).\n\nCSV files with every figure: `eval/methods.csv`, `eval/ablations.csv`, `eval/layers.csv`, `eval/recall.csv`.\n");
+    s.push_str("\nThe paper reports 70.58 % for Grad-CAM against 60.30 % for c-MWP on its recall variant (§4.3).\n\nCSV files with every figure: `eval/methods.csv`, `eval/ablations.csv`, `eval/layers.csv`, `eval/recall.csv`, `eval/seeds.csv`.\n");
+    s
+}
+
+fn mean_sd(v: &[f32]) -> (f32, f32) {
+    let n = v.len().max(1) as f32;
+    let m = v.iter().sum::<f32>() / n;
+    let var = v.iter().map(|x| (x - m) * (x - m)).sum::<f32>()
+        / (v.len().saturating_sub(1).max(1)) as f32;
+    (m, var.sqrt())
+}
+
+/// The spread across training seeds: one row per seed, mean ± sd, and in how many seeds the
+/// orderings the seed could change hold.
+fn spread(seeds: &[SeedRow]) -> String {
+    let mut s = String::from("\n## Spread across training seeds\n\n");
+    if seeds.len() < 2 {
+        s.push_str("Only one model was measured (no other seeds' weights were found).\n");
+        return s;
+    }
+    let _ = write!(
+        s,
+        "The demo CNN trained from different seeds (`gradcam train-demo --seed N`; weights in `crates/demo/weights/seeds/`), measured with the cheaper methods on the first {} one-object and {} two-object test scenes (also in `eval/seeds.csv`):",
+        seeds[0].scenes, seeds[0].pairs
+    );
+    s.push_str("\n\n| seed | accuracy | loc. error Grad-CAM | Guided Backprop | Guided Grad-CAM | saliency | pointing, 2 objects (Grad-CAM) | Grad-CAM mass own / other |\n| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+    for x in seeds {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} / {} |",
+            x.seed,
+            pct(x.accuracy),
+            pct(x.loc_error[0]),
+            pct(x.loc_error[1]),
+            pct(x.loc_error[2]),
+            pct(x.loc_error[3]),
+            pct(x.pointing_two),
+            pct(x.mass[0]),
+            pct(x.mass[1])
+        );
+    }
+    let col = |f: &dyn Fn(&SeedRow) -> f32| {
+        let (m, sd) = mean_sd(&seeds.iter().map(f).collect::<Vec<_>>());
+        format!("{:.1} ± {:.1} %", 100.0 * m, 100.0 * sd)
+    };
+    let _ = writeln!(
+        s,
+        "| mean ± sd | {} | {} | {} | {} | {} | {} | {} / {} |",
+        col(&|x| x.accuracy),
+        col(&|x| x.loc_error[0]),
+        col(&|x| x.loc_error[1]),
+        col(&|x| x.loc_error[2]),
+        col(&|x| x.loc_error[3]),
+        col(&|x| x.pointing_two),
+        col(&|x| x.mass[0]),
+        col(&|x| x.mass[1])
+    );
+    let n = seeds.len();
+    let count = |f: &dyn Fn(&SeedRow) -> bool| seeds.iter().filter(|x| f(x)).count();
+    let _ = writeln!(
+        s,
+        "\nIn {} of {n} seeds Grad-CAM localizes better than Guided Backprop and saliency (the paper's ordering); in {} of {n} Guided Grad-CAM is more class-discriminative than Guided Backprop (own minus other mass); in {} of {n} Grad-CAM's mass on its own object exceeds that on the other object.",
+        count(&|x| x.loc_error[0] < x.loc_error[1] && x.loc_error[0] < x.loc_error[3]),
+        count(&|x| x.mass_guided_gradcam[0] - x.mass_guided_gradcam[1] > x.mass_guided_backprop[0] - x.mass_guided_backprop[1]),
+        count(&|x| x.mass[0] > x.mass[1]),
+    );
     s
 }
 
@@ -274,12 +339,20 @@ fn write_file(path: &Path, text: &str) -> Result<()> {
 }
 
 /// Writes the report under `dir`; returns the files written.
-pub fn write(r: &Report, dir: &Path, command: &str, model: &str) -> Result<Vec<PathBuf>> {
+pub fn write(
+    r: &Report,
+    seeds: &[SeedRow],
+    dir: &Path,
+    command: &str,
+    model: &str,
+) -> Result<Vec<PathBuf>> {
     let sub = dir.join("eval");
     std::fs::create_dir_all(&sub).map_err(|e| Error::io(&sub, e))?;
     let mut out = Vec::new();
     let md = dir.join("EVALUATION.md");
-    write_file(&md, &markdown(r, command, model))?;
+    let mut text = markdown(r, command, model);
+    text.push_str(&spread(seeds));
+    write_file(&md, &text)?;
     out.push(md);
     for (name, rows) in [
         ("methods", &r.methods),
@@ -298,6 +371,25 @@ pub fn write(r: &Report, dir: &Path, command: &str, model: &str) -> Result<Vec<P
             rr.name, rr.threshold, rr.validation, rr.test
         );
     }
+    let mut sc = String::from("seed,accuracy,loc_error_gradcam,loc_error_guided_backprop,loc_error_guided_gradcam,loc_error_saliency,pointing_two_gradcam,own_mass_gradcam,other_mass_gradcam\n");
+    for x in seeds {
+        let _ = writeln!(
+            sc,
+            "{},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6},{:.6}",
+            x.seed,
+            x.accuracy,
+            x.loc_error[0],
+            x.loc_error[1],
+            x.loc_error[2],
+            x.loc_error[3],
+            x.pointing_two,
+            x.mass[0],
+            x.mass[1]
+        );
+    }
+    let p = sub.join("seeds.csv");
+    write_file(&p, &sc)?;
+    out.push(p);
     let p = sub.join("recall.csv");
     write_file(&p, &rc)?;
     out.push(p);

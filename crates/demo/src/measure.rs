@@ -300,21 +300,7 @@ pub fn run<B: Backend>(
         };
         let e = ex.explain(&input(&batch)?, &methods, &opts)?;
         for (m, t) in methods.iter().zip(&mut tallies) {
-            for r in 0..e.targets.len() {
-                let scene = &batch[e.images[r]];
-                let own = scene.objects.iter().find(|o| o.class == e.targets[r]);
-                let other = scene.objects.iter().find(|o| o.class != e.targets[r]);
-                let (Some(own), Some(other)) = (own, other) else {
-                    continue;
-                };
-                let map = map_of(&e, m.tensor(), r).expect("the method was run");
-                let has_peak = map.iter().any(|&v| v > 0.0);
-                let p = peak(&map, SIZE, SIZE)?;
-                t.two_n += 1;
-                t.point_two += usize::from(has_peak && pointing_hit(p, &own.mask, SIZE, SIZE, tol));
-                t.own += mass_inside(&map, &own.mask) as f64;
-                t.other += mass_inside(&map, &other.mask) as f64;
-            }
+            two_objects(t, &e, m.tensor(), &batch, tol)?;
         }
         done += batch.len();
         progress(done);
@@ -373,6 +359,131 @@ pub fn run<B: Backend>(
             .collect(),
         recall,
     })
+}
+
+/// The figures that show how much a demo model's seed matters, for one model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SeedRow {
+    /// The model's training seed.
+    pub seed: u64,
+    /// One-object scenes measured.
+    pub scenes: usize,
+    /// Two-object scenes measured.
+    pub pairs: usize,
+    /// Top-1 accuracy on the one-object scenes.
+    pub accuracy: f32,
+    /// Top-1 localization error of Grad-CAM, Guided Backprop, Guided Grad-CAM and saliency
+    /// ([`SPREAD_METHODS`] order).
+    pub loc_error: [f32; 4],
+    /// Grad-CAM's pointing game on two-object scenes.
+    pub pointing_two: f32,
+    /// Share of Grad-CAM's mass on its own object and on the other, two-object scenes.
+    pub mass: [f32; 2],
+    /// The same for Guided Grad-CAM.
+    pub mass_guided_gradcam: [f32; 2],
+    /// The same for Guided Backprop.
+    pub mass_guided_backprop: [f32; 2],
+}
+
+/// The methods of the seed spread, by output tensor.
+pub const SPREAD_METHODS: [&str; 4] = ["gradcam", "guided_backprop", "guided_gradcam", "saliency"];
+
+/// The seed spread: for each `(seed, model)`, the cheap methods' figures on the first `scenes`
+/// one-object and `pairs` two-object test scenes.
+pub fn seed_spread<B: Backend>(
+    models: &[(u64, Explainer<B>)],
+    scenes: usize,
+    pairs: usize,
+    batch: usize,
+    progress: &mut dyn FnMut(usize),
+) -> Result<Vec<SeedRow>> {
+    let tol = pointing_tolerance(SIZE);
+    let methods = [Method::GradCam, Method::GuidedGradCam, Method::Saliency];
+    let mut rows = Vec::new();
+    let mut done = 0;
+    for (seed, ex) in models {
+        let mut t: Vec<Tally> = vec![Tally::default(); SPREAD_METHODS.len()];
+        let mut correct = 0;
+        for start in (0..scenes).step_by(batch) {
+            let b = self::scenes(Split::Test, start, (start + batch).min(scenes), 1);
+            let truth: Vec<usize> = b.iter().map(|s| s.objects[0].class).collect();
+            let opts = Options {
+                classes: Classes::Given(truth.clone()),
+                ..Options::default()
+            };
+            let e = ex.explain(&input(&b)?, &methods, &opts)?;
+            let logits = e.get("logits").expect("logits are always produced");
+            correct += (0..b.len())
+                .filter(|&r| top1(logits, r) == truth[r])
+                .count();
+            for (name, tally) in SPREAD_METHODS.iter().zip(&mut t) {
+                one_object(tally, &e, name, &b, None, tol)?;
+            }
+            done += b.len();
+            progress(done);
+        }
+        for start in (0..pairs).step_by(batch) {
+            let b = self::scenes(Split::Test, start, (start + batch).min(pairs), 2);
+            let opts = Options {
+                classes: Classes::PerImage(
+                    b.iter()
+                        .map(|s| s.objects.iter().map(|o| o.class).collect())
+                        .collect(),
+                ),
+                ..Options::default()
+            };
+            let e = ex.explain(&input(&b)?, &methods, &opts)?;
+            for (name, tally) in SPREAD_METHODS.iter().zip(&mut t) {
+                two_objects(tally, &e, name, &b, tol)?;
+            }
+            done += b.len();
+            progress(done);
+        }
+        let r: Vec<Row> = SPREAD_METHODS
+            .iter()
+            .zip(&t)
+            .map(|(n, x)| x.row(n, true))
+            .collect();
+        let mass = |row: &Row| [row.own_mass.unwrap_or(0.0), row.other_mass.unwrap_or(0.0)];
+        rows.push(SeedRow {
+            seed: *seed,
+            scenes,
+            pairs,
+            accuracy: correct as f32 / scenes.max(1) as f32,
+            loc_error: [0, 1, 2, 3].map(|i| r[i].loc_error_top1),
+            pointing_two: r[0].pointing_two.unwrap_or(0.0),
+            mass: mass(&r[0]),
+            mass_guided_gradcam: mass(&r[2]),
+            mass_guided_backprop: mass(&r[1]),
+        });
+    }
+    Ok(rows)
+}
+
+/// Adds two-object measurements of `tensor` (each explained class) to `t`.
+fn two_objects(
+    t: &mut Tally,
+    e: &Explanation,
+    tensor: &str,
+    batch: &[Scene],
+    tol: f32,
+) -> Result<()> {
+    for r in 0..e.targets.len() {
+        let scene = &batch[e.images[r]];
+        let own = scene.objects.iter().find(|o| o.class == e.targets[r]);
+        let other = scene.objects.iter().find(|o| o.class != e.targets[r]);
+        let (Some(own), Some(other)) = (own, other) else {
+            continue;
+        };
+        let map = map_of(e, tensor, r).expect("the method was run");
+        let has_peak = map.iter().any(|&v| v > 0.0);
+        let p = peak(&map, SIZE, SIZE)?;
+        t.two_n += 1;
+        t.point_two += usize::from(has_peak && pointing_hit(p, &own.mask, SIZE, SIZE, tol));
+        t.own += mass_inside(&map, &own.mask) as f64;
+        t.other += mass_inside(&map, &other.mask) as f64;
+    }
+    Ok(())
 }
 
 /// One (scene, class) of the recall variant: the raw map's maximum, whether the class is in

@@ -55,3 +55,17 @@ fn a_small_measurement_is_complete_and_consistent() {
     assert!(gc.own_mass.unwrap() > 4.0 * gc.other_mass.unwrap());
     assert_eq!(r.recall.len(), 2);
 }
+
+#[test]
+fn the_seed_spread_measures_each_model_alike() {
+    let model = || Explainer::new(Model::new(CpuBackend::new(), model::graph().unwrap()).unwrap());
+    let models = vec![(0, model()), (7, model())];
+    let rows = measure::seed_spread(&models, 6, 3, 4, &mut |_| {}).unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!((rows[0].seed, rows[1].seed), (0, 7));
+    let mut second = rows[1].clone();
+    second.seed = 0;
+    assert_eq!(rows[0], second, "the same weights give the same figures");
+    assert_eq!(rows[0].accuracy, 1.0);
+    assert!(rows[0].mass[0] > rows[0].mass[1]);
+}
