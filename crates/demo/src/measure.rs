@@ -565,7 +565,8 @@ fn recall_cases<B: Backend>(
                 Ok(Case {
                     max,
                     present: object.is_some(),
-                    hit: object.is_some_and(|o| pointing_hit(p, &o.mask, SIZE, SIZE, tol)),
+                    hit: m.iter().any(|&v| v > 0.0)
+                        && object.is_some_and(|o| pointing_hit(p, &o.mask, SIZE, SIZE, tol)),
                 })
             };
             out.push([case("gradcam_raw", "gradcam")?, case("cam_raw", "cam")?]);
