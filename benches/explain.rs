@@ -41,6 +41,11 @@ fn all(c: &mut Criterion) {
         Ok(b) => end_to_end(c, b, &[1, 16]),
         Err(e) => eprintln!("notice: no wgpu adapter, wgpu not measured: {e}"),
     }
+    #[cfg(feature = "cuda")]
+    match gradcam::cuda::CudaBackend::new() {
+        Ok(b) => end_to_end(c, b, &[1, 16]),
+        Err(e) => eprintln!("notice: no CUDA device, CUDA not measured: {e}"),
+    }
 }
 
 criterion_group!(benches, all);

@@ -12,14 +12,13 @@ fn upload<B: Backend>(b: &B, dims: &[usize], seed: u64) -> Tensor<B> {
     b.upload(&common::random(s.numel(), seed, 1.0), s).unwrap()
 }
 
-/// Waits for the device: a download of one small result ends each timed iteration.
+/// Waits for the device: each timed iteration ends by copying one element of its result out
+/// (a one-element slice, then a download), which waits for the kernels before it.
 fn sync<B: Backend>(b: &B, t: &Tensor<B>) {
-    let _ = b
-        .download(
-            &b.gradient_gap(&t.reshape([1, 1, 1, t.numel()]).unwrap())
-                .unwrap(),
-        )
+    let first = b
+        .slice_channels(&t.reshape([1, t.numel(), 1, 1]).unwrap(), 0, 1)
         .unwrap();
+    let _ = b.download(&first).unwrap();
 }
 
 fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
@@ -47,6 +46,47 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
             Conv2dParams::new(1, 1).with_groups(144),
         ),
     ];
+    // On a GPU, also ResNet-50's 3×3 and 1×1 layers at batch 32 (what scripts/conv_cudnn.py
+    // times with cuDNN).
+    let batched = [
+        (
+            "conv3x3 64ch 56x56 b32",
+            [32, 64, 56, 56],
+            [64, 64, 3, 3],
+            1,
+        ),
+        (
+            "conv3x3 128ch 28x28 b32",
+            [32, 128, 28, 28],
+            [128, 128, 3, 3],
+            1,
+        ),
+        (
+            "conv3x3 256ch 14x14 b32",
+            [32, 256, 14, 14],
+            [256, 256, 3, 3],
+            1,
+        ),
+        (
+            "conv3x3 512ch 7x7 b32",
+            [32, 512, 7, 7],
+            [512, 512, 3, 3],
+            1,
+        ),
+        (
+            "conv1x1 1024->256 14x14 b32",
+            [32, 1024, 14, 14],
+            [256, 1024, 1, 1],
+            0,
+        ),
+    ];
+    let gpu = !name.starts_with("cpu");
+    let convs = convs.into_iter().chain(
+        batched
+            .into_iter()
+            .filter(|_| gpu)
+            .map(|(l, x, w, pad)| (l, x, w, Conv2dParams::new(1, pad))),
+    );
     for (label, xs, ws, p) in convs {
         let (x, w) = (upload(b, &xs, 1), upload(b, &ws, 2));
         let out = p.output_shape(xs, ws, label).unwrap();
@@ -90,6 +130,11 @@ fn all(c: &mut Criterion) {
     match gradcam::wgpu::WgpuBackend::new() {
         Ok(b) => kernels(c, &b),
         Err(e) => eprintln!("notice: no wgpu adapter, wgpu kernels not measured: {e}"),
+    }
+    #[cfg(feature = "cuda")]
+    match gradcam::cuda::CudaBackend::new() {
+        Ok(b) => kernels(c, &b),
+        Err(e) => eprintln!("notice: no CUDA device, CUDA kernels not measured: {e}"),
     }
 }
 

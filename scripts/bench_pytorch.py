@@ -4,10 +4,12 @@
 Optional tooling (torch, torchvision, grad-cam), never needed by CI or the tests:
 
     python3 scripts/bench_pytorch.py --arch resnet50 --batch 1 --size 224 --threads 2 --reps 10
+    python3 scripts/bench_pytorch.py --device cuda --arch resnet50 --batch 32   # on a GPU
 
 Random torchvision weights (the timing does not depend on their values), a seeded input,
 class 0 explained, `--warmup` untimed runs, then the median/min/max of `--reps` runs. Prints
-one JSON object per method with the same fields as `gradcam bench --json`.
+one JSON object per method with the same fields as `gradcam bench --json`. On `--device cuda` each
+run ends with `torch.cuda.synchronize()`, so the time is the whole job's, as a caller sees it.
 """
 import argparse, json, statistics, time
 import torch, torchvision
@@ -28,16 +30,18 @@ def main():
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--method", default="forward,gradcam,guided-backprop,guided-gradcam")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, a.arch)(weights=None).eval()
+    model = getattr(torchvision.models, a.arch)(weights=None).eval().to(a.device)
     layer = next(f for k, f in LAYERS.items() if a.arch.startswith(k))(model)
-    x = torch.randn(a.batch, 3, a.size, a.size)
+    x = torch.randn(a.batch, 3, a.size, a.size).to(a.device)
     targets = [ClassifierOutputTarget(0)] * a.batch
     cam = GradCAM(model=model, target_layers=[layer])
-    gb = GuidedBackpropReLUModel(model=model, device="cpu")
+    gb = GuidedBackpropReLUModel(model=model, device=a.device)
+    sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
 
     def guided():
         return [gb(x[i:i + 1], target_category=0) for i in range(a.batch)]
@@ -53,13 +57,15 @@ def main():
         with torch.set_grad_enabled(m != "forward"):
             for _ in range(a.warmup):
                 f()
+            sync()
             t = []
             for _ in range(a.reps):
                 s = time.perf_counter()
                 f()
+                sync()
                 t.append((time.perf_counter() - s) * 1e3)
         med = statistics.median(t)
-        print(json.dumps({"arch": a.arch, "method": m, "backend": f"pytorch {torch.__version__}", "batch": a.batch,
+        print(json.dumps({"arch": a.arch, "method": m, "backend": f"pytorch {torch.__version__} {a.device}", "batch": a.batch,
                           "size": a.size, "threads": a.threads, "reps": a.reps, "median_ms": med, "min_ms": min(t),
                           "max_ms": max(t), "ms_per_image": med / a.batch}))
 

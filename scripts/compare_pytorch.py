@@ -35,6 +35,7 @@ def main():
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--backend", default="cpu", help="gradcam's backend: cpu, wgpu, cuda")
     ap.add_argument("--gradcam", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "gradcam"))
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -66,7 +67,7 @@ def main():
         save_file({"input": x.contiguous()}, inp)
         cmd = [a.gradcam, "explain", "--arch", a.arch, "--weights", w, "--input", inp, "--layer", layer,
                "--class", ",".join(map(str, targets)), "--method", "gradcam,guided-gradcam",
-               "--guided-relu-only", "--save-tensors", out]
+               "--guided-relu-only", "--save-tensors", out, "--backend", a.backend]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = {k: v.numpy() for k, v in load_file(out).items()}
     tol = {"logits": 1e-4, "guided_backprop": 1e-4, "gradcam": 1e-3, "guided_gradcam": 1e-3}

@@ -1,15 +1,23 @@
 #!/usr/bin/env bash
-# The one GPU script: on a machine with a GPU (the device tool's lent H100/H200), in one call,
-# build, check every backend's kernels against the CPU backend on the GPU, run the fixtures on
-# it, and time the kernels and end-to-end explanations. Prints a short report and writes the
-# logs to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in docs/PERFORMANCE.md.
+# The one GPU script. On a lent GPU machine (the device tool's H100/H200: no Rust, no network), in
+# one call: checks every backend's primitives against the CPU backend on the GPU (CUDA, and wgpu
+# on the GPU's Vulkan), runs the fixture cases there, then times kernels and end-to-end
+# explanations against PyTorch + pytorch-grad-cam on the same GPU, and prints a short table.
+# Logs and JSON lines go to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in
+# docs/PERFORMANCE.md.
 #
-# Vulkan on the lent machines: per the device README, carry `.gl` (Debian's libvulkan1 and GL
-# packages, downloaded once on the dev machine) and this script unpacks them before running.
+# Prepare on the development machine with scripts/gpu-build.sh, then call the device tool with
+#   command: bash scripts/gpu-check.sh     carry: [".gpu-bin", ".gl", ".whl"]
 set -uo pipefail
 cd "$(dirname "$0")/.."
+root="$PWD"
 out="${OUT:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
+bin="$root/.gpu-bin"
+quick="${GPU_CHECK_QUICK:-0}"
+
+# Vulkan loader and the NVIDIA ICD (device README), the wheels, and the test binaries' paths:
+# they were built in /work/main and find their data through it.
 if compgen -G ".gl/*.deb" >/dev/null; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
@@ -17,20 +25,87 @@ fi
 if [ -f /usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json ]; then
   export VK_DRIVER_FILES=/usr/local/nvidia/share/vulkan/icd.d/nvidia_icd.json
 fi
-export WGPU_BACKEND=vulkan GRADCAM_REQUIRE_WGPU=1 XDG_RUNTIME_DIR=/tmp
-nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | tee "$out/gpu.txt"
-date -u +%Y-%m-%dT%H:%MZ | tee -a "$out/gpu.txt"
+if compgen -G ".whl/*.whl" >/dev/null; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
+fi
+if [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
+export WGPU_BACKEND=vulkan GRADCAM_REQUIRE_WGPU=1 GRADCAM_REQUIRE_CUDA=1 XDG_RUNTIME_DIR=/tmp
+# The NVRTC that matches the driver (a newer one's output may not load): the toolkit's first.
+for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
+  /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
+  [ -e "$d/libnvrtc.so.13" ] || [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
+done
+
+{
+  nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader
+  date -u +%Y-%m-%dT%H:%MZ
+  nproc
+  find /usr/local/cuda* /opt -name 'libnvrtc.so*' 2>/dev/null | head -5
+  ldd "$bin/gradcam" | grep -E "not found|libc.so" 
+  vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverVersion" | head -4
+} 2>&1 | tee "$out/machine.txt"
 
 status=0
-echo "== build (release)"
-cargo build --release --workspace --all-targets 2>&1 | tail -3 || status=1
-echo "== every primitive on the GPU against the CPU backend, and the fixtures"
-cargo test --release --test backends --test fixtures_library 2>&1 | tee "$out/tests.log" | grep -E "test result|FAILED|panicked|adapter" || status=1
-echo "== kernel and end-to-end timings (criterion, 10 samples)"
-cargo bench --bench kernels -- --noplot 2>&1 | tee "$out/kernels.log" | grep -E "^kernels|time:|thrpt:" | paste - - - | sed 's/  */ /g'
-cargo bench --bench explain -- --noplot 2>&1 | tee "$out/explain.log" | grep -E "^resnet50|time:|thrpt:" | paste - - - | sed 's/  */ /g'
-if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null; then
-  echo "== agreement with PyTorch + pytorch-grad-cam (resnet50)"
-  python3 scripts/compare_pytorch.py --arch resnet50 --gradcam target/release/gradcam | tee "$out/pytorch.log" || status=1
+step() { echo "== $*"; }
+step "every primitive on the GPU against the CPU backend (tests/backends.rs)"
+for t in backends compile; do
+  [ -x "$bin/$t" ] || continue
+  timeout 300 "$bin/$t" --test-threads 1 2>&1 | tee "$out/test-$t.log" |
+    grep -E "test result|FAILED|panicked|notice" || status=1
+done
+step "the fixture cases on every backend (tests/fixtures_library.rs), and through the CLI"
+timeout 300 "$bin/fixtures_library" --test-threads 1 2>&1 | tee "$out/test-fixtures.log" |
+  grep -E "test result|FAILED|panicked|notice| s$" || status=1
+# The CLI test runs the binary cargo built it with: /work/main/target/release/gradcam.
+mkdir -p /work/main/target/release && cp "$bin/gradcam" /work/main/target/release/gradcam
+timeout 300 "$bin/fixtures_cli" --test-threads 4 on_cuda on_wgpu 2>&1 | tee "$out/test-fixtures-cli.log" |
+  grep -E "test result|FAILED|panicked|notice" || status=1
+
+step "end to end: resnet50, 224, gradcam bench vs PyTorch + pytorch-grad-cam"
+backends=$("$bin/gradcam" bench --help | grep -q "cuda\[" && echo "cuda wgpu" || echo "wgpu")
+methods=forward,gradcam,guided-gradcam
+batches="1 32"; [ "$quick" = 1 ] && batches=1
+: >"$out/bench.jsonl"
+for batch in $batches; do
+  reps=20; [ "$batch" -gt 1 ] && reps=10
+  for b in $backends; do
+    # wgpu runs its per-dispatch submissions far slower than CUDA: batch 1 only.
+    [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
+    timeout 180 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method $methods \
+      --batch "$batch" --reps $reps --json 2>>"$out/bench.err" | tee -a "$out/bench.jsonl" >/dev/null || status=1
+  done
+  PYTHONUNBUFFERED=1 timeout 180 python3 scripts/bench_pytorch.py --device cuda --arch resnet50 \
+    --batch "$batch" --reps $reps --method $methods 2>>"$out/bench.err" | tee -a "$out/bench.jsonl" >/dev/null || status=1
+done
+tail -5 "$out/bench.err"
+python3 - "$out/bench.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print(f"{'backend':<34} {'method':<15} {'batch':>5} {'ms/img':>9} {'median ms':>10}")
+for r in rows:
+    print(f"{r['backend'][:34]:<34} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
+PY
+step "where the forward's time goes, op by op (batch 1, then 32)"
+for b in $backends; do
+  for batch in 1 32; do
+    [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
+    timeout 120 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method forward --batch "$batch" \
+      --reps 5 --profile 2>&1 | tail -n +2 | head -12 | tee -a "$out/profile.txt"
+  done
+done
+if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null && echo "$backends" | grep -q cuda; then
+  step "resnet50 through --backend cuda against PyTorch + pytorch-grad-cam"
+  timeout 180 python3 scripts/compare_pytorch.py --arch resnet50 --backend cuda --gradcam "$bin/gradcam" 2>&1 |
+    tee "$out/pytorch.log" || status=1
+fi
+if [ "$quick" != 1 ] && [ -x "$bin/kernels" ]; then
+  step "kernels (criterion, GPU backends; 'elements' are FLOPs for convs and GEMMs)"
+  timeout 240 "$bin/kernels" --bench --noplot --warm-up-time 0.5 --measurement-time 1 \
+    "kernels/(cuda|wgpu)" 2>&1 | tee "$out/kernels.log" |
+    grep -E "^kernels|time:|thrpt:" | paste - - - | sed 's/  */ /g; s/kernels\///; s/NVIDIA //' |
+    awk -F'\t' '{split($2,t,"[][]"); split($3,r,"[][]"); print $1 " |" t[2] " |" r[2]}' | cut -c1-140
+  step "cuDNN on the same convolutions (TF32 off, then on)"
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
 fi
 exit $status

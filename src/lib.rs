@@ -22,6 +22,8 @@
 
 pub use gradcam_core as core;
 pub use gradcam_cpu as cpu;
+#[cfg(feature = "cuda")]
+pub use gradcam_cuda as cuda;
 pub use gradcam_explain as explain;
 pub use gradcam_runtime as runtime;
 #[cfg(feature = "wgpu")]

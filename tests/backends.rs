@@ -3,7 +3,8 @@
 //! channels not a multiple of 4 or of a workgroup, batch > 1, stride 2, groups > 1, dilation.
 //!
 //! A backend whose device is absent is skipped with a notice, except where
-//! `GRADCAM_REQUIRE_WGPU=1` (set by CI) makes a missing adapter a failure.
+//! `GRADCAM_REQUIRE_WGPU=1` (set by CI) makes a missing adapter a failure, or
+//! `GRADCAM_REQUIRE_CUDA=1` (set by scripts/gpu-check.sh) a missing CUDA device.
 
 mod common;
 
@@ -88,8 +89,10 @@ impl<'a, B: Backend> Check<'a, B> {
 fn conv<B: Backend>(b: &B) {
     let mut k = Check::new(b, 1);
     // Filters (input channels) per group below 16 take the direct (gather) kernel forward
-    // (backward-data), the rest the tiled implicit GEMM.
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 9] = [
+    // (backward-data), the rest the tiled implicit GEMM. The last three reach the CUDA GEMM's
+    // other paths: 128×128 tiles (many output tiles), split-K (batch 1, deep, 7×7), and split-K
+    // across groups.
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 12] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -122,6 +125,13 @@ fn conv<B: Backend>(b: &B) {
             [2, 4, 13, 13],
             [6, 4, 3, 3],
             Conv2dParams::new(1, 2).with_dilation(2),
+        ),
+        ([3, 37, 75, 75], [130, 37, 3, 3], Conv2dParams::new(1, 1)),
+        ([1, 160, 7, 7], [200, 160, 3, 3], Conv2dParams::new(1, 1)),
+        (
+            [2, 64, 9, 9],
+            [96, 32, 3, 3],
+            Conv2dParams::new(1, 1).with_groups(2),
         ),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
@@ -160,7 +170,7 @@ fn conv<B: Backend>(b: &B) {
 
 fn linear<B: Backend>(b: &B) {
     let mut k = Check::new(b, 2);
-    for (n, i, o) in [(3, 7, 5), (5, 131, 67), (1, 300, 10)] {
+    for (n, i, o) in [(3, 7, 5), (5, 131, 67), (1, 300, 10), (1, 2048, 1000)] {
         let (x, w, bias, dy) = (
             k.rand(&[n, i]),
             k.rand(&[o, i]),
@@ -489,4 +499,7 @@ macro_rules! backend_tests {
     };
 }
 
+#[cfg(feature = "wgpu")]
 backend_tests!(wgpu: common::wgpu_backend());
+#[cfg(feature = "cuda")]
+backend_tests!(cuda: common::cuda_backend());

@@ -86,6 +86,52 @@ fn mobilenet_v2_035() {
     run_case("mobilenet_v2_035");
 }
 
+/// The same cases on the CUDA backend (skipped with a notice where no device exists, a failure
+/// where `GRADCAM_REQUIRE_CUDA=1`).
+#[cfg(feature = "cuda")]
+mod cuda {
+    use super::common::cuda_backend as backend;
+
+    /// Explaining image after image reuses the pooled device memory: once warm, no new allocation.
+    #[test]
+    fn repeated_explanations_allocate_nothing_new() {
+        use gradcam::{Classes, Explainer, Method, Model, Options};
+        let Some(b) = backend() else { return };
+        let case = super::load_case("mini_resnet");
+        let ex = Explainer::new(
+            Model::new(b.clone(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap(),
+        );
+        let opts = Options {
+            classes: Classes::Given(case.targets.clone()),
+            ..Options::default()
+        };
+        let methods = [Method::GradCam, Method::GuidedGradCam];
+        let input = &case.reference["input"];
+        ex.explain(input, &methods, &opts).unwrap();
+        let warm = b.allocations();
+        for _ in 0..5 {
+            ex.explain(input, &methods, &opts).unwrap();
+        }
+        assert_eq!(
+            b.allocations(),
+            warm,
+            "device memory allocated after warm-up"
+        );
+        assert!(b.pooled_bytes() > 0);
+    }
+
+    #[test]
+    fn every_case_on_cuda() {
+        if let Some(b) = backend() {
+            for case in super::CASES {
+                let t = std::time::Instant::now();
+                super::run_on(b.clone(), case, true);
+                eprintln!("{case} on cuda: {:.2} s", t.elapsed().as_secs_f64());
+            }
+        }
+    }
+}
+
 /// The same cases on the WebGPU backend (skipped with a notice where no adapter exists, a
 /// failure where `GRADCAM_REQUIRE_WGPU=1`).
 #[cfg(feature = "wgpu")]

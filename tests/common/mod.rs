@@ -328,6 +328,22 @@ fn flipped_eigencam(case: &Case, ours: &HostTensor) -> Vec<f32> {
         .unwrap()
 }
 
+/// The CUDA backend, or `None` with a notice when no driver, NVRTC or device is present; where
+/// `GRADCAM_REQUIRE_CUDA=1` (scripts/gpu-check.sh on a lent GPU) that fails the test instead.
+#[cfg(feature = "cuda")]
+pub fn cuda_backend() -> Option<gradcam::cuda::CudaBackend> {
+    match gradcam::cuda::CudaBackend::new() {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var("GRADCAM_REQUIRE_CUDA").as_deref() == Ok("1") => {
+            panic!("GRADCAM_REQUIRE_CUDA=1 but no CUDA backend: {e}")
+        }
+        Err(e) => {
+            eprintln!("notice: skipping CUDA tests: {e}");
+            None
+        }
+    }
+}
+
 /// The wgpu backend, or `None` with a notice when no adapter is present; where
 /// `GRADCAM_REQUIRE_WGPU=1` (CI) a missing adapter fails the test instead.
 #[cfg(feature = "wgpu")]

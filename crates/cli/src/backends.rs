@@ -1,4 +1,5 @@
-//! Backend selection by name: `cpu`, and `wgpu` when built with the `wgpu` feature.
+//! Backend selection by name: `cpu`, `wgpu` when built with the `wgpu` feature, `cuda` (or
+//! `cuda:N` for device N) with the `cuda` feature.
 
 use gradcam_core::{Backend, Error, Result};
 
@@ -7,6 +8,8 @@ pub const AVAILABLE: &[&str] = &[
     "cpu",
     #[cfg(feature = "wgpu")]
     "wgpu",
+    #[cfg(feature = "cuda")]
+    "cuda",
 ];
 
 /// Something to run on whichever backend is chosen.
@@ -31,6 +34,16 @@ pub fn with_backend<J: WithBackend>(
                 name: adapter.map(str::to_string),
             };
             job.run(gradcam_wgpu::WgpuBackend::with_adapter(&choice)?)
+        }
+        #[cfg(feature = "cuda")]
+        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
+            let ordinal = match cuda.strip_prefix("cuda:") {
+                Some(n) => n.parse().map_err(|_| {
+                    Error::InvalidArgument(format!("`{cuda}`: expected cuda or cuda:N"))
+                })?,
+                None => 0,
+            };
+            job.run(gradcam_cuda::CudaBackend::with_device(ordinal)?)
         }
         other => {
             let _ = adapter;

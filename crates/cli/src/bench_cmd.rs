@@ -38,7 +38,7 @@ pub struct BenchArgs {
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Compute backend.
+    /// Compute backend: cpu, wgpu, or cuda[:N] (in builds with those features).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// wgpu adapter by name.
@@ -50,6 +50,10 @@ pub struct BenchArgs {
     /// One JSON object per line instead of text.
     #[arg(long)]
     json: bool,
+    /// Also time the forward pass op by op, waiting for the device after each (medians over
+    /// --reps runs, summed by op kind): where the time goes.
+    #[arg(long)]
+    profile: bool,
 }
 
 /// What one measurement timed.
@@ -64,19 +68,64 @@ struct Job {
     tasks: Vec<(String, Task)>,
     reps: usize,
     warmup: usize,
+    profile: bool,
 }
 
 /// Milliseconds of each timed run, per task.
 type Timings = Vec<(String, Vec<f64>)>;
 
+/// Per op kind: (label, ops, summed median milliseconds), largest first.
+type Profile = Vec<(String, usize, f64)>;
+
+fn median(t: &mut [f64]) -> f64 {
+    t.sort_by(f64::total_cmp);
+    let n = t.len();
+    if n % 2 == 1 {
+        t[n / 2]
+    } else {
+        (t[n / 2 - 1] + t[n / 2]) / 2.0
+    }
+}
+
+/// Runs the op-by-op forward `reps` times; each node's median, summed by kind.
+fn profile<B: Backend>(model: &Model<B>, input: &HostTensor, reps: usize) -> Result<Profile> {
+    let x = model.upload_input(input)?;
+    model.forward_profile(&x)?; // warm-up
+    let mut per_node: Vec<(String, Vec<f64>)> = Vec::new();
+    for _ in 0..reps {
+        for (i, (label, ms)) in model.forward_profile(&x)?.into_iter().enumerate() {
+            if i == per_node.len() {
+                per_node.push((label, Vec::new()));
+            }
+            per_node[i].1.push(ms);
+        }
+    }
+    let mut kinds: Vec<(String, usize, f64)> = Vec::new();
+    for (label, mut t) in per_node {
+        let m = median(&mut t);
+        match kinds.iter_mut().find(|k| k.0 == label) {
+            Some(k) => {
+                k.1 += 1;
+                k.2 += m;
+            }
+            None => kinds.push((label, 1, m)),
+        }
+    }
+    kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
+    Ok(kinds)
+}
+
 impl WithBackend for Job {
-    type Output = (String, Timings);
+    type Output = (String, Timings, Option<Profile>);
     fn run<B: Backend + Clone + 'static>(self, backend: B) -> Result<Self::Output> {
         let name = backend.name();
         let explainer = Explainer::new(Model::new(backend, self.graph)?);
         let model = explainer.model();
+        // What `gradcam explain` computes for its pictures and summary: the maps, not the
+        // intermediate tensors (those only with --save-tensors).
         let opts = Options {
             classes: Classes::Given(vec![0]),
+            intermediates: false,
             ..Options::default()
         };
         let mut out = Vec::new();
@@ -107,7 +156,12 @@ impl WithBackend for Job {
             }
             out.push((label.clone(), times));
         }
-        Ok((name, out))
+        let prof = if self.profile {
+            Some(profile(model, &self.input, self.reps)?)
+        } else {
+            None
+        };
+        Ok((name, out, prof))
     }
 }
 
@@ -159,18 +213,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
         tasks,
         reps: a.reps,
         warmup: a.warmup,
+        profile: a.profile,
     };
-    let (backend, timings) = with_backend(&a.backend, a.adapter.as_deref(), job)?;
+    let (backend, timings, prof) = with_backend(&a.backend, a.adapter.as_deref(), job)?;
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     for (label, mut t) in timings {
-        t.sort_by(f64::total_cmp);
-        let median = if t.len() % 2 == 1 {
-            t[t.len() / 2]
-        } else {
-            (t[t.len() / 2 - 1] + t[t.len() / 2]) / 2.0
-        };
+        let median = median(&mut t);
         let (min, max) = (t[0], t[t.len() - 1]);
         if a.json {
             let v = serde_json::json!({
@@ -184,6 +234,28 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "{} {label} on {backend}, batch {} at {}×{}, {threads} threads: median {median:.2} ms ({:.2} ms per image), min {min:.2}, max {max:.2} over {} runs",
                 a.arch, a.batch, a.size, a.size, median / a.batch as f64, a.reps
             );
+        }
+    }
+    if let Some(prof) = prof {
+        let total: f64 = prof.iter().map(|k| k.2).sum();
+        if a.json {
+            let kinds: Vec<_> = prof
+                .iter()
+                .map(|(l, n, ms)| serde_json::json!({"op": l, "count": n, "ms": ms}))
+                .collect();
+            let v = serde_json::json!({"arch": a.arch, "backend": backend, "batch": a.batch,
+                "profile": kinds, "total_ms": total});
+            println!("{v}");
+        } else {
+            println!(
+                "forward op by op on {backend} (device waited for after each op), {total:.2} ms:"
+            );
+            for (l, n, ms) in &prof {
+                println!(
+                    "  {l:<22} {n:>4} ops {ms:>9.3} ms {:>5.1} %",
+                    100.0 * ms / total
+                );
+            }
         }
     }
     Ok(())

@@ -23,7 +23,7 @@ pub struct DemoArgs {
     /// striped square).
     #[arg(long, default_value_t = 1)]
     scene: u64,
-    /// Compute backend: cpu, or wgpu.
+    /// Compute backend: cpu, wgpu, or cuda (a build with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Overlay colormap: jet, turbo or viridis.

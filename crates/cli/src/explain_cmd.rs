@@ -122,7 +122,8 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Compute backend: cpu, or wgpu (WebGPU; `WGPU_BACKEND` restricts the API).
+    /// Compute backend: cpu, wgpu (WebGPU; `WGPU_BACKEND` restricts the API), or cuda[:N] (a build
+    /// with the `cuda` feature).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Directory for the pictures (per image and class: overlays, gradients, a Figure-1
@@ -260,7 +261,9 @@ impl RunArgs {
 
 /// Runs `gradcam explain`; returns how many inputs were explained and which failed.
 pub fn run(a: ExplainArgs) -> Result<Outcome> {
-    let setup = a.run.setup()?;
+    let mut setup = a.run.setup()?;
+    // Pictures and the summary need the maps only; --save-tensors writes everything.
+    setup.opts.intermediates = a.save_tensors.is_some();
     let labels = match &a.labels {
         Some(p) => Some(labels::read(p)?),
         None => None,

@@ -125,3 +125,16 @@ fn every_builtin_case_on_wgpu() {
         run_on(name, "wgpu", name == "mini_resnet");
     }
 }
+
+/// The same through `--backend cuda` (skipped with a notice where no CUDA device exists, a
+/// failure where `GRADCAM_REQUIRE_CUDA=1`).
+#[cfg(feature = "cuda")]
+#[test]
+fn every_builtin_case_on_cuda() {
+    if common::cuda_backend().is_none() {
+        return;
+    }
+    for name in ["mini_resnet", "squeezenet1_1", "mobilenet_v2_035"] {
+        run_on(name, "cuda", true);
+    }
+}

@@ -30,6 +30,11 @@ pub trait Backend: Send + Sync {
     fn download(&self, x: &Tensor<Self>) -> Result<Vec<f32>>
     where
         Self: Sized;
+    /// Waits until all work queued on the device has finished (for timing op by op). The default
+    /// does nothing: it suits backends whose calls return when their work is done.
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
 
     // ---------------------------------------------------------------- convolution
 

@@ -7,6 +7,7 @@
 mod backend;
 pub mod check;
 mod error;
+mod memory;
 mod params;
 mod rng;
 mod shape;
@@ -14,6 +15,7 @@ mod tensor;
 
 pub use backend::Backend;
 pub use error::{Error, Result};
+pub use memory::pool_bucket;
 pub use params::{
     Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, NORMALIZE_EPS, SCORECAM_EPS,
 };

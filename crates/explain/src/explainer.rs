@@ -188,7 +188,9 @@ impl<B: Backend> Explainer<B> {
             let mut gradcam_map = None;
             if let (Some(s), Some(a)) = (&passes.target, &a) {
                 let gt = m.backward(&acts, s, seed.clone())?.at_stop;
-                put("target_gradient", gt.clone());
+                if opts.intermediates {
+                    put("target_gradient", gt.clone());
+                }
                 if has(Method::GradCam)
                     || has(Method::GuidedGradCam)
                     || has(Method::DeconvnetGradCam)
@@ -200,14 +202,16 @@ impl<B: Backend> Explainer<B> {
                     } else {
                         variant::gradcam(b, a, &gt, &opts.gradcam, [hh, ww])?
                     };
-                    let [_, _, h, w] = a.shape().nchw("gradcam")?;
-                    put(
-                        "captum_layer_gradcam",
-                        b.weighted_channel_sum(a, &alpha, false)?
-                            .reshape([n, 1, h, w])?,
-                    );
-                    put("gradcam_weights", alpha);
-                    put("gradcam_raw", raw);
+                    if opts.intermediates {
+                        let [_, _, h, w] = a.shape().nchw("gradcam")?;
+                        put(
+                            "captum_layer_gradcam",
+                            b.weighted_channel_sum(a, &alpha, false)?
+                                .reshape([n, 1, h, w])?,
+                        );
+                        put("gradcam_weights", alpha);
+                        put("gradcam_raw", raw);
+                    }
                     put("gradcam", map.clone());
                     gradcam_map = Some(map);
                 }
@@ -303,7 +307,7 @@ impl<B: Backend> Explainer<B> {
             }
         }
         ex.tensors.insert("logits".into(), m.to_host(&logits)?);
-        if let Some(a) = &a {
+        if let Some(a) = a.as_ref().filter(|_| opts.intermediates) {
             ex.tensors.insert("target_activation".into(), m.to_host(a)?);
         }
         let names: Vec<String> = per_slot

@@ -169,6 +169,12 @@ pub struct Options {
     pub perturbation_batch: usize,
     /// Grad-CAM as the paper defines it, or an ablation.
     pub gradcam: GradCamVariant,
+    /// Also return the intermediate tensors: the target layer's activations and gradients,
+    /// Grad-CAM's channel weights, raw map and Captum's LayerGradCam (`target_activation`,
+    /// `target_gradient`, `gradcam_weights`, `gradcam_raw`, `captum_layer_gradcam`). On a GPU
+    /// they are the largest downloads; off, an explanation holds the logits and the methods'
+    /// outputs only.
+    pub intermediates: bool,
 }
 
 impl Default for Options {
@@ -181,6 +187,7 @@ impl Default for Options {
             occlusion: OcclusionParams::default(),
             perturbation_batch: 32,
             gradcam: GradCamVariant::default(),
+            intermediates: true,
         }
     }
 }

@@ -141,6 +141,43 @@ impl<B: Backend> Model<B> {
         Ok(Activations { values, shapes })
     }
 
+    /// Runs the forward pass node by node, waiting for the device after each, and returns each
+    /// node's kind (`conv3x3/s1`, `Rectifier`, ...) with its milliseconds: where the time goes.
+    /// Slower than [`Model::forward`] by the waits; for profiling only.
+    pub fn forward_profile(&self, x: &Tensor<B>) -> Result<Vec<(String, f64)>> {
+        let g = &self.graph;
+        let shapes = g.infer_shapes(x.shape())?;
+        let mut values: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
+        let mut out = Vec::with_capacity(values.len());
+        self.backend.synchronize()?;
+        for (i, node) in g.nodes().iter().enumerate() {
+            let t = std::time::Instant::now();
+            let y = self
+                .run_node(node, &values, x, &shapes[i])
+                .map_err(|e| layer_error(&node.name, e))?;
+            self.backend.synchronize()?;
+            out.push((self.op_kind(&node.op), t.elapsed().as_secs_f64() * 1e3));
+            values[i] = Some(y);
+        }
+        Ok(out)
+    }
+
+    /// A short label of an op for profiles: convolutions by kernel, stride and grouping, the
+    /// rest by kind.
+    fn op_kind(&self, op: &Op) -> String {
+        match op {
+            Op::Conv2d { weight, params, .. } => {
+                let d = self.params[weight.0].dims();
+                let g = if params.groups > 1 { "/grouped" } else { "" };
+                format!("conv{}x{}/s{}{g}", d[2], d[3], params.stride[0])
+            }
+            other => {
+                let s = format!("{other:?}");
+                s.split(['(', ' ', '{']).next().unwrap_or("").to_string()
+            }
+        }
+    }
+
     fn run_node(
         &self,
         node: &crate::Node,

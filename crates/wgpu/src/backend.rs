@@ -234,6 +234,17 @@ impl Backend for WgpuBackend {
         self.ctx.download_storage(x.buffer(), x.numel())
     }
 
+    fn synchronize(&self) -> Result<()> {
+        self.ctx
+            .device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Backend {
+                backend: "wgpu".into(),
+                msg: format!("waiting for the device: {e}"),
+            })
+    }
+
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
         let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
         let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);

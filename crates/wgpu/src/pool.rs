@@ -55,16 +55,9 @@ impl Drop for GpuBuffer {
     }
 }
 
-/// Bytes actually allocated for a request: 256-byte granules up to 64 KiB, then powers of two
-/// with four steps per octave, so that sizes from different inputs share buckets.
+/// Bytes actually allocated for a request (the size classes shared with the CUDA pool).
 pub(crate) fn bucket(bytes: u64) -> u64 {
-    let b = bytes.max(16);
-    if b <= 65536 {
-        return b.div_ceil(256) * 256;
-    }
-    let top = 63 - b.leading_zeros() as u64;
-    let step = 1u64 << (top - 2);
-    b.div_ceil(step) * step
+    gradcam_core::pool_bucket(bytes)
 }
 
 impl Pool {
@@ -104,19 +97,5 @@ impl Pool {
     /// Bytes held idle.
     pub(crate) fn idle_bytes(&self) -> u64 {
         self.free.lock().expect("pool lock").1
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::bucket;
-
-    #[test]
-    fn buckets_round_up_and_share() {
-        assert_eq!(bucket(4), 256);
-        assert_eq!(bucket(257), 512);
-        assert_eq!(bucket(65536), 65536);
-        assert!(bucket(100_000) >= 100_000 && bucket(100_000) < 125_000);
-        assert_eq!(bucket(100_000), bucket(100_001));
     }
 }

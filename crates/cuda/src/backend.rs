@@ -1,0 +1,956 @@
+//! [`CudaBackend`]: the shared shape checks, then one launch per primitive (two for a split-K
+//! GEMM), all on one stream with no host round trip between ops.
+
+use crate::context::{err, Device, Params};
+use crate::pool::DeviceBuffer;
+use gradcam_core::{
+    check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
+    Shape, Tensor,
+};
+use std::sync::Arc;
+
+/// The CUDA backend. Cloning shares the device, its compiled kernels and its memory pool.
+#[derive(Clone)]
+pub struct CudaBackend {
+    dev: Arc<Device>,
+    /// A one-element buffer bound where a kernel's optional input is absent.
+    dummy: Arc<DeviceBuffer>,
+}
+
+type T = Tensor<CudaBackend>;
+
+fn u(v: usize) -> u32 {
+    v as u32
+}
+
+/// How a GEMM of `m × nc`, `depth` deep, in `groups` independent groups is tiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// 128×128 tiles (else 64×64).
+    pub big: bool,
+    /// Depth slices computed by separate blocks and summed after (split-K).
+    pub splits: usize,
+    /// Depth per slice.
+    pub per: usize,
+}
+
+/// Large tiles when they alone fill the device (and the rows fill them); else small tiles, and
+/// split-K when even those leave most multiprocessors idle (batch 1, deep layers, small maps).
+pub(crate) fn plan(m: usize, nc: usize, depth: usize, groups: usize, sms: usize) -> Plan {
+    let blocks = |t: usize| m.div_ceil(t) * nc.div_ceil(t) * groups;
+    if m > 64 && blocks(128) >= sms {
+        return Plan {
+            big: true,
+            splits: 1,
+            per: depth,
+        };
+    }
+    let b64 = blocks(64).max(1);
+    let mut splits = 1;
+    if b64 < 2 * sms {
+        splits = (2 * sms).div_ceil(b64).min(depth / 128).clamp(1, 64);
+        splits = splits.min(65535 / groups.max(1)).max(1);
+    }
+    let per = depth.div_ceil(splits).div_ceil(16) * 16;
+    let splits = depth.div_ceil(per.max(1)).max(1);
+    Plan {
+        big: false,
+        splits,
+        per: per.max(1),
+    }
+}
+
+/// For a stride-1 convolution, the parameters of the forward convolution that computes its
+/// backward-data from dy with the flipped, transposed weight (padding `d·(k−1) − p`), or `None`
+/// where that padding would be negative or the stride is not 1.
+pub(crate) fn transposed_conv(p: &Conv2dParams, w: [usize; 4]) -> Option<Conv2dParams> {
+    if p.stride != [1, 1] {
+        return None;
+    }
+    let pad = |i: usize| (p.dilation[i] * (w[2 + i] - 1)).checked_sub(p.padding[i]);
+    Some(Conv2dParams {
+        stride: [1, 1],
+        padding: [pad(0)?, pad(1)?],
+        dilation: p.dilation,
+        groups: p.groups,
+    })
+}
+
+impl CudaBackend {
+    /// Opens CUDA device 0.
+    pub fn new() -> Result<Self> {
+        Self::with_device(0)
+    }
+
+    /// Opens CUDA device `ordinal`. Errors (never panics) when the driver, NVRTC or the device
+    /// is missing.
+    pub fn with_device(ordinal: usize) -> Result<Self> {
+        let dev = Device::get(ordinal)?;
+        let dummy = Arc::new(dev.upload(&[0.0])?);
+        Ok(CudaBackend { dev, dummy })
+    }
+
+    /// The device's name and compute capability.
+    pub fn device(&self) -> String {
+        format!("{} (sm_{})", self.dev.name, self.dev.arch)
+    }
+
+    /// Device buffers allocated from the driver so far: flat once the pool is warm.
+    pub fn allocations(&self) -> usize {
+        self.dev
+            .allocations
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Bytes of device memory held idle in the pool for reuse.
+    pub fn pooled_bytes(&self) -> usize {
+        self.dev.pool.idle_bytes()
+    }
+
+    fn tensor(shape: impl Into<Shape>, b: DeviceBuffer) -> T {
+        Tensor::from_parts(shape.into(), Arc::new(b))
+    }
+
+    fn launch(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        p: Params,
+        inputs: &[&DeviceBuffer],
+        out: &DeviceBuffer,
+        grid: [u32; 3],
+    ) -> Result<()> {
+        self.dev
+            .launch(file, entry, p, inputs, &self.dummy, out, grid, 256)
+    }
+
+    /// Runs a 1-D kernel over `n` threads producing `shape`.
+    fn map(
+        &self,
+        file: &'static str,
+        entry: &'static str,
+        p: Params,
+        inputs: &[&T],
+        shape: impl Into<Shape>,
+        n: usize,
+    ) -> Result<T> {
+        let shape = shape.into();
+        let out = self.dev.alloc(shape.numel())?;
+        let ins: Vec<&DeviceBuffer> = inputs.iter().map(|t| t.buffer().as_ref()).collect();
+        if n > 0 {
+            self.launch(file, entry, p, &ins, &out, Device::grid(n))?;
+        }
+        Ok(Self::tensor(shape, out))
+    }
+
+    /// A tiled GEMM (`file`'s `{prefix}_128` / `{prefix}_64`), split-K partials summed after.
+    /// `bias_index` = (div, modulus) of an output index giving its bias element.
+    #[allow(clippy::too_many_arguments)]
+    fn tiled(
+        &self,
+        file: &'static str,
+        [e128, e64]: [&'static str; 2],
+        mut p: Params,
+        [m, nc, depth, groups]: [usize; 4],
+        vec_a: bool,
+        inputs: &[&DeviceBuffer],
+        bias: Option<(&DeviceBuffer, [usize; 2])>,
+        shape: Shape,
+    ) -> Result<T> {
+        let count = shape.numel();
+        let out = self.dev.alloc(count)?;
+        if count == 0 {
+            return Ok(Self::tensor(shape, out));
+        }
+        let pl = plan(m, nc, depth, groups, self.dev.sms as usize);
+        p.e = [
+            u(pl.splits),
+            u(pl.per),
+            (vec_a && pl.per.is_multiple_of(4)) as u32,
+            u(count),
+        ];
+        p.f[0] = bias.is_some() as u32 as f32;
+        let t = if pl.big { 128 } else { 64 };
+        let grid = [u(nc.div_ceil(t)), u(m.div_ceil(t)), u(groups * pl.splits)];
+        let entry = if pl.big { e128 } else { e64 };
+        let mut ins = inputs.to_vec();
+        if let Some((b, _)) = bias {
+            while ins.len() < 2 {
+                ins.push(&self.dummy);
+            }
+            ins.push(b);
+        }
+        if pl.splits == 1 {
+            self.launch(file, entry, p, &ins, &out, grid)?;
+            return Ok(Self::tensor(shape, out));
+        }
+        let parts = self.dev.alloc(count * pl.splits)?;
+        self.launch(file, entry, p, &ins, &parts, grid)?;
+        let [div, modulus] = bias.map(|(_, i)| i).unwrap_or([1, 1]);
+        let r = Params {
+            a: [u(count), u(pl.splits), u(div), u(modulus)],
+            f: [bias.is_some() as u32 as f32, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        let bias_in: Vec<&DeviceBuffer> = match bias {
+            Some((b, _)) => vec![&parts, &self.dummy, b],
+            None => vec![&parts],
+        };
+        self.launch(
+            file,
+            "splitk_reduce",
+            r,
+            &bias_in,
+            &out,
+            Device::grid(count),
+        )?;
+        Ok(Self::tensor(shape, out))
+    }
+
+    fn conv_params(x: [usize; 4], w: [usize; 4], out: [usize; 4], p: &Conv2dParams) -> Params {
+        Params {
+            a: [u(x[0]), u(x[1]), u(x[2]), u(x[3])],
+            b: [u(w[0]), u(w[2]), u(w[3]), u(out[2])],
+            c: [u(out[3]), u(p.stride[0]), u(p.stride[1]), u(p.padding[0])],
+            d: [
+                u(p.padding[1]),
+                u(p.dilation[0]),
+                u(p.dilation[1]),
+                u(p.groups),
+            ],
+            ..Default::default()
+        }
+    }
+
+    fn pool_params(x: [usize; 4], y: [usize; 4], p: &Pool2dParams) -> Params {
+        Params {
+            a: [u(x[0] * x[1]), u(x[2]), u(x[3]), u(y[2])],
+            b: [u(y[3]), u(p.kernel[0]), u(p.kernel[1]), u(p.stride[0])],
+            c: [
+                u(p.stride[1]),
+                u(p.padding[0]),
+                u(p.padding[1]),
+                u(p.dilation[0]),
+            ],
+            d: [u(p.dilation[1]), u(p.count_include_pad as usize), 0, 0],
+            ..Default::default()
+        }
+    }
+
+    /// `C [m×n] = A·B` with strided operands (linear.cu's GEMM).
+    #[allow(clippy::too_many_arguments)]
+    fn gemm(
+        &self,
+        a: &T,
+        a_strides: [usize; 2],
+        b: &T,
+        b_strides: [usize; 2],
+        bias: Option<&T>,
+        [m, n, k]: [usize; 3],
+    ) -> Result<T> {
+        let p = Params {
+            a: [u(m), u(n), u(k), 0],
+            b: [
+                u(a_strides[0]),
+                u(a_strides[1]),
+                u(b_strides[0]),
+                u(b_strides[1]),
+            ],
+            c: [u(n), 0, 0, 0],
+            ..Default::default()
+        };
+        let vec_a = a_strides[1] == 1 && a_strides[0].is_multiple_of(4) && k.is_multiple_of(4);
+        self.tiled(
+            "linear",
+            ["gemm_128", "gemm_64"],
+            p,
+            [m, n, k, 1],
+            vec_a,
+            &[a.buffer(), b.buffer()],
+            bias.map(|t| (t.buffer().as_ref(), [1, n])),
+            Shape::new([m, n]),
+        )
+    }
+}
+
+impl Backend for CudaBackend {
+    type Buffer = Arc<DeviceBuffer>;
+
+    fn name(&self) -> String {
+        format!("cuda:{}", self.dev.name)
+    }
+
+    fn upload(&self, data: &[f32], shape: Shape) -> Result<T> {
+        if data.len() != shape.numel() {
+            return Err(Error::shape(
+                "upload",
+                format!("{} values for {shape}", data.len()),
+            ));
+        }
+        Ok(Self::tensor(shape, self.dev.upload(data)?))
+    }
+
+    fn download(&self, x: &T) -> Result<Vec<f32>> {
+        self.dev.download(x.buffer(), x.numel())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        self.dev
+            .stream
+            .synchronize()
+            .map_err(|e| err(format!("waiting for the device: {e}")))
+    }
+
+    fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
+        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
+        let mut prm = Self::conv_params(xs, ws, out, p);
+        let kg = ws[0] / p.groups;
+        if kg < 16 {
+            // Few filters per group (depthwise): a GEMM tile would idle most of its rows.
+            prm.f[0] = b.is_some() as u32 as f32;
+            let mut ins = vec![x, w];
+            if let Some(b) = b {
+                ins.push(b);
+            }
+            let n = out.iter().product();
+            return self.map("conv", "conv_forward_direct", prm, &ins, out, n);
+        }
+        let depth = ws[1] * ws[2] * ws[3];
+        self.tiled(
+            "conv",
+            ["conv_forward_128", "conv_forward_64"],
+            prm,
+            [kg, xs[0] * out[2] * out[3], depth, p.groups],
+            depth.is_multiple_of(4),
+            &[x.buffer(), w.buffer()],
+            b.map(|b| (b.buffer().as_ref(), [out[2] * out[3], out[1]])),
+            Shape::from(out),
+        )
+    }
+
+    fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
+        check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
+        let (xs, ws, ys) = (
+            x_shape.nchw("conv2d")?,
+            w.shape().nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+        );
+        let prm = Self::conv_params(xs, ws, ys, p);
+        let cg = xs[1] / p.groups;
+        if cg < 16 {
+            // Few input channels per group (depthwise): a gather beats an idle GEMM tile.
+            return self.map(
+                "conv",
+                "conv_backward_data_direct",
+                prm,
+                &[dy, w],
+                xs,
+                x_shape.numel(),
+            );
+        }
+        if let Some(q) = transposed_conv(p, ws) {
+            // Stride 1: backward-data is a forward convolution of dy with the flipped,
+            // transposed weight, which runs the forward kernel's faster gather.
+            let [k, _, kh, kw] = ws;
+            let wt = self.dev.alloc(w.numel())?;
+            let prm = Params {
+                a: [u(k), u(xs[1]), u(kh), u(kw)],
+                d: [0, 0, 0, u(p.groups)],
+                ..Default::default()
+            };
+            self.launch(
+                "conv",
+                "flip_transpose",
+                prm,
+                &[w.buffer()],
+                &wt,
+                Device::grid(w.numel()),
+            )?;
+            let wt = Self::tensor([xs[1], k / p.groups, kh, kw], wt);
+            return self.conv2d(dy, &wt, None, &q);
+        }
+        let depth = (ws[0] / p.groups) * ws[2] * ws[3];
+        self.tiled(
+            "conv",
+            ["conv_backward_data_128", "conv_backward_data_64"],
+            prm,
+            [cg, xs[0] * xs[2] * xs[3], depth, p.groups],
+            false,
+            &[dy.buffer(), w.buffer()],
+            None,
+            x_shape.clone(),
+        )
+    }
+
+    fn conv2d_backward_weight(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Conv2dParams,
+        w_shape: &Shape,
+    ) -> Result<T> {
+        check::conv2d_backward(x.shape(), w_shape, dy.shape(), p)?;
+        let (xs, ws, ys) = (
+            x.shape().nchw("conv2d")?,
+            w_shape.nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+        );
+        let prm = Self::conv_params(xs, ws, ys, p);
+        self.map(
+            "conv",
+            "conv_backward_weight",
+            prm,
+            &[x, dy],
+            ws,
+            w_shape.numel(),
+        )
+    }
+
+    fn conv2d_backward_bias(&self, dy: &T) -> Result<T> {
+        let [n, k, h, w] = dy.shape().nchw("conv2d bias gradient")?;
+        let prm = Params {
+            a: [u(n), u(k), u(h * w), 0],
+            ..Default::default()
+        };
+        self.map("conv", "conv_backward_bias", prm, &[dy], [k], k)
+    }
+
+    fn linear(&self, x: &T, w: &T, b: Option<&T>) -> Result<T> {
+        let [n, o] = check::linear(x.shape(), w.shape(), b.map(|b| b.shape()))?;
+        let i = w.dims()[1];
+        self.gemm(x, [i, 1], w, [1, i], b, [n, o, i])
+    }
+
+    fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
+        let [n, i, o] = check::linear_backward_data(dy.shape(), w.shape())?;
+        self.gemm(dy, [o, 1], w, [i, 1], None, [n, i, o])
+    }
+
+    fn linear_backward_weight(&self, x: &T, dy: &T) -> Result<T> {
+        let [n, i, o] = check::linear_backward_weight(x.shape(), dy.shape())?;
+        self.gemm(dy, [1, o], x, [i, 1], None, [o, i, n])
+    }
+
+    fn linear_backward_bias(&self, dy: &T) -> Result<T> {
+        let [n, o] = dy.shape().matrix("linear backward")?;
+        let prm = Params {
+            a: [u(n), u(o), 0, 0],
+            ..Default::default()
+        };
+        self.map("linear", "column_sum", prm, &[dy], [o], o)
+    }
+
+    fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
+        let prm = Params {
+            a: [u(x.numel()), 0, 0, 0],
+            f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
+            ..Default::default()
+        };
+        let n = x.numel();
+        self.map(
+            "rectifiers",
+            "rectifier_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            n,
+        )
+    }
+
+    fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, mode: GradMode) -> Result<T> {
+        check::same("rectifier backward", y.shape(), dy.shape())?;
+        let m = match mode {
+            GradMode::Plain => 0,
+            GradMode::Guided => 1,
+            GradMode::Deconvnet => 2,
+        };
+        let prm = Params {
+            a: [u(y.numel()), m, 0, 0],
+            f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
+            ..Default::default()
+        };
+        let n = y.numel();
+        self.map(
+            "rectifiers",
+            "rectifier_backward",
+            prm,
+            &[y, dy],
+            y.shape().clone(),
+            n,
+        )
+    }
+
+    fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        let out = check::pool2d(x.shape(), p, "max_pool2d")?;
+        let prm = Self::pool_params(x.shape().nchw("max_pool2d")?, out, p);
+        self.map(
+            "pooling",
+            "max_forward",
+            prm,
+            &[x],
+            out,
+            out.iter().product(),
+        )
+    }
+
+    fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
+        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+        let prm = Self::pool_params(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+            p,
+        );
+        let n = x.numel();
+        self.map(
+            "pooling",
+            "max_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            n,
+        )
+    }
+
+    fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
+        let out = check::pool2d(x.shape(), p, "avg_pool2d")?;
+        let prm = Self::pool_params(x.shape().nchw("avg_pool2d")?, out, p);
+        self.map(
+            "pooling",
+            "avg_forward",
+            prm,
+            &[x],
+            out,
+            out.iter().product(),
+        )
+    }
+
+    fn avg_pool2d_backward(&self, dy: &T, p: &Pool2dParams, x_shape: &Shape) -> Result<T> {
+        check::pool2d_backward(x_shape, dy.shape(), p, "avg_pool2d backward")?;
+        let prm = Self::pool_params(
+            x_shape.nchw("avg_pool2d")?,
+            dy.shape().nchw("avg_pool2d")?,
+            p,
+        );
+        let n = x_shape.numel();
+        self.map("pooling", "avg_backward", prm, &[dy], x_shape.clone(), n)
+    }
+
+    fn adaptive_avg_pool2d(&self, x: &T, out: [usize; 2]) -> Result<T> {
+        let o = check::adaptive_pool(x.shape(), out)?;
+        let prm = Self::pool_params(
+            x.shape().nchw("adaptive_avg_pool2d")?,
+            o,
+            &Pool2dParams::new(1, 1, 0),
+        );
+        self.map(
+            "pooling",
+            "adaptive_forward",
+            prm,
+            &[x],
+            o,
+            o.iter().product(),
+        )
+    }
+
+    fn adaptive_avg_pool2d_backward(&self, dy: &T, x_shape: &Shape) -> Result<T> {
+        let d = dy.shape().nchw("adaptive_avg_pool2d backward")?;
+        let o = check::adaptive_pool(x_shape, [d[2], d[3]])?;
+        check::same("adaptive_avg_pool2d backward", dy.shape(), &Shape::from(o))?;
+        let prm = Self::pool_params(
+            x_shape.nchw("adaptive_avg_pool2d")?,
+            o,
+            &Pool2dParams::new(1, 1, 0),
+        );
+        let n = x_shape.numel();
+        self.map(
+            "pooling",
+            "adaptive_backward",
+            prm,
+            &[dy],
+            x_shape.clone(),
+            n,
+        )
+    }
+
+    fn channel_affine(&self, x: &T, scale: &T, shift: &T) -> Result<T> {
+        let [_, c, h, w] = check::channel_affine(x.shape(), scale.shape(), Some(shift.shape()))?;
+        let prm = Params {
+            a: [u(x.numel()), u(c), u(h * w), 0],
+            ..Default::default()
+        };
+        let n = x.numel();
+        self.map(
+            "layout",
+            "channel_affine",
+            prm,
+            &[x, scale, shift],
+            x.shape().clone(),
+            n,
+        )
+    }
+
+    fn channel_affine_backward(&self, dy: &T, scale: &T) -> Result<T> {
+        let [_, c, h, w] = check::channel_affine(dy.shape(), scale.shape(), None)?;
+        let prm = Params {
+            a: [u(dy.numel()), u(c), u(h * w), 0],
+            ..Default::default()
+        };
+        let n = dy.numel();
+        self.map(
+            "layout",
+            "channel_scale",
+            prm,
+            &[dy, scale],
+            dy.shape().clone(),
+            n,
+        )
+    }
+
+    fn add(&self, a: &T, b: &T) -> Result<T> {
+        check::same("add", a.shape(), b.shape())?;
+        let prm = Params {
+            a: [u(a.numel()), 0, 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "add", prm, &[a, b], a.shape().clone(), a.numel())
+    }
+
+    fn concat_channels(&self, xs: &[&T]) -> Result<T> {
+        let shapes: Vec<&Shape> = xs.iter().map(|x| x.shape()).collect();
+        let out = check::concat_channels(&shapes)?;
+        let shape = Shape::from(out);
+        let buf = self.dev.alloc(shape.numel())?;
+        let n = out[0].max(1);
+        let total = shape.numel() / n;
+        let mut off = 0;
+        for x in xs {
+            let block = x.numel() / n;
+            let prm = Params {
+                a: [u(x.numel()), u(block), u(block), 0],
+                b: [u(total), u(off), 0, 0],
+                ..Default::default()
+            };
+            if x.numel() > 0 {
+                self.launch(
+                    "layout",
+                    "copy_blocks",
+                    prm,
+                    &[x.buffer()],
+                    &buf,
+                    Device::grid(x.numel()),
+                )?;
+            }
+            off += block;
+        }
+        Ok(Self::tensor(shape, buf))
+    }
+
+    fn slice_channels(&self, x: &T, start: usize, len: usize) -> Result<T> {
+        let out = check::slice_channels(x.shape(), start, len)?;
+        let plane = out[2] * out[3];
+        let c = x.dims()[1];
+        let count: usize = out.iter().product();
+        let prm = Params {
+            a: [u(count), u(len * plane), u(c * plane), u(start * plane)],
+            b: [u(len * plane), 0, 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "copy_blocks", prm, &[x], out, count)
+    }
+
+    fn softmax(&self, x: &T) -> Result<T> {
+        let [n, c] = check::softmax(x.shape())?;
+        let prm = Params {
+            a: [u(n), u(c), 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "softmax_forward", prm, &[x], x.shape().clone(), n)
+    }
+
+    fn softmax_backward(&self, y: &T, dy: &T) -> Result<T> {
+        let [n, c] = check::softmax(y.shape())?;
+        check::same("softmax backward", y.shape(), dy.shape())?;
+        let prm = Params {
+            a: [u(n), u(c), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "layout",
+            "softmax_backward",
+            prm,
+            &[y, dy],
+            y.shape().clone(),
+            n,
+        )
+    }
+
+    fn gradient_gap(&self, g: &T) -> Result<T> {
+        let [n, k, h, w] = g.shape().nchw("gradient_gap")?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        // One warp per plane.
+        self.map("reductions", "gradient_gap", prm, &[g], [n, k], n * k * 32)
+    }
+
+    fn weighted_channel_sum(&self, a: &T, w: &T, relu: bool) -> Result<T> {
+        let [n, k, h, wd] = check::weighted_channel_sum(a.shape(), w.shape())?;
+        let prm = Params {
+            a: [u(n * h * wd), u(k), u(h * wd), relu as u32],
+            ..Default::default()
+        };
+        let count = n * h * wd;
+        self.map(
+            "reductions",
+            "weighted_channel_sum",
+            prm,
+            &[a, w],
+            [n, h, wd],
+            count,
+        )
+    }
+
+    fn elementwise_channel_sum(&self, a: &T, g: &T, relu_grad: bool) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("elementwise_channel_sum", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * h * w), u(k), u(h * w), relu_grad as u32],
+            ..Default::default()
+        };
+        let count = n * h * w;
+        self.map(
+            "reductions",
+            "elementwise_channel_sum",
+            prm,
+            &[a, g],
+            [n, h, w],
+            count,
+        )
+    }
+
+    fn gradcampp_weights(&self, a: &T, g: &T) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("gradcampp_weights", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "gradcampp_weights",
+            prm,
+            &[a, g],
+            [n, k],
+            n * k * 32,
+        )
+    }
+
+    fn xgradcam_weights(&self, a: &T, g: &T) -> Result<T> {
+        let [n, k, h, w] = check::cam_pair("xgradcam_weights", a.shape(), g.shape())?;
+        let prm = Params {
+            a: [u(n * k), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        self.map(
+            "reductions",
+            "xgradcam_weights",
+            prm,
+            &[a, g],
+            [n, k],
+            n * k * 32,
+        )
+    }
+
+    fn normalize_min_max(&self, x: &T, group: usize, eps: f32) -> Result<T> {
+        check::normalize(x.shape(), group)?;
+        let groups = x.numel() / group;
+        let out = self.dev.alloc(x.numel())?;
+        let prm = Params {
+            a: [u(groups), u(group), 0, 0],
+            f: [eps, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        if groups > 0 {
+            self.launch(
+                "reductions",
+                "normalize_min_max",
+                prm,
+                &[x.buffer()],
+                &out,
+                [u(groups), 1, 1],
+            )?;
+        }
+        Ok(Self::tensor(x.shape().clone(), out))
+    }
+
+    fn resize_bilinear(&self, x: &T, out: [usize; 2], mode: ResizeMode) -> Result<T> {
+        let (planes, [h, w], shape) = check::resize(x.shape(), out)?;
+        let count = planes * out[0] * out[1];
+        let m = match mode {
+            ResizeMode::HalfPixel => 0,
+            ResizeMode::AlignCorners => 1,
+        };
+        let prm = Params {
+            a: [u(count), u(h), u(w), u(out[0])],
+            b: [u(out[1]), m, 0, 0],
+            ..Default::default()
+        };
+        self.map("fusion", "resize_bilinear", prm, &[x], shape, count)
+    }
+
+    fn heatmap_fusion(&self, x: &T, maps: &T) -> Result<T> {
+        let ([n, c, h, w], m) = check::fusion(x.shape(), maps.shape())?;
+        let count = n * m * c * h * w;
+        let prm = Params {
+            a: [u(count), u(c), u(m), u(h * w)],
+            ..Default::default()
+        };
+        self.map(
+            "fusion",
+            "heatmap_fusion",
+            prm,
+            &[x, maps],
+            [n * m, c, h, w],
+            count,
+        )
+    }
+
+    fn occlude(&self, x: &T, origins: &[[usize; 2]], size: [usize; 2], baseline: f32) -> Result<T> {
+        let [_, c, h, w] = check::occlude(x.shape(), origins, size)?;
+        let flat: Vec<f32> = origins
+            .iter()
+            .flat_map(|o| [o[0] as f32, o[1] as f32])
+            .collect();
+        let o = self.upload(&flat, Shape::new([origins.len() * 2]))?;
+        let count = origins.len() * c * h * w;
+        let prm = Params {
+            a: [u(count), u(c), u(h), u(w)],
+            b: [u(size[0]), u(size[1]), 0, 0],
+            f: [baseline, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "fusion",
+            "occlude",
+            prm,
+            &[x, &o],
+            [origins.len(), c, h, w],
+            count,
+        )
+    }
+
+    fn cam_postprocess_fused(&self, raw: &T, out: [usize; 2]) -> Result<T> {
+        let d = raw.dims();
+        if d.len() != 3 {
+            return Err(Error::shape(
+                "cam_postprocess",
+                format!("expected [n,h,w], got {}", raw.shape()),
+            ));
+        }
+        let (n, h, w) = (d[0], d[1], d[2]);
+        if h == 0 || w == 0 || out[0] == 0 || out[1] == 0 {
+            return Err(Error::shape(
+                "cam_postprocess",
+                format!("empty map {} or output {out:?}", raw.shape()),
+            ));
+        }
+        let shape = Shape::new([n, out[0], out[1]]);
+        let buf = self.dev.alloc(shape.numel())?;
+        let prm = Params {
+            a: [u(h), u(w), u(out[0] * out[1]), 0],
+            b: [u(out[0]), u(out[1]), 0, 0],
+            f: [gradcam_core::NORMALIZE_EPS, 0.0, 0.0, 0.0],
+            ..Default::default()
+        };
+        if n > 0 {
+            self.launch(
+                "fusion",
+                "cam_postprocess",
+                prm,
+                &[raw.buffer()],
+                &buf,
+                [u(n), 1, 1],
+            )?;
+        }
+        Ok(Self::tensor(shape, buf))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plan, transposed_conv};
+    use gradcam_core::{Backend, Conv2dParams, Shape};
+
+    /// The identity behind the stride-1 backward-data path, on the CPU backend: backward-data
+    /// equals a forward convolution of dy with the weight indexed as `flip_transpose` does.
+    #[test]
+    fn stride_one_backward_data_is_a_flipped_transposed_forward() {
+        let cpu = gradcam_cpu::CpuBackend::new();
+        let cases = [
+            (
+                [2, 6, 9, 7],
+                [4, 3, 3, 3],
+                Conv2dParams::new(1, 1).with_groups(2),
+            ),
+            (
+                [1, 5, 8, 8],
+                [7, 5, 3, 3],
+                Conv2dParams::new(1, 2).with_dilation(2),
+            ),
+            ([2, 4, 6, 5], [3, 4, 1, 1], Conv2dParams::new(1, 0)),
+            ([1, 3, 11, 9], [2, 3, 5, 3], Conv2dParams::new(1, 1)),
+        ];
+        let mut rng = gradcam_core::SplitMix64::new(3);
+        for (xs, ws, p) in cases {
+            let q = transposed_conv(&p, ws).expect("stride 1, small padding");
+            let [k, c, kh, kw] = ws;
+            let g = p.groups;
+            let (cg, kg) = (xs[1] / g, k / g);
+            let w: Vec<f32> = (0..k * c * kh * kw)
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            // w'[g·cg + c][kl][ki][kj] = w[g·kg + kl][c][kh−1−ki][kw−1−kj] (conv.cu's flip_transpose).
+            let mut wt = vec![0.0; w.len()];
+            for (i, v) in wt.iter_mut().enumerate() {
+                let (kj, t) = (i % kw, i / kw);
+                let (ki, t) = (t % kh, t / kh);
+                let (kl, o) = (t % kg, t / kg);
+                let (gi, ci) = (o / cg, o % cg);
+                *v = w[(((gi * kg + kl) * cg + ci) * kh + (kh - 1 - ki)) * kw + (kw - 1 - kj)];
+            }
+            let x = Shape::from(xs);
+            let y = p.output_shape(xs, ws, "test").unwrap();
+            let dy: Vec<f32> = (0..y.iter().product())
+                .map(|_| rng.uniform(-0.5, 0.5))
+                .collect();
+            let dy = cpu.upload(&dy, Shape::from(y)).unwrap();
+            let want = cpu
+                .conv2d_backward_data(&dy, &cpu.upload(&w, Shape::from(ws)).unwrap(), &p, &x)
+                .unwrap();
+            let wt = cpu.upload(&wt, Shape::new([xs[1], kg, kh, kw])).unwrap();
+            let got = cpu.conv2d(&dy, &wt, None, &q).unwrap();
+            assert_eq!(got.shape(), want.shape());
+            let (a, b) = (cpu.download(&got).unwrap(), cpu.download(&want).unwrap());
+            for (u, v) in a.iter().zip(&b) {
+                assert!((u - v).abs() < 1e-5, "{u} vs {v} for {xs:?} {ws:?}");
+            }
+        }
+        // Stride 2, or padding beyond the kernel's reach: the general path.
+        assert!(transposed_conv(&Conv2dParams::new(2, 1), [4, 4, 3, 3]).is_none());
+        assert!(transposed_conv(&Conv2dParams::new(1, 3), [4, 4, 3, 3]).is_none());
+    }
+
+    #[test]
+    fn plans_fill_the_device() {
+        // Batch 32, ResNet-50 layer2 3×3: plenty of 128×128 tiles; layer1's 64 filters would
+        // leave half of each tile's rows idle.
+        assert!(plan(128, 32 * 28 * 28, 1152, 1, 132).big);
+        assert!(!plan(64, 32 * 56 * 56, 576, 1, 132).big);
+        // Batch 1, layer4 3×3 (512 filters, 7×7): split-K over 64×64 tiles.
+        let p = plan(512, 49, 4608, 1, 132);
+        assert!(!p.big && p.splits > 1 && p.per.is_multiple_of(16));
+        assert!(p.splits * p.per >= 4608 && (p.splits - 1) * p.per < 4608);
+        // Shallow depth is never split below 128 per slice.
+        assert_eq!(plan(64, 49, 100, 1, 132).splits, 1);
+    }
+}

@@ -1,0 +1,224 @@
+// The tiled GEMM behind convolution (forward and backward-data, as implicit GEMMs with the
+// columns gathered on the fly) and the linear layers (strided operands). Prepended to conv.cu
+// and linear.cu.
+//
+// A block of 256 threads computes a BM×BN tile of C = A·B over a slice of the depth: BK-deep
+// tiles of A (BM×BK) and B (BK×BN) staged through two shared-memory buffers (the next tile is
+// fetched into registers while the current one is multiplied: double buffering), each thread
+// accumulating a TM×TN register tile (8×8 for 128×128 tiles, 4×4 for 64×64), read from shared
+// memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned.
+//
+// Split-K: blockIdx.z = group·splits + slice; with splits > 1 each slice writes its partial
+// tile to dst + slice·count and `splitk_reduce` sums them in a fixed order (deterministic).
+//
+// Parameters: conv modes a = (n, c, h, w), b = (k, kh, kw, oh), c = (ow, sh, sw, ph),
+// d = (pw, dh, dw, groups); GEMM mode a = (m, n, depth, a_off), b = (a_rs, a_cs, b_rs, b_cs),
+// c = (ldc, coff). All: e = (splits, depth per split, vec4 A loads, count), f.x = 1 with a bias
+// in src2.
+
+#define MODE_CONV_FWD 0
+#define MODE_CONV_BWD 1
+#define MODE_GEMM 2
+
+template <int MODE, int BM, int BN, int BK>
+__device__ __forceinline__ void tile_gemm(const Params &p, const float *__restrict__ src0,
+                                          const float *__restrict__ src1,
+                                          const float *__restrict__ src2, float *__restrict__ dst) {
+    constexpr int TM = BM / 16, TN = BN / 16;
+    constexpr int A_TPR = BK / 4;  // threads per A row (4 depth values each)
+    constexpr int B_TPR = BN / 4;  // threads per B depth row (4 columns each)
+    __shared__ __align__(16) float As[2][BK][BM];
+    __shared__ __align__(16) float Bs[2][BK][BN];
+
+    const int tid = threadIdx.x;
+    // Geometry.
+    const unsigned int N = p.a[0], C = p.a[1], H = p.a[2], W = p.a[3];
+    const unsigned int K = p.b[0], KH = p.b[1], KW = p.b[2], OH = p.b[3];
+    const unsigned int OW = p.c[0], SH = p.c[1], SW = p.c[2], PH = p.c[3];
+    const unsigned int PW = p.d[0], DH = p.d[1], DW = p.d[2], G = p.d[3];
+    const unsigned int KK = KH * KW;
+    unsigned int M, NC, depth, P;
+    unsigned int cg = 1, kg = 1;
+    if (MODE == MODE_GEMM) {
+        M = p.a[0]; NC = p.a[1]; depth = p.a[2]; P = 1;
+    } else {
+        cg = C / G; kg = K / G;
+        if (MODE == MODE_CONV_FWD) { M = kg; P = OH * OW; depth = cg * KK; }
+        else { M = cg; P = H * W; depth = kg * KK; }
+        NC = N * P;
+    }
+    const unsigned int splits = p.e[0], per = p.e[1];
+    const unsigned int g = blockIdx.z / splits, slice = blockIdx.z % splits;
+    const unsigned int k_begin = slice * per;
+    const unsigned int k_end = min(depth, k_begin + per);
+    const unsigned int row0 = blockIdx.y * BM, col0 = blockIdx.x * BN;
+    const bool vec_a = p.e[2] != 0u;
+
+    // This thread's A row and depth offset, B depth row and four columns.
+    const unsigned int a_row = row0 + tid / A_TPR, a_d = (tid % A_TPR) * 4;
+    const unsigned int b_k = tid / B_TPR, b_c = (tid % B_TPR) * 4;
+    long long cbase[4];
+    int cy[4], cx[4];
+#pragma unroll
+    for (int j = 0; j < 4; ++j) {
+        unsigned int col = col0 + b_c + j;
+        cbase[j] = -1;
+        cy[j] = 0; cx[j] = 0;
+        if (col < NC) {
+            if (MODE == MODE_GEMM) {
+                cbase[j] = (long long)col * p.b[3];
+            } else {
+                unsigned int img = col / P, q = col % P;
+                if (MODE == MODE_CONV_FWD) {
+                    cbase[j] = ((long long)img * C + g * cg) * H * W;
+                    cy[j] = (int)((q / OW) * SH) - (int)PH;
+                    cx[j] = (int)((q % OW) * SW) - (int)PW;
+                } else {
+                    cbase[j] = ((long long)img * K + g * kg) * OH * OW;
+                    cy[j] = (int)(q / W + PH);
+                    cx[j] = (int)(q % W + PW);
+                }
+            }
+        }
+    }
+
+    float ra[4], rb[4];
+    auto load = [&](unsigned int k0) {
+        // A: four consecutive depth values of one row.
+        unsigned int d0 = k0 + a_d;
+        if (MODE != MODE_CONV_BWD && vec_a && a_row < M && d0 < k_end) {
+            const float *base = MODE == MODE_GEMM
+                                    ? src0 + p.a[3] + (unsigned long long)a_row * p.b[0] + d0
+                                    : src1 + ((unsigned long long)g * kg + a_row) * depth + d0;
+            float4 v = *reinterpret_cast<const float4 *>(base);
+            ra[0] = v.x; ra[1] = v.y; ra[2] = v.z; ra[3] = v.w;
+        } else {
+#pragma unroll
+            for (int i = 0; i < 4; ++i) {
+                unsigned int d = d0 + i;
+                float v = 0.0f;
+                if (a_row < M && d < k_end) {
+                    if (MODE == MODE_GEMM)
+                        v = src0[p.a[3] + (unsigned long long)a_row * p.b[0] + (unsigned long long)d * p.b[1]];
+                    else if (MODE == MODE_CONV_FWD)
+                        v = src1[((unsigned long long)g * kg + a_row) * depth + d];
+                    else
+                        v = src1[(((unsigned long long)g * kg + d / KK) * cg + a_row) * KK + d % KK];
+                }
+                ra[i] = v;
+            }
+        }
+        // B: one depth row, four columns, gathered.
+        unsigned int d = k0 + b_k;
+        bool live = d < k_end;
+        unsigned int ci = 0, ki = 0, kj = 0;
+        if (MODE != MODE_GEMM && live) {
+            ci = d / KK;
+            unsigned int t = d % KK;
+            ki = t / KW; kj = t % KW;
+        }
+#pragma unroll
+        for (int j = 0; j < 4; ++j) {
+            float v = 0.0f;
+            if (live && cbase[j] >= 0) {
+                if (MODE == MODE_GEMM) {
+                    v = src1[(unsigned long long)d * p.b[2] + cbase[j]];
+                } else if (MODE == MODE_CONV_FWD) {
+                    int iy = cy[j] + (int)(ki * DH), ix = cx[j] + (int)(kj * DW);
+                    if (iy >= 0 && iy < (int)H && ix >= 0 && ix < (int)W)
+                        v = src0[cbase[j] + ((long long)ci * H + iy) * W + ix];
+                } else {
+                    int ty = cy[j] - (int)(ki * DH), tx = cx[j] - (int)(kj * DW);
+                    if (ty >= 0 && tx >= 0 && ty % (int)SH == 0 && tx % (int)SW == 0) {
+                        unsigned int oy = (unsigned int)ty / SH, ox = (unsigned int)tx / SW;
+                        if (oy < OH && ox < OW)
+                            v = src0[cbase[j] + ((long long)ci * OH + oy) * OW + ox];
+                    }
+                }
+            }
+            rb[j] = v;
+        }
+    };
+    auto store = [&](int buf) {
+        const unsigned int r = tid / A_TPR;
+#pragma unroll
+        for (int i = 0; i < 4; ++i) As[buf][a_d + i][r] = ra[i];
+        *reinterpret_cast<float4 *>(&Bs[buf][b_k][b_c]) = make_float4(rb[0], rb[1], rb[2], rb[3]);
+    };
+
+    float acc[TM][TN];
+#pragma unroll
+    for (int i = 0; i < TM; ++i)
+#pragma unroll
+        for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
+
+    const int ty = tid / 16, tx = tid % 16;
+    if (k_begin < k_end) {
+        load(k_begin);
+        store(0);
+        __syncthreads();
+        int buf = 0;
+        for (unsigned int k = k_begin; k < k_end; k += BK) {
+            const bool more = k + BK < k_end;
+            if (more) load(k + BK);
+#pragma unroll
+            for (int kk = 0; kk < BK; ++kk) {
+                float a[TM], b[TN];
+#pragma unroll
+                for (int h = 0; h < TM / 4; ++h) {
+                    float4 v = *reinterpret_cast<const float4 *>(&As[buf][kk][h * (BM / 2) + ty * 4]);
+                    a[h * 4] = v.x; a[h * 4 + 1] = v.y; a[h * 4 + 2] = v.z; a[h * 4 + 3] = v.w;
+                }
+#pragma unroll
+                for (int h = 0; h < TN / 4; ++h) {
+                    float4 v = *reinterpret_cast<const float4 *>(&Bs[buf][kk][h * (BN / 2) + tx * 4]);
+                    b[h * 4] = v.x; b[h * 4 + 1] = v.y; b[h * 4 + 2] = v.z; b[h * 4 + 3] = v.w;
+                }
+#pragma unroll
+                for (int i = 0; i < TM; ++i)
+#pragma unroll
+                    for (int j = 0; j < TN; ++j) acc[i][j] = fmaf(a[i], b[j], acc[i][j]);
+            }
+            if (more) store(buf ^ 1);
+            __syncthreads();
+            buf ^= 1;
+        }
+    }
+
+    const bool bias = p.f[0] > 0.5f && splits == 1u;
+    float *out = dst + (unsigned long long)slice * p.e[3];
+#pragma unroll
+    for (int i = 0; i < TM; ++i) {
+        const unsigned int row = row0 + (i / 4) * (BM / 2) + ty * 4 + (i % 4);
+        if (row >= M) continue;
+#pragma unroll
+        for (int j = 0; j < TN; ++j) {
+            const unsigned int col = col0 + (j / 4) * (BN / 2) + tx * 4 + (j % 4);
+            if (col >= NC) continue;
+            float v = acc[i][j];
+            if (MODE == MODE_GEMM) {
+                if (bias) v += src2[p.c[1] + col];
+                out[(unsigned long long)row * p.c[0] + p.c[1] + col] = v;
+            } else {
+                unsigned int img = col / P, q = col % P;
+                if (MODE == MODE_CONV_FWD) {
+                    if (bias) v += src2[g * kg + row];
+                    out[((unsigned long long)img * K + g * kg + row) * P + q] = v;
+                } else {
+                    out[((unsigned long long)img * C + g * cg + row) * P + q] = v;
+                }
+            }
+        }
+    }
+}
+
+// Sums the split-K partials in slice order and adds the bias: a = (count, splits, bias_div,
+// bias_mod), f.x = 1 with a bias in src2 at (i / bias_div) % bias_mod.
+KERNEL void splitk_reduce(ARGS) {
+    unsigned long long i = flat_index();
+    if (i >= p.a[0]) return;
+    float s = 0.0f;
+    for (unsigned int k = 0; k < p.a[1]; ++k) s += src0[(unsigned long long)k * p.a[0] + i];
+    if (p.f[0] > 0.5f) s += src2[(i / p.a[2]) % p.a[3]];
+    dst[i] = s;
+}
