@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
 # The one GPU script. On a lent GPU machine (the device tool's H100/H200: no Rust, no network), in
-# one call: checks every backend's primitives against the CPU backend on the GPU (CUDA, and wgpu
-# on the GPU's Vulkan), runs the fixture cases there, then times kernels and end-to-end
-# explanations against PyTorch + pytorch-grad-cam on the same GPU, and prints a short table.
-# Logs and JSON lines go to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in
+# one call: checks every backend's primitives against the CPU backend on the GPU (CUDA, and
+# wgpu on the GPU's Vulkan), runs the fixture cases there, checks resnet50 against
+# PyTorch + pytorch-grad-cam, then times end-to-end explanations against PyTorch on the same GPU,
+# the forward op by op, and the kernels against cuDNN; prints a short table of each. Logs and
+# JSON lines go to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in
 # docs/PERFORMANCE.md.
 #
 # Prepare on the development machine with scripts/gpu-build.sh, then call the device tool with
 #   command: bash scripts/gpu-check.sh     carry: [".gpu-bin", ".gl", ".whl"]
+# Knobs: GPU_CHECK_BACKENDS (default "cuda wgpu"), GPU_CHECK_KERNELS (criterion
+# filter, default "kernels/(cuda|wgpu)"), GPU_CHECK_PROFILE=0 to skip the op-by-op profile,
+# GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PYTORCH_METHODS (default
+# forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for batch 1 only and no kernel benches.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
@@ -15,6 +20,8 @@ out="${OUT:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
 bin="$root/.gpu-bin"
 quick="${GPU_CHECK_QUICK:-0}"
+backends="${GPU_CHECK_BACKENDS:-cuda wgpu}"
+kernels="${GPU_CHECK_KERNELS:-kernels/(cuda|wgpu)}"
 
 # Vulkan loader and the NVIDIA ICD (device README), the wheels, and the test binaries' paths:
 # they were built in /work/main and find their data through it.
@@ -42,70 +49,84 @@ done
   date -u +%Y-%m-%dT%H:%MZ
   nproc
   find /usr/local/cuda* /opt -name 'libnvrtc.so*' 2>/dev/null | head -5
-  ldd "$bin/gradcam" | grep -E "not found|libc.so" 
-  vulkaninfo --summary 2>/dev/null | grep -E "deviceName|driverVersion" | head -4
 } 2>&1 | tee "$out/machine.txt"
 
 status=0
 step() { echo "== $*"; }
-step "every primitive on the GPU against the CPU backend (tests/backends.rs)"
+has() { case " $backends " in *" $1 "*) return 0 ;; esac; return 1; }
+filter=""
+has wgpu || filter="cuda"
+step "every primitive on the GPU against the CPU backend (tests/backends.rs), NVRTC compile test"
 for t in backends compile; do
   [ -x "$bin/$t" ] || continue
-  timeout 300 "$bin/$t" --test-threads 1 2>&1 | tee "$out/test-$t.log" |
-    grep -E "test result|FAILED|panicked|notice" || status=1
+  f=""; [ "$t" = backends ] && f="$filter"
+  timeout 300 "$bin/$t" --test-threads 1 $f 2>&1 | tee "$out/test-$t.log" |
+    grep -E "test result|FAILED|panicked|notice|TF32" || status=1
 done
-step "the fixture cases on every backend (tests/fixtures_library.rs), and through the CLI"
-timeout 300 "$bin/fixtures_library" --test-threads 1 2>&1 | tee "$out/test-fixtures.log" |
-  grep -E "test result|FAILED|panicked|notice| s$" || status=1
+step "the fixture cases on the GPU (tests/fixtures_library.rs), and through the CLI"
+timeout 300 "$bin/fixtures_library" --test-threads 1 $filter 2>&1 | tee "$out/test-fixtures.log" |
+  grep -E "test result|FAILED|panicked|notice" || status=1
 # The CLI test runs the binary cargo built it with: /work/main/target/release/gradcam.
 mkdir -p /work/main/target/release && cp "$bin/gradcam" /work/main/target/release/gradcam
-timeout 300 "$bin/fixtures_cli" --test-threads 4 on_cuda on_wgpu 2>&1 | tee "$out/test-fixtures-cli.log" |
+cli_filter="on_cuda"; has wgpu && cli_filter="on_cuda on_wgpu"
+timeout 300 "$bin/fixtures_cli" --test-threads 4 $cli_filter 2>&1 | tee "$out/test-fixtures-cli.log" |
   grep -E "test result|FAILED|panicked|notice" || status=1
 
+if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null; then
+  step "resnet50 against PyTorch + pytorch-grad-cam (torch on this machine's CPU)"
+  for b in cpu $backends; do
+    [ "$b" = wgpu ] && continue
+    echo "-- --backend $b"
+    timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" --gradcam "$bin/gradcam" 2>&1 |
+      tee -a "$out/pytorch.log" | tail -4
+  done
+fi
+
 step "end to end: resnet50, 224, gradcam bench vs PyTorch + pytorch-grad-cam"
-backends=$("$bin/gradcam" bench --help | grep -q "cuda\[" && echo "cuda wgpu" || echo "wgpu")
 methods=forward,gradcam,guided-gradcam
 batches="1 32"; [ "$quick" = 1 ] && batches=1
 : >"$out/bench.jsonl"
 for batch in $batches; do
   reps=20; [ "$batch" -gt 1 ] && reps=10
   for b in $backends; do
-    # wgpu runs its per-dispatch submissions far slower than CUDA: batch 1 only.
+    # wgpu runs its tiled shaders far slower than CUDA on NVIDIA (docs/PERFORMANCE.md): batch 1.
     [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
     timeout 180 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method $methods \
       --batch "$batch" --reps $reps --json 2>>"$out/bench.err" | tee -a "$out/bench.jsonl" >/dev/null || status=1
   done
   PYTHONUNBUFFERED=1 timeout 180 python3 scripts/bench_pytorch.py --device cuda --arch resnet50 \
-    --batch "$batch" --reps $reps --method $methods 2>>"$out/bench.err" | tee -a "$out/bench.jsonl" >/dev/null || status=1
+    --batch "$batch" --reps $reps --method "${GPU_CHECK_PYTORCH_METHODS:-$methods}" 2>>"$out/bench.err" |
+    tee -a "$out/bench.jsonl" >/dev/null || status=1
 done
 tail -5 "$out/bench.err"
 python3 - "$out/bench.jsonl" <<'PY'
 import json, sys
 rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
-print(f"{'backend':<34} {'method':<15} {'batch':>5} {'ms/img':>9} {'median ms':>10}")
+print(f"{'backend':<40} {'method':<15} {'batch':>5} {'ms/img':>9} {'median ms':>10}")
 for r in rows:
-    print(f"{r['backend'][:34]:<34} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
+    print(f"{r['backend'][:40]:<40} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
 PY
-step "where the forward's time goes, op by op (batch 1, then 32)"
-for b in $backends; do
-  for batch in 1 32; do
-    [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
-    timeout 120 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method forward --batch "$batch" \
-      --reps 5 --profile 2>&1 | tail -n +2 | head -12 | tee -a "$out/profile.txt"
+
+if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then
+  step "where the forward's time goes, op by op (batch 1, then 32)"
+  for b in $backends; do
+    for batch in 1 32; do
+      [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
+      timeout 120 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method forward --batch "$batch" \
+        --reps 5 --profile 2>&1 | tail -n +2 | head -12 | tee -a "$out/profile.txt"
+    done
   done
-done
-if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null && echo "$backends" | grep -q cuda; then
-  step "resnet50 through --backend cuda against PyTorch + pytorch-grad-cam"
-  timeout 180 python3 scripts/compare_pytorch.py --arch resnet50 --backend cuda --gradcam "$bin/gradcam" 2>&1 |
-    tee "$out/pytorch.log" || status=1
 fi
+
 if [ "$quick" != 1 ] && [ -x "$bin/kernels" ]; then
-  step "kernels (criterion, GPU backends; 'elements' are FLOPs for convs and GEMMs)"
+  step "kernels (criterion; 'elements' are FLOPs for convs and GEMMs)"
   timeout 240 "$bin/kernels" --bench --noplot --warm-up-time 0.5 --measurement-time 1 \
-    "kernels/(cuda|wgpu)" 2>&1 | tee "$out/kernels.log" |
+    "$kernels" 2>&1 | tee "$out/kernels.log" |
     grep -E "^kernels|time:|thrpt:" | paste - - - | sed 's/  */ /g; s/kernels\///; s/NVIDIA //' |
     awk -F'\t' '{split($2,t,"[][]"); split($3,r,"[][]"); print $1 " |" t[2] " |" r[2]}' | cut -c1-140
-  step "cuDNN on the same convolutions (TF32 off, then on)"
-  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
+  if [ "${GPU_CHECK_CUDNN:-1}" = 1 ]; then
+    step "cuDNN on the same convolutions (TF32 off, then on)"
+    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
+  fi
 fi
 exit $status
