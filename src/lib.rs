@@ -25,6 +25,7 @@ pub use gradcam_cpu as cpu;
 #[cfg(feature = "cuda")]
 pub use gradcam_cuda as cuda;
 pub use gradcam_explain as explain;
+pub use gradcam_onnx as onnx;
 pub use gradcam_runtime as runtime;
 #[cfg(feature = "wgpu")]
 pub use gradcam_wgpu as wgpu;

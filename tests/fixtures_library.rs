@@ -3,8 +3,8 @@
 
 mod common;
 
-use common::{compare, load_case, CASES};
-use gradcam::{Backend, Classes, CpuBackend, Explainer, Method, Model, OcclusionParams, Options};
+use common::{load_case, CASES};
+use gradcam::{Backend, CpuBackend};
 
 fn run_case(name: &str) {
     run_on(CpuBackend::new(), name, true);
@@ -14,51 +14,13 @@ fn run_case(name: &str) {
 /// `perturbation`, ScoreCAM and occlusion (hundreds of forward passes) are left out.
 pub fn run_on<B: Backend>(backend: B, name: &str, perturbation: bool) {
     let case = load_case(name);
-    let model = Model::new(backend, case.graph().fold_batch_norm(&[]).unwrap()).unwrap();
-    let explainer = Explainer::new(model);
-    let (window, stride) = case.occlusion();
-    let mut opts = Options {
-        layer: Some(case.target_layer()),
-        classes: Classes::Given(case.targets.clone()),
-        occlusion: OcclusionParams {
-            window: Some(window),
-            stride: Some(stride),
-            baseline: 0.0,
-        },
-        ..Options::default()
-    };
-    let mut methods: Vec<Method> = Method::ALL.to_vec();
-    if name != "tiny_cam" {
-        methods.retain(|m| *m != Method::Cam);
-    }
-    let mut skip = vec!["guided_backprop_pgc"];
-    if !perturbation {
-        methods.retain(|m| !matches!(m, Method::ScoreCam | Method::Occlusion));
-        skip.extend(["scorecam", "occlusion"]);
-    }
-    let input = &case.reference["input"];
-    let ours = explainer.explain(input, &methods, &opts).unwrap();
-    assert_eq!(ours.targets, case.targets);
-    let mut failures = compare(&case, &ours.tensors, &|n| n.to_string(), &skip);
-
-    // pytorch-grad-cam's GuidedBackpropReLUModel: the guided rule on nn.ReLU only.
-    opts.guided_relu_only = true;
-    let pgc = explainer
-        .explain(input, &[Method::GuidedBackprop], &opts)
-        .unwrap();
-    let mut only = case.reference.clone();
-    only.retain(|k, _| k == "guided_backprop_pgc");
-    let pgc_case = common::Case {
-        reference: only,
-        ..load_case(name)
-    };
-    failures.extend(compare(
-        &pgc_case,
-        &pgc.tensors,
-        &|_| "guided_backprop".to_string(),
-        &[],
-    ));
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    common::run_with(
+        backend,
+        name,
+        case.graph(),
+        case.target_layer(),
+        perturbation,
+    );
 }
 
 #[test]

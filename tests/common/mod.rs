@@ -3,7 +3,9 @@
 #![allow(dead_code)]
 
 use gradcam::core::{Conv2dParams, HostTensor, Pool2dParams};
-use gradcam::{arch, Graph, GraphBuilder, Weights};
+use gradcam::{
+    arch, Classes, Explainer, Graph, GraphBuilder, Method, Model, OcclusionParams, Options, Weights,
+};
 use safetensors::SafeTensors;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -358,4 +360,64 @@ pub fn wgpu_backend() -> Option<gradcam::wgpu::WgpuBackend> {
             None
         }
     }
+}
+
+/// Runs every method of case `name` on `backend` with `graph` (built-in, or imported from
+/// ONNX) explained at `layer`, and compares with the reference; without `perturbation`,
+/// ScoreCAM and occlusion (hundreds of forward passes) are left out. Panics listing every
+/// tensor beyond its tolerance.
+/// (The library's `run_on`, with a given graph (built-in, or imported from ONNX) and target layer name.
+pub fn run_with<B: gradcam::Backend>(
+    backend: B,
+    name: &str,
+    graph: gradcam::Graph,
+    layer: String,
+    perturbation: bool,
+) {
+    let case = load_case(name);
+    let model = Model::new(backend, graph.fold_batch_norm(&[]).unwrap()).unwrap();
+    let explainer = Explainer::new(model);
+    let (window, stride) = case.occlusion();
+    let mut opts = Options {
+        layer: Some(layer),
+        classes: Classes::Given(case.targets.clone()),
+        occlusion: OcclusionParams {
+            window: Some(window),
+            stride: Some(stride),
+            baseline: 0.0,
+        },
+        ..Options::default()
+    };
+    let mut methods: Vec<Method> = Method::ALL.to_vec();
+    if name != "tiny_cam" {
+        methods.retain(|m| *m != Method::Cam);
+    }
+    let mut skip = vec!["guided_backprop_pgc"];
+    if !perturbation {
+        methods.retain(|m| !matches!(m, Method::ScoreCam | Method::Occlusion));
+        skip.extend(["scorecam", "occlusion"]);
+    }
+    let input = &case.reference["input"];
+    let ours = explainer.explain(input, &methods, &opts).unwrap();
+    assert_eq!(ours.targets, case.targets);
+    let mut failures = compare(&case, &ours.tensors, &|n| n.to_string(), &skip);
+
+    // pytorch-grad-cam's GuidedBackpropReLUModel: the guided rule on nn.ReLU only.
+    opts.guided_relu_only = true;
+    let pgc = explainer
+        .explain(input, &[Method::GuidedBackprop], &opts)
+        .unwrap();
+    let mut only = case.reference.clone();
+    only.retain(|k, _| k == "guided_backprop_pgc");
+    let pgc_case = Case {
+        reference: only,
+        ..load_case(name)
+    };
+    failures.extend(compare(
+        &pgc_case,
+        &pgc.tensors,
+        &|_| "guided_backprop".to_string(),
+        &[],
+    ));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

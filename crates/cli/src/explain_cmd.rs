@@ -18,18 +18,26 @@ use std::path::PathBuf;
 pub struct ModelArgs {
     /// Built-in architecture (resnet, resnet18..152, vgg11..19[_bn], squeezenet1_0/1_1,
     /// mobilenet_v2, alexnet, demo).
-    #[arg(long)]
-    pub arch: String,
+    #[arg(long, required_unless_present = "model")]
+    pub arch: Option<String>,
     /// torchvision state dict saved as safetensors (optional for `demo`, whose trained
     /// weights are built in).
     #[arg(long)]
     pub weights: Option<PathBuf>,
+    /// An ONNX model (`FILE.onnx`, external data beside it), instead of --arch/--weights:
+    /// layers are named by their ONNX output tensors (`gradcam layers --model FILE.onnx`).
+    #[arg(long, conflicts_with_all = ["arch", "weights"])]
+    pub model: Option<PathBuf>,
 }
 
 impl ModelArgs {
     /// Loads the graph.
     pub fn graph(&self) -> Result<Graph> {
-        match (&self.weights, self.arch.as_str()) {
+        if let Some(m) = &self.model {
+            return gradcam_onnx::load(m);
+        }
+        let arch = self.arch.as_deref().unwrap_or_default();
+        match (&self.weights, arch) {
             (Some(w), arch) => arch::build(arch, &Weights::open(w)?),
             (None, "demo") => gradcam_demo::model::graph(),
             (None, arch) => Err(Error::InvalidArgument(format!(
@@ -40,9 +48,11 @@ impl ModelArgs {
 
     /// How the model is named in summaries.
     pub fn describe(&self) -> String {
-        match &self.weights {
-            Some(w) => format!("{} ({})", self.arch, w.display()),
-            None => format!("{} (built-in weights)", self.arch),
+        let arch = self.arch.as_deref().unwrap_or_default();
+        match (&self.model, &self.weights) {
+            (Some(m), _) => format!("ONNX {}", m.display()),
+            (None, Some(w)) => format!("{arch} ({})", w.display()),
+            (None, None) => format!("{arch} (built-in weights)"),
         }
     }
 }

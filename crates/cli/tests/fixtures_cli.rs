@@ -1,6 +1,7 @@
-//! The reference cases of the built-in architectures through `gradcam explain --save-tensors`:
-//! every reference tensor matched within the fixtures' tolerances. (The two custom-graph cases,
-//! tiny_cam and vgg_like, have no built-in architecture and are covered through the library.)
+//! The reference cases through `gradcam explain --save-tensors`: the built-in architectures
+//! (`--arch --weights`) and every case's two ONNX exports (`--model`), every reference tensor
+//! matched within the fixtures' tolerances. (tiny_cam and vgg_like have no built-in
+//! architecture: they come through ONNX only.)
 
 #[path = "../../../tests/common/mod.rs"]
 mod common;
@@ -17,6 +18,18 @@ fn run_case(name: &str) {
 
 fn run_on(name: &str, backend: &str, perturbation: bool) {
     let case = common::load_case(name);
+    let model = vec![
+        "--arch".to_string(),
+        case.arch().unwrap().to_string(),
+        "--weights".to_string(),
+        case.weights_path().display().to_string(),
+    ];
+    run_model(name, backend, perturbation, &model, &case.target_layer());
+}
+
+/// `gradcam explain` with the model given by `model` (arguments), explained at `layer`.
+fn run_model(name: &str, backend: &str, perturbation: bool, model: &[String], layer: &str) {
+    let case = common::load_case(name);
     let out = std::env::temp_dir().join(format!(
         "gradcam-cli-{name}-{}.safetensors",
         std::process::id()
@@ -26,15 +39,15 @@ fn run_on(name: &str, backend: &str, perturbation: bool) {
     let input = format!("{}:input", case.dir.join("reference.safetensors").display());
     let run = |extra: &[&str], path: &std::path::Path| {
         let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
-            .args(["explain", "--arch", case.arch().unwrap(), "--weights"])
-            .arg(case.weights_path())
+            .arg("explain")
+            .args(model)
             .args([
                 "--input",
                 &input,
                 "--class",
                 &classes.join(","),
                 "--layer",
-                &case.target_layer(),
+                layer,
             ])
             .args([
                 "--occlusion-window",
@@ -94,6 +107,26 @@ fn run_on(name: &str, backend: &str, perturbation: bool) {
     let _ = std::fs::remove_file(&out);
     let _ = std::fs::remove_file(&pgc_out);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Every case's ONNX exports through `--model`, targeted by the ONNX tensor names.
+#[test]
+fn every_case_through_onnx() {
+    for name in common::CASES {
+        let case = common::load_case(name);
+        for (file, key) in [
+            ("model.onnx", "onnx_target_tensor"),
+            ("model.dynamo.onnx", "dynamo_onnx_target_tensor"),
+        ] {
+            let model = [
+                "--model".to_string(),
+                case.dir.join(file).display().to_string(),
+            ];
+            let layer = case.json[key].as_str().unwrap();
+            // ScoreCAM and occlusion on the smallest case only: they are slow in a debug build.
+            run_model(name, "cpu", name == "tiny_cam", &model, layer);
+        }
+    }
 }
 
 #[test]

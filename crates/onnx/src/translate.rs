@@ -1,0 +1,494 @@
+//! ONNX graph → runtime graph, node by node. Constants (initializers, `Constant` nodes) stay on
+//! the host and become layer parameters or attributes; every other value is a runtime node named
+//! by its ONNX tensor name, so a target layer is named as in the ONNX file.
+
+use crate::proto::{AttributeProto, GraphProto, ModelProto, NodeProto};
+use crate::tensor::{self, Const};
+use gradcam_core::{Conv2dParams, Error, HostTensor, Pool2dParams, Result};
+use gradcam_runtime::{Graph, GraphBuilder, NodeId};
+use std::collections::HashMap;
+use std::path::Path;
+
+/// The operators the importer translates.
+pub const SUPPORTED: &[&str] = &[
+    "AveragePool",
+    "BatchNormalization",
+    "Clip",
+    "Concat",
+    "Constant",
+    "Conv",
+    "Dropout",
+    "Flatten",
+    "Gemm",
+    "GlobalAveragePool",
+    "Identity",
+    "MaxPool",
+    "ReduceMean",
+    "Relu",
+    "Reshape",
+    "Softmax",
+    "Add",
+];
+
+/// A value of the ONNX graph: a runtime node, or a host constant.
+#[derive(Clone)]
+enum Value {
+    Node(NodeId),
+    Const(Const),
+}
+
+fn err(node: &NodeProto, msg: impl std::fmt::Display) -> Error {
+    Error::Model(format!(
+        "ONNX node `{}` ({}): {msg}",
+        node.name.as_deref().unwrap_or(""),
+        node.op_type.as_deref().unwrap_or("")
+    ))
+}
+
+/// Attribute lookup for one node.
+struct Attrs<'a>(&'a NodeProto);
+
+impl<'a> Attrs<'a> {
+    fn get(&self, name: &str) -> Option<&'a AttributeProto> {
+        self.0
+            .attribute
+            .iter()
+            .find(|a| a.name.as_deref() == Some(name))
+    }
+    fn int(&self, name: &str, default: i64) -> i64 {
+        self.get(name).and_then(|a| a.i).unwrap_or(default)
+    }
+    fn float(&self, name: &str, default: f32) -> f32 {
+        self.get(name).and_then(|a| a.f).unwrap_or(default)
+    }
+    fn ints(&self, name: &str) -> Option<Vec<i64>> {
+        self.get(name).map(|a| a.ints.clone())
+    }
+    fn string(&self, name: &str) -> Option<String> {
+        self.get(name)
+            .and_then(|a| a.s.as_ref())
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+    }
+}
+
+/// Two spatial values from an attribute list (`[h, w]`), `default` when absent; strides,
+/// dilations and kernel sizes must be at least `min`.
+fn pair(node: &NodeProto, v: Option<Vec<i64>>, default: usize, what: &str) -> Result<[usize; 2]> {
+    let min = if what == "pads" { 0 } else { 1 };
+    match v.as_deref() {
+        None => Ok([default; 2]),
+        Some([a, b]) if *a >= min && *b >= min && *a <= 1 << 16 && *b <= 1 << 16 => {
+            Ok([*a as usize, *b as usize])
+        }
+        Some(other) => Err(err(
+            node,
+            format!("{what} {other:?}: two values of at least {min} are supported"),
+        )),
+    }
+}
+
+/// Symmetric padding from ONNX's `[top, left, bottom, right]` (or `auto_pad`).
+fn padding(
+    node: &NodeProto,
+    a: &Attrs,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+) -> Result<[usize; 2]> {
+    match a.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        "NOTSET" => {}
+        "VALID" => return Ok([0, 0]),
+        "SAME_UPPER" | "SAME_LOWER" => {
+            // Symmetric only where the total padding is even and the stride is 1.
+            let mut p = [0; 2];
+            for i in 0..2 {
+                let total = dilation[i] * (kernel[i] - 1);
+                if stride[i] != 1 || !total.is_multiple_of(2) {
+                    return Err(err(
+                        node,
+                        "auto_pad SAME with an asymmetric padding is not supported",
+                    ));
+                }
+                p[i] = total / 2;
+            }
+            return Ok(p);
+        }
+        other => return Err(err(node, format!("auto_pad `{other}`"))),
+    }
+    match a.ints("pads").as_deref() {
+        None => Ok([0, 0]),
+        Some([t, l, b, r])
+            if t == b && l == r && (0..=1 << 16).contains(t) && (0..=1 << 16).contains(l) =>
+        {
+            Ok([*t as usize, *l as usize])
+        }
+        Some(p) => Err(err(
+            node,
+            format!("pads {p:?}: only symmetric 2-D padding is supported"),
+        )),
+    }
+}
+
+fn pool_params(node: &NodeProto, a: &Attrs) -> Result<Pool2dParams> {
+    if a.get("kernel_shape").is_none() {
+        return Err(err(node, "kernel_shape is required"));
+    }
+    let kernel = pair(node, a.ints("kernel_shape"), 1, "kernel_shape")?;
+    let stride = pair(node, a.ints("strides"), 1, "strides")?;
+    let dilation = pair(node, a.ints("dilations"), 1, "dilations")?;
+    Ok(Pool2dParams {
+        kernel,
+        stride,
+        padding: padding(node, a, kernel, stride, dilation)?,
+        dilation,
+        ceil_mode: a.int("ceil_mode", 0) != 0,
+        count_include_pad: a.int("count_include_pad", 0) != 0,
+    })
+}
+
+/// The standard-domain opset the model imports.
+fn opset(model: &ModelProto) -> i64 {
+    model
+        .opset_import
+        .iter()
+        .find(|o| matches!(o.domain.as_deref(), None | Some("") | Some("ai.onnx")))
+        .and_then(|o| o.version)
+        .unwrap_or(1)
+}
+
+/// Translates a decoded model; `dir` is its folder (external data).
+pub fn translate(model: &ModelProto, dir: Option<&Path>) -> Result<Graph> {
+    let g: &GraphProto = model
+        .graph
+        .as_ref()
+        .ok_or_else(|| Error::Model("the ONNX file has no graph".into()))?;
+    let opset = opset(model);
+    let mut values: HashMap<String, Value> = HashMap::new();
+    for t in &g.initializer {
+        let name = t.name.clone().unwrap_or_default();
+        values.insert(name, Value::Const(tensor::read(t, dir)?));
+    }
+    // The one image input: NCHW with a fixed channel count.
+    let inputs: Vec<_> = g
+        .input
+        .iter()
+        .filter(|i| !values.contains_key(i.name.as_deref().unwrap_or("")))
+        .collect();
+    let [input] = inputs[..] else {
+        return Err(Error::Model(format!(
+            "the ONNX graph has {} inputs besides its weights; one image input is supported",
+            inputs.len()
+        )));
+    };
+    let dims: Vec<Option<i64>> = input
+        .r#type
+        .as_ref()
+        .and_then(|t| t.tensor_type.as_ref())
+        .and_then(|t| t.shape.as_ref())
+        .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
+        .unwrap_or_default();
+    let channels = match dims[..] {
+        [_, Some(c), _, _] if c > 0 => c as usize,
+        _ => {
+            return Err(Error::Model(format!(
+                "the ONNX input `{}` must be [n, c, h, w] with a fixed channel count, got {dims:?}",
+                input.name.as_deref().unwrap_or("")
+            )))
+        }
+    };
+    let mut b = GraphBuilder::new(channels);
+    values.insert(
+        input.name.clone().unwrap_or_default(),
+        Value::Node(b.input()),
+    );
+    for node in &g.node {
+        translate_node(&mut b, &mut values, node, opset)?;
+    }
+    let out = g
+        .output
+        .first()
+        .and_then(|o| o.name.clone())
+        .ok_or_else(|| Error::Model("the ONNX graph has no output".into()))?;
+    match values.get(&out) {
+        Some(Value::Node(id)) => b.build(*id),
+        _ => Err(Error::Model(format!(
+            "the ONNX output `{out}` is not computed from the input"
+        ))),
+    }
+}
+
+fn translate_node(
+    b: &mut GraphBuilder,
+    values: &mut HashMap<String, Value>,
+    node: &NodeProto,
+    opset: i64,
+) -> Result<()> {
+    let op = node.op_type.as_deref().unwrap_or("");
+    if !matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx")) {
+        return Err(err(
+            node,
+            format!(
+                "operator domain `{}` is not supported",
+                node.domain.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    let out = node
+        .output
+        .first()
+        .cloned()
+        .filter(|o| !o.is_empty())
+        .ok_or_else(|| err(node, "no output"))?;
+    if node.output.iter().skip(1).any(|o| !o.is_empty()) && !matches!(op, "Dropout") {
+        return Err(err(node, "only the first output is supported"));
+    }
+    let value = |i: usize| -> Result<&Value> {
+        let name = node
+            .input
+            .get(i)
+            .filter(|n| !n.is_empty())
+            .ok_or_else(|| err(node, format!("input {i} is missing")))?;
+        values.get(name).ok_or_else(|| {
+            err(
+                node,
+                format!("input `{name}` is not defined before the node"),
+            )
+        })
+    };
+    let x = |i: usize| -> Result<NodeId> {
+        match value(i)? {
+            Value::Node(id) => Ok(*id),
+            Value::Const(_) => Err(err(
+                node,
+                format!("input {i} is a constant; a computed tensor is expected"),
+            )),
+        }
+    };
+    let c = |i: usize| -> Result<Const> {
+        match value(i)? {
+            Value::Const(k) => Ok(k.clone()),
+            Value::Node(_) => Err(err(
+                node,
+                format!("input {i} must be a constant (an initializer or a Constant node)"),
+            )),
+        }
+    };
+    let has = |i: usize| node.input.get(i).is_some_and(|n| !n.is_empty());
+    let a = Attrs(node);
+    let id = match op {
+        "Conv" => {
+            let w = c(1)?;
+            if w.dims.len() != 4 || w.dims.contains(&0) {
+                return Err(err(
+                    node,
+                    format!(
+                        "weight {:?}: a non-empty 2-D convolution weight is expected",
+                        w.dims
+                    ),
+                ));
+            }
+            let kernel = [w.dims[2], w.dims[3]];
+            let stride = pair(node, a.ints("strides"), 1, "strides")?;
+            let dilation = pair(node, a.ints("dilations"), 1, "dilations")?;
+            let p = Conv2dParams {
+                stride,
+                padding: padding(node, &a, kernel, stride, dilation)?,
+                dilation,
+                groups: usize::try_from(a.int("group", 1))
+                    .map_err(|_| err(node, "negative group"))?,
+            };
+            let bias = if has(2) { Some(c(2)?.tensor()?) } else { None };
+            b.conv2d(&out, x(0)?, w.tensor()?, bias, p)?
+        }
+        "Relu" => b.relu(&out, x(0)?)?,
+        "Clip" => {
+            let (lo, hi) = if opset < 11 {
+                (
+                    a.float("min", f32::NEG_INFINITY),
+                    a.float("max", f32::INFINITY),
+                )
+            } else {
+                let bound = |i: usize, default: f32| -> Result<f32> {
+                    if !has(i) {
+                        return Ok(default);
+                    }
+                    let k = c(i)?;
+                    k.f.first()
+                        .copied()
+                        .filter(|_| k.f.len() == 1)
+                        .ok_or_else(|| err(node, "min and max must be scalars"))
+                };
+                (bound(1, f32::NEG_INFINITY)?, bound(2, f32::INFINITY)?)
+            };
+            b.clip(&out, x(0)?, lo, hi)?
+        }
+        "MaxPool" => b.max_pool(&out, x(0)?, pool_params(node, &a)?)?,
+        "AveragePool" => b.avg_pool(&out, x(0)?, pool_params(node, &a)?)?,
+        "GlobalAveragePool" => b.global_avg_pool(&out, x(0)?)?,
+        "ReduceMean" => {
+            let axes = if opset < 18 {
+                a.ints("axes")
+            } else if has(1) {
+                Some(c(1)?.ints())
+            } else {
+                None
+            };
+            let mut axes: Vec<i64> = axes
+                .ok_or_else(|| err(node, "a mean over every axis is not supported"))?
+                .into_iter()
+                .map(|v| if v < 0 { v + 4 } else { v })
+                .collect();
+            axes.sort_unstable();
+            if axes != [2, 3] {
+                return Err(err(
+                    node,
+                    format!("only a mean over the spatial axes is supported, not {axes:?}"),
+                ));
+            }
+            if a.int("keepdims", 1) != 0 {
+                b.global_avg_pool(&out, x(0)?)?
+            } else {
+                let pooled = b.global_avg_pool(&format!("{out}::pool"), x(0)?)?;
+                b.flatten(&out, pooled)?
+            }
+        }
+        "Flatten" => {
+            if a.int("axis", 1) != 1 {
+                return Err(err(node, "only axis 1 is supported"));
+            }
+            b.flatten(&out, x(0)?)?
+        }
+        "Reshape" => {
+            let shape = c(1)?.ints();
+            // [n, -1], [-1, k], [0, -1]...: a flatten to [n, features].
+            if shape.len() != 2 || !(shape.contains(&-1) || shape.contains(&0) || shape[0] > 0) {
+                return Err(err(
+                    node,
+                    format!("only a reshape to [n, features] is supported, not {shape:?}"),
+                ));
+            }
+            b.flatten(&out, x(0)?)?
+        }
+        "Gemm" => {
+            if a.int("transA", 0) != 0 {
+                return Err(err(node, "transA = 1 is not supported"));
+            }
+            let w = c(1)?;
+            let [r, k] = w.dims[..] else {
+                return Err(err(node, "B must be a matrix"));
+            };
+            let alpha = a.float("alpha", 1.0);
+            let beta = a.float("beta", 1.0);
+            // The runtime's linear layer takes [out, in].
+            let data: Vec<f32> = if a.int("transB", 0) != 0 {
+                w.f.iter().map(|v| v * alpha).collect()
+            } else {
+                (0..k)
+                    .flat_map(|o| (0..r).map(move |i| (o, i)))
+                    .map(|(o, i)| w.f[i * k + o] * alpha)
+                    .collect()
+            };
+            let (o, i) = if a.int("transB", 0) != 0 {
+                (r, k)
+            } else {
+                (k, r)
+            };
+            let bias = if has(2) {
+                let cb = c(2)?;
+                if cb.f.len() != o {
+                    return Err(err(
+                        node,
+                        format!("C has {} values for {o} outputs", cb.f.len()),
+                    ));
+                }
+                Some(HostTensor::new(
+                    [o],
+                    cb.f.iter().map(|v| v * beta).collect(),
+                )?)
+            } else {
+                None
+            };
+            b.linear(&out, x(0)?, HostTensor::new([o, i], data)?, bias)?
+        }
+        "Add" => b.add(&out, x(0)?, x(1)?)?,
+        "Concat" => {
+            let axis = a.int("axis", 1);
+            if axis != 1 && axis != -3 {
+                return Err(err(
+                    node,
+                    format!("only channel concatenation, not axis {axis}"),
+                ));
+            }
+            let xs = (0..node.input.len()).map(x).collect::<Result<Vec<_>>>()?;
+            b.concat(&out, &xs)?
+        }
+        "BatchNormalization" => {
+            let t = |i: usize| -> Result<HostTensor> { c(i)?.tensor() };
+            b.batch_norm(
+                &out,
+                x(0)?,
+                [t(1)?, t(2)?, t(3)?, t(4)?],
+                a.float("epsilon", 1e-5),
+            )?
+        }
+        "Softmax" => {
+            let axis = a.int("axis", if opset < 13 { 1 } else { -1 });
+            if axis != 1 && axis != -1 {
+                return Err(err(node, format!("softmax over axis {axis}")));
+            }
+            b.softmax(&out, x(0)?)?
+        }
+        "Identity" | "Dropout" => {
+            let v = value(0)?.clone();
+            if let Value::Node(id) = v {
+                b.alias(&out, id);
+            }
+            values.insert(out, v);
+            return Ok(());
+        }
+        "Constant" => {
+            let k = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
+                tensor::read(t, None)?
+            } else if let Some(v) = a.get("value_float").and_then(|v| v.f) {
+                Const {
+                    dims: vec![],
+                    f: vec![v],
+                    i: vec![],
+                }
+            } else if let Some(v) = a.get("value_floats") {
+                Const {
+                    dims: vec![v.floats.len()],
+                    f: v.floats.clone(),
+                    i: vec![],
+                }
+            } else if let Some(v) = a.get("value_int").and_then(|v| v.i) {
+                Const {
+                    dims: vec![],
+                    f: vec![v as f32],
+                    i: vec![v],
+                }
+            } else if let Some(v) = a.get("value_ints") {
+                Const {
+                    dims: vec![v.ints.len()],
+                    f: v.ints.iter().map(|&i| i as f32).collect(),
+                    i: v.ints.clone(),
+                }
+            } else {
+                return Err(err(node, "a Constant without a tensor, float or int value"));
+            };
+            values.insert(out, Value::Const(k));
+            return Ok(());
+        }
+        other => {
+            return Err(err(
+                node,
+                format!(
+                    "operator `{other}` is not supported; supported: {}",
+                    SUPPORTED.join(", ")
+                ),
+            ))
+        }
+    };
+    values.insert(out, Value::Node(id));
+    Ok(())
+}
