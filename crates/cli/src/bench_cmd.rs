@@ -14,11 +14,15 @@ use std::time::Instant;
 #[derive(Args)]
 pub struct BenchArgs {
     /// Built-in architecture (a named variant such as resnet50 when no weights are given).
-    #[arg(long)]
-    arch: String,
+    #[arg(long, required_unless_present = "model")]
+    arch: Option<String>,
     /// torchvision state dict as safetensors; default seeded random weights.
     #[arg(long)]
     weights: Option<PathBuf>,
+    /// An ONNX model instead of --arch/--weights (its input must have a fixed channel count;
+    /// --size sets the spatial size).
+    #[arg(long, conflicts_with_all = ["arch", "weights"])]
+    model: Option<PathBuf>,
     /// What to time, comma separated: forward, gradcam, guided-backprop, guided-gradcam (or any
     /// explain method).
     #[arg(long, default_value = "gradcam")]
@@ -175,12 +179,22 @@ pub fn run(a: BenchArgs) -> Result<()> {
             "--batch, --size and --reps must be positive".into(),
         ));
     }
-    let weights = match &a.weights {
-        Some(p) => Weights::open(p)?,
-        None => arch::random_weights(&a.arch, 1000, a.seed)?,
+    let graph = match (&a.model, a.arch.as_deref().unwrap_or_default()) {
+        (Some(m), _) => gradcam_onnx::load(m)?,
+        (None, name) => {
+            let weights = match &a.weights {
+                Some(p) => Weights::open(p)?,
+                None => arch::random_weights(name, 1000, a.seed)?,
+            };
+            arch::build(name, &weights)?
+        }
     };
-    let graph = arch::build(&a.arch, &weights)?;
+    let model_label = match &a.model {
+        Some(m) => m.display().to_string(),
+        None => a.arch.clone().unwrap_or_default(),
+    };
     let graph = graph.fold_batch_norm(&[graph.default_target()?])?;
+    let channels = graph.input_channels();
     let tasks = a
         .method
         .split(',')
@@ -196,7 +210,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             ))
         })
         .collect::<Result<Vec<_>>>()?;
-    let n = a.batch * 3 * a.size * a.size;
+    let n = a.batch * channels * a.size * a.size;
     let mut state = a.seed ^ 0x5DEE_CE66;
     let data: Vec<f32> = (0..n)
         .map(|_| {
@@ -206,7 +220,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
             ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
         })
         .collect();
-    let input = HostTensor::new([a.batch, 3, a.size, a.size], data)?;
+    let input = HostTensor::new([a.batch, channels, a.size, a.size], data)?;
     let job = Job {
         graph,
         input,
@@ -224,7 +238,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         let (min, max) = (t[0], t[t.len() - 1]);
         if a.json {
             let v = serde_json::json!({
-                "arch": a.arch, "method": label, "backend": backend, "batch": a.batch, "size": a.size,
+                "arch": model_label, "method": label, "backend": backend, "batch": a.batch, "size": a.size,
                 "threads": threads, "reps": a.reps, "median_ms": median, "min_ms": min, "max_ms": max,
                 "ms_per_image": median / a.batch as f64,
             });
@@ -232,7 +246,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
         } else {
             println!(
                 "{} {label} on {backend}, batch {} at {}×{}, {threads} threads: median {median:.2} ms ({:.2} ms per image), min {min:.2}, max {max:.2} over {} runs",
-                a.arch, a.batch, a.size, a.size, median / a.batch as f64, a.reps
+                model_label, a.batch, a.size, a.size, median / a.batch as f64, a.reps
             );
         }
     }
@@ -243,7 +257,7 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .iter()
                 .map(|(l, n, ms)| serde_json::json!({"op": l, "count": n, "ms": ms}))
                 .collect();
-            let v = serde_json::json!({"arch": a.arch, "backend": backend, "batch": a.batch,
+            let v = serde_json::json!({"arch": model_label, "backend": backend, "batch": a.batch,
                 "profile": kinds, "total_ms": total});
             println!("{v}");
         } else {

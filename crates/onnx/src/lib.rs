@@ -8,6 +8,10 @@
 //! malformed or truncated file, an unknown operator or an unsupported attribute is an
 //! [`gradcam_core::Error::Model`] naming the node and what is supported, never a panic.
 //!
+//! Constant subgraphs — shape arithmetic (`Shape`, `Gather`, `Unsqueeze`, `Squeeze`, `Concat`,
+//! `Cast`) — are folded at load time; `MatMul` by a constant plus an `Add` of a bias becomes one
+//! linear layer; `Sub`/`Mul`/`Div`/`Add` by per-channel constants become a channel affine map.
+//!
 //! Layers are named by their ONNX output tensor (`/layer4/layer4.1/relu_1/Relu_output_0`,
 //! `relu_16`); `Identity` and `Dropout` outputs name the same layer.
 

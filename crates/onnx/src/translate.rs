@@ -28,13 +28,27 @@ pub const SUPPORTED: &[&str] = &[
     "Reshape",
     "Softmax",
     "Add",
+    "Sub",
+    "Mul",
+    "Div",
+    "MatMul",
+    "Shape",
+    "Gather",
+    "Unsqueeze",
+    "Squeeze",
+    "Cast",
 ];
 
-/// A value of the ONNX graph: a runtime node, or a host constant.
+/// A batch dimension in a folded shape (`Shape` of a tensor whose batch size is the input's).
+const BATCH: i64 = i64::MIN + 1;
+
+/// A value of the ONNX graph: a runtime node, a host constant, or a `MatMul` by a constant
+/// not yet made a linear layer (an `Add` of a bias may still join it).
 #[derive(Clone)]
 enum Value {
     Node(NodeId),
     Const(Const),
+    MatMul { x: NodeId, weight: HostTensor },
 }
 
 fn err(node: &NodeProto, msg: impl std::fmt::Display) -> Error {
@@ -196,19 +210,32 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>) -> Result<Graph> {
             )))
         }
     };
+    // The input shape with batch 1, where the spatial size is fixed: `Shape` nodes fold with it.
+    let fixed = match dims[..] {
+        [_, _, Some(h), Some(w)] if h > 0 && w > 0 => Some(gradcam_core::Shape::new([
+            1, channels, h as usize, w as usize,
+        ])),
+        _ => None,
+    };
     let mut b = GraphBuilder::new(channels);
     values.insert(
         input.name.clone().unwrap_or_default(),
         Value::Node(b.input()),
     );
     for node in &g.node {
-        translate_node(&mut b, &mut values, node, opset)?;
+        if !fold_bias(&mut b, &mut values, node)? {
+            for name in &node.input {
+                materialize(&mut b, &mut values, name)?;
+            }
+            translate_node(&mut b, &mut values, node, opset, fixed.as_ref())?;
+        }
     }
     let out = g
         .output
         .first()
         .and_then(|o| o.name.clone())
         .ok_or_else(|| Error::Model("the ONNX graph has no output".into()))?;
+    materialize(&mut b, &mut values, &out)?;
     match values.get(&out) {
         Some(Value::Node(id)) => b.build(*id),
         _ => Err(Error::Model(format!(
@@ -217,11 +244,72 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>) -> Result<Graph> {
     }
 }
 
+/// Makes a pending `MatMul` value a linear layer without bias, named by its tensor.
+fn materialize(
+    b: &mut GraphBuilder,
+    values: &mut HashMap<String, Value>,
+    name: &str,
+) -> Result<()> {
+    if let Some(Value::MatMul { x, weight }) = values.get(name).cloned() {
+        let id = b.linear(name, x, weight, None)?;
+        values.insert(name.to_string(), Value::Node(id));
+    }
+    Ok(())
+}
+
+/// `Add(MatMul(x, W), bias)` with a constant bias of one value per output: one linear layer
+/// named by the `Add`'s output. Returns whether the node was consumed.
+fn fold_bias(
+    b: &mut GraphBuilder,
+    values: &mut HashMap<String, Value>,
+    node: &NodeProto,
+) -> Result<bool> {
+    if node.op_type.as_deref() != Some("Add") || node.input.len() != 2 {
+        return Ok(false);
+    }
+    let get = |i: usize| values.get(&node.input[i]).cloned();
+    let (pending, bias) = match (get(0), get(1)) {
+        (Some(m @ Value::MatMul { .. }), Some(Value::Const(c)))
+        | (Some(Value::Const(c)), Some(m @ Value::MatMul { .. })) => (m, c),
+        _ => return Ok(false),
+    };
+    let Value::MatMul { x, weight } = pending else {
+        return Ok(false);
+    };
+    let outputs = weight.shape.dim(0);
+    if bias.f.len() != outputs || bias.dims.iter().rev().skip(1).any(|&d| d != 1) {
+        return Ok(false);
+    }
+    let out = node.output.first().cloned().unwrap_or_default();
+    let id = b.linear(&out, x, weight, Some(HostTensor::new([outputs], bias.f)?))?;
+    values.insert(out, Value::Node(id));
+    Ok(true)
+}
+
+/// A per-channel constant for an image with `c` channels: a scalar, or `[c, 1, 1]` /
+/// `[1, c, 1, 1]` (numpy broadcasting over NCHW), as `c` values.
+fn per_channel(node: &NodeProto, k: &Const, c: usize) -> Result<Vec<f32>> {
+    let dims: Vec<usize> = k.dims.iter().copied().skip_while(|&d| d == 1).collect();
+    match (k.f.len(), dims.as_slice()) {
+        (1, _) => Ok(vec![k.f[0]; c]),
+        (n, [m, 1, 1]) if n == c && *m == c && k.dims.len() <= 4 => Ok(k.f.clone()),
+        _ => Err(err(
+            node,
+            format!(
+                "a constant of shape {:?} on {c} channels: only scalars and per-channel [c, 1, 1] \
+                 constants are supported",
+                k.dims
+            ),
+        )),
+    }
+}
+
 fn translate_node(
     b: &mut GraphBuilder,
     values: &mut HashMap<String, Value>,
     node: &NodeProto,
     opset: i64,
+    input: Option<&gradcam_core::Shape>,
 ) -> Result<()> {
     let op = node.op_type.as_deref().unwrap_or("");
     if !matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx")) {
@@ -258,7 +346,7 @@ fn translate_node(
     let x = |i: usize| -> Result<NodeId> {
         match value(i)? {
             Value::Node(id) => Ok(*id),
-            Value::Const(_) => Err(err(
+            _ => Err(err(
                 node,
                 format!("input {i} is a constant; a computed tensor is expected"),
             )),
@@ -267,7 +355,7 @@ fn translate_node(
     let c = |i: usize| -> Result<Const> {
         match value(i)? {
             Value::Const(k) => Ok(k.clone()),
-            Value::Node(_) => Err(err(
+            _ => Err(err(
                 node,
                 format!("input {i} must be a constant (an initializer or a Constant node)"),
             )),
@@ -361,7 +449,9 @@ fn translate_node(
         "Reshape" => {
             let shape = c(1)?.ints();
             // [n, -1], [-1, k], [0, -1]...: a flatten to [n, features].
-            if shape.len() != 2 || !(shape.contains(&-1) || shape.contains(&0) || shape[0] > 0) {
+            if shape.len() != 2
+                || !(shape.contains(&-1) || shape.contains(&0) || shape[0] > 0 || shape[0] == BATCH)
+            {
                 return Err(err(
                     node,
                     format!("only a reshape to [n, features] is supported, not {shape:?}"),
@@ -410,7 +500,86 @@ fn translate_node(
             };
             b.linear(&out, x(0)?, HostTensor::new([o, i], data)?, bias)?
         }
-        "Add" => b.add(&out, x(0)?, x(1)?)?,
+        "Add" | "Sub" | "Mul" | "Div" => {
+            let (v0, v1) = (value(0)?.clone(), value(1)?.clone());
+            match (&v0, &v1) {
+                (Value::Node(p), Value::Node(q)) if op == "Add" => b.add(&out, *p, *q)?,
+                (Value::Node(_), Value::Node(_)) => {
+                    return Err(err(
+                        node,
+                        "only constants can be subtracted, multiplied or divided by",
+                    ))
+                }
+                (Value::Node(id), Value::Const(k)) | (Value::Const(k), Value::Node(id)) => {
+                    let node_first = matches!(v0, Value::Node(_));
+                    let c = b.channels(*id)?;
+                    let v = per_channel(node, k, c)?;
+                    // y = x·scale + shift, as an inference batch norm (ε = 0, mean 0, var 1).
+                    let (scale, shift): (Vec<f32>, Vec<f32>) = match (op, node_first) {
+                        ("Add", _) => (vec![1.0; c], v),
+                        ("Sub", true) => (vec![1.0; c], v.iter().map(|t| -t).collect()),
+                        ("Sub", false) => (vec![-1.0; c], v),
+                        ("Mul", _) => (v, vec![0.0; c]),
+                        ("Div", true) => (v.iter().map(|t| 1.0 / t).collect(), vec![0.0; c]),
+                        _ => return Err(err(node, "dividing a constant by a tensor")),
+                    };
+                    let t = |d: Vec<f32>| HostTensor::new([c], d);
+                    b.batch_norm(
+                        &out,
+                        *id,
+                        [t(scale)?, t(shift)?, t(vec![0.0; c])?, t(vec![1.0; c])?],
+                        0.0,
+                    )?
+                }
+                _ => return Err(err(node, "arithmetic on two constants")),
+            }
+        }
+        "MatMul" => {
+            let w = c(1)?;
+            let [i, o] = w.dims[..] else {
+                return Err(err(
+                    node,
+                    "only a product with a constant matrix is supported",
+                ));
+            };
+            // The runtime's linear layer takes [out, in].
+            let data: Vec<f32> = (0..o)
+                .flat_map(|r| (0..i).map(move |q| (r, q)))
+                .map(|(r, q)| w.f[q * o + r])
+                .collect();
+            values.insert(
+                out,
+                Value::MatMul {
+                    x: x(0)?,
+                    weight: HostTensor::new([o, i], data)?,
+                },
+            );
+            return Ok(());
+        }
+        "Concat"
+            if node
+                .input
+                .iter()
+                .all(|n| matches!(values.get(n), Some(Value::Const(_)))) =>
+        {
+            // A shape being assembled: 1-D integer constants joined end to end.
+            let mut k = Const {
+                dims: vec![0],
+                f: vec![],
+                i: vec![],
+            };
+            for i in 0..node.input.len() {
+                let part = c(i)?;
+                if part.dims.len() != 1 {
+                    return Err(err(node, "only 1-D constants are concatenated"));
+                }
+                k.dims[0] += part.dims[0];
+                k.f.extend(&part.f);
+                k.i.extend(part.ints());
+            }
+            values.insert(out, Value::Const(k));
+            return Ok(());
+        }
         "Concat" => {
             let axis = a.int("axis", 1);
             if axis != 1 && axis != -3 {
@@ -444,6 +613,109 @@ fn translate_node(
                 b.alias(&out, id);
             }
             values.insert(out, v);
+            return Ok(());
+        }
+        "Shape" => {
+            if a.get("start").is_some() || a.get("end").is_some() {
+                return Err(err(node, "Shape with start or end is not supported"));
+            }
+            let input = input.ok_or_else(|| {
+                err(
+                    node,
+                    "folding a Shape needs an input of fixed height and width",
+                )
+            })?;
+            let s = b.infer_shape(x(0)?, input)?;
+            let ints: Vec<i64> = s
+                .dims()
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| if i == 0 { BATCH } else { d as i64 })
+                .collect();
+            let k = Const {
+                dims: vec![ints.len()],
+                f: ints.iter().map(|&v| v as f32).collect(),
+                i: ints,
+            };
+            values.insert(out, Value::Const(k));
+            return Ok(());
+        }
+        "Gather" => {
+            let (data, idx) = (c(0)?, c(1)?);
+            if a.int("axis", 0) != 0 || data.dims.len() != 1 || idx.dims.len() > 1 {
+                return Err(err(node, "only gathering from a 1-D constant along axis 0"));
+            }
+            let vals = data.ints();
+            let picked = idx
+                .ints()
+                .iter()
+                .map(|&j| {
+                    let j = if j < 0 { j + vals.len() as i64 } else { j };
+                    usize::try_from(j)
+                        .ok()
+                        .and_then(|j| vals.get(j).copied())
+                        .ok_or_else(|| err(node, format!("index {j} out of range")))
+                })
+                .collect::<Result<Vec<i64>>>()?;
+            let k = Const {
+                dims: idx.dims.clone(),
+                f: picked.iter().map(|&v| v as f32).collect(),
+                i: picked,
+            };
+            values.insert(out, Value::Const(k));
+            return Ok(());
+        }
+        "Unsqueeze" | "Squeeze" => {
+            let mut k = c(0)?;
+            let axes = if opset < 13 {
+                a.ints("axes")
+            } else if has(1) {
+                Some(c(1)?.ints())
+            } else {
+                None
+            };
+            if op == "Unsqueeze" {
+                let mut axes = axes.ok_or_else(|| err(node, "Unsqueeze without axes"))?;
+                let rank = (k.dims.len() + axes.len()) as i64;
+                for v in axes.iter_mut() {
+                    if *v < 0 {
+                        *v += rank;
+                    }
+                }
+                axes.sort_unstable();
+                for &ax in &axes {
+                    let ax = usize::try_from(ax)
+                        .ok()
+                        .filter(|&ax| ax <= k.dims.len())
+                        .ok_or_else(|| err(node, format!("axis {ax} out of range")))?;
+                    k.dims.insert(ax, 1);
+                }
+            } else {
+                let rank = k.dims.len() as i64;
+                let drop: Vec<usize> = match axes {
+                    Some(v) => v
+                        .iter()
+                        .map(|&x| {
+                            let ax = if x < 0 { x + rank } else { x };
+                            usize::try_from(ax)
+                                .ok()
+                                .filter(|&ax| k.dims.get(ax) == Some(&1))
+                                .ok_or_else(|| err(node, format!("axis {x} is not of size 1")))
+                        })
+                        .collect::<Result<_>>()?,
+                    None => (0..k.dims.len()).filter(|&i| k.dims[i] == 1).collect(),
+                };
+                k.dims = (0..k.dims.len())
+                    .filter(|i| !drop.contains(i))
+                    .map(|i| k.dims[i])
+                    .collect();
+            }
+            values.insert(out, Value::Const(k));
+            return Ok(());
+        }
+        "Cast" => {
+            let k = c(0)?;
+            values.insert(out, Value::Const(k));
             return Ok(());
         }
         "Constant" => {

@@ -1,7 +1,7 @@
 //! [`GraphBuilder`]: assemble a graph in Rust, with channel counts checked as layers are added.
 
 use crate::graph::{Graph, Node, NodeId, Op, Param, ParamId};
-use gradcam_core::{Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result};
+use gradcam_core::{Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape};
 
 /// What is known of a node's output before the input size is.
 #[derive(Clone, Copy, Debug)]
@@ -362,6 +362,13 @@ impl GraphBuilder {
     /// Sets the default Grad-CAM target layer.
     pub fn set_default_target(&mut self, node: NodeId) {
         self.default_target = Some(node);
+    }
+
+    /// The output shape of `node` for an input of shape `input`, by the graph's shape rules
+    /// (importers use it to fold shape computations into constants).
+    pub fn infer_shape(&self, node: NodeId, input: &Shape) -> Result<Shape> {
+        let shapes = crate::graph::infer_shapes(&self.nodes[..=node.0], &self.params, input)?;
+        Ok(shapes[node.0].clone())
     }
 
     /// Finishes the graph with `output` as the logits; it must be flat `[n, classes]`.

@@ -241,54 +241,56 @@ impl Graph {
                 self.input_channels
             )));
         }
-        let mut shapes: Vec<Shape> = Vec::with_capacity(self.nodes.len());
-        for node in &self.nodes {
-            let s = self
-                .node_shape(node, &shapes, input)
-                .map_err(|e| layer_error(&node.name, e))?;
-            shapes.push(s);
-        }
-        Ok(shapes)
+        infer_shapes(&self.nodes, &self.params, input)
     }
+}
 
-    fn node_shape(&self, node: &Node, shapes: &[Shape], input: &Shape) -> Result<Shape> {
-        let x = |i: usize| &shapes[node.inputs[i].0];
-        let p = |id: &ParamId| &self.params[id.0].value.shape;
-        Ok(match &node.op {
-            Op::Input => input.clone(),
-            Op::Conv2d {
-                weight,
-                bias,
-                params,
-            } => check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into(),
-            Op::Linear { weight, bias } => {
-                check::linear(x(0), p(weight), bias.as_ref().map(p))?.into()
-            }
-            Op::Rectifier(_) | Op::Dropout => x(0).clone(),
-            Op::Softmax => check::softmax(x(0))?.into(),
-            Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
-            Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),
-            Op::GlobalAvgPool => check::adaptive_pool(x(0), [1, 1])?.into(),
-            Op::BatchNorm { scale, shift } => {
-                check::channel_affine(x(0), p(scale), Some(p(shift)))?.into()
-            }
-            Op::Add => {
-                check::same("add", x(0), x(1))?;
-                x(0).clone()
-            }
-            Op::Concat => {
-                let s: Vec<&Shape> = node.inputs.iter().map(|i| &shapes[i.0]).collect();
-                check::concat_channels(&s)?.into()
-            }
-            Op::Flatten => {
-                let d = x(0).dims();
-                if d.is_empty() {
-                    return Err(Error::shape("flatten", "scalar input"));
-                }
-                Shape::new([d[0], d[1..].iter().product()])
-            }
-        })
+/// The output shape of every node of `nodes` (topologically ordered, node 0 the input) for an
+/// input of shape `input`: shared by [`Graph::infer_shapes`] and the builder.
+pub(crate) fn infer_shapes(nodes: &[Node], params: &[Param], input: &Shape) -> Result<Vec<Shape>> {
+    let mut shapes: Vec<Shape> = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let s = node_shape(params, node, &shapes, input).map_err(|e| layer_error(&node.name, e))?;
+        shapes.push(s);
     }
+    Ok(shapes)
+}
+
+fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) -> Result<Shape> {
+    let x = |i: usize| &shapes[node.inputs[i].0];
+    let p = |id: &ParamId| &params[id.0].value.shape;
+    Ok(match &node.op {
+        Op::Input => input.clone(),
+        Op::Conv2d {
+            weight,
+            bias,
+            params,
+        } => check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into(),
+        Op::Linear { weight, bias } => check::linear(x(0), p(weight), bias.as_ref().map(p))?.into(),
+        Op::Rectifier(_) | Op::Dropout => x(0).clone(),
+        Op::Softmax => check::softmax(x(0))?.into(),
+        Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
+        Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),
+        Op::GlobalAvgPool => check::adaptive_pool(x(0), [1, 1])?.into(),
+        Op::BatchNorm { scale, shift } => {
+            check::channel_affine(x(0), p(scale), Some(p(shift)))?.into()
+        }
+        Op::Add => {
+            check::same("add", x(0), x(1))?;
+            x(0).clone()
+        }
+        Op::Concat => {
+            let s: Vec<&Shape> = node.inputs.iter().map(|i| &shapes[i.0]).collect();
+            check::concat_channels(&s)?.into()
+        }
+        Op::Flatten => {
+            let d = x(0).dims();
+            if d.is_empty() {
+                return Err(Error::shape("flatten", "scalar input"));
+            }
+            Shape::new([d[0], d[1..].iter().product()])
+        }
+    })
 }
 
 /// Prefixes an error with the layer it came from.
