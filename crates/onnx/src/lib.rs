@@ -49,12 +49,29 @@ pub fn load(path: &Path) -> Result<Graph> {
 /// Translates an ONNX model held in memory; `dir` is where its external data files are (none
 /// for a self-contained model).
 pub fn from_bytes(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
+    translate::translate(&decode(bytes)?, dir, false)
+}
+
+/// Like [`from_bytes`], for a graph whose output may be any tensor, not only logits: forward
+/// passes only (the ONNX operator conformance tests use it); explaining needs logits.
+pub fn from_bytes_any_output(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
+    translate::translate(&decode(bytes)?, dir, true)
+}
+
+fn decode(bytes: &[u8]) -> Result<proto::ModelProto> {
     if bytes.is_empty() {
         return Err(Error::Model("an empty file is not an ONNX model".into()));
     }
-    let model = proto::ModelProto::decode(bytes)
-        .map_err(|e| Error::Model(format!("not a valid ONNX (protobuf) file: {e}")))?;
-    translate::translate(&model, dir)
+    proto::ModelProto::decode(bytes)
+        .map_err(|e| Error::Model(format!("not a valid ONNX (protobuf) file: {e}")))
+}
+
+/// Reads a serialized `TensorProto` (the `input_*.pb` / `output_*.pb` files of ONNX's test data)
+/// as a float tensor.
+pub fn read_tensor_pb(bytes: &[u8]) -> Result<gradcam_core::HostTensor> {
+    let t = proto::TensorProto::decode(bytes)
+        .map_err(|e| Error::Model(format!("not a valid TensorProto: {e}")))?;
+    tensor::read(&t, None)?.tensor()
 }
 
 /// Whether `path` names an ONNX file (by its extension).

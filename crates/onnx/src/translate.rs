@@ -170,8 +170,10 @@ fn opset(model: &ModelProto) -> i64 {
         .unwrap_or(1)
 }
 
-/// Translates a decoded model; `dir` is its folder (external data).
-pub fn translate(model: &ModelProto, dir: Option<&Path>) -> Result<Graph> {
+/// Translates a decoded model; `dir` is its folder (external data). With `any_output` the
+/// graph's output may be any tensor (forward-only use, such as conformance tests); otherwise
+/// it must be flat logits.
+pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Result<Graph> {
     let g: &GraphProto = model
         .graph
         .as_ref()
@@ -237,6 +239,7 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>) -> Result<Graph> {
         .ok_or_else(|| Error::Model("the ONNX graph has no output".into()))?;
     materialize(&mut b, &mut values, &out)?;
     match values.get(&out) {
+        Some(Value::Node(id)) if any_output => b.build_any(*id),
         Some(Value::Node(id)) => b.build(*id),
         _ => Err(Error::Model(format!(
             "the ONNX output `{out}` is not computed from the input"

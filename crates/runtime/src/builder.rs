@@ -379,6 +379,13 @@ impl GraphBuilder {
                 return Err(Error::Model("the output must be flat [n, classes]".into()))
             }
         }
+        self.build_any(output)
+    }
+
+    /// Finishes a graph whose output may be any tensor (an image too): for forward passes only,
+    /// such as operator conformance tests; explaining needs [`GraphBuilder::build`]'s logits.
+    pub fn build_any(self, output: NodeId) -> Result<Graph> {
+        self.feat(output)?;
         let mut names = std::collections::HashSet::new();
         for n in &self.nodes {
             if !names.insert(n.name.as_str()) {
