@@ -8,7 +8,7 @@
 
 mod common;
 
-use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
 use gradcam::{Backend, CpuBackend, Shape, Tensor};
 
 /// SplitMix64 values in [-1, 1).
@@ -222,6 +222,25 @@ fn rectifiers<B: Backend>(b: &B) {
                 k.cpu.rectifier_backward(&y, &dy.cpu, r, m),
             );
         }
+    }
+    for a in [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::LeakyRelu(0.1),
+        Activation::Elu(0.7),
+        Activation::HardSigmoid(0.2, 0.5),
+        Activation::HardSwish,
+    ] {
+        k.same(
+            &format!("{a:?}"),
+            b.activation(&x.dev, a),
+            k.cpu.activation(&x.cpu, a),
+        );
+        k.same(
+            &format!("{a:?} backward"),
+            b.activation_backward(&x.dev, &dy.dev, a),
+            k.cpu.activation_backward(&x.cpu, &dy.cpu, a),
+        );
     }
 }
 

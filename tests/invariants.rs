@@ -4,7 +4,7 @@
 
 mod common;
 
-use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
 use gradcam::runtime::{BackwardSpec, Op, RectifierRule, Stop};
 use gradcam::{
     Backend, Classes, CpuBackend, Explainer, Method, Model, Options, Result, Shape, Tensor,
@@ -87,6 +87,14 @@ impl Backend for Counting {
     fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
         self.hit("rectifier");
         wrap(self.inner.rectifier(&cpu(x), r))
+    }
+    fn activation(&self, x: &T, a: Activation) -> Result<T> {
+        self.hit("activation");
+        wrap(self.inner.activation(&cpu(x), a))
+    }
+    fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
+        self.hit("activation_backward");
+        wrap(self.inner.activation_backward(&cpu(x), &cpu(dy), a))
     }
     fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, m: GradMode) -> Result<T> {
         self.hit("rectifier_backward");

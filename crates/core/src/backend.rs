@@ -1,7 +1,9 @@
 //! The backend trait: every primitive the runtime and the explain methods need, on
 //! device-resident tensors.
 
-use crate::{Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, Result, Shape, Tensor};
+use crate::{
+    Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, Result, Shape, Tensor,
+};
 
 /// A compute backend. Tensors stay on the device between calls: only [`Backend::upload`] and
 /// [`Backend::download`] move data to or from the host, so a whole explanation runs without an
@@ -112,6 +114,20 @@ pub trait Backend: Send + Sync {
         dy: &Tensor<Self>,
         r: Rectifier,
         mode: GradMode,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+
+    /// `y = f(x)` elementwise for a smooth or piecewise-linear [`Activation`].
+    fn activation(&self, x: &Tensor<Self>, a: Activation) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `dx = dy·f'(x)`, from the activation's *input* `x`.
+    fn activation_backward(
+        &self,
+        x: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        a: Activation,
     ) -> Result<Tensor<Self>>
     where
         Self: Sized;

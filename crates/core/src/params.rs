@@ -228,6 +228,39 @@ impl Rectifier {
     }
 }
 
+/// An elementwise activation other than the rectifiers. Its backward is the plain derivative in
+/// every gradient mode: the guided and deconvnet rules apply to rectifiers only, as in the paper
+/// and pytorch-grad-cam's `GuidedBackpropReLUModel`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Activation {
+    /// `1 / (1 + e⁻ˣ)`.
+    Sigmoid,
+    /// `tanh x`.
+    Tanh,
+    /// `x` for `x ≥ 0`, `α·x` below.
+    LeakyRelu(f32),
+    /// `x` for `x > 0`, `α·(eˣ − 1)` below.
+    Elu(f32),
+    /// `clamp(α·x + β, 0, 1)`.
+    HardSigmoid(f32, f32),
+    /// `x·clamp(x/6 + 1/2, 0, 1)`.
+    HardSwish,
+}
+
+impl Activation {
+    /// The kernels' encoding: kind number and two parameters.
+    pub fn encode(&self) -> (u32, f32, f32) {
+        match *self {
+            Activation::Sigmoid => (0, 0.0, 0.0),
+            Activation::Tanh => (1, 0.0, 0.0),
+            Activation::LeakyRelu(a) => (2, a, 0.0),
+            Activation::Elu(a) => (3, a, 0.0),
+            Activation::HardSigmoid(a, b) => (4, a, b),
+            Activation::HardSwish => (5, 0.0, 0.0),
+        }
+    }
+}
+
 /// How a rectifier passes gradient backwards.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum GradMode {

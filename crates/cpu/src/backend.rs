@@ -2,8 +2,8 @@
 
 use crate::kernels::{activation, cam, conv, layout, linear, pool};
 use gradcam_core::{
-    check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
-    Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
+    Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -152,6 +152,19 @@ impl Backend for CpuBackend {
         check::same("rectifier backward", y.shape(), dy.shape())?;
         Ok(make(y.shape().clone(), |dx| {
             activation::rectifier_backward(data(y), data(dy), r, mode, dx)
+        }))
+    }
+
+    fn activation(&self, x: &T, a: Activation) -> Result<T> {
+        Ok(make(x.shape().clone(), |y| {
+            activation::activation(data(x), a, y)
+        }))
+    }
+
+    fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
+        check::same("activation backward", x.shape(), dy.shape())?;
+        Ok(make(x.shape().clone(), |dx| {
+            activation::activation_backward(data(x), data(dy), a, dx)
         }))
     }
 

@@ -2,7 +2,7 @@
 //! the CPU backend runs in f32, instantiated in f64. Shapes are deliberately awkward: odd and prime
 //! sizes, batch > 1, groups > 1, stride 2, dilation, ceil-mode pooling.
 
-use gradcam_core::{Conv2dParams, GradMode, Pool2dParams, Rectifier};
+use gradcam_core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier};
 use gradcam_cpu::kernels::{activation, conv, layout, linear, pool};
 
 /// SplitMix64, uniform in [-1, 1).
@@ -390,4 +390,38 @@ fn batch_norm_add_concat_softmax() {
     let mut dl = vec![0.0; logits.len()];
     activation::softmax_backward(&y, &seed, cls, &mut dl);
     check("softmax", sm, &logits, &seed, &dl);
+}
+
+#[test]
+fn smooth_and_piecewise_linear_activations() {
+    let mut rng = Rng(23);
+    for a in [
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::LeakyRelu(0.1),
+        Activation::Elu(0.7),
+        Activation::HardSigmoid(0.2, 0.5),
+        Activation::HardSwish,
+    ] {
+        // Values away from the kinks (0 for leaky ReLU and ELU, ±2.5 for hard sigmoid, ±3 for
+        // hard swish), where the finite difference straddles no corner.
+        let x: Vec<f64> = rng
+            .vec(4 * 6 * 5, 10.0)
+            .into_iter()
+            .filter(|v| {
+                [0.0f64, -2.5, 2.5, -3.0, 3.0]
+                    .iter()
+                    .all(|k| (v - k).abs() > 1e-3)
+            })
+            .collect();
+        let dy = rng.vec(x.len(), 1.0);
+        let fwd = |v: &[f64]| {
+            let mut y = vec![0.0; v.len()];
+            activation::activation(v, a, &mut y);
+            y
+        };
+        let mut dx = vec![0.0; x.len()];
+        activation::activation_backward(&x, &dy, a, &mut dx);
+        check(&format!("{a:?}"), fwd, &x, &dy, &dx);
+    }
 }

@@ -4,8 +4,8 @@
 use crate::context::{err, Device, Params};
 use crate::pool::DeviceBuffer;
 use gradcam_core::{
-    check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
-    Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
+    Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -477,6 +477,43 @@ impl Backend for CudaBackend {
             prm,
             &[y, dy],
             y.shape().clone(),
+            n,
+        )
+    }
+
+    fn activation(&self, x: &T, a: Activation) -> Result<T> {
+        let (kind, al, be) = a.encode();
+        let prm = Params {
+            a: [u(x.numel()), kind, 0, 0],
+            f: [al, be, 0.0, 0.0],
+            ..Default::default()
+        };
+        let n = x.numel();
+        self.map(
+            "rectifiers",
+            "activation_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            n,
+        )
+    }
+
+    fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
+        check::same("activation backward", x.shape(), dy.shape())?;
+        let (kind, al, be) = a.encode();
+        let prm = Params {
+            a: [u(x.numel()), kind, 0, 0],
+            f: [al, be, 0.0, 0.0],
+            ..Default::default()
+        };
+        let n = x.numel();
+        self.map(
+            "rectifiers",
+            "activation_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
             n,
         )
     }

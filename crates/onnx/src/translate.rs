@@ -4,7 +4,7 @@
 
 use crate::proto::{AttributeProto, GraphProto, ModelProto, NodeProto};
 use crate::tensor::{self, Const};
-use gradcam_core::{Conv2dParams, Error, HostTensor, Pool2dParams, Result};
+use gradcam_core::{Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Result};
 use gradcam_runtime::{Graph, GraphBuilder, NodeId};
 use std::collections::HashMap;
 use std::path::Path;
@@ -25,6 +25,12 @@ pub const SUPPORTED: &[&str] = &[
     "MaxPool",
     "ReduceMean",
     "Relu",
+    "Sigmoid",
+    "Tanh",
+    "LeakyRelu",
+    "Elu",
+    "HardSigmoid",
+    "HardSwish",
     "Reshape",
     "Softmax",
     "Add",
@@ -392,6 +398,18 @@ fn translate_node(
             b.conv2d(&out, x(0)?, w.tensor()?, bias, p)?
         }
         "Relu" => b.relu(&out, x(0)?)?,
+        "Sigmoid" => b.activation(&out, x(0)?, Activation::Sigmoid)?,
+        "Tanh" => b.activation(&out, x(0)?, Activation::Tanh)?,
+        "LeakyRelu" => {
+            let al = a.float("alpha", 0.01);
+            b.activation(&out, x(0)?, Activation::LeakyRelu(al))?
+        }
+        "Elu" => b.activation(&out, x(0)?, Activation::Elu(a.float("alpha", 1.0)))?,
+        "HardSigmoid" => {
+            let h = Activation::HardSigmoid(a.float("alpha", 0.2), a.float("beta", 0.5));
+            b.activation(&out, x(0)?, h)?
+        }
+        "HardSwish" => b.activation(&out, x(0)?, Activation::HardSwish)?,
         "Clip" => {
             let (lo, hi) = if opset < 11 {
                 (

@@ -240,3 +240,73 @@ fn a_shape_computation_folds_into_a_flatten() {
         }
     }
 }
+
+/// Each activation with its attributes (and ONNX's defaults), against a host computation.
+#[test]
+fn activations_with_their_attributes() {
+    let attr = |name: &str, f: f32| AttributeProto {
+        name: Some(name.into()),
+        f: Some(f),
+        ..Default::default()
+    };
+    let x: Vec<f32> = (0..24).map(|i| (i as f32 - 12.0) * 0.6).collect();
+    type F = fn(f32) -> f32;
+    let cases: Vec<(&str, Vec<AttributeProto>, F)> = vec![
+        ("LeakyRelu", vec![attr("alpha", 0.2)], |v| {
+            if v >= 0.0 {
+                v
+            } else {
+                0.2 * v
+            }
+        }),
+        ("LeakyRelu", vec![], |v| if v >= 0.0 { v } else { 0.01 * v }),
+        ("Elu", vec![attr("alpha", 0.5)], |v| {
+            if v > 0.0 {
+                v
+            } else {
+                0.5 * (v.exp() - 1.0)
+            }
+        }),
+        (
+            "HardSigmoid",
+            vec![attr("alpha", 1.0 / 6.0), attr("beta", 0.5)],
+            |v| (v / 6.0 + 0.5).clamp(0.0, 1.0),
+        ),
+        ("HardSigmoid", vec![], |v| (0.2 * v + 0.5).clamp(0.0, 1.0)),
+        ("HardSwish", vec![], |v| v * (v / 6.0 + 0.5).clamp(0.0, 1.0)),
+        ("Sigmoid", vec![], |v| 1.0 / (1.0 + (-v).exp())),
+        ("Tanh", vec![], |v| v.tanh()),
+    ];
+    for (op, attrs, f) in cases {
+        let mut n = node(op, &["x"], "y");
+        n.attribute = attrs;
+        let model = ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: None,
+                version: Some(14),
+            }],
+            graph: Some(GraphProto {
+                node: vec![n],
+                input: vec![ValueInfoProto {
+                    name: Some("x".into()),
+                    r#type: dims(&[1, 2, 3, 4]),
+                }],
+                output: vec![ValueInfoProto {
+                    name: Some("y".into()),
+                    r#type: None,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let g = gradcam_onnx::from_bytes_any_output(&model.encode_to_vec(), None).unwrap();
+        let cpu = gradcam_cpu::CpuBackend::new();
+        let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+        let xd = cpu.upload(&x, Shape::new([1, 2, 3, 4])).unwrap();
+        let acts = m.forward(&xd, &Default::default()).unwrap();
+        let got = cpu.download(acts.get(m.graph().output()).unwrap()).unwrap();
+        for (v, g) in x.iter().zip(&got) {
+            assert!((f(*v) - g).abs() < 1e-6, "{op} at {v}: {g} vs {}", f(*v));
+        }
+    }
+}

@@ -99,7 +99,7 @@ impl<B: Backend> Model<B> {
                 Op::Rectifier(_) | Op::Softmax => {
                     keep.insert(NodeId(i));
                 }
-                Op::MaxPool(_) => {
+                Op::MaxPool(_) | Op::Activation(_) => {
                     keep.insert(node.inputs[0]);
                 }
                 Op::Conv2d { .. } | Op::Linear { .. } if spec.weight_grads => {
@@ -247,6 +247,7 @@ impl<B: Backend> Model<B> {
                     mode,
                 )?)]
             }
+            Op::Activation(a) => vec![Some(b.activation_backward(input(0)?, dy, *a)?)],
             Op::MaxPool(p) => vec![Some(b.max_pool2d_backward(input(0)?, dy, p)?)],
             Op::AvgPool(p) => vec![Some(b.avg_pool2d_backward(dy, p, in_shape(0))?)],
             Op::AdaptiveAvgPool(_) | Op::GlobalAvgPool => {

@@ -1,7 +1,9 @@
 //! [`GraphBuilder`]: assemble a graph in Rust, with channel counts checked as layers are added.
 
 use crate::graph::{Graph, Node, NodeId, Op, Param, ParamId};
-use gradcam_core::{Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape};
+use gradcam_core::{
+    Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
+};
 
 /// What is known of a node's output before the input size is.
 #[derive(Clone, Copy, Debug)]
@@ -204,6 +206,12 @@ impl GraphBuilder {
             )));
         }
         self.same_feat(name, Op::Rectifier(Rectifier { lo, hi }), x)
+    }
+
+    /// A smooth or piecewise-linear activation (sigmoid, tanh, leaky ReLU, ELU, hard sigmoid,
+    /// hard swish).
+    pub fn activation(&mut self, name: &str, x: NodeId, a: Activation) -> Result<NodeId> {
+        self.same_feat(name, Op::Activation(a), x)
     }
 
     /// Dropout (identity at inference).

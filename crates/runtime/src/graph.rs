@@ -1,7 +1,7 @@
 //! The graph: nodes in topological order, each an op on earlier nodes, with host-side parameters.
 
 use gradcam_core::{
-    check, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
+    check, Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
 };
 
 /// Index of a node in its graph.
@@ -35,6 +35,8 @@ pub enum Op {
     },
     /// ReLU, ReLU6 or clip.
     Rectifier(Rectifier),
+    /// Sigmoid, tanh, leaky ReLU, ELU, hard sigmoid or hard swish (plain backward in every mode).
+    Activation(Activation),
     /// Max pooling.
     MaxPool(Pool2dParams),
     /// Average pooling.
@@ -71,6 +73,7 @@ impl Op {
             Op::Linear { .. } => "linear",
             Op::Rectifier(r) if r.is_relu() => "relu",
             Op::Rectifier(_) => "clip",
+            Op::Activation(_) => "activation",
             Op::MaxPool(_) => "max_pool2d",
             Op::AvgPool(_) => "avg_pool2d",
             Op::AdaptiveAvgPool(_) => "adaptive_avg_pool2d",
@@ -267,7 +270,7 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
             params,
         } => check::conv2d(x(0), p(weight), bias.as_ref().map(p), params)?.into(),
         Op::Linear { weight, bias } => check::linear(x(0), p(weight), bias.as_ref().map(p))?.into(),
-        Op::Rectifier(_) | Op::Dropout => x(0).clone(),
+        Op::Rectifier(_) | Op::Activation(_) | Op::Dropout => x(0).clone(),
         Op::Softmax => check::softmax(x(0))?.into(),
         Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
         Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),

@@ -201,6 +201,7 @@ impl<B: Backend> Model<B> {
             } => b.conv2d(arg(0)?, p(weight), bias.as_ref().map(p), params),
             Op::Linear { weight, bias } => b.linear(arg(0)?, p(weight), bias.as_ref().map(p)),
             Op::Rectifier(r) => b.rectifier(arg(0)?, *r),
+            Op::Activation(a) => b.activation(arg(0)?, *a),
             Op::MaxPool(pp) => b.max_pool2d(arg(0)?, pp),
             Op::AvgPool(pp) => b.avg_pool2d(arg(0)?, pp),
             Op::AdaptiveAvgPool(o) => b.adaptive_avg_pool2d(arg(0)?, *o),

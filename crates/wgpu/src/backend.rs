@@ -3,8 +3,8 @@
 use crate::context::{AdapterChoice, Context, Params};
 use crate::pool::{GpuBuffer, Storage};
 use gradcam_core::{
-    check, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode, Result,
-    Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
+    Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -456,6 +456,41 @@ impl Backend for WgpuBackend {
             &[y, dy],
             y.shape().clone(),
             y.numel(),
+        )
+    }
+
+    fn activation(&self, x: &T, a: Activation) -> Result<T> {
+        let (kind, al, be) = a.encode();
+        let prm = Params {
+            a: [u(x.numel()), kind, 0, 0],
+            f: [al, be, 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "rectifiers",
+            "activation_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
+        check::same("activation backward", x.shape(), dy.shape())?;
+        let (kind, al, be) = a.encode();
+        let prm = Params {
+            a: [u(x.numel()), kind, 0, 0],
+            f: [al, be, 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "rectifiers",
+            "activation_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
         )
     }
 

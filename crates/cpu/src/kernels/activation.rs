@@ -1,7 +1,8 @@
-//! Rectifiers (ReLU, ReLU6, clip) in the three backward modes, and softmax.
+//! Rectifiers (ReLU, ReLU6, clip) in the three backward modes, the smooth and piecewise-linear
+//! activations (sigmoid, tanh, leaky ReLU, ELU, hard sigmoid, hard swish), and softmax.
 
 use super::Element;
-use gradcam_core::{GradMode, Rectifier};
+use gradcam_core::{Activation, GradMode, Rectifier};
 use rayon::prelude::*;
 
 const CHUNK: usize = 1 << 14;
@@ -38,6 +39,99 @@ pub fn rectifier_backward<T: Element>(
                     GradMode::Deconvnet => g > T::zero(),
                 };
                 *o = if keep { g } else { T::zero() };
+            }
+        });
+}
+
+/// `f(x)` of an [`Activation`] at one value.
+fn act<T: Element>(v: T, a: Activation) -> T {
+    let (one, zero) = (T::one(), T::zero());
+    match a {
+        Activation::Sigmoid => one / (one + (-v).exp()),
+        Activation::Tanh => v.tanh(),
+        Activation::LeakyRelu(al) => {
+            if v >= zero {
+                v
+            } else {
+                T::of(al) * v
+            }
+        }
+        Activation::Elu(al) => {
+            if v > zero {
+                v
+            } else {
+                T::of(al) * (v.exp() - one)
+            }
+        }
+        Activation::HardSigmoid(al, be) => (T::of(al) * v + T::of(be)).max(zero).min(one),
+        Activation::HardSwish => v * (v / T::of(6.0) + T::of(0.5)).max(zero).min(one),
+    }
+}
+
+/// `f'(x)` of an [`Activation`] at one value (PyTorch's choices at the kinks).
+fn act_grad<T: Element>(v: T, a: Activation) -> T {
+    let (one, zero) = (T::one(), T::zero());
+    match a {
+        Activation::Sigmoid => {
+            let s = one / (one + (-v).exp());
+            s * (one - s)
+        }
+        Activation::Tanh => {
+            let t = v.tanh();
+            one - t * t
+        }
+        Activation::LeakyRelu(al) => {
+            if v > zero {
+                one
+            } else {
+                T::of(al)
+            }
+        }
+        Activation::Elu(al) => {
+            if v > zero {
+                one
+            } else {
+                T::of(al) * v.exp()
+            }
+        }
+        Activation::HardSigmoid(al, be) => {
+            let u = T::of(al) * v + T::of(be);
+            if u > zero && u < one {
+                T::of(al)
+            } else {
+                zero
+            }
+        }
+        Activation::HardSwish => {
+            if v < T::of(-3.0) {
+                zero
+            } else if v <= T::of(3.0) {
+                v / T::of(3.0) + T::of(0.5)
+            } else {
+                one
+            }
+        }
+    }
+}
+
+/// `y = f(x)` elementwise.
+pub fn activation<T: Element>(x: &[T], a: Activation, y: &mut [T]) {
+    y.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK))
+        .for_each(|(y, x)| {
+            for (o, &v) in y.iter_mut().zip(x) {
+                *o = act(v, a);
+            }
+        });
+}
+
+/// `dx = dy·f'(x)` elementwise, from the input `x`.
+pub fn activation_backward<T: Element>(x: &[T], dy: &[T], a: Activation, dx: &mut [T]) {
+    dx.par_chunks_mut(CHUNK)
+        .zip(x.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
+        .for_each(|(dx, (x, dy))| {
+            for ((o, &v), &g) in dx.iter_mut().zip(x).zip(dy) {
+                *o = g * act_grad(v, a);
             }
         });
 }
