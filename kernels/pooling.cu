@@ -20,7 +20,8 @@ __device__ unsigned int window_argmax(const Params &p, const float *plane, unsig
             if (ix < 0 || ix >= (int)W) continue;
             unsigned int j = (unsigned int)iy * W + (unsigned int)ix;
             float v = plane[j];
-            if (best == 0xffffffffu || v > m) { best = j; m = v; }
+            // The first maximum; a NaN wins (as PyTorch and the CPU backend).
+            if (best == 0xffffffffu || v > m || (v != v && m == m)) { best = j; m = v; }
         }
     }
     return best;
@@ -34,7 +35,7 @@ KERNEL void max_forward(ARGS) {
     unsigned int r = (unsigned int)(i % (OH * OW));
     const float *x = src0 + plane * H * W;
     unsigned int j = window_argmax(p, x, r / OW, r % OW);
-    dst[i] = j == 0xffffffffu ? -FLT_MAX_ : x[j];
+    dst[i] = j == 0xffffffffu ? __int_as_float(0xff800000) : x[j];  // −∞ for an empty window
 }
 
 // Output along one axis whose window tap `t` covers input coordinate v, or -1.

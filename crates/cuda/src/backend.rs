@@ -107,6 +107,20 @@ impl CudaBackend {
         self.dev.pool.idle_bytes()
     }
 
+    /// A tensor's device buffer, checked to hold its shape (a tensor assembled with
+    /// `Tensor::from_parts` could claim more).
+    fn buffer(t: &T) -> Result<&DeviceBuffer> {
+        let b = t.buffer().as_ref();
+        if b.raw().len() < t.numel() {
+            return Err(err(format!(
+                "a tensor of shape {} on a device buffer of {} values",
+                t.shape(),
+                b.raw().len()
+            )));
+        }
+        Ok(b)
+    }
+
     fn tensor(shape: impl Into<Shape>, b: DeviceBuffer) -> T {
         Tensor::from_parts(shape.into(), Arc::new(b))
     }
@@ -136,7 +150,10 @@ impl CudaBackend {
     ) -> Result<T> {
         let shape = shape.into();
         let out = self.dev.alloc(shape.numel())?;
-        let ins: Vec<&DeviceBuffer> = inputs.iter().map(|t| t.buffer().as_ref()).collect();
+        let ins = inputs
+            .iter()
+            .map(|t| Self::buffer(t))
+            .collect::<Result<Vec<&DeviceBuffer>>>()?;
         if n > 0 {
             self.launch(file, entry, p, &ins, &out, Device::grid(n))?;
         }
@@ -266,8 +283,9 @@ impl CudaBackend {
             p,
             [m, n, k, 1],
             vec_a,
-            &[a.buffer(), b.buffer()],
-            bias.map(|t| (t.buffer().as_ref(), [1, n])),
+            &[Self::buffer(a)?, Self::buffer(b)?],
+            bias.map(|t| Self::buffer(t).map(|b| (b, [1, n])))
+                .transpose()?,
             Shape::new([m, n]),
         )
     }
@@ -323,8 +341,9 @@ impl Backend for CudaBackend {
             prm,
             [kg, xs[0] * out[2] * out[3], depth, p.groups],
             depth.is_multiple_of(4),
-            &[x.buffer(), w.buffer()],
-            b.map(|b| (b.buffer().as_ref(), [out[2] * out[3], out[1]])),
+            &[Self::buffer(x)?, Self::buffer(w)?],
+            b.map(|b| Self::buffer(b).map(|b| (b, [out[2] * out[3], out[1]])))
+                .transpose()?,
             Shape::from(out),
         )
     }
@@ -363,7 +382,7 @@ impl Backend for CudaBackend {
                 "conv",
                 "flip_transpose",
                 prm,
-                &[w.buffer()],
+                &[Self::buffer(w)?],
                 &wt,
                 Device::grid(w.numel()),
             )?;
@@ -377,7 +396,7 @@ impl Backend for CudaBackend {
             prm,
             [cg, xs[0] * xs[2] * xs[3], depth, p.groups],
             false,
-            &[dy.buffer(), w.buffer()],
+            &[Self::buffer(dy)?, Self::buffer(w)?],
             None,
             x_shape.clone(),
         )
@@ -673,7 +692,7 @@ impl Backend for CudaBackend {
                     "layout",
                     "copy_blocks",
                     prm,
-                    &[x.buffer()],
+                    &[Self::buffer(x)?],
                     &buf,
                     Device::grid(x.numel()),
                 )?;
@@ -812,7 +831,7 @@ impl Backend for CudaBackend {
                 "reductions",
                 "normalize_min_max",
                 prm,
-                &[x.buffer()],
+                &[Self::buffer(x)?],
                 &out,
                 [u(groups), 1, 1],
             )?;
@@ -904,7 +923,7 @@ impl Backend for CudaBackend {
                 "fusion",
                 "cam_postprocess",
                 prm,
-                &[raw.buffer()],
+                &[Self::buffer(raw)?],
                 &buf,
                 [u(n), 1, 1],
             )?;

@@ -114,6 +114,8 @@ impl Device {
             .map_err(|e| driver_err("multiprocessor count", e))?;
         let name = ctx.name().unwrap_or_else(|_| "CUDA device".into());
         let total = ctx.total_mem().unwrap_or(0);
+        // Keep at most a quarter of the card idle in the pool.
+        let pool = Pool::new(ctx.clone(), (total / 4).max(1 << 28));
         Ok(Device {
             ctx,
             stream,
@@ -122,8 +124,7 @@ impl Device {
             sms: sms.max(1) as u32,
             modules: Mutex::new(HashMap::new()),
             functions: Mutex::new(HashMap::new()),
-            // Keep at most a quarter of the card idle in the pool.
-            pool: Pool::new((total / 4).max(1 << 28)),
+            pool,
             allocations: AtomicUsize::new(0),
         })
     }
@@ -161,6 +162,12 @@ impl Device {
     /// A device buffer of at least `len` elements (contents undefined), from the pool when one
     /// of its size is free.
     pub fn alloc(&self, len: usize) -> Result<DeviceBuffer> {
+        if len > u32::MAX as usize {
+            return Err(err(format!(
+                "a tensor of {len} values: the CUDA kernels count elements in 32 bits \
+                 (split the batch)"
+            )));
+        }
         let n = bucket(len.max(1));
         if let Some(s) = self.pool.take(n) {
             return Ok(self.pool.wrap(s));
@@ -196,8 +203,14 @@ impl Device {
     pub fn download(&self, b: &DeviceBuffer, len: usize) -> Result<Vec<f32>> {
         let mut out = vec![0.0f32; len];
         if len > 0 {
+            let view = b.raw().try_slice(0..len).ok_or_else(|| {
+                err(format!(
+                    "a tensor of {len} values on a buffer of {}",
+                    b.raw().len()
+                ))
+            })?;
             self.stream
-                .memcpy_dtoh(&b.raw().slice(0..len), &mut out)
+                .memcpy_dtoh(&view, &mut out)
                 .map_err(|e| driver_err("copy to the host", e))?;
         }
         self.stream

@@ -10,6 +10,9 @@ type Idle = (HashMap<usize, Vec<CudaSlice<f32>>>, usize);
 
 /// Buffers kept for reuse, by rounded element count.
 pub(crate) struct Pool {
+    /// The device's context: made current before a buffer is freed, so that the free goes to
+    /// this device whichever thread drops the last handle.
+    ctx: Arc<cudarc::driver::CudaContext>,
     free: Mutex<Idle>,
     /// Most elements kept idle before buffers are released instead.
     cap: usize,
@@ -38,8 +41,9 @@ impl Drop for DeviceBuffer {
 }
 
 impl Pool {
-    pub(crate) fn new(cap_bytes: usize) -> Arc<Self> {
+    pub(crate) fn new(ctx: Arc<cudarc::driver::CudaContext>, cap_bytes: usize) -> Arc<Self> {
         Arc::new(Pool {
+            ctx,
             free: Mutex::new((HashMap::new(), 0)),
             cap: cap_bytes / 4,
         })
@@ -57,6 +61,7 @@ impl Pool {
         let len = s.len();
         let mut g = self.free.lock().expect("pool lock");
         if g.1 + len > self.cap {
+            let _ = self.ctx.bind_to_thread();
             return; // dropped: freed to the driver
         }
         g.1 += len;
@@ -66,6 +71,7 @@ impl Pool {
     /// Frees every idle buffer (after an allocation failed).
     pub(crate) fn release(&self) {
         let mut g = self.free.lock().expect("pool lock");
+        let _ = self.ctx.bind_to_thread();
         g.0.clear();
         g.1 = 0;
     }

@@ -49,13 +49,13 @@ pub fn load(path: &Path) -> Result<Graph> {
 /// Translates an ONNX model held in memory; `dir` is where its external data files are (none
 /// for a self-contained model).
 pub fn from_bytes(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
-    translate::translate(&decode(bytes)?, dir, false)
+    translate::translate(&decode(bytes)?, dir, false, bytes.len())
 }
 
 /// Like [`from_bytes`], for a graph whose output may be any tensor, not only logits: forward
 /// passes only (the ONNX operator conformance tests use it); explaining needs logits.
 pub fn from_bytes_any_output(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
-    translate::translate(&decode(bytes)?, dir, true)
+    translate::translate(&decode(bytes)?, dir, true, bytes.len())
 }
 
 fn decode(bytes: &[u8]) -> Result<proto::ModelProto> {
@@ -71,7 +71,7 @@ fn decode(bytes: &[u8]) -> Result<proto::ModelProto> {
 pub fn read_tensor_pb(bytes: &[u8]) -> Result<gradcam_core::HostTensor> {
     let t = proto::TensorProto::decode(bytes)
         .map_err(|e| Error::Model(format!("not a valid TensorProto: {e}")))?;
-    tensor::read(&t, None)?.tensor()
+    tensor::read(&t, None, &tensor::Budget::for_file(bytes.len()))?.tensor()
 }
 
 /// Whether `path` names an ONNX file (by its extension).

@@ -11,6 +11,33 @@ const INT32: i32 = 6;
 const INT64: i32 = 7;
 const DOUBLE: i32 = 11;
 
+/// The bytes of tensor data an import may materialise: a few times the file's size, so that a
+/// small file naming one large tensor many times (or one external file region from many
+/// tensors) cannot make the loader allocate without bound.
+pub struct Budget(std::cell::Cell<usize>);
+
+impl Budget {
+    /// A budget for a model file of `file_bytes` bytes.
+    pub fn for_file(file_bytes: usize) -> Self {
+        Budget(std::cell::Cell::new(
+            file_bytes.saturating_mul(4).saturating_add(64 << 20),
+        ))
+    }
+
+    /// Takes `bytes` from the budget, or fails naming `what`.
+    pub fn take(&self, bytes: usize, what: &str) -> Result<()> {
+        let left = self.0.get();
+        if bytes > left {
+            return Err(Error::Model(format!(
+                "{what}: the model's tensors would need more memory than its file size allows \
+                 (a tensor used too many times, or external data read too often)"
+            )));
+        }
+        self.0.set(left - bytes);
+        Ok(())
+    }
+}
+
 /// A constant: its shape, and its values as f32 (weights) and as i64 (shapes, axes).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Const {
@@ -52,7 +79,7 @@ fn numel(name: &str, dims: &[i64]) -> Result<usize> {
 }
 
 /// Reads a tensor's values; `dir` is the model file's folder (for external data).
-pub fn read(t: &TensorProto, dir: Option<&Path>) -> Result<Const> {
+pub fn read(t: &TensorProto, dir: Option<&Path>, budget: &Budget) -> Result<Const> {
     let name = t.name.as_deref().unwrap_or("?");
     let n = numel(name, &t.dims)?;
     let dims: Vec<usize> = t.dims.iter().map(|&d| d as usize).collect();
@@ -67,15 +94,40 @@ pub fn read(t: &TensorProto, dir: Option<&Path>) -> Result<Const> {
             ))
         }
     };
+    let bytes = n
+        .checked_mul(width)
+        .ok_or_else(|| bad(name, "its size overflows"))?;
+    // Embedded data must hold exactly the claimed elements: checked before any allocation.
+    if t.data_location != Some(1) {
+        let have = match (&t.raw_data, ty) {
+            (Some(r), _) => r.len(),
+            (None, FLOAT) => t.float_data.len() * 4,
+            (None, DOUBLE) => t.double_data.len() * 8,
+            (None, INT32) => t.int32_data.len() * 4,
+            (None, _) => t.int64_data.len() * 8,
+        };
+        if have != bytes {
+            return Err(bad(
+                name,
+                format!("{have} bytes of data for {n} elements of {width} bytes"),
+            ));
+        }
+    }
+    // The f32 copy, and the i64 copy of an integer tensor.
+    budget.take(
+        n.saturating_mul(if matches!(ty, INT32 | INT64) { 12 } else { 4 }),
+        &format!("ONNX tensor `{name}`"),
+    )?;
     let external;
     let raw: Option<&[u8]> = if t.data_location == Some(1) {
-        external = read_external(t, name, dir, n.checked_mul(width))?;
+        budget.take(bytes, &format!("ONNX tensor `{name}`"))?;
+        external = read_external(t, name, dir, bytes)?;
         Some(&external)
     } else {
         t.raw_data.as_deref()
     };
     let (f, i) = if let Some(raw) = raw {
-        if raw.len() != n * width {
+        if raw.len() != bytes {
             return Err(bad(
                 name,
                 format!(
@@ -133,13 +185,7 @@ fn int(v: Vec<i64>) -> (Vec<f32>, Vec<i64>) {
 
 /// Reads external data: `location` relative to the model's folder (no absolute paths, no
 /// `..`), `offset` and `length` within the file, and exactly the tensor's size.
-fn read_external(
-    t: &TensorProto,
-    name: &str,
-    dir: Option<&Path>,
-    want: Option<usize>,
-) -> Result<Vec<u8>> {
-    let want = want.ok_or_else(|| bad(name, "its size overflows"))?;
+fn read_external(t: &TensorProto, name: &str, dir: Option<&Path>, want: usize) -> Result<Vec<u8>> {
     let get = |k: &str| {
         t.external_data
             .iter()
@@ -165,6 +211,13 @@ fn read_external(
         )
     })?;
     let path = dir.join(rel);
+    // A link could point anywhere: external data must be a file beside the model.
+    if std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink()) {
+        return Err(bad(
+            name,
+            format!("external data `{location}` is a symbolic link"),
+        ));
+    }
     let parse = |k: &str| -> Result<Option<u64>> {
         get(k)
             .map(|v| {

@@ -179,7 +179,13 @@ fn opset(model: &ModelProto) -> i64 {
 /// Translates a decoded model; `dir` is its folder (external data). With `any_output` the
 /// graph's output may be any tensor (forward-only use, such as conformance tests); otherwise
 /// it must be flat logits.
-pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Result<Graph> {
+pub fn translate(
+    model: &ModelProto,
+    dir: Option<&Path>,
+    any_output: bool,
+    file_bytes: usize,
+) -> Result<Graph> {
+    let budget = tensor::Budget::for_file(file_bytes);
     let g: &GraphProto = model
         .graph
         .as_ref()
@@ -188,7 +194,7 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Re
     let mut values: HashMap<String, Value> = HashMap::new();
     for t in &g.initializer {
         let name = t.name.clone().unwrap_or_default();
-        values.insert(name, Value::Const(tensor::read(t, dir)?));
+        values.insert(name, Value::Const(tensor::read(t, dir, &budget)?));
     }
     // The one image input: NCHW with a fixed channel count.
     let inputs: Vec<_> = g
@@ -209,6 +215,13 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Re
         .and_then(|t| t.shape.as_ref())
         .map(|s| s.dim.iter().map(|d| d.dim_value).collect())
         .unwrap_or_default();
+    let limit = 1i64 << 20;
+    if dims.iter().flatten().any(|&d| d > limit) {
+        return Err(Error::Model(format!(
+            "the ONNX input `{}` has a dimension above {limit}: {dims:?}",
+            input.name.as_deref().unwrap_or("")
+        )));
+    }
     let channels = match dims[..] {
         [_, Some(c), _, _] if c > 0 => c as usize,
         _ => {
@@ -225,6 +238,12 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Re
         ])),
         _ => None,
     };
+    let ctx = Ctx {
+        opset,
+        input: fixed,
+        batch: dims.first().copied().flatten(),
+        budget: &budget,
+    };
     let mut b = GraphBuilder::new(channels);
     values.insert(
         input.name.clone().unwrap_or_default(),
@@ -235,7 +254,7 @@ pub fn translate(model: &ModelProto, dir: Option<&Path>, any_output: bool) -> Re
             for name in &node.input {
                 materialize(&mut b, &mut values, name)?;
             }
-            translate_node(&mut b, &mut values, node, opset, fixed.as_ref())?;
+            translate_node(&mut b, &mut values, node, &ctx)?;
         }
     }
     let out = g
@@ -273,7 +292,10 @@ fn fold_bias(
     values: &mut HashMap<String, Value>,
     node: &NodeProto,
 ) -> Result<bool> {
-    if node.op_type.as_deref() != Some("Add") || node.input.len() != 2 {
+    if node.op_type.as_deref() != Some("Add")
+        || node.input.len() != 2
+        || !matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx"))
+    {
         return Ok(false);
     }
     let get = |i: usize| values.get(&node.input[i]).cloned();
@@ -313,13 +335,28 @@ fn per_channel(node: &NodeProto, k: &Const, c: usize) -> Result<Vec<f32>> {
     }
 }
 
+/// What every node's translation may consult.
+struct Ctx<'a> {
+    /// The standard-domain opset.
+    opset: i64,
+    /// The input shape with batch 1, where its spatial size is fixed (`Shape` nodes fold).
+    input: Option<gradcam_core::Shape>,
+    /// The ONNX input's batch size, where fixed.
+    batch: Option<i64>,
+    /// Tensor bytes the import may still materialise.
+    budget: &'a tensor::Budget,
+}
+
+/// Longest folded shape constant (shapes, axes, indices): anything longer is not a shape.
+const MAX_SHAPE_CONST: usize = 64;
+
 fn translate_node(
     b: &mut GraphBuilder,
     values: &mut HashMap<String, Value>,
     node: &NodeProto,
-    opset: i64,
-    input: Option<&gradcam_core::Shape>,
+    ctx: &Ctx,
 ) -> Result<()> {
+    let (opset, input) = (ctx.opset, ctx.input.as_ref());
     let op = node.op_type.as_deref().unwrap_or("");
     if !matches!(node.domain.as_deref(), None | Some("") | Some("ai.onnx")) {
         return Err(err(
@@ -363,7 +400,11 @@ fn translate_node(
     };
     let c = |i: usize| -> Result<Const> {
         match value(i)? {
-            Value::Const(k) => Ok(k.clone()),
+            Value::Const(k) => {
+                ctx.budget
+                    .take(k.f.len() * 4 + k.i.len() * 8, "a constant's use")?;
+                Ok(k.clone())
+            }
             _ => Err(err(
                 node,
                 format!("input {i} must be a constant (an initializer or a Constant node)"),
@@ -391,8 +432,14 @@ fn translate_node(
                 stride,
                 padding: padding(node, &a, kernel, stride, dilation)?,
                 dilation,
-                groups: usize::try_from(a.int("group", 1))
-                    .map_err(|_| err(node, "negative group"))?,
+                groups: {
+                    let g = a.int("group", 1);
+                    let c = b.channels(x(0)?)?;
+                    usize::try_from(g)
+                        .ok()
+                        .filter(|g| (1..=c).contains(g))
+                        .ok_or_else(|| err(node, format!("group {g} for {c} input channels")))?
+                },
             };
             let bias = if has(2) { Some(c(2)?.tensor()?) } else { None };
             b.conv2d(&out, x(0)?, w.tensor()?, bias, p)?
@@ -432,7 +479,13 @@ fn translate_node(
             b.clip(&out, x(0)?, lo, hi)?
         }
         "MaxPool" => b.max_pool(&out, x(0)?, pool_params(node, &a)?)?,
-        "AveragePool" => b.avg_pool(&out, x(0)?, pool_params(node, &a)?)?,
+        "AveragePool" => {
+            let p = pool_params(node, &a)?;
+            if p.dilation != [1, 1] {
+                return Err(err(node, "dilated average pooling is not supported"));
+            }
+            b.avg_pool(&out, x(0)?, p)?
+        }
         "GlobalAveragePool" => b.global_avg_pool(&out, x(0)?)?,
         "ReduceMean" => {
             let axes = if opset < 18 {
@@ -469,16 +522,37 @@ fn translate_node(
         }
         "Reshape" => {
             let shape = c(1)?.ints();
-            // [n, -1], [-1, k], [0, -1]...: a flatten to [n, features].
-            if shape.len() != 2
-                || !(shape.contains(&-1) || shape.contains(&0) || shape[0] > 0 || shape[0] == BATCH)
-            {
+            let src = x(0)?;
+            // The features per row, where the input's size is fixed.
+            let features = match input {
+                Some(s) => {
+                    Some(b.infer_shape(src, s)?.dims()[1..].iter().product::<usize>() as i64)
+                }
+                None => None,
+            };
+            // A flatten to [n, features]: the batch kept (0, the folded batch, or the input's
+            // fixed batch size; -1 only with the features given) and the rest in one row.
+            let ok = match shape[..] {
+                [n, f] => {
+                    let rest = f == -1 || Some(f) == features;
+                    match n {
+                        0 | BATCH => rest,
+                        -1 => f != -1 && Some(f) == features,
+                        n => Some(n) == ctx.batch && rest,
+                    }
+                }
+                _ => false,
+            };
+            if !ok {
                 return Err(err(
                     node,
-                    format!("only a reshape to [n, features] is supported, not {shape:?}"),
+                    format!(
+                        "only a reshape to [n, features] is supported, not {shape:?}{}",
+                        features.map_or(String::new(), |f| format!(" ({f} features per row)"))
+                    ),
                 ));
             }
-            b.flatten(&out, x(0)?)?
+            b.flatten(&out, src)?
         }
         "Gemm" => {
             if a.int("transA", 0) != 0 {
@@ -488,6 +562,9 @@ fn translate_node(
             let [r, k] = w.dims[..] else {
                 return Err(err(node, "B must be a matrix"));
             };
+            if r == 0 || k == 0 {
+                return Err(err(node, format!("an empty B {:?}", w.dims)));
+            }
             let alpha = a.float("alpha", 1.0);
             let beta = a.float("beta", 1.0);
             // The runtime's linear layer takes [out, in].
@@ -506,16 +583,19 @@ fn translate_node(
             };
             let bias = if has(2) {
                 let cb = c(2)?;
-                if cb.f.len() != o {
-                    return Err(err(
-                        node,
-                        format!("C has {} values for {o} outputs", cb.f.len()),
-                    ));
-                }
-                Some(HostTensor::new(
-                    [o],
-                    cb.f.iter().map(|v| v * beta).collect(),
-                )?)
+                let vals: Vec<f32> = match (cb.f.len(), cb.dims.as_slice()) {
+                    (1, _) => vec![cb.f[0] * beta; o],
+                    (n, [m]) | (n, [1, m]) if n == o && *m == o => {
+                        cb.f.iter().map(|v| v * beta).collect()
+                    }
+                    _ => {
+                        return Err(err(
+                            node,
+                            format!("C of shape {:?}: a bias of {o} values is expected", cb.dims),
+                        ))
+                    }
+                };
+                Some(HostTensor::new([o], vals)?)
             } else {
                 None
             };
@@ -563,6 +643,9 @@ fn translate_node(
                     "only a product with a constant matrix is supported",
                 ));
             };
+            if i == 0 || o == 0 {
+                return Err(err(node, format!("an empty matrix {:?}", w.dims)));
+            }
             // The runtime's linear layer takes [out, in].
             let data: Vec<f32> = (0..o)
                 .flat_map(|r| (0..i).map(move |q| (r, q)))
@@ -591,8 +674,11 @@ fn translate_node(
             };
             for i in 0..node.input.len() {
                 let part = c(i)?;
-                if part.dims.len() != 1 {
-                    return Err(err(node, "only 1-D constants are concatenated"));
+                if part.dims.len() != 1 || k.dims[0] + part.dims[0] > MAX_SHAPE_CONST {
+                    return Err(err(
+                        node,
+                        format!("only shapes (1-D, at most {MAX_SHAPE_CONST} values) are folded"),
+                    ));
                 }
                 k.dims[0] += part.dims[0];
                 k.f.extend(&part.f);
@@ -630,6 +716,10 @@ fn translate_node(
         }
         "Identity" | "Dropout" => {
             let v = value(0)?.clone();
+            if let Value::Const(k) = &v {
+                ctx.budget
+                    .take(k.f.len() * 4 + k.i.len() * 8, "a constant's use")?;
+            }
             if let Value::Node(id) = v {
                 b.alias(&out, id);
             }
@@ -663,7 +753,11 @@ fn translate_node(
         }
         "Gather" => {
             let (data, idx) = (c(0)?, c(1)?);
-            if a.int("axis", 0) != 0 || data.dims.len() != 1 || idx.dims.len() > 1 {
+            if a.int("axis", 0) != 0
+                || data.dims.len() != 1
+                || idx.dims.len() > 1
+                || idx.f.len() > MAX_SHAPE_CONST
+            {
                 return Err(err(node, "only gathering from a 1-D constant along axis 0"));
             }
             let vals = data.ints();
@@ -695,6 +789,9 @@ fn translate_node(
             } else {
                 None
             };
+            if k.dims.len() + axes.as_ref().map_or(0, Vec::len) > 8 {
+                return Err(err(node, "only shape constants of rank up to 8 are folded"));
+            }
             if op == "Unsqueeze" {
                 let mut axes = axes.ok_or_else(|| err(node, "Unsqueeze without axes"))?;
                 let rank = (k.dims.len() + axes.len()) as i64;
@@ -741,7 +838,7 @@ fn translate_node(
         }
         "Constant" => {
             let k = if let Some(t) = a.get("value").and_then(|v| v.t.as_ref()) {
-                tensor::read(t, None)?
+                tensor::read(t, None, ctx.budget)?
             } else if let Some(v) = a.get("value_float").and_then(|v| v.f) {
                 Const {
                     dims: vec![],

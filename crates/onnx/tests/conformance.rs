@@ -53,7 +53,7 @@ fn run_case(dir: &Path) -> Result<f64, String> {
         .forward(&xd, &Default::default())
         .map_err(|e| format!("FAILED: forward: {e}"))?;
     let y = acts.get(m.graph().output()).map_err(|e| e.to_string())?;
-    if y.shape().numel() != want.shape.numel() {
+    if y.shape().dims() != want.shape.dims() {
         return Err(format!(
             "FAILED: output {} where the data has {}",
             y.shape(),

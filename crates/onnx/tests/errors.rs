@@ -255,3 +255,81 @@ fn unsupported_attributes_and_missing_pieces_are_errors() {
     };
     assert!(error(&m.encode_to_vec()).contains("no graph"));
 }
+
+#[test]
+fn sizes_that_overflow_or_amplify_are_refused() {
+    // 2^62 floats claimed: the byte count overflows.
+    let mut m = model(vec![], "logits");
+    m.graph.as_mut().unwrap().initializer[1] = TensorProto {
+        name: Some("b".into()),
+        dims: vec![1 << 31, 1 << 31],
+        data_type: Some(1),
+        raw_data: Some(vec![]),
+        ..Default::default()
+    };
+    assert!(error(&m.encode_to_vec()).contains("overflow"));
+    // One 1 MB initializer passed through 100 Identity nodes: 100 MB from a 1 MB file.
+    let mut m = model(vec![], "logits");
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(TensorProto {
+        name: Some("big".into()),
+        dims: vec![1 << 18],
+        data_type: Some(1),
+        raw_data: Some(vec![0; 1 << 20]),
+        ..Default::default()
+    });
+    for i in 0..100 {
+        g.node.push(node("Identity", &["big"], &format!("copy{i}")));
+    }
+    assert!(error(&m.encode_to_vec()).contains("more memory than its file size allows"));
+    // A folded "shape" that keeps doubling.
+    let mut m = model(vec![], "logits");
+    let g = m.graph.as_mut().unwrap();
+    g.initializer.push(TensorProto {
+        name: Some("s0".into()),
+        dims: vec![1],
+        data_type: Some(7),
+        int64_data: vec![1],
+        ..Default::default()
+    });
+    for i in 0..10 {
+        let prev = format!("s{i}");
+        g.node.push(node(
+            "Concat",
+            &[prev.as_str(), prev.as_str()],
+            &format!("s{}", i + 1),
+        ));
+    }
+    assert!(error(&m.encode_to_vec()).contains("at most 64 values"));
+}
+
+#[test]
+fn unsupported_pooling_groups_and_reshapes_are_errors_not_wrong_graphs() {
+    let with = |op: &str, i: usize, name: &str, ints: Vec<i64>, extra: Vec<NodeProto>| {
+        let mut m = model(extra, "logits");
+        let n = &mut m.graph.as_mut().unwrap().node[i];
+        assert_eq!(n.op_type.as_deref(), Some(op));
+        n.attribute.push(AttributeProto {
+            name: Some(name.into()),
+            ints: ints.clone(),
+            i: ints.first().copied(),
+            ..Default::default()
+        });
+        error(&m.encode_to_vec())
+    };
+    // A group count above the input channels.
+    assert!(with("Conv", 0, "group", vec![4], vec![]).contains("group 4"));
+    // A reshape of [1, 2, 4, 4] to [-1, 2] (rows of 2, not one row per image).
+    let mut m = model(vec![], "logits");
+    let g = m.graph.as_mut().unwrap();
+    g.node[3] = node("Reshape", &["g", "shape"], "f");
+    g.initializer.push(TensorProto {
+        name: Some("shape".into()),
+        dims: vec![2],
+        data_type: Some(7),
+        int64_data: vec![-1, 1],
+        ..Default::default()
+    });
+    let msg = error(&m.encode_to_vec());
+    assert!(msg.contains("only a reshape to [n, features]"), "{msg}");
+}
