@@ -23,6 +23,31 @@ pub fn run_on<B: Backend>(backend: B, name: &str, perturbation: bool) {
     );
 }
 
+/// Explains mini_resnet six times on `backend`; `counters` gives (device allocations so far,
+/// pooled bytes): allocations must not grow after the first explanation, and the pool must hold
+/// buffers.
+#[allow(dead_code)]
+fn allocates_nothing_once_warm<B: Backend + Clone>(backend: B, counters: impl Fn() -> (u64, u64)) {
+    use gradcam::{Classes, Explainer, Method, Model, Options};
+    let case = load_case("mini_resnet");
+    let ex =
+        Explainer::new(Model::new(backend, case.graph().fold_batch_norm(&[]).unwrap()).unwrap());
+    let opts = Options {
+        classes: Classes::Given(case.targets.clone()),
+        ..Options::default()
+    };
+    let methods = [Method::GradCam, Method::GuidedGradCam];
+    let input = &case.reference["input"];
+    ex.explain(input, &methods, &opts).unwrap();
+    let warm = counters().0;
+    for _ in 0..5 {
+        ex.explain(input, &methods, &opts).unwrap();
+    }
+    let (after, pooled) = counters();
+    assert_eq!(after, warm, "device memory allocated after warm-up");
+    assert!(pooled > 0);
+}
+
 #[test]
 fn tiny_cam() {
     run_case("tiny_cam");
@@ -57,29 +82,11 @@ mod cuda {
     /// Explaining image after image reuses the pooled device memory: once warm, no new allocation.
     #[test]
     fn repeated_explanations_allocate_nothing_new() {
-        use gradcam::{Classes, Explainer, Method, Model, Options};
-        let Some(b) = backend() else { return };
-        let case = super::load_case("mini_resnet");
-        let ex = Explainer::new(
-            Model::new(b.clone(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap(),
-        );
-        let opts = Options {
-            classes: Classes::Given(case.targets.clone()),
-            ..Options::default()
-        };
-        let methods = [Method::GradCam, Method::GuidedGradCam];
-        let input = &case.reference["input"];
-        ex.explain(input, &methods, &opts).unwrap();
-        let warm = b.allocations();
-        for _ in 0..5 {
-            ex.explain(input, &methods, &opts).unwrap();
+        if let Some(b) = backend() {
+            super::allocates_nothing_once_warm(b.clone(), || {
+                (b.allocations() as u64, b.pooled_bytes() as u64)
+            });
         }
-        assert_eq!(
-            b.allocations(),
-            warm,
-            "device memory allocated after warm-up"
-        );
-        assert!(b.pooled_bytes() > 0);
     }
 
     #[test]
@@ -103,25 +110,11 @@ mod wgpu {
     /// Explaining image after image reuses the pooled buffers: once warm, no new allocation.
     #[test]
     fn repeated_explanations_allocate_nothing_new() {
-        use gradcam::{Classes, Explainer, Method, Model, Options};
-        let Some(b) = backend() else { return };
-        let case = super::load_case("mini_resnet");
-        let ex = Explainer::new(
-            Model::new(b.clone(), case.graph().fold_batch_norm(&[]).unwrap()).unwrap(),
-        );
-        let opts = Options {
-            classes: Classes::Given(case.targets.clone()),
-            ..Options::default()
-        };
-        let methods = [Method::GradCam, Method::GuidedGradCam];
-        let input = &case.reference["input"];
-        ex.explain(input, &methods, &opts).unwrap();
-        let warm = b.allocations();
-        for _ in 0..5 {
-            ex.explain(input, &methods, &opts).unwrap();
+        if let Some(b) = backend() {
+            super::allocates_nothing_once_warm(b.clone(), || {
+                (b.allocations() as u64, b.pooled_bytes())
+            });
         }
-        assert_eq!(b.allocations(), warm, "buffers allocated after warm-up");
-        assert!(b.pooled_bytes() > 0);
     }
 
     #[test]
