@@ -43,6 +43,7 @@ pub const SUPPORTED: &[&str] = &[
     "Unsqueeze",
     "Squeeze",
     "Cast",
+    "Transpose",
 ];
 
 /// A batch dimension in a folded shape (`Shape` of a tensor whose batch size is the input's).
@@ -778,6 +779,49 @@ fn translate_node(
                 i: picked,
             };
             values.insert(out, Value::Const(k));
+            return Ok(());
+        }
+        "Squeeze" if matches!(value(0)?, Value::Node(_)) => {
+            // [n, c, 1, 1] → [n, c] after global pooling (TensorFlow exports): a flatten.
+            let src = x(0)?;
+            let axes = if opset < 13 {
+                a.ints("axes")
+            } else if has(1) {
+                Some(c(1)?.ints())
+            } else {
+                None
+            };
+            let mut axes: Vec<i64> = axes
+                .ok_or_else(|| err(node, "Squeeze of a tensor needs its axes"))?
+                .into_iter()
+                .map(|v| if v < 0 { v + 4 } else { v })
+                .collect();
+            axes.sort_unstable();
+            let unit = match input {
+                Some(s) => b.infer_shape(src, s)?.dims().get(2..) == Some(&[1, 1][..]),
+                None => false,
+            };
+            if axes != [2, 3] || !unit {
+                return Err(err(
+                    node,
+                    "only squeezing the 1×1 spatial axes of a pooled tensor is supported",
+                ));
+            }
+            b.flatten(&out, src)?
+        }
+        "Transpose" => {
+            let perm = a.ints("perm").unwrap_or_default();
+            if !perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
+                return Err(err(
+                    node,
+                    format!("only the identity permutation is supported, not {perm:?}"),
+                ));
+            }
+            let v = value(0)?.clone();
+            if let Value::Node(id) = v {
+                b.alias(&out, id);
+            }
+            values.insert(out, v);
             return Ok(());
         }
         "Unsqueeze" | "Squeeze" => {

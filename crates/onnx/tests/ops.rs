@@ -310,3 +310,69 @@ fn activations_with_their_attributes() {
         }
     }
 }
+
+/// TensorFlow-style heads: GlobalAveragePool → Squeeze([2, 3]) → Gemm, and an identity
+/// Transpose, import as a flatten and an alias; other squeezes and permutations are errors.
+#[test]
+fn squeeze_after_pooling_and_identity_transpose() {
+    let graph = |squeeze_axes: Vec<i64>, perm: Vec<i64>| {
+        let mut sq = node("Squeeze", &["pool"], "sq");
+        sq.attribute.push(AttributeProto {
+            name: Some("axes".into()),
+            ints: squeeze_axes,
+            ..Default::default()
+        });
+        let mut tr = node("Transpose", &["x"], "xt");
+        tr.attribute.push(AttributeProto {
+            name: Some("perm".into()),
+            ints: perm,
+            ..Default::default()
+        });
+        let mut gemm = node("Gemm", &["sq", "fc"], "logits");
+        gemm.attribute.push(AttributeProto {
+            name: Some("transB".into()),
+            i: Some(1),
+            ..Default::default()
+        });
+        ModelProto {
+            opset_import: vec![OperatorSetIdProto {
+                domain: None,
+                version: Some(11),
+            }],
+            graph: Some(GraphProto {
+                node: vec![tr, node("GlobalAveragePool", &["xt"], "pool"), sq, gemm],
+                initializer: vec![tensor("fc", &[2, 3], vec![1.0, 0.0, -1.0, 0.5, 0.5, 0.5])],
+                input: vec![ValueInfoProto {
+                    name: Some("x".into()),
+                    r#type: dims(&[1, 3, 2, 2]),
+                }],
+                output: vec![ValueInfoProto {
+                    name: Some("logits".into()),
+                    r#type: None,
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+        .encode_to_vec()
+    };
+    let g = gradcam_onnx::from_bytes(&graph(vec![2, 3], vec![0, 1, 2, 3]), None).unwrap();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let x: Vec<f32> = (0..12).map(|i| i as f32).collect();
+    let acts = m
+        .forward(
+            &cpu.upload(&x, Shape::new([1, 3, 2, 2])).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+    let got = cpu.download(acts.get(m.graph().output()).unwrap()).unwrap();
+    // Channel means 1.5, 5.5, 9.5.
+    assert_eq!(got, vec![1.5 - 9.5, 0.5 * (1.5 + 5.5 + 9.5)]);
+    for (axes, perm) in [
+        (vec![1, 2], vec![0, 1, 2, 3]),
+        (vec![2, 3], vec![0, 2, 3, 1]),
+    ] {
+        assert!(gradcam_onnx::from_bytes(&graph(axes, perm), None).is_err());
+    }
+}
