@@ -348,6 +348,16 @@ struct Ctx<'a> {
     budget: &'a tensor::Budget,
 }
 
+/// Axes of a 4-D tensor, negative ones counted from the end, in increasing order.
+fn sorted_nchw_axes(axes: Vec<i64>) -> Vec<i64> {
+    let mut v: Vec<i64> = axes
+        .into_iter()
+        .map(|v| if v < 0 { v + 4 } else { v })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
 /// Longest folded shape constant (shapes, axes, indices): anything longer is not a shape.
 const MAX_SHAPE_CONST: usize = 64;
 
@@ -414,6 +424,16 @@ fn translate_node(
     };
     let has = |i: usize| node.input.get(i).is_some_and(|n| !n.is_empty());
     let a = Attrs(node);
+    // An `axes` list: an attribute before opset `since`, the second input from it on.
+    let axes_from = |since: i64| -> Result<Option<Vec<i64>>> {
+        if opset < since {
+            Ok(a.ints("axes"))
+        } else if has(1) {
+            Ok(Some(c(1)?.ints()))
+        } else {
+            Ok(None)
+        }
+    };
     let id = match op {
         "Conv" => {
             let w = c(1)?;
@@ -489,19 +509,9 @@ fn translate_node(
         }
         "GlobalAveragePool" => b.global_avg_pool(&out, x(0)?)?,
         "ReduceMean" => {
-            let axes = if opset < 18 {
-                a.ints("axes")
-            } else if has(1) {
-                Some(c(1)?.ints())
-            } else {
-                None
-            };
-            let mut axes: Vec<i64> = axes
-                .ok_or_else(|| err(node, "a mean over every axis is not supported"))?
-                .into_iter()
-                .map(|v| if v < 0 { v + 4 } else { v })
-                .collect();
-            axes.sort_unstable();
+            let axes = axes_from(18)?
+                .ok_or_else(|| err(node, "a mean over every axis is not supported"))?;
+            let axes = sorted_nchw_axes(axes);
             if axes != [2, 3] {
                 return Err(err(
                     node,
@@ -784,19 +794,9 @@ fn translate_node(
         "Squeeze" if matches!(value(0)?, Value::Node(_)) => {
             // [n, c, 1, 1] → [n, c] after global pooling (TensorFlow exports): a flatten.
             let src = x(0)?;
-            let axes = if opset < 13 {
-                a.ints("axes")
-            } else if has(1) {
-                Some(c(1)?.ints())
-            } else {
-                None
-            };
-            let mut axes: Vec<i64> = axes
-                .ok_or_else(|| err(node, "Squeeze of a tensor needs its axes"))?
-                .into_iter()
-                .map(|v| if v < 0 { v + 4 } else { v })
-                .collect();
-            axes.sort_unstable();
+            let axes = sorted_nchw_axes(
+                axes_from(13)?.ok_or_else(|| err(node, "Squeeze of a tensor needs its axes"))?,
+            );
             let unit = match input {
                 Some(s) => b.infer_shape(src, s)?.dims().get(2..) == Some(&[1, 1][..]),
                 None => false,
@@ -826,13 +826,7 @@ fn translate_node(
         }
         "Unsqueeze" | "Squeeze" => {
             let mut k = c(0)?;
-            let axes = if opset < 13 {
-                a.ints("axes")
-            } else if has(1) {
-                Some(c(1)?.ints())
-            } else {
-                None
-            };
+            let axes = axes_from(13)?;
             if k.dims.len() + axes.as_ref().map_or(0, Vec::len) > 8 {
                 return Err(err(node, "only shape constants of rank up to 8 are folded"));
             }
