@@ -31,11 +31,16 @@ def main():
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--method", default="forward,gradcam,guided-backprop,guided-gradcam")
     ap.add_argument("--device", default="cpu", help="cpu or cuda")
+    ap.add_argument("--weights", default=None, help="a torchvision state dict as safetensors (default: seeded random)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.set_num_interop_threads(1)
     torch.manual_seed(0)
-    model = getattr(torchvision.models, a.arch)(weights=None).eval().to(a.device)
+    model = getattr(torchvision.models, a.arch)(weights=None).eval()
+    if a.weights:
+        from safetensors.torch import load_file
+        model.load_state_dict(load_file(a.weights))
+    model = model.to(a.device)
     layer = next(f for k, f in LAYERS.items() if a.arch.startswith(k))(model)
     x = torch.randn(a.batch, 3, a.size, a.size).to(a.device)
     targets = [ClassifierOutputTarget(0)] * a.batch

@@ -74,13 +74,16 @@ pub fn run(a: EvalArgs) -> Result<()> {
     let (spread_scenes, spread_pairs) = if a.quick { (20, 10) } else { (300, 150) };
     let mut models = vec![(
         seed_of(a.weights.as_ref())?,
-        Explainer::new(Model::new(CpuBackend::new(), graph.clone())?),
+        Explainer::new(Model::new(CpuBackend::reference(), graph.clone())?),
     )];
     for (seed, path) in seed_files(&a.seeds)? {
         let g = arch::build("demo", &Weights::open(&path)?)?;
-        models.push((seed, Explainer::new(Model::new(CpuBackend::new(), g)?)));
+        models.push((
+            seed,
+            Explainer::new(Model::new(CpuBackend::reference(), g)?),
+        ));
     }
-    let ex = Explainer::new(Model::new(CpuBackend::new(), graph)?);
+    let ex = Explainer::new(Model::new(CpuBackend::reference(), graph)?);
     let spread_total = models.len() * (spread_scenes + spread_pairs);
     let bar = ProgressBar::new((cfg.total() + spread_total) as u64).with_style(
         ProgressStyle::with_template("{bar:40} {pos}/{len} scenes [{elapsed} < {eta}]")

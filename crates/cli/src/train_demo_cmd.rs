@@ -58,7 +58,7 @@ pub fn run(a: TrainDemoArgs) -> Result<()> {
             .expect("a valid template"),
     );
     let mut avg = None;
-    let graph = train::train(CpuBackend::new(), &cfg, |step, loss| {
+    let graph = train::train(CpuBackend::reference(), &cfg, |step, loss| {
         let a: f32 = avg.map_or(loss, |m: f32| 0.95 * m + 0.05 * loss);
         avg = Some(a);
         bar.set_message(format!("loss {a:.4}"));
@@ -69,7 +69,7 @@ pub fn run(a: TrainDemoArgs) -> Result<()> {
         .to_bytes(&[(train::METADATA_KEY, &cfg.describe())])?;
     std::fs::write(&a.out, bytes).map_err(|e| Error::io(&a.out, e))?;
     println!("weights: {}", a.out.display());
-    let ex = Explainer::new(Model::new(CpuBackend::new(), graph)?);
+    let ex = Explainer::new(Model::new(CpuBackend::reference(), graph)?);
     let acc = eval::accuracy(&ex, Split::Test, a.eval_scenes, 64)?;
     let hit = eval::pointing(&ex, Split::Test, a.eval_scenes, 64)?;
     println!(

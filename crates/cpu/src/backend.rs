@@ -1,5 +1,6 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
+use crate::derived::Derived;
 use crate::kernels::{activation, cam, conv, layout, linear, pool};
 use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
@@ -7,14 +8,39 @@ use gradcam_core::{
 };
 use std::sync::Arc;
 
-/// The CPU backend; its device memory is host memory behind an `Arc`.
+/// The CPU backend; its device memory is host memory behind an `Arc`. Clones share one cache
+/// of rearranged weights (flipped or transposed for backward-data), kept while the weights
+/// live.
 #[derive(Clone, Debug, Default)]
-pub struct CpuBackend;
+pub struct CpuBackend {
+    derived: Arc<Derived>,
+    reference: bool,
+}
 
 impl CpuBackend {
-    /// A CPU backend using rayon's global thread pool.
+    /// A CPU backend using rayon's global thread pool and the fastest kernels this CPU runs
+    /// (AVX-512 or AVX2 micro-kernels chosen at run time; `GRADCAM_CPU_KERNEL` overrides).
     pub fn new() -> Self {
-        CpuBackend
+        CpuBackend::default()
+    }
+
+    /// The reference kernels: convolutions by im2col + `matrixmultiply` (forward) and GEMM +
+    /// col2im (backward-data), slower, but their rounding does not change when the fast
+    /// kernels do. Training and evaluating the demo model use them, so its committed weights
+    /// and docs/EVALUATION.md reproduce bit for bit.
+    pub fn reference() -> Self {
+        CpuBackend {
+            reference: true,
+            ..CpuBackend::default()
+        }
+    }
+
+    fn plan(&self) -> conv::Plan<f32> {
+        if self.reference {
+            conv::Plan::reference()
+        } else {
+            conv::Plan::fast()
+        }
     }
 }
 
@@ -45,7 +71,11 @@ impl Backend for CpuBackend {
     type Buffer = Arc<Vec<f32>>;
 
     fn name(&self) -> String {
-        "cpu".into()
+        if self.reference {
+            "cpu (reference kernels)".into()
+        } else {
+            "cpu".into()
+        }
     }
 
     fn upload(&self, d: &[f32], shape: Shape) -> Result<T> {
@@ -71,7 +101,7 @@ impl Backend for CpuBackend {
             *p,
         );
         Ok(make(out, |y| {
-            conv::forward(data(x), data(w), b.map(data), &g, y)
+            conv::forward(self.plan(), data(x), data(w), b.map(data), &g, y)
         }))
     }
 
@@ -84,8 +114,19 @@ impl Backend for CpuBackend {
             dy.shape().nchw("conv2d")?,
             *p,
         );
+        // The rearranged weight depends on the weight's values and dimensions, the grouping
+        // and which of the two layouts `flips` picks (a reshaped view shares the buffer).
+        let tag = {
+            use std::hash::{Hash, Hasher};
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            (w.dims(), p.groups, self.plan().flips(&g)).hash(&mut h);
+            h.finish()
+        };
+        let prepared = self.derived.get(w.buffer(), tag, |w| {
+            conv::prepare_backward(self.plan(), w, &g)
+        });
         Ok(make(xs, |dx| {
-            conv::backward_data(data(dy), data(w), &g, dx)
+            conv::backward_data(self.plan(), data(dy), &prepared, &g, dx)
         }))
     }
 

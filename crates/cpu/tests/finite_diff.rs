@@ -3,6 +3,7 @@
 //! sizes, batch > 1, groups > 1, stride 2, dilation, ceil-mode pooling.
 
 use gradcam_core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier};
+use gradcam_cpu::kernels::conv::Plan;
 use gradcam_cpu::kernels::{activation, conv, layout, linear, pool};
 
 /// SplitMix64, uniform in [-1, 1).
@@ -60,12 +61,21 @@ fn conv_case(name: &str, x: [usize; 4], w: [usize; 4], p: Conv2dParams, seed: u6
     let dy = r.vec(out.iter().product(), 1.0);
     let fwd = |xv: &[f64], wv: &[f64], bv: &[f64]| {
         let mut y = vec![0.0; out.iter().product()];
-        conv::forward(xv, wv, Some(bv), &g, &mut y);
+        conv::forward(Plan::fast(), xv, wv, Some(bv), &g, &mut y);
         y
     };
-    let mut dx = vec![0.0; xv.len()];
-    conv::backward_data(&dy, &wv, &g, &mut dx);
-    check(&format!("{name} data"), |v| fwd(v, &wv, &bv), &xv, &dy, &dx);
+    // Both ways of the backward-data: flipped forward convolution and GEMM + col2im.
+    for plan in [Plan::fast(), Plan::reference()] {
+        let mut dx = vec![0.0; xv.len()];
+        conv::backward_data(
+            plan,
+            &dy,
+            &conv::prepare_backward(plan, &wv, &g),
+            &g,
+            &mut dx,
+        );
+        check(&format!("{name} data"), |v| fwd(v, &wv, &bv), &xv, &dy, &dx);
+    }
     let mut dw = vec![0.0; wv.len()];
     conv::backward_weight(&xv, &dy, &g, &mut dw);
     check(

@@ -7,7 +7,7 @@ use gradcam_explain::Explainer;
 use gradcam_runtime::{Model, Weights};
 
 fn explainer() -> Explainer<CpuBackend> {
-    Explainer::new(Model::new(CpuBackend::new(), model::graph().unwrap()).unwrap())
+    Explainer::new(Model::new(CpuBackend::reference(), model::graph().unwrap()).unwrap())
 }
 
 #[test]
@@ -48,7 +48,7 @@ fn training_is_deterministic_and_lowers_the_loss() {
         ..TrainConfig::default()
     };
     let mut losses = Vec::new();
-    let a = train(CpuBackend::new(), &cfg, |_, l| losses.push(l)).unwrap();
+    let a = train(CpuBackend::reference(), &cfg, |_, l| losses.push(l)).unwrap();
     // The same on one thread and on three: the kernels' sums do not depend on the split.
     for threads in [1, 3] {
         let pool = rayon::ThreadPoolBuilder::new()
@@ -56,7 +56,7 @@ fn training_is_deterministic_and_lowers_the_loss() {
             .build()
             .unwrap();
         let b = pool
-            .install(|| train(CpuBackend::new(), &cfg, |_, _| {}))
+            .install(|| train(CpuBackend::reference(), &cfg, |_, _| {}))
             .unwrap();
         assert_eq!(
             a.params(),

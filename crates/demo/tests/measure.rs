@@ -9,7 +9,7 @@ use gradcam_runtime::Model;
 
 #[test]
 fn a_small_measurement_is_complete_and_consistent() {
-    let ex = Explainer::new(Model::new(CpuBackend::new(), model::graph().unwrap()).unwrap());
+    let ex = Explainer::new(Model::new(CpuBackend::reference(), model::graph().unwrap()).unwrap());
     let cfg = MeasureConfig {
         scenes: 8,
         pairs: 4,
@@ -58,7 +58,8 @@ fn a_small_measurement_is_complete_and_consistent() {
 
 #[test]
 fn the_seed_spread_measures_each_model_alike() {
-    let model = || Explainer::new(Model::new(CpuBackend::new(), model::graph().unwrap()).unwrap());
+    let model =
+        || Explainer::new(Model::new(CpuBackend::reference(), model::graph().unwrap()).unwrap());
     let models = vec![(0, model()), (7, model())];
     let rows = measure::seed_spread(&models, 6, 3, 4, &mut |_| {}).unwrap();
     assert_eq!(rows.len(), 2);

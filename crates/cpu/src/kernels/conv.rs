@@ -2,6 +2,7 @@
 //! gradients. Work is split over images, groups and output columns so that both cores are busy
 //! even at batch 1.
 
+use super::packed::{self, pack_rows, Pack, Strided};
 use super::{gemm, ranges, Element, Mat, MatMut, SharedMut};
 use gradcam_core::Conv2dParams;
 use rayon::prelude::*;
@@ -149,61 +150,184 @@ fn col2im<T: Element>(cols: &[T], g: &ConvGeom, cc: usize, dx: &mut [T]) {
     }
 }
 
-/// `y [n,k,oh,ow] = conv(x, w) + b`.
-pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeom, y: &mut [T]) {
+/// Row `(ci, ki, kj)` of one image's im2col matrix, columns `p0..p0 + out.len()`.
+fn im2col_row<T: Element>(
+    plane: &[T],
+    g: &ConvGeom,
+    ki: usize,
+    kj: usize,
+    p0: usize,
+    out: &mut [T],
+) {
+    let [sh, sw] = g.p.stride;
+    let [ph, pw] = g.p.padding;
+    let [dh, dw] = g.p.dilation;
+    let (mut oy, mut ox) = (p0 / g.ow, p0 % g.ow);
+    let shift = (kj * dw) as isize - pw as isize;
+    let mut at = 0;
+    while at < out.len() {
+        let seg = (g.ow - ox).min(out.len() - at);
+        let dst = &mut out[at..at + seg];
+        match ConvGeom::src(oy, ki, sh, ph, dh, g.h) {
+            None => dst.fill(T::zero()),
+            Some(iy) => {
+                let row = &plane[iy * g.w..(iy + 1) * g.w];
+                if sw == 1 {
+                    // ix = ox + t + shift must lie in 0..w.
+                    let first = ox as isize + shift;
+                    let lo = (-first).clamp(0, seg as isize) as usize;
+                    let hi = (g.w as isize - first).clamp(lo as isize, seg as isize) as usize;
+                    dst[..lo].fill(T::zero());
+                    if hi > lo {
+                        let from = (first + lo as isize) as usize;
+                        dst[lo..hi].copy_from_slice(&row[from..from + (hi - lo)]);
+                    }
+                    dst[hi..].fill(T::zero());
+                } else {
+                    for (t, d) in dst.iter_mut().enumerate() {
+                        let ix = ((ox + t) * sw) as isize + shift;
+                        *d = if ix >= 0 && (ix as usize) < g.w {
+                            row[ix as usize]
+                        } else {
+                            T::zero()
+                        };
+                    }
+                }
+            }
+        }
+        at += seg;
+        ox = 0;
+        oy += 1;
+    }
+}
+
+/// One image's im2col matrix for channels `c0..`, output columns from `p0`, packed on demand.
+struct Im2col<'a, T> {
+    img: &'a [T],
+    g: &'a ConvGeom,
+    c0: usize,
+    p0: usize,
+}
+
+impl<T: Element> Pack<T> for Im2col<'_, T> {
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {
+        let (g, kk, ip) = (self.g, self.g.kk(), self.g.in_plane());
+        pack_rows(k0, kc, j0, nc, nr, dst, |r, j0, out| {
+            let (ci, t) = (r / kk, r % kk);
+            let plane = &self.img[(self.c0 + ci) * ip..(self.c0 + ci + 1) * ip];
+            im2col_row(plane, g, t / g.kw, t % g.kw, self.p0 + j0, out);
+        });
+    }
+}
+
+/// Contiguous index ranges.
+type Ranges = Vec<(usize, usize)>;
+
+/// How one image-and-group's GEMM (`kg` rows × `plane` columns) is split into tasks: by
+/// columns when there are many (each task packs its own columns), else by rows (each task
+/// reads only its rows of the weights: at 7×7 the weights dominate).
+fn splits(g: &ConvGeom, by_rows: bool) -> (Ranges, Ranges) {
+    let parts = tasks_per_image(g);
+    let plane = g.out_plane();
+    if !by_rows {
+        (ranges(plane, parts, 64), vec![(0, g.kg())])
+    } else if parts == 1 {
+        (vec![(0, plane)], vec![(0, g.kg())])
+    } else if plane >= 128 * parts {
+        (ranges(plane, parts, 64), vec![(0, g.kg())])
+    } else {
+        (vec![(0, plane)], ranges(g.kg(), parts, packed::MR))
+    }
+}
+
+/// `y [n,k,oh,ow] = conv(x, w) + b`: B is packed from the image directly (im2col on the fly).
+/// With a micro-kernel the bias is written first and the GEMM adds the product to it; the
+/// reference path adds it afterwards (its rounding, kept).
+pub fn forward<T: Element>(
+    plan: Plan<T>,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
-    let chunks = ranges(plane, tasks_per_image(g), 64);
-    let mut tasks = Vec::with_capacity(g.n * g.p.groups * chunks.len());
+    let fused_bias = b.filter(|_| plan.kernel.is_some());
+    let (cols, rows) = splits(g, plan.kernel.is_some());
+    let mut tasks = Vec::with_capacity(g.n * g.p.groups * cols.len() * rows.len());
     for n in 0..g.n {
         for gi in 0..g.p.groups {
-            tasks.extend(chunks.iter().map(|&r| (n, gi, r)));
+            for &c in &cols {
+                tasks.extend(rows.iter().map(|&r| (n, gi, c, r)));
+            }
         }
     }
+    let kernel = plan.kernel;
     let yp = SharedMut(y.as_mut_ptr());
     let y_len = y.len();
-    tasks.par_iter().for_each(|&(n, gi, (p0, p1))| {
+    assert!(w.len() >= g.k * cg * kk, "conv weight too short");
+    tasks.par_iter().for_each(|&(n, gi, (p0, p1), (r0, r1))| {
         let img = &x[n * g.c * g.in_plane()..(n + 1) * g.c * g.in_plane()];
         let width = p1 - p0;
-        let local;
-        let (bm, boff, brs) = if g.is_pointwise() {
-            (img, gi * cg * plane + p0, plane)
-        } else {
-            let mut cols = vec![T::zero(); cg * kk * width];
-            im2col(img, g, gi * cg, cg, p0, p1, &mut cols);
-            local = cols;
-            (&local[..], 0, width)
-        };
-        let off = n * g.k * plane + gi * kg * plane + p0;
-        assert!(kg == 0 || off + (kg - 1) * plane + width <= y_len);
-        let a = Mat::rows(w, gi * kg * cg * kk, cg * kk);
-        let bmat = Mat {
-            data: bm,
-            off: boff,
-            rs: brs,
-            cs: 1,
-        };
-        // SAFETY: rows gi·kg..(gi+1)·kg, columns p0..p1 of image n are written by this task
-        // alone (tasks partition images × groups × column ranges); the bound is asserted above.
+        let off = n * g.k * plane + (gi * kg + r0) * plane + p0;
+        assert!(r1 == r0 || off + (r1 - r0 - 1) * plane + width <= y_len);
+        // SAFETY: rows gi·kg + r0..r1, columns p0..p1 of image n are written by this task
+        // alone (tasks partition images × groups × column ranges × row ranges); the output
+        // bound is asserted above and the weight rows lie within `w` (asserted before).
         unsafe {
-            T::gemm_raw(
-                kg,
-                cg * kk,
-                width,
-                T::one(),
-                a.data.as_ptr().add(a.off),
-                a.rs as isize,
-                1,
-                bmat.data.as_ptr().add(bmat.off),
-                bmat.rs as isize,
-                1,
-                T::zero(),
-                yp.ptr().add(off),
-                plane as isize,
-                1,
-            );
+            let out = yp.ptr().add(off);
+            if let Some(b) = fused_bias {
+                for r in 0..r1 - r0 {
+                    let bias = b[gi * kg + r0 + r];
+                    std::slice::from_raw_parts_mut(out.add(r * plane), width).fill(bias);
+                }
+            }
+            let a = w.as_ptr().add((gi * kg + r0) * cg * kk);
+            let (m, k) = (r1 - r0, cg * kk);
+            if g.is_pointwise() {
+                let pack = Strided {
+                    data: img,
+                    off: gi * cg * plane + p0,
+                    rs: plane,
+                    cs: 1,
+                };
+                packed::gemm(
+                    kernel,
+                    m,
+                    k,
+                    width,
+                    a,
+                    k,
+                    1,
+                    &pack,
+                    fused_bias.is_some(),
+                    out,
+                    plane,
+                );
+            } else {
+                let pack = Im2col {
+                    img,
+                    g,
+                    c0: gi * cg,
+                    p0,
+                };
+                packed::gemm(
+                    kernel,
+                    m,
+                    k,
+                    width,
+                    a,
+                    k,
+                    1,
+                    &pack,
+                    fused_bias.is_some(),
+                    out,
+                    plane,
+                );
+            }
         }
     });
-    if let Some(b) = b {
+    if let (Some(b), None) = (b, fused_bias) {
         y.par_chunks_mut(plane).enumerate().for_each(|(i, row)| {
             let bias = b[i % g.k];
             row.iter_mut().for_each(|v| *v += bias);
@@ -211,8 +335,121 @@ pub fn forward<T: Element>(x: &[T], w: &[T], b: Option<&[T]>, g: &ConvGeom, y: &
     }
 }
 
-/// `dx [n,c,h,w]` from `dy [n,k,oh,ow]`.
-pub fn backward_data<T: Element>(dy: &[T], w: &[T], g: &ConvGeom, dx: &mut [T]) {
+/// The flipped, transposed weight `w' [c, k/groups, kh, kw]` with
+/// `w'[g·cg + c][j][kh−1−u][kw−1−v] = w[g·kg + j][c][u][v]`: a stride-1 convolution's
+/// backward-data is the forward convolution of `dy` with it.
+fn flip_transpose<T: Element>(w: &[T], g: &ConvGeom) -> Vec<T> {
+    let (cg, kg, kk) = (g.cg(), g.kg(), g.kk());
+    let mut out = vec![T::zero(); w.len()];
+    out.par_chunks_mut(kg * kk)
+        .enumerate()
+        .for_each(|(row, dst)| {
+            let (gi, c) = (row / cg, row % cg);
+            for j in 0..kg {
+                let src = &w[((gi * kg + j) * cg + c) * kk..][..kk];
+                for (t, &v) in src.iter().enumerate() {
+                    dst[j * kk + kk - 1 - t] = v;
+                }
+            }
+        });
+    out
+}
+
+/// The geometry of the forward convolution that computes a stride-1 convolution's
+/// backward-data, if the padding allows it (`pad ≤ dilation·(kernel − 1)` on both axes).
+fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
+    let [dh, dw] = g.p.dilation;
+    let ph = (dh * (g.kh - 1)).checked_sub(g.p.padding[0])?;
+    let pw = (dw * (g.kw - 1)).checked_sub(g.p.padding[1])?;
+    (g.p.stride == [1, 1] && g.p.groups < g.c).then_some(ConvGeom {
+        n: g.n,
+        c: g.k,
+        h: g.oh,
+        w: g.ow,
+        k: g.c,
+        kh: g.kh,
+        kw: g.kw,
+        oh: g.h,
+        ow: g.w,
+        p: Conv2dParams {
+            stride: [1, 1],
+            padding: [ph, pw],
+            dilation: g.p.dilation,
+            groups: g.p.groups,
+        },
+    })
+}
+
+/// How the convolutions run: the GEMM micro-kernel, and whether a stride-1 backward-data may
+/// run as a forward convolution with the flipped weight.
+#[derive(Clone, Copy)]
+pub struct Plan<T> {
+    /// The packed GEMM's micro-kernel (`None`: B packed whole and `matrixmultiply`).
+    pub kernel: Option<packed::Kernel<T>>,
+    /// Stride-1 backward-data as a forward convolution (else always GEMM + col2im).
+    pub flip: bool,
+}
+
+impl<T: Element> Plan<T> {
+    /// The fastest: this CPU's micro-kernel, flipped backward-data.
+    pub fn fast() -> Self {
+        Plan {
+            kernel: T::packed_kernel(),
+            flip: true,
+        }
+    }
+    /// The reference: im2col + `matrixmultiply` forward, GEMM + col2im backward-data, whose
+    /// results do not change when the fast kernels do (the demo model's training reproduces
+    /// its committed weights bit for bit with it).
+    pub fn reference() -> Self {
+        Plan {
+            kernel: None,
+            flip: false,
+        }
+    }
+    /// Whether [`backward_data`] runs as a forward convolution with the flipped weight.
+    pub fn flips(&self, g: &ConvGeom) -> bool {
+        self.flip && transposed_geom(g).is_some() && !g.is_pointwise()
+    }
+}
+
+/// The weight rearranged for [`backward_data`]: flipped and transposed when [`Plan::flips`], else
+/// each group's `[kg, cg·kh·kw]` block transposed to `[cg·kh·kw, kg]` (so the GEMM reads `wᵀ`
+/// by rows). Depends only on `w` and the geometry: the backend keeps it while `w` lives.
+pub fn prepare_backward<T: Element>(plan: Plan<T>, w: &[T], g: &ConvGeom) -> Vec<T> {
+    if plan.flips(g) {
+        return flip_transpose(w, g);
+    }
+    let (cg, kg, kk) = (g.cg(), g.kg(), g.kk());
+    let block = kg * cg * kk;
+    let mut out = vec![T::zero(); w.len()];
+    out.par_chunks_mut(block)
+        .zip(w.par_chunks(block))
+        .for_each(|(dst, src)| {
+            for (j, row) in src.chunks(cg * kk).enumerate() {
+                for (r, &v) in row.iter().enumerate() {
+                    dst[r * kg + j] = v;
+                }
+            }
+        });
+    out
+}
+
+/// `dx [n,c,h,w]` from `dy [n,k,oh,ow]` and the weight as [`prepare_backward`] gives it. When
+/// [`Plan::flips`]: the forward convolution of `dy` with the flipped, transposed weight (packed from
+/// `dy` on the fly, no col2im). Else `wᵀ · dy` through the packed GEMM into columns, folded
+/// back with col2im (1×1 stride-1: straight into `dx`).
+pub fn backward_data<T: Element>(
+    plan: Plan<T>,
+    dy: &[T],
+    prepared: &[T],
+    g: &ConvGeom,
+    dx: &mut [T],
+) {
+    if let (Some(t), true) = (transposed_geom(g), plan.flips(g)) {
+        return forward(plan, dy, prepared, None, &t, dx);
+    }
+    let kernel = plan.kernel;
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     let per_group = ranges(cg, tasks_per_image(g), 1);
     // Tasks in dx order: (image, group, channel range); each owns a contiguous slice of dx.
@@ -227,31 +464,52 @@ pub fn backward_data<T: Element>(dy: &[T], w: &[T], g: &ConvGeom, dx: &mut [T]) 
             }
         }
     }
+    assert!(prepared.len() >= g.k * cg * kk && dy.len() >= g.n * g.k * oplane);
     tasks.into_par_iter().for_each(|(n, gi, c0, c1, out)| {
         let cc = c1 - c0;
-        let a = Mat::rows_t(w, gi * kg * cg * kk + c0 * kk, cg * kk);
-        let b = Mat::rows(dy, n * g.k * oplane + gi * kg * oplane, oplane);
+        // A = wᵀ by rows: element (r, j) = prepared[gi·cg·kk·kg + (c0·kk + r)·kg + j].
+        let a = &prepared[gi * kg * cg * kk + c0 * kk * kg..];
+        let pack = Strided {
+            data: dy,
+            off: n * g.k * oplane + gi * kg * oplane,
+            rs: oplane,
+            cs: 1,
+        };
         if g.is_pointwise() {
-            gemm(
-                cc,
-                kg,
-                oplane,
-                a,
-                b,
-                T::zero(),
-                MatMut::rows(out, 0, oplane),
-            );
+            // SAFETY: A's last element (cc−1, kg−1) and `out` (cc × oplane) are in bounds.
+            unsafe {
+                packed::gemm(
+                    kernel,
+                    cc,
+                    kg,
+                    oplane,
+                    a.as_ptr(),
+                    kg,
+                    1,
+                    &pack,
+                    false,
+                    out.as_mut_ptr(),
+                    oplane,
+                )
+            };
         } else {
             let mut cols = vec![T::zero(); cc * kk * oplane];
-            gemm(
-                cc * kk,
-                kg,
-                oplane,
-                a,
-                b,
-                T::zero(),
-                MatMut::rows(&mut cols, 0, oplane),
-            );
+            // SAFETY: as above, with cc·kk rows into `cols`.
+            unsafe {
+                packed::gemm(
+                    kernel,
+                    cc * kk,
+                    kg,
+                    oplane,
+                    a.as_ptr(),
+                    kg,
+                    1,
+                    &pack,
+                    false,
+                    cols.as_mut_ptr(),
+                    oplane,
+                )
+            };
             out.iter_mut().for_each(|v| *v = T::zero());
             col2im(&cols, g, cc, out);
         }
@@ -321,3 +579,6 @@ pub fn backward_bias<T: Element>(dy: &[T], n: usize, k: usize, plane: usize, db:
             .sum();
     });
 }
+
+#[cfg(test)]
+mod tests;

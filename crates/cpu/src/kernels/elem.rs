@@ -32,6 +32,8 @@ pub trait Element:
         rsc: isize,
         csc: isize,
     );
+    /// The packed-GEMM micro-kernel for this type on this CPU (none: `matrixmultiply`).
+    fn packed_kernel() -> Option<super::packed::Kernel<Self>>;
 }
 
 impl Element for f32 {
@@ -59,6 +61,9 @@ impl Element for f32 {
     ) {
         matrixmultiply::sgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
     }
+    fn packed_kernel() -> Option<super::packed::Kernel<f32>> {
+        super::packed::f32_default()
+    }
 }
 
 impl Element for f64 {
@@ -85,5 +90,8 @@ impl Element for f64 {
         csc: isize,
     ) {
         matrixmultiply::dgemm(m, k, n, alpha, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc)
+    }
+    fn packed_kernel() -> Option<super::packed::Kernel<f64>> {
+        None
     }
 }

@@ -1,0 +1,79 @@
+//! The CPU backend's convolutions at every distinct layer shape of ResNet-50 and VGG-16
+//! (batch 1, 224×224), forward and backward-data. Throughput is in FLOP ("elements") per
+//! second, so criterion's `Gelem/s` reads as GFLOP/s. Run:
+//! `cargo bench --bench cpu_layers -- [filter]`; `GRADCAM_CPU_KERNEL=avx2|portable` times the
+//! other micro-kernels.
+
+mod common;
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use gradcam::core::Conv2dParams;
+use gradcam::{Backend, CpuBackend, Shape};
+
+/// (label, input channels, output channels, kernel, stride, input side).
+const LAYERS: &[(&str, usize, usize, usize, usize, usize)] = &[
+    ("resnet50 stem 7x7/2", 3, 64, 7, 2, 224),
+    ("resnet50 l1 1x1 64->64", 64, 64, 1, 1, 56),
+    ("resnet50 l1 3x3 64", 64, 64, 3, 1, 56),
+    ("resnet50 l1 1x1 64->256", 64, 256, 1, 1, 56),
+    ("resnet50 l1 1x1 256->64", 256, 64, 1, 1, 56),
+    ("resnet50 l2 1x1 256->128", 256, 128, 1, 1, 56),
+    ("resnet50 l2 3x3/2 128", 128, 128, 3, 2, 56),
+    ("resnet50 l2 1x1/2 256->512", 256, 512, 1, 2, 56),
+    ("resnet50 l2 3x3 128", 128, 128, 3, 1, 28),
+    ("resnet50 l2 1x1 128->512", 128, 512, 1, 1, 28),
+    ("resnet50 l2 1x1 512->128", 512, 128, 1, 1, 28),
+    ("resnet50 l3 3x3/2 256", 256, 256, 3, 2, 28),
+    ("resnet50 l3 3x3 256", 256, 256, 3, 1, 14),
+    ("resnet50 l3 1x1 256->1024", 256, 1024, 1, 1, 14),
+    ("resnet50 l3 1x1 1024->256", 1024, 256, 1, 1, 14),
+    ("resnet50 l4 3x3 512", 512, 512, 3, 1, 7),
+    ("resnet50 l4 1x1 512->2048", 512, 2048, 1, 1, 7),
+    ("resnet50 l4 1x1 2048->512", 2048, 512, 1, 1, 7),
+    ("vgg16 3x3 3->64 224", 3, 64, 3, 1, 224),
+    ("vgg16 3x3 64 224", 64, 64, 3, 1, 224),
+    ("vgg16 3x3 128 112", 128, 128, 3, 1, 112),
+    ("vgg16 3x3 256 56", 256, 256, 3, 1, 56),
+    ("vgg16 3x3 512 28", 512, 512, 3, 1, 28),
+    ("vgg16 3x3 512 14", 512, 512, 3, 1, 14),
+];
+
+fn layers(c: &mut Criterion) {
+    let b = CpuBackend::new();
+    let mut g = c.benchmark_group("cpu_layers");
+    g.sample_size(10);
+    for &(label, ci, co, k, stride, side) in LAYERS {
+        let xs = [1, ci, side, side];
+        let ws = [co, ci, k, k];
+        let p = Conv2dParams::new(stride, k / 2);
+        let x = b
+            .upload(&common::random(ci * side * side, 1, 1.0), Shape::from(xs))
+            .unwrap();
+        let w = b
+            .upload(&common::random(co * ci * k * k, 2, 0.1), Shape::from(ws))
+            .unwrap();
+        let bias = b
+            .upload(&common::random(co, 3, 0.1), Shape::from([co]))
+            .unwrap();
+        let out = p.output_shape(xs, ws, label).unwrap();
+        let dy = b
+            .upload(
+                &common::random(out.iter().product(), 4, 1.0),
+                Shape::from(out),
+            )
+            .unwrap();
+        let flops = 2 * out.iter().product::<usize>() * ci * k * k;
+        g.throughput(Throughput::Elements(flops as u64));
+        g.bench_function(format!("{label} forward"), |it| {
+            it.iter(|| b.conv2d(&x, &w, Some(&bias), &p).unwrap())
+        });
+        let s = Shape::from(xs);
+        g.bench_function(format!("{label} backward-data"), |it| {
+            it.iter(|| b.conv2d_backward_data(&dy, &w, &p, &s).unwrap())
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, layers);
+criterion_main!(benches);

@@ -1,0 +1,100 @@
+//! The f32 convolution on every micro-kernel (and the portable path) against the same code in
+//! f64 with `matrixmultiply`, on awkward shapes: odd and prime sizes, batch > 1, strides,
+//! dilation, groups, padding larger and smaller than the kernel's reach.
+
+use super::*;
+use crate::kernels::packed;
+
+fn values(len: usize, seed: u64) -> Vec<f64> {
+    let mut s = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f64 / (1u64 << 24) as f64) - 0.5
+        })
+        .collect()
+}
+
+fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
+    let num: f64 = a.iter().zip(b).map(|(x, y)| (*x as f64 - y).powi(2)).sum();
+    let den: f64 = b.iter().map(|y| y * y).sum();
+    (num / den.max(1e-30)).sqrt()
+}
+
+fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
+    let out = p.output_shape(x, w, "test").unwrap();
+    let g = ConvGeom::new(x, w, out, p);
+    let (xs, ws, bs) = (
+        values(x.iter().product(), 1),
+        values(w.iter().product(), 2),
+        values(w[0], 3),
+    );
+    let dys = values(out.iter().product(), 4);
+    let mut y64 = vec![0f64; out.iter().product()];
+    let p64 = Plan::<f64>::reference();
+    forward(p64, &xs, &ws, Some(&bs), &g, &mut y64);
+    let mut dx64 = vec![0f64; xs.len()];
+    backward_data(p64, &dys, &prepare_backward(p64, &ws, &g), &g, &mut dx64);
+    let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+    let (x32, w32, b32, dy32) = (f(&xs), f(&ws), f(&bs), f(&dys));
+    let mut plans: Vec<Plan<f32>> = packed::f32_kernels()
+        .into_iter()
+        .map(|k| Plan {
+            kernel: Some(k),
+            flip: true,
+        })
+        .collect();
+    plans.push(Plan {
+        kernel: None,
+        flip: true,
+    });
+    plans.push(Plan::reference());
+    for plan in plans {
+        let name = format!(
+            "{} flip {}",
+            plan.kernel.map_or("portable", |k| k.name),
+            plan.flip
+        );
+        let mut y = vec![0f32; y64.len()];
+        forward(plan, &x32, &w32, Some(&b32), &g, &mut y);
+        let e = rel_l2(&y, &y64);
+        assert!(e < 1e-6, "{name} forward {x:?} {w:?} {p:?}: rel L2 {e}");
+        let mut dx = vec![0f32; dx64.len()];
+        backward_data(plan, &dy32, &prepare_backward(plan, &w32, &g), &g, &mut dx);
+        let e = rel_l2(&dx, &dx64);
+        assert!(
+            e < 1e-6,
+            "{name} backward-data {x:?} {w:?} {p:?}: rel L2 {e}"
+        );
+    }
+}
+
+#[test]
+fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
+    case([3, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1));
+    case([2, 3, 17, 19], [13, 3, 7, 7], Conv2dParams::new(2, 3));
+    case([1, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(1, 0));
+    case([2, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(2, 0));
+    case(
+        [1, 8, 9, 31],
+        [12, 4, 3, 3],
+        Conv2dParams::new(1, 1).with_groups(2),
+    );
+    case(
+        [2, 6, 15, 15],
+        [6, 1, 3, 3],
+        Conv2dParams::new(1, 1).with_groups(6),
+    );
+    case(
+        [1, 4, 19, 17],
+        [5, 4, 3, 3],
+        Conv2dParams::new(1, 2).with_dilation(2),
+    );
+    case([1, 4, 11, 11], [5, 4, 3, 3], Conv2dParams::new(1, 0));
+    case([1, 4, 7, 7], [3, 4, 3, 3], Conv2dParams::new(1, 3));
+    case([1, 64, 14, 14], [67, 64, 3, 3], Conv2dParams::new(1, 1));
+}

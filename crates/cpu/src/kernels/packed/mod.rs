@@ -1,0 +1,201 @@
+//! A blocked GEMM whose right-hand operand is packed by the caller, so a convolution can pack
+//! its im2col columns straight from the image (no im2col buffer) and the weights are read in
+//! place (no packing of the left operand: at batch 1 it is the larger one).
+//!
+//! `C (m×n) = A (m×k) · B (k×n) [+ C]`. B arrives through a [`Pack`] callback in panels of
+//! `nr` columns; the micro-kernel keeps an `MR × nr` tile of C in registers, broadcasting six
+//! values of A and loading `nr` of B per step. Loop order: column blocks of [`NC`] (the packed
+//! block stays in L2), depth blocks of [`KC`], row strips of `MR` (six rows of A, from L1),
+//! then the panels. The micro-kernel is chosen at run time (AVX-512F, AVX2 + FMA); elsewhere,
+//! and for f64, B is packed as one row-major matrix and handed to `matrixmultiply`.
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+mod pack;
+
+pub use pack::{pack_rows, Pack, Strided};
+
+use super::Element;
+
+/// Rows of C per micro-kernel tile.
+pub const MR: usize = 6;
+/// Depth of one packed block.
+pub const KC: usize = 256;
+/// Columns of one packed block (a multiple of every kernel's panel width).
+pub const NC: usize = 512;
+
+/// A micro-kernel: `C[rows × cols] (+)= Σ_k A[i][k] · B[k][j]` over `kc` steps, A's row `i`
+/// at `a[i]` advancing by `acs` per step, B a packed `kc × nr` panel.
+pub type MicroKernel<T> = unsafe fn(
+    kc: usize,
+    a: &[*const T; MR],
+    acs: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    accumulate: bool,
+);
+
+/// A micro-kernel and its panel width.
+#[derive(Clone, Copy)]
+pub struct Kernel<T> {
+    /// Name, for benchmarks and tests.
+    pub name: &'static str,
+    /// Columns per packed panel.
+    pub nr: usize,
+    /// The kernel.
+    pub run: MicroKernel<T>,
+    /// Columns per panel of the kernel for the columns left over by `run`'s full panels.
+    pub tail_nr: usize,
+    /// That kernel.
+    pub tail: MicroKernel<T>,
+}
+
+/// The f32 micro-kernels this CPU can run, fastest first (empty off x86-64 or without AVX2).
+pub fn f32_kernels() -> Vec<Kernel<f32>> {
+    #[allow(unused_mut)]
+    let mut out: Vec<Kernel<f32>> = Vec::new();
+    #[cfg(target_arch = "x86_64")]
+    {
+        if std::arch::is_x86_feature_detected!("avx512f") {
+            out.push(Kernel {
+                name: "avx512",
+                nr: avx512::NR,
+                run: avx512::kernel,
+                tail_nr: avx512::NR_TAIL,
+                tail: avx512::kernel_tail,
+            });
+        }
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            out.push(Kernel {
+                name: "avx2",
+                nr: avx2::NR,
+                run: avx2::kernel,
+                tail_nr: avx2::NR,
+                tail: avx2::kernel,
+            });
+        }
+    }
+    out
+}
+
+/// The f32 kernel used by the backend: the fastest available unless `GRADCAM_CPU_KERNEL`
+/// names another (`avx512`, `avx2`, or `portable` for the fallback).
+pub fn f32_default() -> Option<Kernel<f32>> {
+    static CHOICE: std::sync::OnceLock<Option<Kernel<f32>>> = std::sync::OnceLock::new();
+    *CHOICE.get_or_init(|| {
+        let all = f32_kernels();
+        match std::env::var("GRADCAM_CPU_KERNEL") {
+            Ok(name) => all.into_iter().find(|k| k.name == name),
+            Err(_) => all.into_iter().next(),
+        }
+    })
+}
+
+/// The name of the kernel [`Element::packed_kernel`] gives for f32 (`portable` when none).
+pub fn f32_default_name() -> &'static str {
+    f32_default().map_or("portable", |k| k.name)
+}
+
+/// `C = A·B` (or `C += A·B` when `accumulate`), A's element `(i, k)` at `a[i·ars + k·acs]`,
+/// C's element `(i, j)` at `c[i·ldc + j]`, B given by `pack`.
+///
+/// # Safety
+/// Every A and C index within the sizes must be inside its allocation; C must not alias A or
+/// anything `pack` reads, and no other thread may touch C's elements meanwhile.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm<T: Element>(
+    kernel: Option<Kernel<T>>,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    ars: usize,
+    acs: usize,
+    pack: &dyn Pack<T>,
+    accumulate: bool,
+    c: *mut T,
+    ldc: usize,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    let Some(kern) = kernel else {
+        let mut b = vec![T::zero(); k * n];
+        pack.pack(0, k, 0, n, n.max(1), &mut b);
+        let beta = if accumulate { T::one() } else { T::zero() };
+        T::gemm_raw(
+            m,
+            k,
+            n,
+            T::one(),
+            a,
+            ars as isize,
+            acs as isize,
+            b.as_ptr(),
+            n as isize,
+            1,
+            beta,
+            c,
+            ldc as isize,
+            1,
+        );
+        return;
+    };
+    if k == 0 {
+        if !accumulate {
+            for i in 0..m {
+                std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(T::zero());
+            }
+        }
+        return;
+    }
+    let (nr, tnr) = (kern.nr, kern.tail_nr);
+    // A block's full panels of `nr` columns, then its leftover columns in panels of `tnr`.
+    let layout = |nc: usize| {
+        let main = nc / nr * nr;
+        (main, (nc - main).div_ceil(tnr) * tnr)
+    };
+    let (main_max, tail_max) = layout(NC.min(n));
+    let kc_max = KC.min(k);
+    let mut buf = vec![T::zero(); (main_max + tail_max) * kc_max];
+    for j0 in (0..n).step_by(NC) {
+        let nc = NC.min(n - j0);
+        let (main, tail) = layout(nc);
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let (wide, narrow) = buf[..(main + tail) * kc].split_at_mut(main * kc);
+            if main > 0 {
+                pack.pack(k0, kc, j0, main, nr, wide);
+            }
+            if tail > 0 {
+                pack.pack(k0, kc, j0 + main, nc - main, tnr, narrow);
+            }
+            let acc = accumulate || k0 > 0;
+            for i0 in (0..m).step_by(MR) {
+                let rows = MR.min(m - i0);
+                let rowp = |r: usize| a.add((i0 + r.min(rows - 1)) * ars + k0 * acs);
+                let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                let cp = c.add(i0 * ldc + j0);
+                for p in 0..main / nr {
+                    let b = wide.as_ptr().add(p * kc * nr);
+                    (kern.run)(kc, &ap, acs, b, cp.add(p * nr), ldc, rows, nr, acc);
+                }
+                for p in 0..tail / tnr {
+                    let cols = tnr.min(nc - main - p * tnr);
+                    let b = narrow.as_ptr().add(p * kc * tnr);
+                    let at = cp.add(main + p * tnr);
+                    (kern.tail)(kc, &ap, acs, b, at, ldc, rows, cols, acc);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,68 @@
+//! Packing the right-hand operand into panels.
+
+use crate::kernels::Element;
+
+/// Supplies rows `k0..k0+kc`, columns `j0..j0+nc` of the right-hand operand B in panels of
+/// `nr` columns: element `(k0 + r, j0 + j)` goes to `dst[(j / nr)·kc·nr + r·nr + j % nr]`,
+/// and the last panel's columns past `nc` are zero. `dst` holds exactly `⌈nc/nr⌉·kc·nr`.
+pub trait Pack<T>: Sync {
+    /// Packs one block.
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]);
+}
+
+/// Packs row by row: `row(r, j0, out)` fills `out` (length `nc`) with row `r`'s columns
+/// `j0..j0+nc`; the rows are then laid out in panels.
+pub fn pack_rows<T: Element>(
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    dst: &mut [T],
+    mut row: impl FnMut(usize, usize, &mut [T]),
+) {
+    let panels = nc.div_ceil(nr);
+    debug_assert_eq!(dst.len(), panels * kc * nr);
+    if panels == 1 && nc == nr {
+        for r in 0..kc {
+            row(k0 + r, j0, &mut dst[r * nr..(r + 1) * nr]);
+        }
+        return;
+    }
+    let mut tmp = vec![T::zero(); nc];
+    for r in 0..kc {
+        row(k0 + r, j0, &mut tmp);
+        for (p, chunk) in tmp.chunks(nr).enumerate() {
+            let at = p * kc * nr + r * nr;
+            dst[at..at + chunk.len()].copy_from_slice(chunk);
+            dst[at + chunk.len()..at + nr].fill(T::zero());
+        }
+    }
+}
+
+/// A strided matrix as a packer: element `(i, j)` at `data[off + i·rs + j·cs]`.
+pub struct Strided<'a, T> {
+    /// Backing slice.
+    pub data: &'a [T],
+    /// Offset of element (0, 0).
+    pub off: usize,
+    /// Row stride.
+    pub rs: usize,
+    /// Column stride.
+    pub cs: usize,
+}
+
+impl<T: Element> Pack<T> for Strided<'_, T> {
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {
+        pack_rows(k0, kc, j0, nc, nr, dst, |r, j0, out| {
+            let start = self.off + r * self.rs + j0 * self.cs;
+            if self.cs == 1 {
+                out.copy_from_slice(&self.data[start..start + out.len()]);
+            } else {
+                for (j, o) in out.iter_mut().enumerate() {
+                    *o = self.data[start + j * self.cs];
+                }
+            }
+        });
+    }
+}

@@ -1,0 +1,106 @@
+use super::*;
+
+fn naive(m: usize, k: usize, n: usize, a: &[f32], ars: usize, acs: usize, b: &[f32]) -> Vec<f64> {
+    let mut c = vec![0f64; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            c[i * n + j] = (0..k)
+                .map(|p| a[i * ars + p * acs] as f64 * b[p * n + j] as f64)
+                .sum();
+        }
+    }
+    c
+}
+
+fn values(len: usize, seed: u32) -> Vec<f32> {
+    (0..len)
+        .map(|i| {
+            let v = (i as u32)
+                .wrapping_mul(2654435761)
+                .wrapping_add(seed.wrapping_mul(40503));
+            (v >> 8) as f32 / (1 << 24) as f32 - 0.5
+        })
+        .collect()
+}
+
+fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: bool) {
+    let a = values(m * k, 1);
+    let b = values(k * n, 2);
+    let (ars, acs) = if transposed { (1, m) } else { (k, 1) };
+    let ldc = n + 3;
+    let mut c = values(m * ldc, 3);
+    let before = c.clone();
+    let pack = Strided {
+        data: &b,
+        off: 0,
+        rs: n,
+        cs: 1,
+    };
+    let want = naive(m, k, n, &a, ars, acs, &b);
+    for accumulate in [false, true] {
+        c.copy_from_slice(&before);
+        // SAFETY: sizes match the allocations; c is distinct.
+        unsafe {
+            gemm(
+                kernel,
+                m,
+                k,
+                n,
+                a.as_ptr(),
+                ars,
+                acs,
+                &pack,
+                accumulate,
+                c.as_mut_ptr(),
+                ldc,
+            )
+        };
+        for i in 0..m {
+            for j in 0..ldc {
+                let got = c[i * ldc + j] as f64;
+                let expect = if j >= n {
+                    before[i * ldc + j] as f64
+                } else if accumulate {
+                    want[i * n + j] + before[i * ldc + j] as f64
+                } else {
+                    want[i * n + j]
+                };
+                assert!(
+                    (got - expect).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
+                    "{} m{m} k{k} n{n} t{transposed} acc{accumulate} ({i},{j}): {got} vs {expect}",
+                    kernel.map_or("portable", |k| k.name)
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_kernel_matches_a_plain_product_on_awkward_sizes() {
+    let mut kernels: Vec<Option<Kernel<f32>>> = f32_kernels().into_iter().map(Some).collect();
+    kernels.push(None);
+    for kernel in kernels {
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (6, 3, 64),
+            (7, 13, 65),
+            (13, 257, 130),
+            (5, 600, 1031),
+            (19, 7, 17),
+            (2, 0, 5),
+        ] {
+            check(kernel, m, k, n, false);
+            check(kernel, m, k, n, true);
+        }
+    }
+}
+
+#[test]
+fn the_default_kernel_is_the_fastest_available_unless_overridden() {
+    if std::env::var_os("GRADCAM_CPU_KERNEL").is_none() {
+        assert_eq!(
+            f32_default().map(|k| k.name),
+            f32_kernels().first().map(|k| k.name)
+        );
+    }
+}
