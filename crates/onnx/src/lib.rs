@@ -19,7 +19,7 @@ pub mod proto;
 mod tensor;
 mod translate;
 
-use gradcam_core::{Error, Result};
+use gradcam_core::{Error, HostTensor, Result};
 use gradcam_runtime::Graph;
 use prost::Message;
 use std::path::Path;
@@ -49,13 +49,20 @@ pub fn load(path: &Path) -> Result<Graph> {
 /// Translates an ONNX model held in memory; `dir` is where its external data files are (none
 /// for a self-contained model).
 pub fn from_bytes(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
-    translate::translate(&decode(bytes)?, dir, false, bytes.len())
+    translate::translate(&decode(bytes)?, dir, false, bytes.len(), &[])
 }
 
 /// Like [`from_bytes`], for a graph whose output may be any tensor, not only logits: forward
 /// passes only (the ONNX operator conformance tests use it); explaining needs logits.
 pub fn from_bytes_any_output(bytes: &[u8], dir: Option<&Path>) -> Result<Graph> {
-    translate::translate(&decode(bytes)?, dir, true, bytes.len())
+    translate::translate(&decode(bytes)?, dir, true, bytes.len(), &[])
+}
+
+/// Like [`from_bytes_any_output`] for a graph with several inputs: the first is the runtime's
+/// input, the following ones (in the graph's order) are bound to the constant values `rest`
+/// and fold into the graph as if they were initializers.
+pub fn from_bytes_bound(bytes: &[u8], dir: Option<&Path>, rest: &[HostTensor]) -> Result<Graph> {
+    translate::translate(&decode(bytes)?, dir, true, bytes.len(), rest)
 }
 
 fn decode(bytes: &[u8]) -> Result<proto::ModelProto> {

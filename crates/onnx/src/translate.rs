@@ -44,6 +44,11 @@ pub const SUPPORTED: &[&str] = &[
     "Squeeze",
     "Cast",
     "Transpose",
+    "PRelu",
+    "Pad",
+    "GlobalMaxPool",
+    "Sum",
+    "ConstantOfShape",
 ];
 
 /// A batch dimension in a folded shape (`Shape` of a tensor whose batch size is the input's).
@@ -66,12 +71,17 @@ fn err(node: &NodeProto, msg: impl std::fmt::Display) -> Error {
     ))
 }
 
-/// Attribute lookup for one node.
-struct Attrs<'a>(&'a NodeProto);
+/// Attribute lookup for one node. For a 1-D convolution or pooling (`one_d`) the spatial
+/// lists read as the 2-D ones of an `[n, c, l, 1]` tensor: `[k]` → `[k, 1]`, pads `[b, e]` →
+/// `[b, 0, e, 0]`.
+struct Attrs<'a> {
+    node: &'a NodeProto,
+    one_d: bool,
+}
 
 impl<'a> Attrs<'a> {
     fn get(&self, name: &str) -> Option<&'a AttributeProto> {
-        self.0
+        self.node
             .attribute
             .iter()
             .find(|a| a.name.as_deref() == Some(name))
@@ -83,7 +93,12 @@ impl<'a> Attrs<'a> {
         self.get(name).and_then(|a| a.f).unwrap_or(default)
     }
     fn ints(&self, name: &str) -> Option<Vec<i64>> {
-        self.get(name).map(|a| a.ints.clone())
+        let v = self.get(name).map(|a| a.ints.clone())?;
+        Some(match (self.one_d, name, v.as_slice()) {
+            (true, "kernel_shape" | "strides" | "dilations", [k]) => vec![*k, 1],
+            (true, "pads", [b, e]) => vec![*b, 0, *e, 0],
+            _ => v,
+        })
     }
     fn string(&self, name: &str) -> Option<String> {
         self.get(name)
@@ -185,6 +200,7 @@ pub fn translate(
     dir: Option<&Path>,
     any_output: bool,
     file_bytes: usize,
+    bound: &[HostTensor],
 ) -> Result<Graph> {
     let budget = tensor::Budget::for_file(file_bytes);
     let g: &GraphProto = model
@@ -203,12 +219,27 @@ pub fn translate(
         .iter()
         .filter(|i| !values.contains_key(i.name.as_deref().unwrap_or("")))
         .collect();
-    let [input] = inputs[..] else {
+    if inputs.len() != bound.len() + 1 {
         return Err(Error::Model(format!(
-            "the ONNX graph has {} inputs besides its weights; one image input is supported",
-            inputs.len()
+            "the ONNX graph has {} inputs besides its weights; one image input is supported{}",
+            inputs.len(),
+            if bound.is_empty() {
+                String::new()
+            } else {
+                format!(" ({} more bound to constants)", bound.len())
+            }
         )));
-    };
+    }
+    let input = inputs[0];
+    for (i, t) in inputs[1..].iter().zip(bound) {
+        budget.take(t.data.len() * 4, "a bound input")?;
+        let k = Const {
+            dims: t.shape.dims().to_vec(),
+            f: t.data.clone(),
+            i: vec![],
+        };
+        values.insert(i.name.clone().unwrap_or_default(), Value::Const(k));
+    }
     let dims: Vec<Option<i64>> = input
         .r#type
         .as_ref()
@@ -223,22 +254,29 @@ pub fn translate(
             input.name.as_deref().unwrap_or("")
         )));
     }
+    // Images [n, c, h, w]; also [n, f] and [n, c, l], run as [n, f, 1, 1] and [n, c, l, 1].
     let channels = match dims[..] {
-        [_, Some(c), _, _] if c > 0 => c as usize,
+        [_, Some(c)] | [_, Some(c), _] | [_, Some(c), _, _] if c > 0 => c as usize,
         _ => {
             return Err(Error::Model(format!(
-                "the ONNX input `{}` must be [n, c, h, w] with a fixed channel count, got {dims:?}",
+                "the ONNX input `{}` must be [n, c, h, w] (or [n, f], [n, c, l]) with a fixed \
+                 channel count, got {dims:?}",
                 input.name.as_deref().unwrap_or("")
             )))
         }
     };
     // The input shape with batch 1, where the spatial size is fixed: `Shape` nodes fold with it.
     let fixed = match dims[..] {
+        [_, _] => Some(gradcam_core::Shape::new([1, channels, 1, 1])),
+        [_, _, Some(l)] if l > 0 => Some(gradcam_core::Shape::new([1, channels, l as usize, 1])),
         [_, _, Some(h), Some(w)] if h > 0 && w > 0 => Some(gradcam_core::Shape::new([
             1, channels, h as usize, w as usize,
         ])),
         _ => None,
     };
+    // The ONNX rank of every computed tensor (4 unless set).
+    let mut ranks: HashMap<String, usize> = HashMap::new();
+    ranks.insert(input.name.clone().unwrap_or_default(), dims.len());
     let ctx = Ctx {
         opset,
         input: fixed,
@@ -255,7 +293,10 @@ pub fn translate(
             for name in &node.input {
                 materialize(&mut b, &mut values, name)?;
             }
-            translate_node(&mut b, &mut values, node, &ctx)?;
+            translate_node(&mut b, &mut values, &ranks, node, &ctx)?;
+        }
+        if let Some(out) = node.output.first() {
+            ranks.insert(out.clone(), out_rank(node, &ranks));
         }
     }
     let out = g
@@ -270,6 +311,23 @@ pub fn translate(
         _ => Err(Error::Model(format!(
             "the ONNX output `{out}` is not computed from the input"
         ))),
+    }
+}
+
+/// The ONNX rank of a node's output: that of its first input, except where the operator
+/// makes a matrix of it.
+fn out_rank(node: &NodeProto, ranks: &HashMap<String, usize>) -> usize {
+    let rank0 = node
+        .input
+        .first()
+        .and_then(|n| ranks.get(n))
+        .copied()
+        .unwrap_or(4);
+    let keepdims = Attrs { node, one_d: false }.int("keepdims", 1);
+    match node.op_type.as_deref().unwrap_or("") {
+        "Flatten" | "Gemm" | "MatMul" | "Reshape" | "Squeeze" => 2,
+        "ReduceMean" if keepdims == 0 => 2,
+        _ => rank0,
     }
 }
 
@@ -320,20 +378,128 @@ fn fold_bias(
 
 /// A per-channel constant for an image with `c` channels: a scalar, or `[c, 1, 1]` /
 /// `[1, c, 1, 1]` (numpy broadcasting over NCHW), as `c` values.
-fn per_channel(node: &NodeProto, k: &Const, c: usize) -> Result<Vec<f32>> {
+/// A scalar or per-channel constant as `c` values, for a tensor of ONNX rank `rank`: by
+/// broadcasting, per-channel means `[c]` followed by `rank − 2` ones (`[c, 1, 1]` for images).
+fn per_channel(node: &NodeProto, k: &Const, c: usize, rank: usize) -> Result<Vec<f32>> {
     let dims: Vec<usize> = k.dims.iter().copied().skip_while(|&d| d == 1).collect();
-    match (k.f.len(), dims.as_slice()) {
-        (1, _) => Ok(vec![k.f[0]; c]),
-        (n, [m, 1, 1]) if n == c && *m == c && k.dims.len() <= 4 => Ok(k.f.clone()),
+    let per_channel = dims.first() == Some(&c)
+        && dims.len() == rank.saturating_sub(1)
+        && dims[1..].iter().all(|&d| d == 1)
+        && k.dims.len() <= rank;
+    match k.f.len() {
+        1 => Ok(vec![k.f[0]; c]),
+        n if n == c && per_channel => Ok(k.f.clone()),
         _ => Err(err(
             node,
             format!(
-                "a constant of shape {:?} on {c} channels: only scalars and per-channel [c, 1, 1] \
-                 constants are supported",
+                "a constant of shape {:?} on {c} channels of a rank-{rank} tensor: only scalars \
+                 and per-channel constants are supported",
                 k.dims
             ),
         )),
     }
+}
+
+/// `y = x·scale + shift` per channel, as an inference batch norm (ε = 0, mean 0, var 1).
+fn affine(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: NodeId,
+    scale: Vec<f32>,
+    shift: Vec<f32>,
+) -> Result<NodeId> {
+    let c = scale.len();
+    let t = |d: Vec<f32>| HostTensor::new([c], d);
+    b.batch_norm(
+        name,
+        x,
+        [t(scale)?, t(shift)?, t(vec![0.0; c])?, t(vec![1.0; c])?],
+        0.0,
+    )
+}
+
+/// A constant with its axes permuted (`perm[i]` is the source axis of axis `i`).
+fn transpose_const(k: &Const, perm: &[usize]) -> Const {
+    let rank = k.dims.len();
+    let dims: Vec<usize> = perm.iter().map(|&p| k.dims[p]).collect();
+    let mut stride = vec![1usize; rank];
+    for i in (0..rank.saturating_sub(1)).rev() {
+        stride[i] = stride[i + 1] * k.dims[i + 1];
+    }
+    let n = k.f.len();
+    let mut src_of = vec![0usize; n];
+    let mut idx = vec![0usize; rank];
+    for slot in src_of.iter_mut() {
+        *slot = idx.iter().zip(perm).map(|(&i, &p)| i * stride[p]).sum();
+        for ax in (0..rank).rev() {
+            idx[ax] += 1;
+            if idx[ax] < dims[ax] {
+                break;
+            }
+            idx[ax] = 0;
+        }
+    }
+    Const {
+        dims,
+        f: src_of.iter().map(|&s| k.f[s]).collect(),
+        i: if k.i.is_empty() {
+            vec![]
+        } else {
+            src_of.iter().map(|&s| k.i[s]).collect()
+        },
+    }
+}
+
+/// One spatial axis of a constant pad as a one-hot convolution kernel: `(kernel, tap,
+/// padding)` such that a convolution with a kernel of that size, one at `tap`, and symmetric
+/// `padding` shifts the input by `before` and grows it by `before + after`.
+fn pad_axis(before: usize, after: usize) -> (usize, usize, usize) {
+    let p = before.max(after);
+    (2 * p + 1 - before - after, p - before, p)
+}
+
+/// A constant pad of the spatial axes (`[top, left]`, `[bottom, right]`) by `value`: a
+/// depthwise convolution whose kernel is one-hot, so its backward is the crop.
+fn pad2d(
+    b: &mut GraphBuilder,
+    name: &str,
+    x: NodeId,
+    before: [usize; 2],
+    after: [usize; 2],
+    value: f32,
+) -> Result<NodeId> {
+    let c = b.channels(x)?;
+    let (kh, th, ph) = pad_axis(before[0], after[0]);
+    let (kw, tw, pw) = pad_axis(before[1], after[1]);
+    let mut w = vec![0.0f32; c * kh * kw];
+    for ch in 0..c {
+        w[(ch * kh + th) * kw + tw] = 1.0;
+    }
+    let p = Conv2dParams {
+        stride: [1, 1],
+        padding: [ph, pw],
+        dilation: [1, 1],
+        groups: c,
+    };
+    if value == 0.0 {
+        return b.conv2d(name, x, HostTensor::new([c, 1, kh, kw], w)?, None, p);
+    }
+    // pad(x, v) = pad(x − v, 0) + v.
+    let shifted = affine(
+        b,
+        &format!("{name}::shift"),
+        x,
+        vec![1.0; c],
+        vec![-value; c],
+    )?;
+    let padded = b.conv2d(
+        &format!("{name}::pad"),
+        shifted,
+        HostTensor::new([c, 1, kh, kw], w)?,
+        None,
+        p,
+    )?;
+    affine(b, name, padded, vec![1.0; c], vec![value; c])
 }
 
 /// What every node's translation may consult.
@@ -349,10 +515,10 @@ struct Ctx<'a> {
 }
 
 /// Axes of a 4-D tensor, negative ones counted from the end, in increasing order.
-fn sorted_nchw_axes(axes: Vec<i64>) -> Vec<i64> {
+fn sorted_axes(axes: Vec<i64>, rank: usize) -> Vec<i64> {
     let mut v: Vec<i64> = axes
         .into_iter()
-        .map(|v| if v < 0 { v + 4 } else { v })
+        .map(|v| if v < 0 { v + rank as i64 } else { v })
         .collect();
     v.sort_unstable();
     v
@@ -364,6 +530,7 @@ const MAX_SHAPE_CONST: usize = 64;
 fn translate_node(
     b: &mut GraphBuilder,
     values: &mut HashMap<String, Value>,
+    ranks: &HashMap<String, usize>,
     node: &NodeProto,
     ctx: &Ctx,
 ) -> Result<()> {
@@ -423,7 +590,33 @@ fn translate_node(
         }
     };
     let has = |i: usize| node.input.get(i).is_some_and(|n| !n.is_empty());
-    let a = Attrs(node);
+    // Convolutions and pools over one axis (kernel_shape, or a 3-D convolution weight).
+    let one_d = matches!(op, "Conv" | "MaxPool" | "AveragePool")
+        && (Attrs { node, one_d: false }
+            .ints("kernel_shape")
+            .is_some_and(|k| k.len() == 1)
+            || (op == "Conv" && matches!(value(1), Ok(Value::Const(w)) if w.dims.len() == 3)));
+    let a = Attrs { node, one_d };
+    // The ONNX rank of the first input (4 unless a 2-D or 3-D input, or a flattening, set
+    // it): `[n, f]` runs as `[n, f, 1, 1]`, `[n, c, l]` as `[n, c, l, 1]`.
+    let rank0 = node
+        .input
+        .first()
+        .and_then(|n| ranks.get(n))
+        .copied()
+        .unwrap_or(4);
+    // A computed input as the flat `[n, f]` a linear layer or a softmax takes.
+    let flat_name = format!("{out}::flat");
+    let flat = |b: &mut GraphBuilder, id: NodeId| -> Result<NodeId> {
+        match b.channels(id) {
+            Ok(_) if rank0 == 2 => b.flatten(&flat_name, id),
+            Ok(_) => Err(err(
+                node,
+                format!("a rank-{rank0} input where a matrix is expected"),
+            )),
+            Err(_) => Ok(id),
+        }
+    };
     // An `axes` list: an attribute before opset `since`, the second input from it on.
     let axes_from = |since: i64| -> Result<Option<Vec<i64>>> {
         if opset < since {
@@ -436,7 +629,10 @@ fn translate_node(
     };
     let id = match op {
         "Conv" => {
-            let w = c(1)?;
+            let mut w = c(1)?;
+            if one_d && w.dims.len() == 3 {
+                w.dims.push(1);
+            }
             if w.dims.len() != 4 || w.dims.contains(&0) {
                 return Err(err(
                     node,
@@ -499,6 +695,167 @@ fn translate_node(
             };
             b.clip(&out, x(0)?, lo, hi)?
         }
+        "PRelu" => {
+            let src = x(0)?;
+            let ch = b.channels(src)?;
+            let k = c(1)?;
+            // Before opset 7 a 1-D slope of one value per channel is per channel whatever
+            // the rank (no broadcasting yet).
+            let slope = if opset < 7 && k.dims == [ch] {
+                k.f.clone()
+            } else {
+                per_channel(node, &k, ch, rank0)?
+            };
+            if slope.iter().all(|&v| v == slope[0]) {
+                b.activation(&out, src, Activation::LeakyRelu(slope[0]))?
+            } else {
+                // prelu(x) = (1 − a)·max(x, 0) + a·x per channel; max(x, 0) as a leaky ReLU
+                // of slope 0 (an activation: the guided rules apply to rectifiers only, and
+                // PyTorch's guided backprop leaves PReLU alone too).
+                let pos = b.activation(&format!("{out}::pos"), src, Activation::LeakyRelu(0.0))?;
+                let keep: Vec<f32> = slope.iter().map(|a| 1.0 - a).collect();
+                let pos = affine(b, &format!("{out}::pos_scaled"), pos, keep, vec![0.0; ch])?;
+                let lin = affine(b, &format!("{out}::linear"), src, slope, vec![0.0; ch])?;
+                b.add(&out, pos, lin)?
+            }
+        }
+        "Pad" => {
+            let mode = a.string("mode").unwrap_or_else(|| "constant".into());
+            if mode != "constant" {
+                return Err(err(node, format!("pad mode `{mode}` (only constant)")));
+            }
+            let (pads, value) = if opset < 11 {
+                (a.ints("pads").unwrap_or_default(), a.float("value", 0.0))
+            } else {
+                let v = if has(2) {
+                    let k = c(2)?;
+                    *k.f.first().ok_or_else(|| err(node, "an empty pad value"))?
+                } else {
+                    0.0
+                };
+                (c(1)?.ints(), v)
+            };
+            // Pads by axis: all four axes, or those the `axes` input (opset 18) names.
+            let axes: Vec<i64> = if opset >= 18 && has(3) {
+                c(3)?
+                    .ints()
+                    .iter()
+                    .map(|&v| if v < 0 { v + 4 } else { v })
+                    .collect()
+            } else {
+                (0..pads.len() as i64 / 2).collect()
+            };
+            if pads.len() != 2 * axes.len() || axes.iter().any(|v| !(0..4).contains(v)) {
+                return Err(err(
+                    node,
+                    format!("pads {pads:?} for axes {axes:?} of a 4-D tensor"),
+                ));
+            }
+            let mut before = [0i64; 4];
+            let mut after = [0i64; 4];
+            for (i, &ax) in axes.iter().enumerate() {
+                before[ax as usize] = pads[i];
+                after[ax as usize] = pads[i + axes.len()];
+            }
+            if before[..2] != [0, 0] || after[..2] != [0, 0] {
+                return Err(err(node, "only the spatial axes can be padded"));
+            }
+            let fits = |v: i64| (0..=1024).contains(&v);
+            if !before.iter().chain(&after).all(|&v| fits(v)) {
+                return Err(err(
+                    node,
+                    format!("pads {pads:?}: each must be in 0..=1024 (negative pads crop)"),
+                ));
+            }
+            let (bf, af) = (
+                [before[2] as usize, before[3] as usize],
+                [after[2] as usize, after[3] as usize],
+            );
+            let src = x(0)?;
+            if bf == [0, 0] && af == [0, 0] {
+                b.alias(&out, src);
+                values.insert(out, Value::Node(src));
+                return Ok(());
+            }
+            let ch = b.channels(src)?;
+            let cells = (2 * bf[0].max(af[0]) + 1) * (2 * bf[1].max(af[1]) + 1) * ch;
+            ctx.budget.take(cells * 4, "a pad's kernel")?;
+            pad2d(b, &out, src, bf, af, value)?
+        }
+        "GlobalMaxPool" => {
+            let src = x(0)?;
+            let shape = match input {
+                Some(s) => b.infer_shape(src, s)?,
+                None => {
+                    return Err(err(
+                        node,
+                        "global max pooling needs the model's input size fixed",
+                    ))
+                }
+            };
+            let d = shape.nchw("GlobalMaxPool")?;
+            let p = Pool2dParams {
+                kernel: [d[2], d[3]],
+                stride: [1, 1],
+                padding: [0, 0],
+                dilation: [1, 1],
+                ceil_mode: false,
+                count_include_pad: false,
+            };
+            b.max_pool(&out, src, p)?
+        }
+        "Sum" => {
+            let n = node.input.len();
+            if n == 0 {
+                return Err(err(node, "a Sum of nothing"));
+            }
+            let mut acc = x(0)?;
+            for i in 1..n {
+                let name = if i + 1 == n {
+                    out.clone()
+                } else {
+                    format!("{out}::{i}")
+                };
+                acc = b.add(&name, acc, x(i)?)?;
+            }
+            if n == 1 {
+                b.alias(&out, acc);
+            }
+            acc
+        }
+        "ConstantOfShape" => {
+            let dims: Vec<usize> = c(0)?
+                .ints()
+                .iter()
+                .map(|&d| usize::try_from(d).map_err(|_| err(node, format!("dimension {d}"))))
+                .collect::<Result<_>>()?;
+            let n = dims
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| err(node, "a shape too large"))?;
+            ctx.budget.take(n.saturating_mul(4), "ConstantOfShape")?;
+            let v = match a.get("value").and_then(|v| v.t.as_ref()) {
+                Some(t) => tensor::read(t, None, ctx.budget)?,
+                None => Const {
+                    dims: vec![1],
+                    f: vec![0.0],
+                    i: vec![0],
+                },
+            };
+            let (f, i) = (
+                *v.f.first().ok_or_else(|| err(node, "an empty value"))?,
+                v.i.first().copied(),
+            );
+            values.insert(
+                out,
+                Value::Const(Const {
+                    dims,
+                    f: vec![f; n],
+                    i: i.map_or_else(Vec::new, |i| vec![i; n]),
+                }),
+            );
+            return Ok(());
+        }
         "MaxPool" => b.max_pool(&out, x(0)?, pool_params(node, &a)?)?,
         "AveragePool" => {
             let p = pool_params(node, &a)?;
@@ -511,22 +868,48 @@ fn translate_node(
         "ReduceMean" => {
             let axes = axes_from(18)?
                 .ok_or_else(|| err(node, "a mean over every axis is not supported"))?;
-            let axes = sorted_nchw_axes(axes);
-            if axes != [2, 3] {
+            let axes = sorted_axes(axes, rank0);
+            let keep = a.int("keepdims", 1) != 0;
+            let src = x(0)?;
+            // Every spatial axis: global pooling. One of two (kept): a pool along it.
+            let all: &[i64] = if rank0 == 3 { &[2] } else { &[2, 3] };
+            if axes == all {
+                if keep {
+                    b.global_avg_pool(&out, src)?
+                } else {
+                    let pooled = b.global_avg_pool(&format!("{out}::pool"), src)?;
+                    b.flatten(&out, pooled)?
+                }
+            } else if rank0 == 4 && keep && (axes == [2] || axes == [3]) {
+                let d = match input {
+                    Some(s) => b.infer_shape(src, s)?.nchw("ReduceMean")?,
+                    None => {
+                        return Err(err(node, "a mean over one axis needs the input size fixed"))
+                    }
+                };
+                let kernel = if axes == [2] { [d[2], 1] } else { [1, d[3]] };
+                let p = Pool2dParams {
+                    kernel,
+                    stride: [1, 1],
+                    padding: [0, 0],
+                    dilation: [1, 1],
+                    ceil_mode: false,
+                    count_include_pad: false,
+                };
+                b.avg_pool(&out, src, p)?
+            } else {
                 return Err(err(
                     node,
-                    format!("only a mean over the spatial axes is supported, not {axes:?}"),
+                    format!(
+                        "a mean over axes {axes:?} (keepdims {keep}) of a rank-{rank0} tensor: \
+                         over the spatial axes, or one of two kept, is supported"
+                    ),
                 ));
-            }
-            if a.int("keepdims", 1) != 0 {
-                b.global_avg_pool(&out, x(0)?)?
-            } else {
-                let pooled = b.global_avg_pool(&format!("{out}::pool"), x(0)?)?;
-                b.flatten(&out, pooled)?
             }
         }
         "Flatten" => {
-            if a.int("axis", 1) != 1 {
+            let axis = a.int("axis", 1);
+            if axis != 1 && axis != 1 - rank0 as i64 {
                 return Err(err(node, "only axis 1 is supported"));
             }
             b.flatten(&out, x(0)?)?
@@ -610,22 +993,28 @@ fn translate_node(
             } else {
                 None
             };
-            b.linear(&out, x(0)?, HostTensor::new([o, i], data)?, bias)?
+            let src = flat(b, x(0)?)?;
+            b.linear(&out, src, HostTensor::new([o, i], data)?, bias)?
         }
         "Add" | "Sub" | "Mul" | "Div" => {
             let (v0, v1) = (value(0)?.clone(), value(1)?.clone());
             match (&v0, &v1) {
                 (Value::Node(p), Value::Node(q)) if op == "Add" => b.add(&out, *p, *q)?,
+                (Value::Node(p), Value::Node(q)) if op == "Sub" => {
+                    let c = b.channels(*q)?;
+                    let neg = affine(b, &format!("{out}::neg"), *q, vec![-1.0; c], vec![0.0; c])?;
+                    b.add(&out, *p, neg)?
+                }
                 (Value::Node(_), Value::Node(_)) => {
                     return Err(err(
                         node,
-                        "only constants can be subtracted, multiplied or divided by",
+                        "a product or quotient of two computed tensors is not supported",
                     ))
                 }
                 (Value::Node(id), Value::Const(k)) | (Value::Const(k), Value::Node(id)) => {
                     let node_first = matches!(v0, Value::Node(_));
                     let c = b.channels(*id)?;
-                    let v = per_channel(node, k, c)?;
+                    let v = per_channel(node, k, c, rank0)?;
                     // y = x·scale + shift, as an inference batch norm (ε = 0, mean 0, var 1).
                     let (scale, shift): (Vec<f32>, Vec<f32>) = match (op, node_first) {
                         ("Add", _) => (vec![1.0; c], v),
@@ -635,13 +1024,7 @@ fn translate_node(
                         ("Div", true) => (v.iter().map(|t| 1.0 / t).collect(), vec![0.0; c]),
                         _ => return Err(err(node, "dividing a constant by a tensor")),
                     };
-                    let t = |d: Vec<f32>| HostTensor::new([c], d);
-                    b.batch_norm(
-                        &out,
-                        *id,
-                        [t(scale)?, t(shift)?, t(vec![0.0; c])?, t(vec![1.0; c])?],
-                        0.0,
-                    )?
+                    affine(b, &out, *id, scale, shift)?
                 }
                 _ => return Err(err(node, "arithmetic on two constants")),
             }
@@ -665,7 +1048,7 @@ fn translate_node(
             values.insert(
                 out,
                 Value::MatMul {
-                    x: x(0)?,
+                    x: flat(b, x(0)?)?,
                     weight: HostTensor::new([o, i], data)?,
                 },
             );
@@ -700,7 +1083,7 @@ fn translate_node(
         }
         "Concat" => {
             let axis = a.int("axis", 1);
-            if axis != 1 && axis != -3 {
+            if axis != 1 && axis + rank0 as i64 != 1 {
                 return Err(err(
                     node,
                     format!("only channel concatenation, not axis {axis}"),
@@ -720,10 +1103,14 @@ fn translate_node(
         }
         "Softmax" => {
             let axis = a.int("axis", if opset < 13 { 1 } else { -1 });
-            if axis != 1 && axis != -1 {
-                return Err(err(node, format!("softmax over axis {axis}")));
+            if axis != 1 && axis + rank0 as i64 != 1 {
+                return Err(err(
+                    node,
+                    format!("softmax over axis {axis} of a rank-{rank0} tensor (only over axis 1)"),
+                ));
             }
-            b.softmax(&out, x(0)?)?
+            let src = flat(b, x(0)?)?;
+            b.softmax(&out, src)?
         }
         "Identity" | "Dropout" => {
             let v = value(0)?.clone();
@@ -794,8 +1181,9 @@ fn translate_node(
         "Squeeze" if matches!(value(0)?, Value::Node(_)) => {
             // [n, c, 1, 1] → [n, c] after global pooling (TensorFlow exports): a flatten.
             let src = x(0)?;
-            let axes = sorted_nchw_axes(
+            let axes = sorted_axes(
                 axes_from(13)?.ok_or_else(|| err(node, "Squeeze of a tensor needs its axes"))?,
+                rank0,
             );
             let unit = match input {
                 Some(s) => b.infer_shape(src, s)?.dims().get(2..) == Some(&[1, 1][..]),
@@ -808,6 +1196,27 @@ fn translate_node(
                 ));
             }
             b.flatten(&out, src)?
+        }
+        "Transpose" if matches!(value(0)?, Value::Const(_)) => {
+            let k = c(0)?;
+            let rank = k.dims.len();
+            let perm: Vec<usize> = match a.ints("perm") {
+                Some(p) => p.iter().map(|&v| v as usize).collect(),
+                None => (0..rank).rev().collect(),
+            };
+            let mut seen = vec![false; rank];
+            if perm.len() != rank
+                || perm
+                    .iter()
+                    .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+            {
+                return Err(err(
+                    node,
+                    format!("permutation {perm:?} of a rank-{rank} constant"),
+                ));
+            }
+            values.insert(out, Value::Const(transpose_const(&k, &perm)));
+            return Ok(());
         }
         "Transpose" => {
             let perm = a.ints("perm").unwrap_or_default();

@@ -2,7 +2,9 @@
 //! and `pytorch-operator` (from the `onnx` PyPI package; `GRADCAM_ONNX_DATA` names that `data`
 //! folder — CI installs the package and sets it) whose graph the importer translates is run
 //! forward on the CPU backend and matched against the case's own outputs (relative L2 ≤ 1e-5).
-//! Cases it cannot translate — 1-D, 3-D and 2-D-input models (the runtime takes NCHW images),
+//! 2-D and 3-D inputs run as `[n, f, 1, 1]` and `[n, c, l, 1]` (outputs compared without the
+//! unit axes after the batch); inputs after the first are bound as constants
+//! ([`gradcam_onnx::from_bytes_bound`]). Cases it cannot translate — rank-1 or rank-5 inputs,
 //! operators it does not support — are skipped with the reason, and the counts printed.
 //! Without the data the test prints a notice and passes, unless `GRADCAM_REQUIRE_ONNX_DATA=1`.
 
@@ -28,7 +30,22 @@ fn data_dir() -> Option<PathBuf> {
 /// translated but wrong.
 fn run_case(dir: &Path) -> Result<f64, String> {
     let model = std::fs::read(dir.join("model.onnx")).map_err(|e| e.to_string())?;
-    let graph = gradcam_onnx::from_bytes_any_output(&model, Some(dir)).map_err(|e| {
+    let set = dir.join("test_data_set_0");
+    let pb = |name: &str| {
+        std::fs::read(set.join(name))
+            .map_err(|e| e.to_string())
+            .and_then(|b| gradcam_onnx::read_tensor_pb(&b).map_err(|e| e.to_string()))
+    };
+    if set.join("output_1.pb").exists() {
+        return Err("skip: several outputs".into());
+    }
+    // Inputs after the first are bound as constants (the runtime has one input).
+    let rest = (1..)
+        .map(|i| format!("input_{i}.pb"))
+        .take_while(|n| set.join(n).exists())
+        .map(|n| pb(&n))
+        .collect::<Result<Vec<_>, _>>()?;
+    let graph = gradcam_onnx::from_bytes_bound(&model, Some(dir), &rest).map_err(|e| {
         let msg = e.to_string();
         let first = msg.lines().next().unwrap_or("");
         format!(
@@ -36,16 +53,14 @@ fn run_case(dir: &Path) -> Result<f64, String> {
             first.split("; supported:").next().unwrap_or(first)
         )
     })?;
-    let set = dir.join("test_data_set_0");
-    let pb = |name: &str| {
-        std::fs::read(set.join(name))
-            .map_err(|e| e.to_string())
-            .and_then(|b| gradcam_onnx::read_tensor_pb(&b).map_err(|e| e.to_string()))
-    };
-    if set.join("input_1.pb").exists() || set.join("output_1.pb").exists() {
-        return Err("skip: several inputs or outputs".into());
-    }
     let (x, want) = (pb("input_0.pb")?, pb("output_0.pb")?);
+    // [n, f] and [n, c, l] run as [n, f, 1, 1] and [n, c, l, 1].
+    let mut dims = x.shape.dims().to_vec();
+    if !(2..=4).contains(&dims.len()) {
+        return Err(format!("skip: a rank-{} input", dims.len()));
+    }
+    dims.resize(4, 1);
+    let x = gradcam_core::HostTensor::new(dims, x.data).map_err(|e| e.to_string())?;
     let cpu = gradcam_cpu::CpuBackend::new();
     let m = gradcam_runtime::Model::new(cpu.clone(), graph).map_err(|e| e.to_string())?;
     let xd = m.upload_input(&x).map_err(|e| format!("skip: {e}"))?;
@@ -53,7 +68,16 @@ fn run_case(dir: &Path) -> Result<f64, String> {
         .forward(&xd, &Default::default())
         .map_err(|e| format!("FAILED: forward: {e}"))?;
     let y = acts.get(m.graph().output()).map_err(|e| e.to_string())?;
-    if y.shape().dims() != want.shape.dims() {
+    // Compared without the unit axes after the batch: ONNX's [n, f] is the runtime's
+    // [n, f, 1, 1].
+    let squeeze = |d: &[usize]| -> Vec<usize> {
+        d.iter()
+            .enumerate()
+            .filter(|&(i, &v)| i == 0 || v != 1)
+            .map(|(_, &v)| v)
+            .collect()
+    };
+    if squeeze(y.shape().dims()) != squeeze(want.shape.dims()) {
         return Err(format!(
             "FAILED: output {} where the data has {}",
             y.shape(),
@@ -109,12 +133,25 @@ fn onnx_conformance_cases() {
         eprintln!("  {s}");
     }
     assert!(failed.is_empty(), "failed:\n{}", failed.join("\n"));
-    // The 2-D convolution and pooling cases, at least, must be among those run.
+    // These, at least, must be among those run (the operators of 2-D CNN classifiers, 2-D
+    // and 3-D inputs, several inputs bound as constants).
     for must in [
         "test_Conv2d ",
         "test_Conv2d_groups ",
         "test_MaxPool2d ",
         "test_AvgPool2d ",
+        "test_BatchNorm2d_eval ",
+        "test_PReLU_2d ",
+        "test_ZeroPad2d ",
+        "test_ConstantPad2d ",
+        "test_Linear ",
+        "test_Linear_no_bias ",
+        "test_Softmax ",
+        "test_ELU ",
+        "test_LeakyReLU ",
+        "test_Conv1d ",
+        "test_operator_mm ",
+        "test_operator_reduced_mean_keepdim ",
     ] {
         assert!(
             passed.iter().any(|p| p.starts_with(must)),

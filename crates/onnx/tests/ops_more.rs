@@ -1,0 +1,249 @@
+//! PRelu, Pad, GlobalMaxPool, Sum, Sub of two tensors, ConstantOfShape, transposed constants and
+//! a 2-D input, each against a host computation; and the errors for what they do not cover.
+
+use gradcam_core::{Backend, Shape};
+use gradcam_onnx::proto::*;
+use prost::Message;
+
+fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: dims.to_vec(),
+        data_type: Some(1),
+        float_data: data,
+        ..Default::default()
+    }
+}
+
+fn ints(name: &str, v: Vec<i64>) -> TensorProto {
+    TensorProto {
+        name: Some(name.into()),
+        dims: vec![v.len() as i64],
+        data_type: Some(7),
+        int64_data: v,
+        ..Default::default()
+    }
+}
+
+fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
+    NodeProto {
+        input: inputs.iter().map(|s| s.to_string()).collect(),
+        output: vec![output.into()],
+        name: Some(output.into()),
+        op_type: Some(op.into()),
+        ..Default::default()
+    }
+}
+
+fn with(mut n: NodeProto, attr: AttributeProto) -> NodeProto {
+    n.attribute.push(attr);
+    n
+}
+
+fn model(nodes: Vec<NodeProto>, init: Vec<TensorProto>, input: &[i64], out: &str) -> Vec<u8> {
+    ModelProto {
+        opset_import: vec![OperatorSetIdProto {
+            domain: None,
+            version: Some(13),
+        }],
+        graph: Some(GraphProto {
+            node: nodes,
+            initializer: init,
+            input: vec![ValueInfoProto {
+                name: Some("x".into()),
+                r#type: Some(TypeProto {
+                    tensor_type: Some(TypeProtoTensor {
+                        elem_type: Some(1),
+                        shape: Some(TensorShapeProto {
+                            dim: input
+                                .iter()
+                                .map(|&v| Dimension {
+                                    dim_value: (v > 0).then_some(v),
+                                    dim_param: (v <= 0).then(|| "n".to_string()),
+                                })
+                                .collect(),
+                        }),
+                    }),
+                }),
+            }],
+            output: vec![ValueInfoProto {
+                name: Some(out.into()),
+                r#type: None,
+            }],
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+    .encode_to_vec()
+}
+
+fn run(bytes: &[u8], x: &[f32], shape: [usize; 4]) -> Vec<f32> {
+    let g = gradcam_onnx::from_bytes_any_output(bytes, None).unwrap();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let acts = m
+        .forward(
+            &cpu.upload(x, Shape::new(shape)).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+    cpu.download(acts.get(m.graph().output()).unwrap()).unwrap()
+}
+
+#[test]
+fn prelu_asymmetric_constant_pad_and_global_max_pool() {
+    let (h, w) = (3usize, 4usize);
+    let slope = [0.25f32, -0.5, 2.0];
+    // Pad rows 1 above and 2 below, columns 2 on the left, by 0.75.
+    let pads = vec![0, 0, 1, 2, 0, 0, 2, 0];
+    let bytes = model(
+        vec![
+            node("PRelu", &["x", "slope"], "act"),
+            node("Pad", &["act", "pads", "value"], "padded"),
+            node("GlobalMaxPool", &["padded"], "y"),
+        ],
+        vec![
+            tensor("slope", &[3, 1, 1], slope.to_vec()),
+            ints("pads", pads),
+            tensor("value", &[], vec![0.75]),
+        ],
+        &[1, 3, h as i64, w as i64],
+        "y",
+    );
+    let x: Vec<f32> = (0..3 * h * w)
+        .map(|i| (i as f32 * 0.7).sin() * 2.0)
+        .collect();
+    let got = run(&bytes, &x, [1, 3, h, w]);
+    // Host: PReLU per channel, then the max over the plane and the pad value.
+    for c in 0..3 {
+        let want = x[c * h * w..(c + 1) * h * w]
+            .iter()
+            .map(|&v| if v > 0.0 { v } else { slope[c] * v })
+            .fold(0.75f32, f32::max);
+        assert!(
+            (got[c] - want).abs() < 1e-6,
+            "channel {c}: {} vs {want}",
+            got[c]
+        );
+    }
+    // The padded tensor itself: shape and placement.
+    let g = gradcam_onnx::from_bytes_any_output(&bytes, None).unwrap();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let id = m.graph().find("padded").unwrap();
+    let acts = m
+        .forward(
+            &cpu.upload(&x, Shape::new([1, 3, h, w])).unwrap(),
+            &[id].into_iter().collect(),
+        )
+        .unwrap();
+    let p = acts.get(id).unwrap();
+    assert_eq!(p.shape().dims(), &[1, 3, h + 3, w + 2]);
+    let pv = cpu.download(p).unwrap();
+    for c in 0..3 {
+        for y in 0..h + 3 {
+            for xx in 0..w + 2 {
+                let inside = (1..=h).contains(&y) && xx >= 2;
+                let want = if inside {
+                    let v = x[c * h * w + (y - 1) * w + xx - 2];
+                    if v > 0.0 {
+                        v
+                    } else {
+                        slope[c] * v
+                    }
+                } else {
+                    0.75
+                };
+                let got = pv[(c * (h + 3) + y) * (w + 2) + xx];
+                assert!((got - want).abs() < 1e-6, "({c},{y},{xx}): {got} vs {want}");
+            }
+        }
+    }
+}
+
+#[test]
+fn sum_sub_constant_of_shape_and_a_transposed_weight_on_a_2d_input() {
+    let wt: Vec<f32> = (0..12).map(|i| i as f32 * 0.25 - 1.0).collect(); // [3, 4]
+    let value = TensorProto {
+        dims: vec![1],
+        data_type: Some(1),
+        float_data: vec![2.0],
+        ..Default::default()
+    };
+    let bytes = model(
+        vec![
+            node("Relu", &["x"], "r"),
+            node("Sum", &["x", "r", "x"], "s"),
+            node("Sub", &["s", "r"], "d"),
+            with(
+                node("ConstantOfShape", &["one"], "two"),
+                AttributeProto {
+                    name: Some("value".into()),
+                    t: Some(value),
+                    ..Default::default()
+                },
+            ),
+            node("Add", &["d", "two"], "e"),
+            with(
+                node("Transpose", &["w"], "wt"),
+                AttributeProto {
+                    name: Some("perm".into()),
+                    ints: vec![1, 0],
+                    ..Default::default()
+                },
+            ),
+            node("MatMul", &["e", "wt"], "y"),
+        ],
+        vec![ints("one", vec![1]), tensor("w", &[3, 4], wt.clone())],
+        &[0, 4],
+        "y",
+    );
+    let x: Vec<f32> = (0..8).map(|i| (i as f32 * 1.3).cos()).collect();
+    let got = run(&bytes, &x, [2, 4, 1, 1]);
+    assert_eq!(got.len(), 6);
+    for n in 0..2 {
+        for o in 0..3 {
+            // x + relu(x) + x − relu(x) + 2 = 2x + 2, then · wᵀ.
+            let want: f32 = (0..4)
+                .map(|i| (2.0 * x[n * 4 + i] + 2.0) * wt[o * 4 + i])
+                .sum();
+            let g = got[n * 3 + o];
+            assert!((g - want).abs() < 1e-5, "({n},{o}): {g} vs {want}");
+        }
+    }
+}
+
+#[test]
+fn pads_and_pools_beyond_the_supported_are_errors() {
+    let pad = |mode: &str, pads: Vec<i64>| {
+        model(
+            vec![with(
+                node("Pad", &["x", "pads"], "y"),
+                AttributeProto {
+                    name: Some("mode".into()),
+                    s: Some(mode.as_bytes().to_vec()),
+                    ..Default::default()
+                },
+            )],
+            vec![ints("pads", pads)],
+            &[1, 3, 4, 4],
+            "y",
+        )
+    };
+    let e = |b: Vec<u8>| {
+        gradcam_onnx::from_bytes_any_output(&b, None)
+            .expect_err("an error")
+            .to_string()
+    };
+    assert!(e(pad("reflect", vec![0, 0, 1, 1, 0, 0, 1, 1])).contains("reflect"));
+    assert!(e(pad("constant", vec![0, 0, -1, 0, 0, 0, 0, 0])).contains("crop"));
+    assert!(e(pad("constant", vec![0, 1, 0, 0, 0, 0, 0, 0])).contains("spatial"));
+    assert!(e(pad("constant", vec![0, 0, 1])).contains("pads"));
+    let gmp = model(
+        vec![node("GlobalMaxPool", &["x"], "y")],
+        vec![],
+        &[1, 3, 0, 0],
+        "y",
+    );
+    assert!(e(gmp).contains("fixed"));
+}
