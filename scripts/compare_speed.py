@@ -10,7 +10,9 @@ gradcam-cli`):
 For each architecture it draws seeded random torchvision weights once, saves them as safetensors
 (for gradcam and PyTorch) and exports them to ONNX (for ONNX Runtime: opset 17, intra-op
 threads = --threads, inter-op 1, every graph optimisation). Every (tool, method) pair runs in
-its own process, so its peak resident memory is its own (read with wait4). Each tool times its
+its own process, started from this small one (which never imports torch: a child's peak
+resident set starts from its parent's at fork), so its peak RSS is its own (read with wait4).
+Each tool times its
 own seeded random input of the same shape (dense convolutions do not depend on the values);
 gradcam and PyTorch explain class 0. Prints the medians, the ratios against gradcam and the
 peak RSS, and `--json FILE` keeps every raw record.
@@ -58,6 +60,11 @@ def ort_child(a):
                       "min_ms": min(t), "max_ms": max(t), "ms_per_image": med / a.batch}))
 
 
+def export_child(a):
+    """Writes the weights and the ONNX export (run in its own process)."""
+    export(a.export, a.size, a.export_dir)
+
+
 def export(arch, size, d):
     import torch, torchvision
     from safetensors.torch import save_file
@@ -84,15 +91,21 @@ def main():
     ap.add_argument("--gradcam", default=os.path.join(HERE, "..", "target", "release", "gradcam"))
     ap.add_argument("--json", default=None, help="write every record to this file")
     ap.add_argument("--ort-model", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--export", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--export-dir", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.ort_model:
         return ort_child(a)
+    if a.export:
+        return export_child(a)
     common = ["--batch", str(a.batch), "--size", str(a.size), "--threads", str(a.threads),
               "--reps", str(a.reps), "--warmup", str(a.warmup)]
     records = []
     with tempfile.TemporaryDirectory() as d:
         for arch in a.arch.split(","):
-            st, onnx_path = export(arch, a.size, d)
+            subprocess.run([sys.executable, __file__, "--export", arch, "--export-dir", d, "--size", str(a.size)],
+                           check=True, stderr=subprocess.DEVNULL)
+            st, onnx_path = os.path.join(d, f"{arch}.safetensors"), os.path.join(d, f"{arch}.onnx")
             for m in a.method.split(","):
                 for tool, cmd in [
                     ("gradcam", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json"] + common),

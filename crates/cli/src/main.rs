@@ -1,5 +1,6 @@
 //! `gradcam`: explain what a CNN looked at, from the command line.
 
+mod malloc;
 mod backends;
 mod batch_run;
 mod bench_cmd;
@@ -48,6 +49,7 @@ enum Command {
 }
 
 fn main() -> ExitCode {
+    malloc::tune();
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Explain(a) => match explain_cmd::run(*a) {
