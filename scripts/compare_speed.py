@@ -24,14 +24,16 @@ METHODS = ["forward", "gradcam", "guided-backprop", "guided-gradcam"]
 
 
 def run(cmd):
-    """Runs `cmd`, returns (JSON lines of its stdout, its peak RSS in MiB)."""
+    """Runs `cmd`, returns (JSON lines of its stdout, its peak RSS in MiB); (None, None) when it
+    failed (pytorch-grad-cam's Guided Grad-CAM fails on VGG-16: its in-place ReLUs)."""
     with tempfile.TemporaryFile() as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
         _, status, ru = os.wait4(p.pid, 0)
         p.returncode = os.waitstatus_to_exitcode(status)
         err = p.stderr.read().decode()
         if p.returncode != 0:
-            sys.exit(f"{' '.join(cmd)} failed ({p.returncode}):\n{err}")
+            print(f"  {' '.join(cmd)} failed ({p.returncode}): {err.strip().splitlines()[-1:]}", file=sys.stderr)
+            return None, None
         out.seek(0)
         lines = [json.loads(l) for l in out.read().decode().splitlines() if l.startswith("{")]
     return lines, ru.ru_maxrss / 1024.0
@@ -113,6 +115,8 @@ def main():
                                  "--method", m] + common),
                 ] + ([("onnxruntime", [sys.executable, __file__, "--ort-model", onnx_path] + common)] if m == "forward" else []):
                     lines, rss = run(cmd)
+                    if not lines:
+                        continue
                     rec = dict(lines[-1], tool=tool, arch=arch, method=m, peak_rss_mib=rss)
                     records.append(rec)
                     print(f"  {arch:9} {m:16} {tool:12} {rec['ms_per_image']:9.2f} ms/img  peak RSS {rss:7.0f} MiB",

@@ -56,6 +56,21 @@ impl Backend for Counting {
         self.hit("conv2d");
         wrap(self.inner.conv2d(&cpu(x), &cpu(w), b.map(cpu).as_ref(), p))
     }
+    fn conv2d_rectified(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        r: Rectifier,
+    ) -> Result<T> {
+        self.hit("conv2d");
+        self.hit("conv2d_rectified");
+        wrap(
+            self.inner
+                .conv2d_rectified(&cpu(x), &cpu(w), b.map(cpu).as_ref(), p, r),
+        )
+    }
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, s: &Shape) -> Result<T> {
         self.hit("conv2d_backward_data");
         wrap(self.inner.conv2d_backward_data(&cpu(dy), &cpu(w), p, s))
@@ -136,6 +151,11 @@ impl Backend for Counting {
         self.hit("add");
         wrap(self.inner.add(&cpu(a), &cpu(b)))
     }
+    fn add_rectified(&self, a: &T, b: &T, r: Rectifier) -> Result<T> {
+        self.hit("add");
+        self.hit("add_rectified");
+        wrap(self.inner.add_rectified(&cpu(a), &cpu(b), r))
+    }
     fn concat_channels(&self, xs: &[&T]) -> Result<T> {
         self.hit("concat_channels");
         let v: Vec<C> = xs.iter().map(|x| cpu(x)).collect();
@@ -200,7 +220,9 @@ fn conv_nodes(g: &gradcam::Graph) -> usize {
 
 fn mini_resnet() -> (Explainer<Counting>, gradcam::HostTensor, Vec<usize>) {
     let case = common::load_case("mini_resnet");
-    let model = Model::new(Counting::default(), case.graph()).unwrap();
+    // Batch norm folded into the convolutions, as the CLI runs it.
+    let graph = case.graph().fold_batch_norm(&[]).unwrap();
+    let model = Model::new(Counting::default(), graph).unwrap();
     (
         Explainer::new(model),
         case.reference["input"].clone(),
@@ -220,6 +242,13 @@ fn gradcam_backward_stops_at_the_target_and_computes_no_weight_gradient() {
     ex.explain(&input, &[Method::GradCam], &opts).unwrap();
     let b = ex.model().backend();
     assert_eq!(b.count("conv2d"), convs, "one forward pass");
+    // Convolutions and residual sums feeding only a ReLU ran fused with it.
+    assert!(
+        b.count("conv2d_rectified") > 0 && b.count("add_rectified") > 0,
+        "fused: {} convolutions, {} sums",
+        b.count("conv2d_rectified"),
+        b.count("add_rectified")
+    );
     // Above layer4.0 there are exactly two convs (layer4.1.conv1/conv2) and one linear layer.
     assert_eq!(b.count("conv2d_backward_data"), 2);
     assert_eq!(b.count("linear_backward_data"), 1);

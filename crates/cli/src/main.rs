@@ -1,6 +1,5 @@
 //! `gradcam`: explain what a CNN looked at, from the command line.
 
-mod malloc;
 mod backends;
 mod batch_run;
 mod bench_cmd;
@@ -12,6 +11,7 @@ mod explain_cmd;
 mod input;
 mod labels;
 mod layers_cmd;
+mod malloc;
 mod npy;
 mod pictures;
 mod sources;

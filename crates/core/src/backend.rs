@@ -50,6 +50,21 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor<Self>>
     where
         Self: Sized;
+    /// `clamp(conv2d(x, w) + b, lo, hi)`: a convolution whose only consumer is a rectifier, in
+    /// one pass where the backend can (the default runs the two ops). Bit-identical to them.
+    fn conv2d_rectified(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: Option<&Tensor<Self>>,
+        p: &Conv2dParams,
+        r: Rectifier,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        self.rectifier(&self.conv2d(x, w, b, p)?, r)
+    }
     /// `∂L/∂x` of [`Backend::conv2d`] from `dy`; `x_shape` is the forward input's shape.
     fn conv2d_backward_data(
         &self,
@@ -198,6 +213,19 @@ pub trait Backend: Send + Sync {
     fn add(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>>
     where
         Self: Sized;
+    /// `clamp(a + b, lo, hi)` (a residual sum and its rectifier) in one pass where the backend
+    /// can; the default runs the two ops. Bit-identical to them.
+    fn add_rectified(
+        &self,
+        a: &Tensor<Self>,
+        b: &Tensor<Self>,
+        r: Rectifier,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        self.rectifier(&self.add(a, b)?, r)
+    }
     /// Concatenation along channels (dimension 1) of NCHW tensors.
     fn concat_channels(&self, xs: &[&Tensor<Self>]) -> Result<Tensor<Self>>
     where

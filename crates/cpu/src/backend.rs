@@ -105,6 +105,27 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn conv2d_rectified(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        r: Rectifier,
+    ) -> Result<T> {
+        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        let g = conv::ConvGeom::new(
+            x.shape().nchw("conv2d")?,
+            w.shape().nchw("conv2d")?,
+            out,
+            *p,
+        );
+        let clamp = Some((r.lo, r.hi));
+        Ok(make(out, |y| {
+            conv::forward_clamped(self.plan(), data(x), data(w), b.map(data), clamp, &g, y)
+        }))
+    }
+
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
         check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
         let xs = x_shape.nchw("conv2d")?;
@@ -160,7 +181,11 @@ impl Backend for CpuBackend {
         let [n, o] = check::linear(x.shape(), w.shape(), b.map(|b| b.shape()))?;
         let i = w.dims()[1];
         Ok(make([n, o], |y| {
-            linear::forward(data(x), data(w), b.map(data), n, i, o, y)
+            if n <= linear::ROWS_MAX && !self.reference {
+                linear::forward_rows(data(x), data(w), b.map(data), n, i, o, y)
+            } else {
+                linear::forward(data(x), data(w), b.map(data), n, i, o, y)
+            }
         }))
     }
 
@@ -274,6 +299,13 @@ impl Backend for CpuBackend {
         check::same("add", a.shape(), b.shape())?;
         Ok(make(a.shape().clone(), |y| {
             layout::add(data(a), data(b), y)
+        }))
+    }
+
+    fn add_rectified(&self, a: &T, b: &T, r: Rectifier) -> Result<T> {
+        check::same("add", a.shape(), b.shape())?;
+        Ok(make(a.shape().clone(), |y| {
+            layout::add_clamped(data(a), data(b), r.lo, r.hi, y)
         }))
     }
 

@@ -9,6 +9,9 @@ pub struct Model<B: Backend> {
     graph: Graph,
     params: Vec<Tensor<B>>,
     backend: B,
+    /// `fused[i]`: node `i` (a convolution or a sum) feeds only the rectifier `i + 1`, so the
+    /// forward pass runs both as one op unless `i`'s own output is asked for.
+    fused: Vec<bool>,
 }
 
 /// The outputs of one forward pass that were kept, and every node's shape.
@@ -50,10 +53,12 @@ impl<B: Backend> Model<B> {
             .iter()
             .map(|p| backend.upload(&p.value.data, p.value.shape.clone()))
             .collect::<Result<Vec<_>>>()?;
+        let fused = fusable(&graph);
         Ok(Model {
             graph,
             params,
             backend,
+            fused,
         })
     }
 
@@ -127,11 +132,25 @@ impl<B: Backend> Model<B> {
             }
         }
         let mut values: Vec<Option<Tensor<B>>> = vec![None; n];
+        // The output of a fused pair, computed at its first node, stored at its rectifier.
+        let mut carried: Option<Tensor<B>> = None;
         for (i, node) in g.nodes().iter().enumerate() {
-            let out = self
-                .run_node(node, &values, x, &shapes[i])
-                .map_err(|e| layer_error(&node.name, e))?;
-            values[i] = Some(out);
+            if let Some(y) = carried.take() {
+                values[i] = Some(y);
+            } else if self.fused[i] && !keep.contains(&NodeId(i)) {
+                let Op::Rectifier(r) = g.nodes()[i + 1].op else {
+                    unreachable!("fusable() pairs a node with a rectifier")
+                };
+                carried = Some(
+                    self.run_fused(node, r, &values)
+                        .map_err(|e| layer_error(&node.name, e))?,
+                );
+            } else {
+                let out = self
+                    .run_node(node, &values, x, &shapes[i])
+                    .map_err(|e| layer_error(&node.name, e))?;
+                values[i] = Some(out);
+            }
             for inp in &node.inputs {
                 if last_use[inp.0] == i && !keep.contains(inp) && *inp != g.output() {
                     values[inp.0] = None;
@@ -175,6 +194,31 @@ impl<B: Backend> Model<B> {
                 let s = format!("{other:?}");
                 s.split(['(', ' ', '{']).next().unwrap_or("").to_string()
             }
+        }
+    }
+
+    /// A convolution or a sum and the rectifier after it, as one backend op.
+    fn run_fused(
+        &self,
+        node: &crate::Node,
+        r: gradcam_core::Rectifier,
+        values: &[Option<Tensor<B>>],
+    ) -> Result<Tensor<B>> {
+        let b = &self.backend;
+        let arg = |i: usize| -> Result<&Tensor<B>> {
+            values[node.inputs[i].0].as_ref().ok_or_else(|| {
+                Error::Model(format!("input {i} of {} was released early", node.name))
+            })
+        };
+        let p = |id: &crate::ParamId| &self.params[id.0];
+        match &node.op {
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            } => b.conv2d_rectified(arg(0)?, p(weight), bias.as_ref().map(p), params, r),
+            Op::Add => b.add_rectified(arg(0)?, arg(1)?, r),
+            _ => Err(Error::Model(format!("{} cannot be fused", node.name))),
         }
     }
 
@@ -227,4 +271,26 @@ impl<B: Backend> Model<B> {
     pub fn to_host(&self, t: &Tensor<B>) -> Result<HostTensor> {
         HostTensor::new(t.shape().clone(), self.backend.download(t)?)
     }
+}
+
+/// Which nodes run fused with the rectifier right after them: a convolution or a sum whose one
+/// consumer is that rectifier, and which is not the graph's output.
+fn fusable(g: &Graph) -> Vec<bool> {
+    let nodes = g.nodes();
+    let mut consumers = vec![0usize; nodes.len()];
+    for node in nodes {
+        for inp in &node.inputs {
+            consumers[inp.0] += 1;
+        }
+    }
+    (0..nodes.len())
+        .map(|i| {
+            matches!(nodes[i].op, Op::Conv2d { .. } | Op::Add)
+                && consumers[i] == 1
+                && g.output() != NodeId(i)
+                && nodes.get(i + 1).is_some_and(|next| {
+                    matches!(next.op, Op::Rectifier(_)) && next.inputs == [NodeId(i)]
+                })
+        })
+        .collect()
 }

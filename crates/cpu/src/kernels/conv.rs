@@ -251,8 +251,23 @@ pub fn forward<T: Element>(
     g: &ConvGeom,
     y: &mut [T],
 ) {
+    forward_clamped(plan, x, w, b, None, g, y)
+}
+
+/// [`forward`] followed by `clamp(·, lo, hi)` on each task's block while it is in cache (the
+/// reference path: after the bias), so a convolution and its rectifier are one pass.
+pub fn forward_clamped<T: Element>(
+    plan: Plan<T>,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    clamp: Option<(T, T)>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
     let fused_bias = b.filter(|_| plan.kernel.is_some());
+    let late_bias = b.filter(|_| plan.kernel.is_none());
     let (cols, rows) = splits(g, plan.kernel.is_some());
     let mut tasks = Vec::with_capacity(g.n * g.p.groups * cols.len() * rows.len());
     for n in 0..g.n {
@@ -325,12 +340,23 @@ pub fn forward<T: Element>(
                     plane,
                 );
             }
+            if let (Some((lo, hi)), true) = (clamp, plan.kernel.is_some()) {
+                for r in 0..m {
+                    let row = std::slice::from_raw_parts_mut(out.add(r * plane), width);
+                    row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
+                }
+            }
         }
     });
-    if let (Some(b), None) = (b, fused_bias) {
+    if late_bias.is_some() || (clamp.is_some() && plan.kernel.is_none()) {
         y.par_chunks_mut(plane).enumerate().for_each(|(i, row)| {
-            let bias = b[i % g.k];
-            row.iter_mut().for_each(|v| *v += bias);
+            if let Some(b) = late_bias {
+                let bias = b[i % g.k];
+                row.iter_mut().for_each(|v| *v += bias);
+            }
+            if let Some((lo, hi)) = clamp {
+                row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
+            }
         });
     }
 }

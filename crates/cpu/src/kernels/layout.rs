@@ -34,6 +34,17 @@ pub fn add<T: Element>(a: &[T], b: &[T], y: &mut [T]) {
         });
 }
 
+/// `y = clamp(a + b, lo, hi)`: a residual sum and its rectifier in one pass.
+pub fn add_clamped<T: Element>(a: &[T], b: &[T], lo: T, hi: T, y: &mut [T]) {
+    y.par_chunks_mut(1 << 14)
+        .zip(a.par_chunks(1 << 14).zip(b.par_chunks(1 << 14)))
+        .for_each(|(y, (a, b))| {
+            for ((o, &u), &v) in y.iter_mut().zip(a).zip(b) {
+                *o = (u + v).max(lo).min(hi);
+            }
+        });
+}
+
 /// Concatenates per-image blocks: operand `j` contributes `sizes[j]` elements per image.
 pub fn concat<T: Element>(xs: &[&[T]], sizes: &[usize], n: usize, y: &mut [T]) {
     let total: usize = sizes.iter().sum();

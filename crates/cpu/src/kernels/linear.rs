@@ -42,6 +42,53 @@ pub fn forward<T: Element>(
     }
 }
 
+/// Batches up to this size take [`forward_rows`]: at batch 1 a linear layer is a matrix-vector
+/// product bound by reading the weights (VGG-16's fc6 is 411 MB).
+pub const ROWS_MAX: usize = 8;
+
+/// `y [n,o] = x [n,i] · wᵀ + b` for a small batch: each weight row is read once, from memory,
+/// and dotted with every input row while in cache; outputs in parallel blocks. Each dot
+/// product sums 16 strided partial sums, then those in order (fixed, whatever the split).
+pub fn forward_rows<T: Element>(
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    n: usize,
+    i: usize,
+    o: usize,
+    y: &mut [T],
+) {
+    const LANES: usize = 16;
+    let mut yt = vec![T::zero(); o * n];
+    yt.par_chunks_mut(n * 64)
+        .enumerate()
+        .for_each(|(blk, out)| {
+            for (oo, dst) in out.chunks_mut(n).enumerate() {
+                let row = &w[(blk * 64 + oo) * i..][..i];
+                for (r, d) in dst.iter_mut().enumerate() {
+                    let xr = &x[r * i..(r + 1) * i];
+                    let mut acc = [T::zero(); LANES];
+                    let (wc, xc) = (row.chunks_exact(LANES), xr.chunks_exact(LANES));
+                    let (wt, xt) = (wc.remainder(), xc.remainder());
+                    for (a, b) in wc.zip(xc) {
+                        for l in 0..LANES {
+                            acc[l] += a[l] * b[l];
+                        }
+                    }
+                    for (l, (a, b)) in wt.iter().zip(xt).enumerate() {
+                        acc[l] += *a * *b;
+                    }
+                    *d = acc.iter().fold(T::zero(), |s, &v| s + v);
+                }
+            }
+        });
+    for r in 0..n {
+        for q in 0..o {
+            y[r * o + q] = yt[q * n + r] + b.map_or(T::zero(), |b| b[q]);
+        }
+    }
+}
+
 /// `dx [n,i] = dy [n,o] · w [o,i]`.
 pub fn backward_data<T: Element>(dy: &[T], w: &[T], n: usize, i: usize, o: usize, dx: &mut [T]) {
     let blocks = super::ranges(i, 2 * rayon::current_num_threads(), 64);

@@ -71,12 +71,47 @@ fn argmax<T: Element>(
 
 /// Max pooling.
 pub fn max_forward<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
+    if p.dilation == [1, 1] {
+        return max_forward_dense(x, g, p, y);
+    }
     y.par_chunks_mut(g.oh * g.ow)
         .zip(x.par_chunks(g.h * g.w))
         .for_each(|(y, x)| {
             for oy in 0..g.oh {
                 for ox in 0..g.ow {
                     y[oy * g.ow + ox] = argmax(x, g, p, oy, ox).map_or(T::neg_infinity(), |i| x[i]);
+                }
+            }
+        });
+}
+
+/// [`max_forward`] without dilation: each window's clipped row and column ranges computed
+/// once, the same comparison (a NaN wins, an empty window is −∞), no per-tap index checks.
+fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
+    let range = |o: usize, k: usize, s: usize, pad: usize, size: usize| {
+        let start = (o * s) as isize - pad as isize;
+        let a = start.clamp(0, size as isize) as usize;
+        let b = (start + k as isize).clamp(0, size as isize) as usize;
+        (a, b.max(a))
+    };
+    let cols: Vec<(usize, usize)> = (0..g.ow)
+        .map(|ox| range(ox, p.kernel[1], p.stride[1], p.padding[1], g.w))
+        .collect();
+    y.par_chunks_mut(g.oh * g.ow)
+        .zip(x.par_chunks(g.h * g.w))
+        .for_each(|(y, x)| {
+            for oy in 0..g.oh {
+                let (y0, y1) = range(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                for (ox, &(x0, x1)) in cols.iter().enumerate() {
+                    let mut best: Option<T> = None;
+                    for iy in y0..y1 {
+                        for &v in &x[iy * g.w + x0..iy * g.w + x1] {
+                            if best.is_none_or(|m| v > m || v.is_nan()) {
+                                best = Some(v);
+                            }
+                        }
+                    }
+                    y[oy * g.ow + ox] = best.unwrap_or(T::neg_infinity());
                 }
             }
         });

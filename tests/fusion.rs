@@ -1,0 +1,99 @@
+//! Fusing a convolution or a sum with the rectifier after it changes no value: the fused
+//! primitives give the bits of the two ops they replace (fast and reference CPU kernels), and
+//! a whole forward pass with every fusion gives the bits of one with none (keeping a node's
+//! output turns its fusion off).
+
+use gradcam::core::{Conv2dParams, Rectifier};
+use gradcam::runtime::{NodeId, Op};
+use gradcam::{arch, Backend, CpuBackend, Model, Shape};
+use std::collections::BTreeSet;
+
+fn random(n: usize, seed: u64) -> Vec<f32> {
+    let mut s = seed;
+    (0..n)
+        .map(|_| {
+            s = s
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((s >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
+        })
+        .collect()
+}
+
+#[test]
+fn fused_primitives_give_the_bits_of_the_two_ops() {
+    for b in [CpuBackend::new(), CpuBackend::reference()] {
+        let up = |dims: &[usize], seed| {
+            let s = Shape::from(dims);
+            b.upload(&random(s.numel(), seed), s).unwrap()
+        };
+        let (x, w, bias) = (up(&[3, 5, 13, 11], 1), up(&[7, 5, 3, 3], 2), up(&[7], 3));
+        for r in [
+            Rectifier::RELU,
+            Rectifier::RELU6,
+            Rectifier { lo: -0.5, hi: 0.25 },
+        ] {
+            for p in [Conv2dParams::new(1, 1), Conv2dParams::new(2, 0)] {
+                let two = b.rectifier(&b.conv2d(&x, &w, Some(&bias), &p).unwrap(), r);
+                let one = b.conv2d_rectified(&x, &w, Some(&bias), &p, r);
+                assert_eq!(
+                    b.download(&one.unwrap()).unwrap(),
+                    b.download(&two.unwrap()).unwrap(),
+                    "{} conv {p:?} {r:?}",
+                    b.name()
+                );
+            }
+            let (u, v) = (up(&[2, 3, 5, 7], 4), up(&[2, 3, 5, 7], 5));
+            let two = b.rectifier(&b.add(&u, &v).unwrap(), r).unwrap();
+            let one = b.add_rectified(&u, &v, r).unwrap();
+            assert_eq!(b.download(&one).unwrap(), b.download(&two).unwrap());
+        }
+    }
+}
+
+#[test]
+fn a_forward_pass_with_fusions_gives_the_bits_of_one_without() {
+    let g = arch::build(
+        "resnet18",
+        &arch::random_weights("resnet18", 10, 7).unwrap(),
+    )
+    .unwrap()
+    .fold_batch_norm(&[])
+    .unwrap();
+    let fusable: Vec<NodeId> = g
+        .nodes()
+        .iter()
+        .enumerate()
+        .filter(|(i, n)| {
+            matches!(n.op, Op::Conv2d { .. } | Op::Add)
+                && g.nodes()
+                    .get(i + 1)
+                    .is_some_and(|m| matches!(m.op, Op::Rectifier(_)))
+        })
+        .map(|(i, _)| NodeId(i))
+        .collect();
+    assert!(
+        fusable.len() > 10,
+        "resnet18 has conv→ReLU and add→ReLU pairs"
+    );
+    let cpu = CpuBackend::new();
+    let m = Model::new(cpu.clone(), g).unwrap();
+    let x = cpu
+        .upload(&random(2 * 3 * 40 * 40, 9), Shape::new([2, 3, 40, 40]))
+        .unwrap();
+    let relus: BTreeSet<NodeId> = fusable.iter().map(|i| NodeId(i.0 + 1)).collect();
+    let fused = m.forward(&x, &relus).unwrap();
+    let all: BTreeSet<NodeId> = relus.iter().chain(&fusable).copied().collect();
+    let plain = m.forward(&x, &all).unwrap();
+    // Fused, the pre-activations were never stored; kept, they were.
+    assert!(fused.get(fusable[0]).is_err());
+    assert!(plain.get(fusable[0]).is_ok());
+    for id in relus.iter().chain([&m.graph().output()]) {
+        assert_eq!(
+            cpu.download(fused.get(*id).unwrap()).unwrap(),
+            cpu.download(plain.get(*id).unwrap()).unwrap(),
+            "node {}",
+            id.0
+        );
+    }
+}
