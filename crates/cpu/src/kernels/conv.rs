@@ -236,7 +236,10 @@ fn splits(g: &ConvGeom, by_rows: bool) -> (Ranges, Ranges) {
     } else if plane >= 128 * parts {
         (ranges(plane, parts, 64), vec![(0, g.kg())])
     } else {
-        (vec![(0, plane)], ranges(g.kg(), parts, packed::MR))
+        // One task per thread: each packs the whole plane, so more would pack it again.
+        let threads = rayon::current_num_threads();
+        let rows = threads.div_ceil(g.n * g.p.groups).max(1);
+        (vec![(0, plane)], ranges(g.kg(), rows, packed::MR))
     }
 }
 
