@@ -1,7 +1,7 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
 use crate::derived::Derived;
-use crate::kernels::{activation, cam, conv, layout, linear, pool};
+use crate::kernels::{activation, cam, conv, layout, linear, pool, winograd};
 use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
     Result, Shape, Tensor,
@@ -35,6 +35,51 @@ impl CpuBackend {
         }
     }
 
+    /// A forward convolution (then clamped) by the backend's plan.
+    fn conv_forward(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        clamp: Option<(f32, f32)>,
+    ) -> Result<T> {
+        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        let g = conv::ConvGeom::new(
+            x.shape().nchw("conv2d")?,
+            w.shape().nchw("conv2d")?,
+            out,
+            *p,
+        );
+        Ok(make(out, |y| {
+            self.forward_geom(data(x), w.buffer(), w.dims(), b.map(data), clamp, &g, y)
+        }))
+    }
+
+    /// The forward convolution of checked geometry `g`: Winograd with the transformed weight
+    /// (kept per weight buffer) where the plan allows, else the packed GEMM.
+    #[allow(clippy::too_many_arguments)]
+    fn forward_geom(
+        &self,
+        x: &[f32],
+        w: &Arc<Vec<f32>>,
+        dims: &[usize],
+        b: Option<&[f32]>,
+        clamp: Option<(f32, f32)>,
+        g: &conv::ConvGeom,
+        y: &mut [f32],
+    ) {
+        let plan = self.plan();
+        if plan.winograd(g) {
+            let u = self.derived.get(w, tag(dims, g.p.groups, 0), |w| {
+                winograd::transform_weight(w, g.k, g.c)
+            });
+            winograd::forward(plan.kernel, x, &u, b, clamp, g, y)
+        } else {
+            conv::forward_clamped(plan, x, w, b, clamp, g, y)
+        }
+    }
+
     fn plan(&self) -> conv::Plan<f32> {
         if self.reference {
             conv::Plan::reference()
@@ -45,6 +90,15 @@ impl CpuBackend {
 }
 
 type T = Tensor<CpuBackend>;
+
+/// The key of a rearranged weight: the weight's dimensions (a reshaped view shares the buffer),
+/// its grouping and which rearrangement (0: Winograd's, 1: transposed, 2: flipped).
+fn tag(dims: &[usize], groups: usize, kind: u8) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (dims, groups, kind).hash(&mut h);
+    h.finish()
+}
 
 /// A new tensor of `shape` whose values `f` writes.
 fn make(shape: impl Into<Shape>, f: impl FnOnce(&mut [f32])) -> T {
@@ -93,16 +147,7 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
-        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-        let g = conv::ConvGeom::new(
-            x.shape().nchw("conv2d")?,
-            w.shape().nchw("conv2d")?,
-            out,
-            *p,
-        );
-        Ok(make(out, |y| {
-            conv::forward(self.plan(), data(x), data(w), b.map(data), &g, y)
-        }))
+        self.conv_forward(x, w, b, p, None)
     }
 
     fn conv2d_rectified(
@@ -113,17 +158,7 @@ impl Backend for CpuBackend {
         p: &Conv2dParams,
         r: Rectifier,
     ) -> Result<T> {
-        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-        let g = conv::ConvGeom::new(
-            x.shape().nchw("conv2d")?,
-            w.shape().nchw("conv2d")?,
-            out,
-            *p,
-        );
-        let clamp = Some((r.lo, r.hi));
-        Ok(make(out, |y| {
-            conv::forward_clamped(self.plan(), data(x), data(w), b.map(data), clamp, &g, y)
-        }))
+        self.conv_forward(x, w, b, p, Some((r.lo, r.hi)))
     }
 
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
@@ -135,20 +170,21 @@ impl Backend for CpuBackend {
             dy.shape().nchw("conv2d")?,
             *p,
         );
-        // The rearranged weight depends on the weight's values and dimensions, the grouping
-        // and which of the two layouts `flips` picks (a reshaped view shares the buffer).
-        let tag = {
-            use std::hash::{Hash, Hasher};
-            let mut h = std::collections::hash_map::DefaultHasher::new();
-            (w.dims(), p.groups, self.plan().flips(&g)).hash(&mut h);
-            h.finish()
-        };
-        let prepared = self.derived.get(w.buffer(), tag, |w| {
-            conv::prepare_backward(self.plan(), w, &g)
-        });
-        Ok(make(xs, |dx| {
-            conv::backward_data(self.plan(), data(dy), &prepared, &g, dx)
-        }))
+        let plan = self.plan();
+        let prepared = self.derived.get(
+            w.buffer(),
+            tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
+            |w| conv::prepare_backward(plan, w, &g),
+        );
+        match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
+            // Stride 1: the forward convolution of dy with the flipped weight.
+            Some(t) => Ok(make(xs, |dx| {
+                self.forward_geom(data(dy), &prepared, w.dims(), None, None, &t, dx)
+            })),
+            None => Ok(make(xs, |dx| {
+                conv::backward_data(plan, data(dy), &prepared, &g, dx)
+            })),
+        }
     }
 
     fn conv2d_backward_weight(

@@ -3,6 +3,7 @@
 //! even at batch 1.
 
 use super::packed::{self, pack_rows, Pack, Strided};
+use super::winograd;
 use super::{gemm, ranges, Element, Mat, MatMut, SharedMut};
 use gradcam_core::Conv2dParams;
 use rayon::prelude::*;
@@ -386,7 +387,7 @@ fn flip_transpose<T: Element>(w: &[T], g: &ConvGeom) -> Vec<T> {
 
 /// The geometry of the forward convolution that computes a stride-1 convolution's
 /// backward-data, if the padding allows it (`pad ≤ dilation·(kernel − 1)` on both axes).
-fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
+pub fn transposed_geom(g: &ConvGeom) -> Option<ConvGeom> {
     let [dh, dw] = g.p.dilation;
     let ph = (dh * (g.kh - 1)).checked_sub(g.p.padding[0])?;
     let pw = (dw * (g.kw - 1)).checked_sub(g.p.padding[1])?;
@@ -417,6 +418,8 @@ pub struct Plan<T> {
     pub kernel: Option<packed::Kernel<T>>,
     /// Stride-1 backward-data as a forward convolution (else always GEMM + col2im).
     pub flip: bool,
+    /// 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) where [`winograd::applies`].
+    pub winograd: bool,
 }
 
 impl<T: Element> Plan<T> {
@@ -425,6 +428,7 @@ impl<T: Element> Plan<T> {
         Plan {
             kernel: T::packed_kernel(),
             flip: true,
+            winograd: true,
         }
     }
     /// The reference: im2col + `matrixmultiply` forward, GEMM + col2im backward-data, whose
@@ -434,11 +438,17 @@ impl<T: Element> Plan<T> {
         Plan {
             kernel: None,
             flip: false,
+            winograd: false,
         }
     }
     /// Whether [`backward_data`] runs as a forward convolution with the flipped weight.
     pub fn flips(&self, g: &ConvGeom) -> bool {
         self.flip && transposed_geom(g).is_some() && !g.is_pointwise()
+    }
+    /// Whether a forward convolution of geometry `g` runs by Winograd (with the weight that
+    /// [`winograd::transform_weight`] gives).
+    pub fn winograd(&self, g: &ConvGeom) -> bool {
+        self.winograd && winograd::applies(g)
     }
 }
 

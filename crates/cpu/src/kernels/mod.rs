@@ -13,6 +13,7 @@ pub mod layout;
 pub mod linear;
 pub mod packed;
 pub mod pool;
+pub mod winograd;
 
 pub use elem::Element;
 pub use gemm::{gemm, Mat, MatMut};

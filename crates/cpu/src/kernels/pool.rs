@@ -85,15 +85,48 @@ pub fn max_forward<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut 
         });
 }
 
+/// The clipped input range of output `o`'s window along one axis (no dilation).
+fn dense_range(o: usize, k: usize, s: usize, pad: usize, size: usize) -> (usize, usize) {
+    let start = (o * s) as isize - pad as isize;
+    let a = start.clamp(0, size as isize) as usize;
+    let b = (start + k as isize).clamp(0, size as isize) as usize;
+    (a, b.max(a))
+}
+
+/// [`max_backward`] without dilation: the same window maximum as [`argmax`] (a NaN wins, else
+/// the first maximum), from ranges computed once per row and column.
+fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
+    let cols: Vec<(usize, usize)> = (0..g.ow)
+        .map(|ox| dense_range(ox, p.kernel[1], p.stride[1], p.padding[1], g.w))
+        .collect();
+    dx.par_chunks_mut(g.h * g.w)
+        .zip(x.par_chunks(g.h * g.w).zip(dy.par_chunks(g.oh * g.ow)))
+        .for_each(|(dx, (x, dy))| {
+            dx.iter_mut().for_each(|v| *v = T::zero());
+            for oy in 0..g.oh {
+                let (y0, y1) = dense_range(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                for (ox, &(x0, x1)) in cols.iter().enumerate() {
+                    let mut best: Option<(usize, T)> = None;
+                    for iy in y0..y1 {
+                        for ix in x0..x1 {
+                            let v = x[iy * g.w + ix];
+                            if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
+                                best = Some((iy * g.w + ix, v));
+                            }
+                        }
+                    }
+                    if let Some((i, _)) = best {
+                        dx[i] += dy[oy * g.ow + ox];
+                    }
+                }
+            }
+        });
+}
+
 /// [`max_forward`] without dilation: each window's clipped row and column ranges computed
 /// once, the same comparison (a NaN wins, an empty window is −∞), no per-tap index checks.
 fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
-    let range = |o: usize, k: usize, s: usize, pad: usize, size: usize| {
-        let start = (o * s) as isize - pad as isize;
-        let a = start.clamp(0, size as isize) as usize;
-        let b = (start + k as isize).clamp(0, size as isize) as usize;
-        (a, b.max(a))
-    };
+    let range = dense_range;
     let cols: Vec<(usize, usize)> = (0..g.ow)
         .map(|ox| range(ox, p.kernel[1], p.stride[1], p.padding[1], g.w))
         .collect();
@@ -119,6 +152,9 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
 
 /// Max pooling backward: each window's gradient to its first maximum.
 pub fn max_backward<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
+    if p.dilation == [1, 1] {
+        return max_backward_dense(x, dy, g, p, dx);
+    }
     dx.par_chunks_mut(g.h * g.w)
         .zip(x.par_chunks(g.h * g.w).zip(dy.par_chunks(g.oh * g.ow)))
         .for_each(|(dx, (x, dy))| {

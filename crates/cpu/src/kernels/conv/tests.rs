@@ -46,11 +46,13 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
         .map(|k| Plan {
             kernel: Some(k),
             flip: true,
+            winograd: false,
         })
         .collect();
     plans.push(Plan {
         kernel: None,
         flip: true,
+        winograd: false,
     });
     plans.push(Plan::reference());
     for plan in plans {
@@ -97,4 +99,47 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([1, 4, 11, 11], [5, 4, 3, 3], Conv2dParams::new(1, 0));
     case([1, 4, 7, 7], [3, 4, 3, 3], Conv2dParams::new(1, 3));
     case([1, 64, 14, 14], [67, 64, 3, 3], Conv2dParams::new(1, 1));
+}
+
+/// Winograd F(2×2, 3×3) on every micro-kernel against the direct convolution in f64: odd and
+/// even planes (partial tiles), padding 0–2, batch > 1, bias and a clamp (small channel
+/// counts, which the backend would not send to Winograd: the arithmetic is the same).
+#[test]
+fn winograd_agrees_with_f64() {
+    for (x, w, pad) in [
+        ([2, 16, 15, 17], [19, 16, 3, 3], 1),
+        ([1, 17, 16, 16], [16, 17, 3, 3], 0),
+        ([1, 16, 14, 15], [23, 16, 3, 3], 2),
+        ([1, 256, 28, 28], [256, 256, 3, 3], 1),
+    ] {
+        let p = Conv2dParams::new(1, pad);
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let (xs, ws, bs) = (
+            values(x.iter().product(), 5),
+            values(w.iter().product(), 6),
+            values(w[0], 7),
+        );
+        let mut want = vec![0f64; out.iter().product()];
+        forward_clamped(
+            Plan::<f64>::reference(),
+            &xs,
+            &ws,
+            Some(&bs),
+            Some((-0.2, 0.3)),
+            &g,
+            &mut want,
+        );
+        let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+        let u = winograd::transform_weight(&f(&ws), w[0], w[1]);
+        let mut kernels: Vec<Option<packed::Kernel<f32>>> =
+            packed::f32_kernels().into_iter().map(Some).collect();
+        kernels.push(None);
+        for k in kernels {
+            let mut y = vec![0f32; want.len()];
+            winograd::forward(k, &f(&xs), &u, Some(&f(&bs)), Some((-0.2, 0.3)), &g, &mut y);
+            let e = rel_l2(&y, &want);
+            assert!(e < 2e-6, "{x:?} {w:?} pad {pad}: rel L2 {e}");
+        }
+    }
 }
