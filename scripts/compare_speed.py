@@ -90,6 +90,9 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=10)
     ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--rounds", type=int, default=1,
+                    help="run every (tool, method) this many times, interleaved, and report the median "
+                         "of the rounds' medians (a noisy machine drifts between runs)")
     ap.add_argument("--gradcam", default=os.path.join(HERE, "..", "target", "release", "gradcam"))
     ap.add_argument("--json", default=None, help="write every record to this file")
     ap.add_argument("--ort-model", default=None, help=argparse.SUPPRESS)
@@ -108,7 +111,7 @@ def main():
             subprocess.run([sys.executable, __file__, "--export", arch, "--export-dir", d, "--size", str(a.size)],
                            check=True, stderr=subprocess.DEVNULL)
             st, onnx_path = os.path.join(d, f"{arch}.safetensors"), os.path.join(d, f"{arch}.onnx")
-            for m in a.method.split(","):
+            for m in [m for _ in range(a.rounds) for m in a.method.split(",")]:
                 for tool, cmd in [
                     ("gradcam", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json"] + common),
                     ("pytorch", [sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--arch", arch, "--weights", st,
@@ -121,12 +124,18 @@ def main():
                     records.append(rec)
                     print(f"  {arch:9} {m:16} {tool:12} {rec['ms_per_image']:9.2f} ms/img  peak RSS {rss:7.0f} MiB",
                           file=sys.stderr)
-    print(f"\nbatch {a.batch}, {a.size}x{a.size}, {a.threads} threads, median of {a.reps} "
+    print(f"\nbatch {a.batch}, {a.size}x{a.size}, {a.threads} threads, median of {a.reps} reps, "
+          f"median over {a.rounds} interleaved round(s) "
           f"(ratio = other / gradcam: above 1, gradcam is faster)")
     print("| model | method | gradcam ms | PyTorch (+ pytorch-grad-cam) ms | ratio | ONNX Runtime ms | ratio "
           "| gradcam peak RSS MiB | PyTorch peak RSS MiB |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
-    by = {(r["arch"], r["method"], r["tool"]): r for r in records}
+    by = {}
+    for r in records:
+        by.setdefault((r["arch"], r["method"], r["tool"]), []).append(r)
+    by = {key: dict(rs[0], ms_per_image=statistics.median(x["ms_per_image"] for x in rs),
+                    peak_rss_mib=max(x["peak_rss_mib"] for x in rs), rounds=len(rs))
+          for key, rs in by.items()}
     for arch in a.arch.split(","):
         for m in a.method.split(","):
             g, p, o = (by.get((arch, m, t)) for t in ("gradcam", "pytorch", "onnxruntime"))
