@@ -71,7 +71,7 @@ impl CpuBackend {
     ) {
         let plan = self.plan();
         if plan.winograd(g) {
-            let u = self.derived.get(w, tag(dims, g.p.groups, 0), |w| {
+            let u = self.derived.get(w, &tag(dims, g.p.groups, 0), |w| {
                 winograd::transform_weight(w, g.k, g.c)
             });
             winograd::forward(plan.kernel, x, &u, b, clamp, g, y)
@@ -91,13 +91,13 @@ impl CpuBackend {
 
 type T = Tensor<CpuBackend>;
 
-/// The key of a rearranged weight: the weight's dimensions (a reshaped view shares the buffer),
-/// its grouping and which rearrangement (0: Winograd's, 1: transposed, 2: flipped).
-fn tag(dims: &[usize], groups: usize, kind: u8) -> u64 {
-    use std::hash::{Hash, Hasher};
-    let mut h = std::collections::hash_map::DefaultHasher::new();
-    (dims, groups, kind).hash(&mut h);
-    h.finish()
+/// The key of a rearranged weight: which rearrangement (0: Winograd's, 1: transposed, 2:
+/// flipped), its grouping and the weight's dimensions (a reshaped view shares the buffer).
+fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
+    [kind as usize, groups]
+        .into_iter()
+        .chain(dims.iter().copied())
+        .collect()
 }
 
 /// A new tensor of `shape` whose values `f` writes.
@@ -173,7 +173,7 @@ impl Backend for CpuBackend {
         let plan = self.plan();
         let prepared = self.derived.get(
             w.buffer(),
-            tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
+            &tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
             |w| conv::prepare_backward(plan, w, &g),
         );
         match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, Weak};
 
 type Entry = (Weak<Vec<f32>>, Arc<Vec<f32>>);
 
-/// Rearranged copies of weight buffers, keyed by the original's address and a tag.
+/// Rearranged copies of weight buffers, keyed by the original's address and a tag (what the
+/// rearrangement depends on besides the values).
 #[derive(Debug, Default)]
 pub struct Derived {
-    map: Mutex<HashMap<(usize, u64), Entry>>,
+    map: Mutex<HashMap<(usize, Vec<usize>), Entry>>,
 }
 
 impl Derived {
@@ -20,13 +21,18 @@ impl Derived {
     pub fn get(
         &self,
         src: &Arc<Vec<f32>>,
-        tag: u64,
+        tag: &[usize],
         make: impl FnOnce(&[f32]) -> Vec<f32>,
     ) -> Arc<Vec<f32>> {
-        let key = (Arc::as_ptr(src) as usize, tag);
-        if let Some((weak, copy)) = self.lock().get(&key) {
-            if weak.upgrade().is_some_and(|w| Arc::ptr_eq(&w, src)) {
-                return copy.clone();
+        let key = (Arc::as_ptr(src) as usize, tag.to_vec());
+        {
+            let mut map = self.lock();
+            // Entries of freed weights go as soon as anything is looked up.
+            map.retain(|_, (weak, _)| weak.strong_count() > 0);
+            if let Some((weak, copy)) = map.get(&key) {
+                if weak.upgrade().is_some_and(|w| Arc::ptr_eq(&w, src)) {
+                    return copy.clone();
+                }
             }
         }
         let copy = Arc::new(make(src));
@@ -45,7 +51,7 @@ impl Derived {
             .count()
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, u64), Entry>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(usize, Vec<usize>), Entry>> {
         // A panic while holding the lock leaves only a cache behind: keep using it.
         self.map.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -60,19 +66,19 @@ mod tests {
         let d = Derived::default();
         let w = Arc::new(vec![1.0f32, 2.0]);
         let mut calls = 0;
-        let a = d.get(&w, 7, |s| {
+        let a = d.get(&w, &[7], |s| {
             calls += 1;
             s.iter().map(|v| v * 2.0).collect()
         });
-        let b = d.get(&w, 7, |_| unreachable!("cached"));
+        let b = d.get(&w, &[7], |_| unreachable!("cached"));
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(*a, vec![2.0, 4.0]);
         assert_eq!(calls, 1);
-        let other_tag = d.get(&w, 8, |s| s.to_vec());
+        let other_tag = d.get(&w, &[8], |s| s.to_vec());
         assert_eq!(*other_tag, vec![1.0, 2.0]);
         drop(w);
         let w2 = Arc::new(vec![5.0f32, 6.0]);
-        let c = d.get(&w2, 7, |s| s.to_vec());
+        let c = d.get(&w2, &[7], |s| s.to_vec());
         assert_eq!(*c, vec![5.0, 6.0]);
         assert_eq!(d.len(), 1);
     }

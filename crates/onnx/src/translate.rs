@@ -232,6 +232,14 @@ pub fn translate(
     }
     let input = inputs[0];
     for (i, t) in inputs[1..].iter().zip(bound) {
+        if t.data.len() != t.shape.numel() {
+            return Err(Error::InvalidArgument(format!(
+                "a value bound to input `{}` has {} values for shape {}",
+                i.name.as_deref().unwrap_or(""),
+                t.data.len(),
+                t.shape
+            )));
+        }
         budget.take(t.data.len() * 4, "a bound input")?;
         let k = Const {
             dims: t.shape.dims().to_vec(),
@@ -296,7 +304,14 @@ pub fn translate(
             translate_node(&mut b, &mut values, &ranks, node, &ctx)?;
         }
         if let Some(out) = node.output.first() {
-            ranks.insert(out.clone(), out_rank(node, &ranks));
+            // Ranks of computed values only (a constant's rank is its dims' length).
+            if matches!(
+                values.get(out),
+                Some(Value::Node(_)) | Some(Value::MatMul { .. })
+            ) {
+                let r = out_rank(node, &ranks, &values);
+                ranks.insert(out.clone(), r);
+            }
         }
     }
     let out = g
@@ -316,19 +331,38 @@ pub fn translate(
 
 /// The ONNX rank of a node's output: that of its first input, except where the operator
 /// makes a matrix of it.
-fn out_rank(node: &NodeProto, ranks: &HashMap<String, usize>) -> usize {
-    let rank0 = node
-        .input
-        .first()
-        .and_then(|n| ranks.get(n))
-        .copied()
-        .unwrap_or(4);
+fn out_rank(
+    node: &NodeProto,
+    ranks: &HashMap<String, usize>,
+    values: &HashMap<String, Value>,
+) -> usize {
     let keepdims = Attrs { node, one_d: false }.int("keepdims", 1);
     match node.op_type.as_deref().unwrap_or("") {
         "Flatten" | "Gemm" | "MatMul" | "Reshape" | "Squeeze" => 2,
         "ReduceMean" if keepdims == 0 => 2,
-        _ => rank0,
+        // Broadcasting: the largest rank among the operands, constants included.
+        "Add" | "Sub" | "Mul" | "Div" | "Sum" => node
+            .input
+            .iter()
+            .filter_map(|n| match (ranks.get(n), values.get(n)) {
+                (Some(&r), _) => Some(r),
+                (None, Some(Value::Const(k))) => Some(k.dims.len()),
+                _ => None,
+            })
+            .max()
+            .unwrap_or(4),
+        _ => computed_rank(node, ranks),
     }
+}
+
+/// The ONNX rank of a node's first computed input (constants have no entry): 4 unless a 2-D
+/// or 3-D input, or a flattening, set it.
+fn computed_rank(node: &NodeProto, ranks: &HashMap<String, usize>) -> usize {
+    node.input
+        .iter()
+        .find_map(|n| ranks.get(n))
+        .copied()
+        .unwrap_or(4)
 }
 
 /// Makes a pending `MatMul` value a linear layer without bias, named by its tensor.
@@ -451,11 +485,18 @@ fn transpose_const(k: &Const, perm: &[usize]) -> Const {
 }
 
 /// One spatial axis of a constant pad as a one-hot convolution kernel: `(kernel, tap,
-/// padding)` such that a convolution with a kernel of that size, one at `tap`, and symmetric
-/// `padding` shifts the input by `before` and grows it by `before + after`.
-fn pad_axis(before: usize, after: usize) -> (usize, usize, usize) {
+/// padding, dilation)` such that a convolution with a kernel of that size, one at `tap`,
+/// symmetric `padding` and that dilation shifts the input by `before` and grows it by
+/// `before + after`: output `o` reads input `o − before`. Equal pads: one tap, padding `p`.
+/// Else two taps `|before − after|` apart, padding `max` (so the output has
+/// `l + 2·max − |before − after| = l + before + after` values), the one at 0 when
+/// `before ≥ after`, else at 1 — two multiply-adds per value whatever the pads.
+fn pad_axis(before: usize, after: usize) -> (usize, usize, usize, usize) {
     let p = before.max(after);
-    (2 * p + 1 - before - after, p - before, p)
+    match before.abs_diff(after) {
+        0 => (1, 0, p, 1),
+        d => (2, usize::from(after > before), p, d),
+    }
 }
 
 /// A constant pad of the spatial axes (`[top, left]`, `[bottom, right]`) by `value`: a
@@ -469,8 +510,8 @@ fn pad2d(
     value: f32,
 ) -> Result<NodeId> {
     let c = b.channels(x)?;
-    let (kh, th, ph) = pad_axis(before[0], after[0]);
-    let (kw, tw, pw) = pad_axis(before[1], after[1]);
+    let (kh, th, ph, dh) = pad_axis(before[0], after[0]);
+    let (kw, tw, pw, dw) = pad_axis(before[1], after[1]);
     let mut w = vec![0.0f32; c * kh * kw];
     for ch in 0..c {
         w[(ch * kh + th) * kw + tw] = 1.0;
@@ -478,7 +519,7 @@ fn pad2d(
     let p = Conv2dParams {
         stride: [1, 1],
         padding: [ph, pw],
-        dilation: [1, 1],
+        dilation: [dh, dw],
         groups: c,
     };
     if value == 0.0 {
@@ -599,12 +640,7 @@ fn translate_node(
     let a = Attrs { node, one_d };
     // The ONNX rank of the first input (4 unless a 2-D or 3-D input, or a flattening, set
     // it): `[n, f]` runs as `[n, f, 1, 1]`, `[n, c, l]` as `[n, c, l, 1]`.
-    let rank0 = node
-        .input
-        .first()
-        .and_then(|n| ranks.get(n))
-        .copied()
-        .unwrap_or(4);
+    let rank0 = computed_rank(node, ranks);
     // A computed input as the flat `[n, f]` a linear layer or a softmax takes.
     let flat_name = format!("{out}::flat");
     let flat = |b: &mut GraphBuilder, id: NodeId| -> Result<NodeId> {
@@ -725,32 +761,44 @@ fn translate_node(
                 return Err(err(node, format!("pad mode `{mode}` (only constant)")));
             }
             let (pads, value) = if opset < 11 {
-                (a.ints("pads").unwrap_or_default(), a.float("value", 0.0))
+                let pads = a
+                    .ints("pads")
+                    .ok_or_else(|| err(node, "a Pad without its `pads` attribute"))?;
+                (pads, a.float("value", 0.0))
             } else {
                 let v = if has(2) {
-                    let k = c(2)?;
-                    *k.f.first().ok_or_else(|| err(node, "an empty pad value"))?
+                    match c(2)?.f[..] {
+                        [v] => v,
+                        _ => return Err(err(node, "the pad value must be one value")),
+                    }
                 } else {
                     0.0
                 };
                 (c(1)?.ints(), v)
             };
-            // Pads by axis: all four axes, or those the `axes` input (opset 18) names.
+            // Pads by axis: every axis of the (rank0) tensor, or those the `axes` input
+            // (opset 18) names, each once.
+            let rank = rank0 as i64;
             let axes: Vec<i64> = if opset >= 18 && has(3) {
                 c(3)?
                     .ints()
                     .iter()
-                    .map(|&v| if v < 0 { v + 4 } else { v })
+                    .map(|&v| if v < 0 { v + rank } else { v })
                     .collect()
             } else {
-                (0..pads.len() as i64 / 2).collect()
+                (0..rank).collect()
             };
-            if pads.len() != 2 * axes.len() || axes.iter().any(|v| !(0..4).contains(v)) {
+            let mut seen = [false; 4];
+            let valid = axes.iter().all(|&v| {
+                (0..rank).contains(&v) && !std::mem::replace(&mut seen[v as usize], true)
+            });
+            if pads.len() != 2 * axes.len() || !valid {
                 return Err(err(
                     node,
-                    format!("pads {pads:?} for axes {axes:?} of a 4-D tensor"),
+                    format!("pads {pads:?} for axes {axes:?} of a rank-{rank0} tensor"),
                 ));
             }
+            // Runtime axes: [n, c, l] runs as [n, c, l, 1], so its axis 2 is the height.
             let mut before = [0i64; 4];
             let mut after = [0i64; 4];
             for (i, &ax) in axes.iter().enumerate() {
@@ -777,9 +825,6 @@ fn translate_node(
                 values.insert(out, Value::Node(src));
                 return Ok(());
             }
-            let ch = b.channels(src)?;
-            let cells = (2 * bf[0].max(af[0]) + 1) * (2 * bf[1].max(af[1]) + 1) * ch;
-            ctx.budget.take(cells * 4, "a pad's kernel")?;
             pad2d(b, &out, src, bf, af, value)?
         }
         "GlobalMaxPool" => {
@@ -824,8 +869,11 @@ fn translate_node(
             acc
         }
         "ConstantOfShape" => {
-            let dims: Vec<usize> = c(0)?
-                .ints()
+            let shape = c(0)?.ints();
+            if shape.len() > 8 {
+                return Err(err(node, "only shapes of rank up to 8"));
+            }
+            let dims: Vec<usize> = shape
                 .iter()
                 .map(|&d| usize::try_from(d).map_err(|_| err(node, format!("dimension {d}"))))
                 .collect::<Result<_>>()?;
@@ -833,7 +881,7 @@ fn translate_node(
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
                 .ok_or_else(|| err(node, "a shape too large"))?;
-            ctx.budget.take(n.saturating_mul(4), "ConstantOfShape")?;
+            ctx.budget.take(n.saturating_mul(12), "ConstantOfShape")?;
             let v = match a.get("value").and_then(|v| v.t.as_ref()) {
                 Some(t) => tensor::read(t, None, ctx.budget)?,
                 None => Const {
@@ -842,10 +890,10 @@ fn translate_node(
                     i: vec![0],
                 },
             };
-            let (f, i) = (
-                *v.f.first().ok_or_else(|| err(node, "an empty value"))?,
-                v.i.first().copied(),
-            );
+            let [f] = v.f[..] else {
+                return Err(err(node, "the value must be one value"));
+            };
+            let i = v.i.first().copied();
             values.insert(
                 out,
                 Value::Const(Const {
@@ -1179,7 +1227,8 @@ fn translate_node(
             return Ok(());
         }
         "Squeeze" if matches!(value(0)?, Value::Node(_)) => {
-            // [n, c, 1, 1] → [n, c] after global pooling (TensorFlow exports): a flatten.
+            // [n, c, 1, 1] (or [n, c, 1]) → [n, c] after global pooling (TensorFlow
+            // exports): a flatten.
             let src = x(0)?;
             let axes = sorted_axes(
                 axes_from(13)?.ok_or_else(|| err(node, "Squeeze of a tensor needs its axes"))?,
@@ -1189,7 +1238,9 @@ fn translate_node(
                 Some(s) => b.infer_shape(src, s)?.dims().get(2..) == Some(&[1, 1][..]),
                 None => false,
             };
-            if axes != [2, 3] || !unit {
+            // Every spatial axis of the ONNX tensor: [2, 3], or [2] of an [n, c, 1].
+            let spatial: &[i64] = if rank0 == 3 { &[2] } else { &[2, 3] };
+            if axes != spatial || rank0 < 3 || !unit {
                 return Err(err(
                     node,
                     "only squeezing the 1×1 spatial axes of a pooled tensor is supported",
@@ -1200,6 +1251,13 @@ fn translate_node(
         "Transpose" if matches!(value(0)?, Value::Const(_)) => {
             let k = c(0)?;
             let rank = k.dims.len();
+            if rank > 8 || k.dims.iter().product::<usize>() != k.f.len() {
+                return Err(err(
+                    node,
+                    format!("a constant of shape {:?} to transpose", k.dims),
+                ));
+            }
+            ctx.budget.take(k.f.len() * 24, "a transposed constant")?;
             let perm: Vec<usize> = match a.ints("perm") {
                 Some(p) => p.iter().map(|&v| v as usize).collect(),
                 None => (0..rank).rev().collect(),

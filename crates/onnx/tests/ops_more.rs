@@ -247,3 +247,60 @@ fn pads_and_pools_beyond_the_supported_are_errors() {
     );
     assert!(e(gmp).contains("fixed"));
 }
+
+/// A constant first operand does not decide a result's rank, a rank-3 pad pads the length,
+/// and a mean over axis −1 of `[n, c, l]` is over the length (not the runtime's unit axis).
+#[test]
+fn ranks_follow_the_computed_operand_on_a_3d_input() {
+    let bytes = model(
+        vec![
+            node("Sub", &["one", "x"], "d"),
+            node("Pad", &["d", "pads"], "p"),
+            with(
+                with(
+                    node("ReduceMean", &["p"], "y"),
+                    AttributeProto {
+                        name: Some("axes".into()),
+                        ints: vec![-1],
+                        ..Default::default()
+                    },
+                ),
+                AttributeProto {
+                    name: Some("keepdims".into()),
+                    i: Some(1),
+                    ..Default::default()
+                },
+            ),
+        ],
+        vec![
+            tensor("one", &[], vec![1.0]),
+            ints("pads", vec![0, 0, 2, 0, 0, 1]),
+        ],
+        &[1, 3, 5],
+        "y",
+    );
+    let x: Vec<f32> = (0..15).map(|i| (i as f32 * 0.9).sin()).collect();
+    let got = run(&bytes, &x, [1, 3, 5, 1]);
+    assert_eq!(got.len(), 3);
+    for c in 0..3 {
+        let want: f32 = x[c * 5..(c + 1) * 5].iter().map(|v| 1.0 - v).sum::<f32>() / 8.0;
+        assert!(
+            (got[c] - want).abs() < 1e-6,
+            "channel {c}: {} vs {want}",
+            got[c]
+        );
+    }
+    // Eight pads are for a rank-4 tensor, not this one; a bound value must fill its shape.
+    let bad = model(
+        vec![node("Pad", &["x", "pads"], "y")],
+        vec![ints("pads", vec![0, 0, 1, 1, 0, 0, 1, 1])],
+        &[1, 3, 5],
+        "y",
+    );
+    assert!(gradcam_onnx::from_bytes_any_output(&bad, None).is_err());
+    let t = gradcam_core::HostTensor {
+        shape: Shape::new([2, 3]),
+        data: vec![0.0; 5],
+    };
+    assert!(gradcam_onnx::from_bytes_bound(&bytes, None, &[t]).is_err());
+}

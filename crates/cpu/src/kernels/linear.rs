@@ -59,6 +59,9 @@ pub fn forward_rows<T: Element>(
     y: &mut [T],
 ) {
     const LANES: usize = 16;
+    if n == 0 || o == 0 {
+        return;
+    }
     let mut yt = vec![T::zero(); o * n];
     yt.par_chunks_mut(n * 64)
         .enumerate()

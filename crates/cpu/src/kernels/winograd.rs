@@ -76,6 +76,7 @@ pub fn forward<T: Element>(
     y: &mut [T],
 ) {
     let (c, k) = (g.c, g.k);
+    assert!(u.len() >= 16 * k * c, "Winograd weight too short");
     let (th, tw) = (g.oh.div_ceil(2), g.ow.div_ceil(2));
     let tiles = th * tw;
     let [ph, pw] = g.p.padding;

@@ -33,9 +33,10 @@ pub unsafe fn kernel(
             for j in 0..2 {
                 s[i][j] = _mm256_fmadd_ps(av, bv[j], s[i][j]);
             }
-            ap[i] = ap[i].add(acs);
+            // Past the last step the pointer may leave A: never read, so wrapping.
+            ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.add(NR);
+        bp = bp.wrapping_add(NR);
     }
     let mut tile = [0f32; NR];
     for (i, si) in s.iter().enumerate().take(rows) {

@@ -38,9 +38,10 @@ pub unsafe fn kernel(
             for j in 0..4 {
                 s[i][j] = _mm512_fmadd_ps(av, bv[j], s[i][j]);
             }
-            ap[i] = ap[i].add(acs);
+            // Past the last step the pointer may leave A: never read, so wrapping.
+            ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.add(NR);
+        bp = bp.wrapping_add(NR);
     }
     for (i, si) in s.iter().enumerate().take(rows) {
         let crow = c.add(i * ldc);
@@ -93,9 +94,10 @@ pub unsafe fn kernel_tail(
         let bv = _mm512_loadu_ps(bp);
         for i in 0..MR {
             s[i] = _mm512_fmadd_ps(_mm512_set1_ps(*ap[i]), bv, s[i]);
-            ap[i] = ap[i].add(acs);
+            // Past the last step the pointer may leave A: never read, so wrapping.
+            ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.add(NR_TAIL);
+        bp = bp.wrapping_add(NR_TAIL);
     }
     let mask: __mmask16 = if cols >= 16 {
         0xffff
