@@ -228,7 +228,11 @@ impl Backend for CpuBackend {
     fn linear_backward_data(&self, dy: &T, w: &T) -> Result<T> {
         let [n, i, o] = check::linear_backward_data(dy.shape(), w.shape())?;
         Ok(make([n, i], |dx| {
-            linear::backward_data(data(dy), data(w), n, i, o, dx)
+            if n <= linear::ROWS_MAX && !self.reference {
+                linear::backward_data_rows(data(dy), data(w), n, i, o, dx)
+            } else {
+                linear::backward_data(data(dy), data(w), n, i, o, dx)
+            }
         }))
     }
 

@@ -196,17 +196,30 @@ fn linear_all_operands() {
     check("linear bias", |v| fwd(&x, &w, v), &b, &dy, &db);
 }
 
-/// The small-batch path (weights read once, dot products) against the GEMM path.
+/// The small-batch paths (weights read once) against the GEMM paths, forward and backward-data.
 #[test]
 fn linear_rows_path_matches_the_gemm() {
     let mut r = Rng(12);
-    for (n, i, o) in [(1, 37, 131), (3, 16, 64), (8, 101, 7), (5, 1, 65)] {
+    for (n, i, o) in [
+        (1, 37, 131),
+        (3, 16, 64),
+        (8, 101, 7),
+        (5, 1, 65),
+        (2, 600, 3),
+    ] {
         let (x, w, b) = (r.vec(n * i, 1.0), r.vec(o * i, 1.0), r.vec(o, 1.0));
         let (mut y1, mut y2) = (vec![0.0; n * o], vec![0.0; n * o]);
         linear::forward(&x, &w, Some(&b), n, i, o, &mut y1);
         linear::forward_rows(&x, &w, Some(&b), n, i, o, &mut y2);
         for (a, c) in y1.iter().zip(&y2) {
             assert!((a - c).abs() < 1e-12, "n{n} i{i} o{o}: {a} vs {c}");
+        }
+        let dy = r.vec(n * o, 1.0);
+        let (mut d1, mut d2) = (vec![0.0; n * i], vec![0.0; n * i]);
+        linear::backward_data(&dy, &w, n, i, o, &mut d1);
+        linear::backward_data_rows(&dy, &w, n, i, o, &mut d2);
+        for (a, c) in d1.iter().zip(&d2) {
+            assert!((a - c).abs() < 1e-12, "backward n{n} i{i} o{o}: {a} vs {c}");
         }
     }
 }

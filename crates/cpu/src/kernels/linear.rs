@@ -92,6 +92,44 @@ pub fn forward_rows<T: Element>(
     }
 }
 
+/// `dx [n,i] = dy [n,o] · w [o,i]` for a small batch: column blocks of `w` in parallel, each
+/// weight row read once and added, scaled, to every row of `dx` (summed over `o` in order).
+pub fn backward_data_rows<T: Element>(
+    dy: &[T],
+    w: &[T],
+    n: usize,
+    i: usize,
+    o: usize,
+    dx: &mut [T],
+) {
+    if n == 0 || i == 0 {
+        return;
+    }
+    let blocks = super::ranges(i, 4 * rayon::current_num_threads(), 256);
+    let parts: Vec<(usize, usize, Vec<T>)> = blocks
+        .into_par_iter()
+        .map(|(i0, i1)| {
+            let width = i1 - i0;
+            let mut part = vec![T::zero(); n * width];
+            for q in 0..o {
+                let row = &w[q * i + i0..q * i + i1];
+                for (r, out) in part.chunks_mut(width).enumerate() {
+                    let s = dy[r * o + q];
+                    for (d, &v) in out.iter_mut().zip(row) {
+                        *d += s * v;
+                    }
+                }
+            }
+            (i0, i1, part)
+        })
+        .collect();
+    for (i0, i1, part) in parts {
+        for r in 0..n {
+            dx[r * i + i0..r * i + i1].copy_from_slice(&part[r * (i1 - i0)..(r + 1) * (i1 - i0)]);
+        }
+    }
+}
+
 /// `dx [n,i] = dy [n,o] · w [o,i]`.
 pub fn backward_data<T: Element>(dy: &[T], w: &[T], n: usize, i: usize, o: usize, dx: &mut [T]) {
     let blocks = super::ranges(i, 2 * rayon::current_num_threads(), 64);
