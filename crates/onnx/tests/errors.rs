@@ -1,18 +1,11 @@
 //! Bad ONNX input is an error naming what is wrong, never a panic or a huge allocation: empty,
 //! garbage and truncated files, unknown operators, hostile sizes, unsafe external data paths.
 
+mod common;
+
+use common::tensor;
 use gradcam_onnx::proto::*;
 use prost::Message;
-
-fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(1),
-        float_data: data,
-        ..Default::default()
-    }
-}
 
 fn input(name: &str, dims: &[i64]) -> ValueInfoProto {
     ValueInfoProto {

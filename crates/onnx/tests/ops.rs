@@ -3,28 +3,11 @@
 //! constant followed by `Add` of a bias (tf2onnx's fully connected layers).
 
 use gradcam_core::{Backend, Shape};
+mod common;
+
+use common::{node, tensor};
 use gradcam_onnx::proto::*;
 use prost::Message;
-
-fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(1),
-        float_data: data,
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: Some(output.into()),
-        op_type: Some(op.into()),
-        ..Default::default()
-    }
-}
 
 fn dims(d: &[i64]) -> Option<TypeProto> {
     Some(TypeProto {

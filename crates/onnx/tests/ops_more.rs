@@ -2,18 +2,11 @@
 //! a 2-D input, each against a host computation; and the errors for what they do not cover.
 
 use gradcam_core::{Backend, Shape};
+mod common;
+
+use common::{node, tensor};
 use gradcam_onnx::proto::*;
 use prost::Message;
-
-fn tensor(name: &str, dims: &[i64], data: Vec<f32>) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: dims.to_vec(),
-        data_type: Some(1),
-        float_data: data,
-        ..Default::default()
-    }
-}
 
 fn ints(name: &str, v: Vec<i64>) -> TensorProto {
     TensorProto {
@@ -21,16 +14,6 @@ fn ints(name: &str, v: Vec<i64>) -> TensorProto {
         dims: vec![v.len() as i64],
         data_type: Some(7),
         int64_data: v,
-        ..Default::default()
-    }
-}
-
-fn node(op: &str, inputs: &[&str], output: &str) -> NodeProto {
-    NodeProto {
-        input: inputs.iter().map(|s| s.to_string()).collect(),
-        output: vec![output.into()],
-        name: Some(output.into()),
-        op_type: Some(op.into()),
         ..Default::default()
     }
 }

@@ -205,11 +205,7 @@ impl<B: Backend> Model<B> {
         values: &[Option<Tensor<B>>],
     ) -> Result<Tensor<B>> {
         let b = &self.backend;
-        let arg = |i: usize| -> Result<&Tensor<B>> {
-            values[node.inputs[i].0].as_ref().ok_or_else(|| {
-                Error::Model(format!("input {i} of {} was released early", node.name))
-            })
-        };
+        let arg = |i: usize| input(node, values, i);
         let p = |id: &crate::ParamId| &self.params[id.0];
         match &node.op {
             Op::Conv2d {
@@ -230,11 +226,7 @@ impl<B: Backend> Model<B> {
         shape: &Shape,
     ) -> Result<Tensor<B>> {
         let b = &self.backend;
-        let arg = |i: usize| -> Result<&Tensor<B>> {
-            values[node.inputs[i].0].as_ref().ok_or_else(|| {
-                Error::Model(format!("input {i} of {} was released early", node.name))
-            })
-        };
+        let arg = |i: usize| input(node, values, i);
         let p = |id: &crate::ParamId| &self.params[id.0];
         match &node.op {
             Op::Input => Ok(x.clone()),
@@ -293,4 +285,15 @@ fn fusable(g: &Graph) -> Vec<bool> {
                 })
         })
         .collect()
+}
+
+/// Operand `i` of `node` from the values held, or an error if it was released.
+fn input<'a, B: Backend>(
+    node: &crate::Node,
+    values: &'a [Option<Tensor<B>>],
+    i: usize,
+) -> Result<&'a Tensor<B>> {
+    values[node.inputs[i].0]
+        .as_ref()
+        .ok_or_else(|| Error::Model(format!("input {i} of {} was released early", node.name)))
 }

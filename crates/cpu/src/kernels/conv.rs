@@ -303,47 +303,27 @@ pub fn forward_clamped<T: Element>(
             }
             let a = w.as_ptr().add((gi * kg + r0) * cg * kk);
             let (m, k) = (r1 - r0, cg * kk);
-            if g.is_pointwise() {
-                let pack = Strided {
+            // B: the image itself for a 1×1 stride-1 convolution, else its im2col columns.
+            let (strided, columns);
+            let pack: &dyn Pack<T> = if g.is_pointwise() {
+                strided = Strided {
                     data: img,
                     off: gi * cg * plane + p0,
                     rs: plane,
                     cs: 1,
                 };
-                packed::gemm(
-                    kernel,
-                    m,
-                    k,
-                    width,
-                    a,
-                    k,
-                    1,
-                    &pack,
-                    fused_bias.is_some(),
-                    out,
-                    plane,
-                );
+                &strided
             } else {
-                let pack = Im2col {
+                columns = Im2col {
                     img,
                     g,
                     c0: gi * cg,
                     p0,
                 };
-                packed::gemm(
-                    kernel,
-                    m,
-                    k,
-                    width,
-                    a,
-                    k,
-                    1,
-                    &pack,
-                    fused_bias.is_some(),
-                    out,
-                    plane,
-                );
-            }
+                &columns
+            };
+            let accumulate = fused_bias.is_some();
+            packed::gemm(kernel, m, k, width, a, k, 1, pack, accumulate, out, plane);
             if let (Some((lo, hi)), true) = (clamp, plan.kernel.is_some()) {
                 for r in 0..m {
                     let row = std::slice::from_raw_parts_mut(out.add(r * plane), width);
