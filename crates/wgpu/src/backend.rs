@@ -73,6 +73,26 @@ impl WgpuBackend {
     }
 
     /// Runs a 1-D kernel over `n` invocations producing `shape`.
+    /// An activation kernel of `rectifiers` over `inputs` (the activation's input first), its
+    /// kind and parameters encoded as the kernel reads them.
+    fn activation_op(&self, entry: &'static str, a: Activation, inputs: &[&T]) -> Result<T> {
+        let x = inputs[0];
+        let (kind, al, be) = a.encode();
+        let prm = Params {
+            a: [u(x.numel()), kind, 0, 0],
+            f: [al, be, 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "rectifiers",
+            entry,
+            prm,
+            inputs,
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
     fn map(
         &self,
         file: &'static str,
@@ -460,38 +480,12 @@ impl Backend for WgpuBackend {
     }
 
     fn activation(&self, x: &T, a: Activation) -> Result<T> {
-        let (kind, al, be) = a.encode();
-        let prm = Params {
-            a: [u(x.numel()), kind, 0, 0],
-            f: [al, be, 0.0, 0.0],
-            ..Default::default()
-        };
-        self.map(
-            "rectifiers",
-            "activation_forward",
-            prm,
-            &[x],
-            x.shape().clone(),
-            x.numel(),
-        )
+        self.activation_op("activation_forward", a, &[x])
     }
 
     fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
         check::same("activation backward", x.shape(), dy.shape())?;
-        let (kind, al, be) = a.encode();
-        let prm = Params {
-            a: [u(x.numel()), kind, 0, 0],
-            f: [al, be, 0.0, 0.0],
-            ..Default::default()
-        };
-        self.map(
-            "rectifiers",
-            "activation_backward",
-            prm,
-            &[x, dy],
-            x.shape().clone(),
-            x.numel(),
-        )
+        self.activation_op("activation_backward", a, &[x, dy])
     }
 
     fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
