@@ -133,7 +133,10 @@ fn all(c: &mut Criterion) {
     }
     #[cfg(feature = "cuda")]
     match gradcam::cuda::CudaBackend::new() {
-        Ok(b) => kernels(c, &b),
+        Ok(b) => {
+            kernels(c, &b);
+            kernels(c, &b.with_tf32(true).unwrap());
+        }
         Err(e) => eprintln!("notice: no CUDA device, CUDA kernels not measured: {e}"),
     }
 }

@@ -10,6 +10,10 @@ KERNEL void __launch_bounds__(256) conv_forward_128(ARGS) {
 KERNEL void __launch_bounds__(256) conv_forward_64(ARGS) {
     tile_gemm<MODE_CONV_FWD, 64, 64, 16>(p, src0, src1, src2, dst);
 }
+// Forward on the tensor cores in TF32 (the backend's `tf32` option; 128×128 tiles only).
+KERNEL void __launch_bounds__(256, 2) conv_forward_tf32(ARGS) {
+    tile_gemm<MODE_CONV_FWD, 128, 128, 8, true>(p, src0, src1, src2, dst);
+}
 KERNEL void __launch_bounds__(256) conv_backward_data_128(ARGS) {
     tile_gemm<MODE_CONV_BWD, 128, 128, 8>(p, src0, src1, src2, dst);
 }

@@ -8,6 +8,10 @@
 // accumulating a TM×TN register tile (8×8 for 128×128 tiles, 4×4 for 64×64), read from shared
 // memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned.
 //
+// TC (tensor cores, 128×128 tiles only): the same tiles multiplied by mma.sync m16n8k8 in TF32
+// (operands rounded to 10-bit mantissas, f32 accumulation), each warp a 64×32 block of the
+// tile; shared-memory rows padded by 8 floats so the fragment reads hit distinct banks.
+//
 // Split-K: blockIdx.z = group·splits + slice; with splits > 1 each slice writes its partial
 // tile to dst + slice·count and `splitk_reduce` sums them in a fixed order (deterministic).
 //
@@ -20,15 +24,33 @@
 #define MODE_CONV_BWD 1
 #define MODE_GEMM 2
 
-template <int MODE, int BM, int BN, int BK>
+// Rounds an f32 to TF32 (round to nearest, ties away), as the tensor cores read it.
+__device__ __forceinline__ unsigned int to_tf32(float f) {
+    unsigned int r;
+    asm("cvt.rna.tf32.f32 %0, %1;" : "=r"(r) : "f"(f));
+    return r;
+}
+
+// d += a·b for one m16n8k8 TF32 fragment triple.
+__device__ __forceinline__ void mma_tf32(float *d, const unsigned int *a, const unsigned int *b) {
+    asm volatile(
+        "mma.sync.aligned.m16n8k8.row.col.f32.tf32.tf32.f32 {%0,%1,%2,%3}, {%4,%5,%6,%7}, "
+        "{%8,%9}, {%0,%1,%2,%3};"
+        : "+f"(d[0]), "+f"(d[1]), "+f"(d[2]), "+f"(d[3])
+        : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
+}
+
+template <int MODE, int BM, int BN, int BK, bool TC = false>
 __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restrict__ src0,
                                           const float *__restrict__ src1,
                                           const float *__restrict__ src2, float *__restrict__ dst) {
     constexpr int TM = BM / 16, TN = BN / 16;
     constexpr int A_TPR = BK / 4;  // threads per A row (4 depth values each)
     constexpr int B_TPR = BN / 4;  // threads per B depth row (4 columns each)
-    __shared__ __align__(16) float As[2][BK][BM];
-    __shared__ __align__(16) float Bs[2][BK][BN];
+    static_assert(!TC || (BM == 128 && BN == 128 && BK == 8), "TF32 tiles are 128x128x8");
+    constexpr int PAD = TC ? 8 : 0;
+    __shared__ __align__(16) float As[2][BK][BM + PAD];
+    __shared__ __align__(16) float Bs[2][BK][BN + PAD];
 
     const int tid = threadIdx.x;
     // Geometry.
@@ -153,6 +175,11 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
     const int ty = tid / 16, tx = tid % 16;
+    // Tensor-core layout: warp (wm, wn) owns rows wm..wm+63 and columns wn..wn+31 of the tile
+    // as 4×4 fragments of 16×8, fragment (i, j)'s c0..c3 at flat acc[16·i + 4·j + r] (the first
+    // attempt indexed acc[i][4·j + r] in the 8×8 array: rows overlapped, results were garbage).
+    const int lane = tid % 32, gid = lane / 4, tig = lane % 4;
+    const int wm = (tid / 32 / 4) * 64, wn = (tid / 32 % 4) * 32;
     if (k_begin < k_end) {
         load(k_begin);
         store(0);
@@ -161,6 +188,27 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
         for (unsigned int k = k_begin; k < k_end; k += BK) {
             const bool more = k + BK < k_end;
             if (more) load(k + BK);
+            if constexpr (TC) {
+                unsigned int fa[4][4], fb[4][2];
+#pragma unroll
+                for (int i = 0; i < 4; ++i) {
+                    const int m0 = wm + i * 16 + gid;
+                    fa[i][0] = to_tf32(As[buf][tig][m0]);
+                    fa[i][1] = to_tf32(As[buf][tig][m0 + 8]);
+                    fa[i][2] = to_tf32(As[buf][tig + 4][m0]);
+                    fa[i][3] = to_tf32(As[buf][tig + 4][m0 + 8]);
+                }
+#pragma unroll
+                for (int j = 0; j < 4; ++j) {
+                    const int n0 = wn + j * 8 + gid;
+                    fb[j][0] = to_tf32(Bs[buf][tig][n0]);
+                    fb[j][1] = to_tf32(Bs[buf][tig + 4][n0]);
+                }
+#pragma unroll
+                for (int i = 0; i < 4; ++i)
+#pragma unroll
+                    for (int j = 0; j < 4; ++j) mma_tf32(&acc[0][0] + 16 * i + 4 * j, fa[i], fb[j]);
+            } else
 #pragma unroll
             for (int kk = 0; kk < BK; ++kk) {
                 float a[TM], b[TN];
@@ -187,28 +235,37 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
 
     const bool bias = p.f[0] > 0.5f && splits == 1u;
     float *out = dst + (unsigned long long)slice * p.e[3];
-#pragma unroll
-    for (int i = 0; i < TM; ++i) {
-        const unsigned int row = row0 + (i / 4) * (BM / 2) + ty * 4 + (i % 4);
-        if (row >= M) continue;
-#pragma unroll
-        for (int j = 0; j < TN; ++j) {
-            const unsigned int col = col0 + (j / 4) * (BN / 2) + tx * 4 + (j % 4);
-            if (col >= NC) continue;
-            float v = acc[i][j];
-            if (MODE == MODE_GEMM) {
-                if (bias) v += src2[p.c[1] + col];
-                out[(unsigned long long)row * p.c[0] + p.c[1] + col] = v;
+    auto emit = [&](unsigned int row, unsigned int col, float v) {
+        if (row >= M || col >= NC) return;
+        if (MODE == MODE_GEMM) {
+            if (bias) v += src2[p.c[1] + col];
+            out[(unsigned long long)row * p.c[0] + p.c[1] + col] = v;
+        } else {
+            unsigned int img = col / P, q = col % P;
+            if (MODE == MODE_CONV_FWD) {
+                if (bias) v += src2[g * kg + row];
+                out[((unsigned long long)img * K + g * kg + row) * P + q] = v;
             } else {
-                unsigned int img = col / P, q = col % P;
-                if (MODE == MODE_CONV_FWD) {
-                    if (bias) v += src2[g * kg + row];
-                    out[((unsigned long long)img * K + g * kg + row) * P + q] = v;
-                } else {
-                    out[((unsigned long long)img * C + g * cg + row) * P + q] = v;
-                }
+                out[((unsigned long long)img * C + g * cg + row) * P + q] = v;
             }
         }
+    };
+    if constexpr (TC) {
+#pragma unroll
+        for (int i = 0; i < 4; ++i)
+#pragma unroll
+            for (int j = 0; j < 4; ++j)
+#pragma unroll
+                for (int r = 0; r < 4; ++r)
+                    emit(row0 + wm + i * 16 + gid + 8 * (r / 2), col0 + wn + j * 8 + 2 * tig + r % 2,
+                         (&acc[0][0])[16 * i + 4 * j + r]);
+    } else {
+#pragma unroll
+        for (int i = 0; i < TM; ++i)
+#pragma unroll
+            for (int j = 0; j < TN; ++j)
+                emit(row0 + (i / 4) * (BM / 2) + ty * 4 + (i % 4),
+                     col0 + (j / 4) * (BN / 2) + tx * 4 + (j % 4), acc[i][j]);
     }
 }
 

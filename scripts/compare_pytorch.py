@@ -12,7 +12,7 @@ backprop of `GuidedBackpropReLUModel` on a seeded input, runs `gradcam explain -
 on the same weights and input, and prints the relative L2 difference of every shared tensor.
 Exit status 1 if any exceeds the fixtures' tolerances.
 """
-import argparse, os, subprocess, sys, tempfile
+import argparse, json, os, subprocess, sys, tempfile
 import numpy as np
 import torch, torchvision
 from safetensors.torch import save_file, load_file
@@ -36,6 +36,9 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="cpu", help="gradcam's backend: cpu, wgpu, cuda")
+    ap.add_argument("--trace", default=None, metavar="REF",
+                    help="also trace Guided Backprop layer by layer against gradcam's REF backend "
+                         "(`gradcam compare --rule guided`) and print where it first diverges")
     ap.add_argument("--gradcam", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "gradcam"))
     a = ap.parse_args()
     torch.manual_seed(a.seed)
@@ -70,6 +73,20 @@ def main():
                "--guided-relu-only", "--save-tensors", out, "--backend", a.backend]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = {k: v.numpy() for k, v in load_file(out).items()}
+        if a.trace:
+            cmp = [a.gradcam, "compare", "--arch", a.arch, "--weights", w, "--input", inp, "--layer", layer,
+                   "--class", ",".join(map(str, targets)), "--method", "guided-backprop", "--guided-relu-only",
+                   "--rule", "guided", "--backends", f"{a.trace},{a.backend}", "--tol", "1e-5", "--json"]
+            text = subprocess.run(cmp, stdout=subprocess.PIPE, check=False).stdout
+            if os.environ.get("OUT"):  # the whole trace, beside gpu-check.sh's logs
+                with open(os.path.join(os.environ["OUT"], f"trace-guided-{a.backend}.json"), "wb") as f:
+                    f.write(text)
+            rep = json.loads(text)["backends"][0]
+            print(f"guided trace, {a.backend} against {a.trace} (relative L2 per tensor, > 1e-5 shown):")
+            rows = rep["rows"]
+            for r in [r for r in rows if r["rel_l2"] is None or r["rel_l2"] > 1e-5][:24]:
+                print(f"  {r['section']:<8} {r['name']:<40} {r['rel_l2'] if r['rel_l2'] is not None else 'missing'}")
+            print(f"  first divergence: {rep['first_divergence']}")
     tol = {"logits": 1e-4, "guided_backprop": 1e-4, "gradcam": 1e-3, "guided_gradcam": 1e-3}
     bad = False
     print(f"{a.arch}, layer {layer}, batch {a.batch}, targets {targets}")

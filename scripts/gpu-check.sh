@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU script. On a lent GPU machine (the device tool's H100/H200: no Rust, no network), in
-# one call: checks every backend's primitives against the CPU backend on the GPU (CUDA, and
-# wgpu on the GPU's Vulkan), runs the fixture cases there, checks resnet50 against
+# one call: checks every backend's primitives against the CPU backend on the GPU (CUDA in f32
+# and TF32, and wgpu on the GPU's Vulkan), runs the fixture cases there, checks resnet50 against
 # PyTorch + pytorch-grad-cam, then times end-to-end explanations against PyTorch on the same GPU,
 # the forward op by op, and the kernels against cuDNN; prints a short table of each. Logs and
 # JSON lines go to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in
@@ -9,7 +9,7 @@
 #
 # Prepare on the development machine with scripts/gpu-build.sh, then call the device tool with
 #   command: bash scripts/gpu-check.sh     carry: [".gpu-bin", ".gl", ".whl"]
-# Knobs: GPU_CHECK_BACKENDS (default "cuda wgpu"), GPU_CHECK_KERNELS (criterion
+# Knobs: GPU_CHECK_BACKENDS (default "cuda cuda-tf32 wgpu"), GPU_CHECK_KERNELS (criterion
 # filter, default "kernels/(cuda|wgpu)"), GPU_CHECK_PROFILE=0 to skip the op-by-op profile,
 # GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PYTORCH_METHODS (default
 # forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for batch 1 only and no kernel benches.
@@ -20,7 +20,7 @@ out="${OUT:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
 bin="$root/.gpu-bin"
 quick="${GPU_CHECK_QUICK:-0}"
-backends="${GPU_CHECK_BACKENDS:-cuda wgpu}"
+backends="${GPU_CHECK_BACKENDS:-cuda cuda-tf32 wgpu}"
 kernels="${GPU_CHECK_KERNELS:-kernels/(cuda|wgpu)}"
 
 # Vulkan loader and the NVIDIA ICD (device README), the wheels, and the test binaries' paths:
@@ -77,8 +77,9 @@ if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null; then
   for b in cpu $backends; do
     [ "$b" = wgpu ] && continue
     echo "-- --backend $b"
-    timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" --gradcam "$bin/gradcam" 2>&1 |
-      tee -a "$out/pytorch.log" | tail -4
+    trace=""; [ "$b" = cuda ] && trace="--trace cpu"
+    timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" $trace \
+      --gradcam "$bin/gradcam" 2>&1 | tee -a "$out/pytorch.log" | tail -30
   done
 fi
 

@@ -346,6 +346,12 @@ pub fn cuda_backend() -> Option<gradcam::cuda::CudaBackend> {
     }
 }
 
+/// The CUDA backend with its TF32 convolutions, under the same rules as [`cuda_backend`].
+#[cfg(feature = "cuda")]
+pub fn cuda_tf32_backend() -> Option<gradcam::cuda::CudaBackend> {
+    cuda_backend().map(|b| b.with_tf32(true).expect("TF32 on this GPU"))
+}
+
 /// The wgpu backend, or `None` with a notice when no adapter is present; where
 /// `GRADCAM_REQUIRE_WGPU=1` (CI) a missing adapter fails the test instead.
 #[cfg(feature = "wgpu")]

@@ -1,5 +1,5 @@
 //! Backend selection by name: `cpu`, `wgpu` when built with the `wgpu` feature, `cuda` (or
-//! `cuda:N` for device N) with the `cuda` feature.
+//! `cuda:N` for device N; `cuda-tf32[:N]` with the TF32 convolutions) with the `cuda` feature.
 
 use gradcam_core::{Backend, Error, Result};
 
@@ -10,6 +10,8 @@ pub const AVAILABLE: &[&str] = &[
     "wgpu",
     #[cfg(feature = "cuda")]
     "cuda",
+    #[cfg(feature = "cuda")]
+    "cuda-tf32",
 ];
 
 /// Something to run on whichever backend is chosen.
@@ -36,14 +38,21 @@ pub fn with_backend<J: WithBackend>(
             job.run(gradcam_wgpu::WgpuBackend::with_adapter(&choice)?)
         }
         #[cfg(feature = "cuda")]
-        cuda if cuda == "cuda" || cuda.starts_with("cuda:") => {
-            let ordinal = match cuda.strip_prefix("cuda:") {
-                Some(n) => n.parse().map_err(|_| {
-                    Error::InvalidArgument(format!("`{cuda}`: expected cuda or cuda:N"))
-                })?,
-                None => 0,
+        cuda if cuda.starts_with("cuda") => {
+            // cuda, cuda:N, cuda-tf32, cuda-tf32:N
+            let (kind, ordinal) = cuda.split_once(':').unwrap_or((cuda, "0"));
+            let bad = || {
+                Error::InvalidArgument(format!(
+                    "`{cuda}`: expected cuda, cuda:N, cuda-tf32 or cuda-tf32:N"
+                ))
             };
-            job.run(gradcam_cuda::CudaBackend::with_device(ordinal)?)
+            let tf32 = match kind {
+                "cuda" => false,
+                "cuda-tf32" => true,
+                _ => return Err(bad()),
+            };
+            let ordinal = ordinal.parse().map_err(|_| bad())?;
+            job.run(gradcam_cuda::CudaBackend::with_device(ordinal)?.with_tf32(tf32)?)
         }
         other => {
             let _ = adapter;

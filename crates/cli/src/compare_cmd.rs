@@ -3,6 +3,7 @@
 use crate::backends::{with_backend, WithBackend};
 use crate::explain_cmd::{ExplainJob, RunArgs};
 use clap::Args;
+use gradcam_core::GradMode;
 use gradcam_core::{Backend, Error, Result};
 use gradcam_explain::{Classes, Explainer};
 use gradcam_runtime::{BackwardSpec, Model, NodeId, RectifierRule, Stop};
@@ -22,6 +23,10 @@ pub struct CompareArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     json: bool,
+    /// Rectifier rule of the layer-by-layer backward trace: plain (the gradient), guided
+    /// (Guided Backprop; with --guided-relu-only as pytorch-grad-cam) or deconvnet.
+    #[arg(long, default_value = "plain", value_parser = ["plain", "guided", "deconvnet"])]
+    rule: String,
 }
 
 /// Every tensor one backend produced: forward outputs and backward gradients per layer, in
@@ -31,7 +36,7 @@ struct Trace {
     targets: Vec<usize>,
 }
 
-struct TraceJob(ExplainJob);
+struct TraceJob(ExplainJob, RectifierRule);
 
 impl WithBackend for TraceJob {
     type Output = Trace;
@@ -42,6 +47,7 @@ impl WithBackend for TraceJob {
             methods,
             opts,
         } = self.0;
+        let rule = self.1;
         let model = Model::new(backend, graph)?;
         let g = model.graph();
         let mut rows = Vec::new();
@@ -64,7 +70,7 @@ impl WithBackend for TraceJob {
         let spec = BackwardSpec {
             from: g.output(),
             stop: Stop::Input,
-            rule: RectifierRule::default(),
+            rule,
             weight_grads: false,
         };
         let grads = model.backward_trace(&acts, &spec, model.one_hot(classes, &ex.targets)?)?;
@@ -132,13 +138,21 @@ pub fn run(a: CompareArgs) -> Result<bool> {
             "compare explains one class per row: use --class or the default top-1".into(),
         ));
     }
-    let reference = with_backend(&a.backends[0], a.run.adapter(), TraceJob(job.clone()))?;
+    let rule = RectifierRule {
+        mode: match a.rule.as_str() {
+            "guided" => GradMode::Guided,
+            "deconvnet" => GradMode::Deconvnet,
+            _ => GradMode::Plain,
+        },
+        relu_only: job.opts.guided_relu_only,
+    };
+    let reference = with_backend(&a.backends[0], a.run.adapter(), TraceJob(job.clone(), rule))?;
     // Every backend explains the classes the reference chose.
     job.opts.classes = Classes::Given(reference.targets.clone());
     let mut report = Vec::new();
     let mut all_ok = true;
     for name in &a.backends[1..] {
-        let trace = with_backend(name, a.run.adapter(), TraceJob(job.clone()))?;
+        let trace = with_backend(name, a.run.adapter(), TraceJob(job.clone(), rule))?;
         let mut rows = Vec::new();
         for (section, layer, r) in &reference.rows {
             let other = trace

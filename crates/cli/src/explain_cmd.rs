@@ -132,8 +132,8 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Compute backend: cpu, wgpu (WebGPU; `WGPU_BACKEND` restricts the API), or cuda[:N] (a build
-    /// with the `cuda` feature).
+    /// Compute backend: cpu, wgpu (WebGPU; `WGPU_BACKEND` restricts the API), cuda[:N], or
+    /// cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with `cuda`).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Directory for the pictures (per image and class: overlays, gradients, a Figure-1

@@ -15,6 +15,8 @@ pub struct CudaBackend {
     dev: Arc<Device>,
     /// A one-element buffer bound where a kernel's optional input is absent.
     dummy: Arc<DeviceBuffer>,
+    /// Convolutions on the tensor cores in TF32 (see [`CudaBackend::with_tf32`]).
+    tf32: bool,
 }
 
 type T = Tensor<CudaBackend>;
@@ -87,7 +89,26 @@ impl CudaBackend {
     pub fn with_device(ordinal: usize) -> Result<Self> {
         let dev = Device::get(ordinal)?;
         let dummy = Arc::new(dev.upload(&[0.0])?);
-        Ok(CudaBackend { dev, dummy })
+        Ok(CudaBackend {
+            dev,
+            dummy,
+            tf32: false,
+        })
+    }
+
+    /// Runs the large convolutions (128×128 output tiles: batches, wide layers) on the tensor
+    /// cores in TF32: operands rounded to 10-bit mantissas, f32 accumulation. Faster, and about
+    /// 1e-3 relative off the f32 result (documented in docs/PERFORMANCE.md); f32 stays the
+    /// default and the reference. Needs compute capability 8.0 or newer.
+    pub fn with_tf32(mut self, on: bool) -> Result<Self> {
+        if on && self.dev.arch < 80 {
+            return Err(err(format!(
+                "TF32 needs compute capability 8.0 or newer; {} is sm_{}",
+                self.dev.name, self.dev.arch
+            )));
+        }
+        self.tf32 = on;
+        Ok(self)
     }
 
     /// The device's name and compute capability.
@@ -180,13 +201,14 @@ impl CudaBackend {
         Ok(Self::tensor(shape, out))
     }
 
-    /// A tiled GEMM (`file`'s `{prefix}_128` / `{prefix}_64`), split-K partials summed after.
+    /// A tiled GEMM (`file`'s 128×128 / 64×64 / TF32 entries, the last empty where there is
+    /// none), split-K partials summed after.
     /// `bias_index` = (div, modulus) of an output index giving its bias element.
     #[allow(clippy::too_many_arguments)]
     fn tiled(
         &self,
         file: &'static str,
-        [e128, e64]: [&'static str; 2],
+        [e128, e64, tc]: [&'static str; 3],
         mut p: Params,
         [m, nc, depth, groups]: [usize; 4],
         vec_a: bool,
@@ -209,7 +231,11 @@ impl CudaBackend {
         p.f[0] = bias.is_some() as u32 as f32;
         let t = if pl.big { 128 } else { 64 };
         let grid = [u(nc.div_ceil(t)), u(m.div_ceil(t)), u(groups * pl.splits)];
-        let entry = if pl.big { e128 } else { e64 };
+        let entry = match (pl.big, self.tf32 && !tc.is_empty()) {
+            (true, true) => tc,
+            (true, false) => e128,
+            (false, _) => e64,
+        };
         let mut ins = inputs.to_vec();
         if let Some((b, _)) = bias {
             while ins.len() < 2 {
@@ -299,7 +325,7 @@ impl CudaBackend {
         let vec_a = a_strides[1] == 1 && a_strides[0].is_multiple_of(4) && k.is_multiple_of(4);
         self.tiled(
             "linear",
-            ["gemm_128", "gemm_64"],
+            ["gemm_128", "gemm_64", ""],
             p,
             [m, n, k, 1],
             vec_a,
@@ -315,7 +341,8 @@ impl Backend for CudaBackend {
     type Buffer = Arc<DeviceBuffer>;
 
     fn name(&self) -> String {
-        format!("cuda:{}", self.dev.name)
+        let tf32 = if self.tf32 { " (tf32)" } else { "" };
+        format!("cuda:{}{tf32}", self.dev.name)
     }
 
     fn upload(&self, data: &[f32], shape: Shape) -> Result<T> {
@@ -357,7 +384,7 @@ impl Backend for CudaBackend {
         let depth = ws[1] * ws[2] * ws[3];
         self.tiled(
             "conv",
-            ["conv_forward_128", "conv_forward_64"],
+            ["conv_forward_128", "conv_forward_64", "conv_forward_tf32"],
             prm,
             [kg, xs[0] * out[2] * out[3], depth, p.groups],
             depth.is_multiple_of(4),
@@ -412,7 +439,7 @@ impl Backend for CudaBackend {
         let depth = (ws[0] / p.groups) * ws[2] * ws[3];
         self.tiled(
             "conv",
-            ["conv_backward_data_128", "conv_backward_data_64"],
+            ["conv_backward_data_128", "conv_backward_data_64", ""],
             prm,
             [cg, xs[0] * xs[2] * xs[3], depth, p.groups],
             false,

@@ -60,12 +60,9 @@ fn every_entry_point_the_backend_launches_exists() {
             // The entry names follow the file name in the same call.
             let rest = &src[i + needle.len()..];
             let call_end = rest.find(')').unwrap_or(rest.len());
-            for entry in rest[..call_end]
-                .split('"')
-                .skip(1)
-                .step_by(2)
-                .filter(|e| e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
-            {
+            for entry in rest[..call_end].split('"').skip(1).step_by(2).filter(|e| {
+                !e.is_empty() && e.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+            }) {
                 assert!(
                     ptx.contains(&format!(".entry {entry}(")),
                     "{name}.cu has no kernel `{entry}`"
