@@ -72,3 +72,29 @@ fn a_zero_tolerance_names_the_first_divergence() {
     assert_eq!(code, 2, "float rounding differs between backends: {out}");
     assert!(out.contains("first divergence at forward"), "{out}");
 }
+
+/// Under `--rule guided` the traced backward is Guided Backprop itself: its gradient at the
+/// input differs between the backends exactly as the `guided_backprop` output does; under the
+/// default plain rule it is the ordinary gradient, which differs differently.
+#[test]
+fn the_guided_rule_traces_guided_backprop() {
+    let input_vs_output = |rule: &str| {
+        let (code, out) = compare(&["--json", "--rule", rule])?;
+        assert_eq!(code, 0, "{out}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let rows = v["backends"][0]["rows"].as_array().unwrap().clone();
+        let diff = |section: &str, name: &str| {
+            rows.iter()
+                .find(|r| r["section"] == section && r["name"] == name)
+                .map(|r| r["max_abs"].as_f64().unwrap())
+                .unwrap()
+        };
+        Some((diff("backward", "input"), diff("output", "guided_backprop")))
+    };
+    let Some((input, output)) = input_vs_output("guided") else {
+        return;
+    };
+    assert_eq!(input, output);
+    let (input, output) = input_vs_output("plain").unwrap();
+    assert_ne!(input, output);
+}
