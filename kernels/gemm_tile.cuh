@@ -8,9 +8,14 @@
 // accumulating a TM×TN register tile (8×8 for 128×128 tiles, 4×4 for 64×64), read from shared
 // memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned.
 //
-// TC (tensor cores, 128×128 tiles only): the same tiles multiplied by mma.sync m16n8k8 in TF32
-// (operands rounded to 10-bit mantissas, f32 accumulation), each warp a 64×32 block of the
-// tile; shared-memory rows padded by 8 floats so the fragment reads hit distinct banks.
+// TC (tensor cores): the same tiles multiplied by mma.sync m16n8k8 in TF32 (operands rounded
+// to 10-bit mantissas, f32 accumulation), the 8 warps as 2 × 4 blocks of the tile (64×32 of a
+// 128×128 tile, 32×16 of a 64×64 one); shared-memory rows padded by 8 floats so the fragment
+// reads hit distinct banks.
+//
+// Epilogue: bias (f.x = 1), then with CLAMP clamp(v, f.z, f.w) (a convolution fused with the
+// rectifier after it, bit-identical to the two kernels; launched without split-K, where
+// `splitk_reduce` clamps after the sum when f.y = 1).
 //
 // Split-K: blockIdx.z = group·splits + slice; with splits > 1 each slice writes its partial
 // tile to dst + slice·count and `splitk_reduce` sums them in a fixed order (deterministic).
@@ -40,14 +45,16 @@ __device__ __forceinline__ void mma_tf32(float *d, const unsigned int *a, const 
         : "r"(a[0]), "r"(a[1]), "r"(a[2]), "r"(a[3]), "r"(b[0]), "r"(b[1]));
 }
 
-template <int MODE, int BM, int BN, int BK, bool TC = false>
+template <int MODE, int BM, int BN, int BK, bool TC = false, bool CLAMP = false>
 __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restrict__ src0,
                                           const float *__restrict__ src1,
                                           const float *__restrict__ src2, float *__restrict__ dst) {
     constexpr int TM = BM / 16, TN = BN / 16;
     constexpr int A_TPR = BK / 4;  // threads per A row (4 depth values each)
     constexpr int B_TPR = BN / 4;  // threads per B depth row (4 columns each)
-    static_assert(!TC || (BM == 128 && BN == 128 && BK == 8), "TF32 tiles are 128x128x8");
+    static_assert(!TC || (BM % 32 == 0 && BN % 32 == 0 && BK % 8 == 0), "TF32 tile shape");
+    // Tensor-core warp blocks: WTM × WTN per warp, FM × FN fragments of 16×8.
+    constexpr int WTM = BM / 2, WTN = BN / 4, FM = WTM / 16, FN = WTN / 8;
     constexpr int PAD = TC ? 8 : 0;
     __shared__ __align__(16) float As[2][BK][BM + PAD];
     __shared__ __align__(16) float Bs[2][BK][BN + PAD];
@@ -175,11 +182,11 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
         for (int j = 0; j < TN; ++j) acc[i][j] = 0.0f;
 
     const int ty = tid / 16, tx = tid % 16;
-    // Tensor-core layout: warp (wm, wn) owns rows wm..wm+63 and columns wn..wn+31 of the tile
-    // as 4×4 fragments of 16×8, fragment (i, j)'s c0..c3 at flat acc[16·i + 4·j + r] (the first
-    // attempt indexed acc[i][4·j + r] in the 8×8 array: rows overlapped, results were garbage).
+    // Tensor-core layout: warp (wm, wn) owns rows wm..wm+WTM-1 and columns wn..wn+WTN-1 of the
+    // tile as FM×FN fragments of 16×8, fragment (i, j)'s c0..c3 at flat acc[4·(FN·i + j) + r]
+    // (FM·FN·4 = TM·TN; indexing acc[i][4·j + r] in the 2-D array would overlap rows).
     const int lane = tid % 32, gid = lane / 4, tig = lane % 4;
-    const int wm = (tid / 32 / 4) * 64, wn = (tid / 32 % 4) * 32;
+    const int wm = (tid / 32 / 4) * WTM, wn = (tid / 32 % 4) * WTN;
     if (k_begin < k_end) {
         load(k_begin);
         store(0);
@@ -189,25 +196,29 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
             const bool more = k + BK < k_end;
             if (more) load(k + BK);
             if constexpr (TC) {
-                unsigned int fa[4][4], fb[4][2];
 #pragma unroll
-                for (int i = 0; i < 4; ++i) {
-                    const int m0 = wm + i * 16 + gid;
-                    fa[i][0] = to_tf32(As[buf][tig][m0]);
-                    fa[i][1] = to_tf32(As[buf][tig][m0 + 8]);
-                    fa[i][2] = to_tf32(As[buf][tig + 4][m0]);
-                    fa[i][3] = to_tf32(As[buf][tig + 4][m0 + 8]);
+                for (int k8 = 0; k8 < BK; k8 += 8) {
+                    unsigned int fa[FM][4], fb[FN][2];
+#pragma unroll
+                    for (int i = 0; i < FM; ++i) {
+                        const int m0 = wm + i * 16 + gid;
+                        fa[i][0] = to_tf32(As[buf][k8 + tig][m0]);
+                        fa[i][1] = to_tf32(As[buf][k8 + tig][m0 + 8]);
+                        fa[i][2] = to_tf32(As[buf][k8 + tig + 4][m0]);
+                        fa[i][3] = to_tf32(As[buf][k8 + tig + 4][m0 + 8]);
+                    }
+#pragma unroll
+                    for (int j = 0; j < FN; ++j) {
+                        const int n0 = wn + j * 8 + gid;
+                        fb[j][0] = to_tf32(Bs[buf][k8 + tig][n0]);
+                        fb[j][1] = to_tf32(Bs[buf][k8 + tig + 4][n0]);
+                    }
+#pragma unroll
+                    for (int i = 0; i < FM; ++i)
+#pragma unroll
+                        for (int j = 0; j < FN; ++j)
+                            mma_tf32(&acc[0][0] + 4 * (FN * i + j), fa[i], fb[j]);
                 }
-#pragma unroll
-                for (int j = 0; j < 4; ++j) {
-                    const int n0 = wn + j * 8 + gid;
-                    fb[j][0] = to_tf32(Bs[buf][tig][n0]);
-                    fb[j][1] = to_tf32(Bs[buf][tig + 4][n0]);
-                }
-#pragma unroll
-                for (int i = 0; i < 4; ++i)
-#pragma unroll
-                    for (int j = 0; j < 4; ++j) mma_tf32(&acc[0][0] + 16 * i + 4 * j, fa[i], fb[j]);
             } else
 #pragma unroll
             for (int kk = 0; kk < BK; ++kk) {
@@ -244,6 +255,7 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
             unsigned int img = col / P, q = col % P;
             if (MODE == MODE_CONV_FWD) {
                 if (bias) v += src2[g * kg + row];
+                if constexpr (CLAMP) v = fminf(fmaxf(v, p.f[2]), p.f[3]);
                 out[((unsigned long long)img * K + g * kg + row) * P + q] = v;
             } else {
                 out[((unsigned long long)img * C + g * cg + row) * P + q] = v;
@@ -252,13 +264,13 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
     };
     if constexpr (TC) {
 #pragma unroll
-        for (int i = 0; i < 4; ++i)
+        for (int i = 0; i < FM; ++i)
 #pragma unroll
-            for (int j = 0; j < 4; ++j)
+            for (int j = 0; j < FN; ++j)
 #pragma unroll
                 for (int r = 0; r < 4; ++r)
                     emit(row0 + wm + i * 16 + gid + 8 * (r / 2), col0 + wn + j * 8 + 2 * tig + r % 2,
-                         (&acc[0][0])[16 * i + 4 * j + r]);
+                         (&acc[0][0])[4 * (FN * i + j) + r]);
     } else {
 #pragma unroll
         for (int i = 0; i < TM; ++i)
@@ -270,12 +282,14 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
 }
 
 // Sums the split-K partials in slice order and adds the bias: a = (count, splits, bias_div,
-// bias_mod), f.x = 1 with a bias in src2 at (i / bias_div) % bias_mod.
+// bias_mod), f.x = 1 with a bias in src2 at (i / bias_div) % bias_mod; then clamp(s, f.z, f.w)
+// when f.y = 1.
 KERNEL void splitk_reduce(ARGS) {
     unsigned long long i = flat_index();
     if (i >= p.a[0]) return;
     float s = 0.0f;
     for (unsigned int k = 0; k < p.a[1]; ++k) s += src0[(unsigned long long)k * p.a[0] + i];
     if (p.f[0] > 0.5f) s += src2[(i / p.a[2]) % p.a[3]];
+    if (p.f[1] > 0.5f) s = fminf(fmaxf(s, p.f[2]), p.f[3]);
     dst[i] = s;
 }

@@ -22,6 +22,13 @@ KERNEL void add(ARGS) {
     dst[i] = src0[i] + src1[i];
 }
 
+// clamp(src0 + src1, f.x, f.y): a residual sum fused with its rectifier. a.x = count.
+KERNEL void add_clamped(ARGS) {
+    unsigned long long i = flat_index();
+    if (i >= p.a[0]) return;
+    dst[i] = fminf(fmaxf(src0[i] + src1[i], p.f[0]), p.f[1]);
+}
+
 // Copies `len` elements of each block:
 // dst[blk·dst_block + dst_off + j] = src0[blk·src_block + src_off + j].
 // a = (count, len, src_block, src_off), b = (dst_block, dst_off).

@@ -59,6 +59,26 @@ impl<'a, B: Backend> Check<'a, B> {
             dev: self.b.upload(v, s).unwrap(),
         }
     }
+    /// Checks that a fused primitive gives the bits of the two ops it replaces on the device.
+    fn bits(&self, what: &str, one: gradcam::Result<Tensor<B>>, two: gradcam::Result<Tensor<B>>) {
+        let (one, two) = (one.unwrap_or_else(|e| panic!("{what}: {e}")), two.unwrap());
+        assert_eq!(one.shape(), two.shape(), "{what}: shape");
+        let (a, b) = (
+            self.b.download(&one).unwrap(),
+            self.b.download(&two).unwrap(),
+        );
+        let differ = a
+            .iter()
+            .zip(&b)
+            .filter(|(u, v)| u.to_bits() != v.to_bits())
+            .count();
+        assert_eq!(
+            differ,
+            0,
+            "{what}: {differ} elements differ on {}",
+            self.b.name()
+        );
+    }
     /// Compares a device result with the CPU's.
     fn same(
         &self,
@@ -153,6 +173,18 @@ fn conv<B: Backend>(b: &B) {
             &format!("conv2d no bias #{i}"),
             b.conv2d(&x.dev, &w.dev, None, &p),
             k.cpu.conv2d(&x.cpu, &w.cpu, None, &p),
+        );
+        // The convolution fused with its rectifier: the bits of the two ops, every path.
+        let r = [
+            Rectifier::RELU,
+            Rectifier::RELU6,
+            Rectifier { lo: -0.5, hi: 0.25 },
+        ][i % 3];
+        let bias_i = (i % 2 == 0).then_some(&bias.dev);
+        k.bits(
+            &format!("conv2d_rectified #{i}"),
+            b.conv2d_rectified(&x.dev, &w.dev, bias_i, &p, r),
+            b.rectifier(&b.conv2d(&x.dev, &w.dev, bias_i, &p).unwrap(), r),
         );
         let dy = k.rand(y.dims());
         let xsh = Shape::from(xs);
@@ -326,6 +358,13 @@ fn layout<B: Backend>(b: &B) {
     );
     let y = k.rand(&[3, 7, 5, 3]);
     k.same("add", b.add(&x.dev, &y.dev), k.cpu.add(&x.cpu, &y.cpu));
+    for r in [Rectifier::RELU, Rectifier { lo: -0.5, hi: 0.25 }] {
+        k.bits(
+            "add_rectified",
+            b.add_rectified(&x.dev, &y.dev, r),
+            b.rectifier(&b.add(&x.dev, &y.dev).unwrap(), r),
+        );
+    }
     let z = k.rand(&[3, 2, 5, 3]);
     k.same(
         "concat",

@@ -25,6 +25,45 @@ fn u(v: usize) -> u32 {
     v as u32
 }
 
+/// A tiled GEMM's kernel entries: 128×128 and 64×64 in f32, then in TF32 (empty where there
+/// are none), plain and with the rectifier's clamp in the epilogue.
+struct Tiles {
+    file: &'static str,
+    plain: [&'static str; 4],
+    clamped: [&'static str; 4],
+}
+
+const CONV_FORWARD: Tiles = Tiles {
+    file: "conv",
+    plain: [
+        "conv_forward_128",
+        "conv_forward_64",
+        "conv_forward_tf32",
+        "conv_forward_tf32_64",
+    ],
+    clamped: [
+        "conv_forward_128_clamp",
+        "conv_forward_64_clamp",
+        "conv_forward_tf32_clamp",
+        "conv_forward_tf32_64_clamp",
+    ],
+};
+const CONV_BACKWARD_DATA: Tiles = Tiles {
+    file: "conv",
+    plain: [
+        "conv_backward_data_128",
+        "conv_backward_data_64",
+        "conv_backward_data_tf32",
+        "conv_backward_data_tf32_64",
+    ],
+    clamped: ["", "", "", ""],
+};
+const GEMM: Tiles = Tiles {
+    file: "linear",
+    plain: ["gemm_128", "gemm_64", "", ""],
+    clamped: ["", "", "", ""],
+};
+
 /// How a GEMM of `m × nc`, `depth` deep, in `groups` independent groups is tiled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct Plan {
@@ -38,9 +77,26 @@ pub(crate) struct Plan {
 
 /// Large tiles when they alone fill the device (and the rows fill them); else small tiles, and
 /// split-K when even those leave most multiprocessors idle (batch 1, deep layers, small maps).
-pub(crate) fn plan(m: usize, nc: usize, depth: usize, groups: usize, sms: usize) -> Plan {
+/// In f32 the large tile needs four blocks per multiprocessor (H100, 128ch 28×28 at batch 32:
+/// 196 large tiles ran 343 µs, 784 small ones 320 µs); on the tensor cores one wave of them
+/// suffices (the same layer: 182 µs against 221 µs). `GRADCAM_CUDA_TILE=64|128` forces one
+/// size where it applies (for measuring the two).
+pub(crate) fn plan(
+    m: usize,
+    nc: usize,
+    depth: usize,
+    groups: usize,
+    sms: usize,
+    tf32: bool,
+) -> Plan {
     let blocks = |t: usize| m.div_ceil(t) * nc.div_ceil(t) * groups;
-    if m > 64 && blocks(128) >= sms {
+    let waves = if tf32 { 1 } else { 4 };
+    let big = match tile_override() {
+        Some(128) => m > 64,
+        Some(_) => false,
+        None => m > 64 && blocks(128) >= waves * sms,
+    };
+    if big {
         return Plan {
             big: true,
             splits: 1,
@@ -60,6 +116,18 @@ pub(crate) fn plan(m: usize, nc: usize, depth: usize, groups: usize, sms: usize)
         splits,
         per: per.max(1),
     }
+}
+
+/// The tile size `GRADCAM_CUDA_TILE` asks for (64 or 128), read once; `None` lets [`plan`]
+/// choose.
+fn tile_override() -> Option<usize> {
+    static TILE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *TILE.get_or_init(|| {
+        std::env::var("GRADCAM_CUDA_TILE")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|t| [64, 128].contains(t))
+    })
 }
 
 /// For a stride-1 convolution, the parameters of the forward convolution that computes its
@@ -96,10 +164,12 @@ impl CudaBackend {
         })
     }
 
-    /// Runs the large convolutions (128×128 output tiles: batches, wide layers) on the tensor
-    /// cores in TF32: operands rounded to 10-bit mantissas, f32 accumulation. Faster, and about
-    /// 1e-3 relative off the f32 result (documented in docs/PERFORMANCE.md); f32 stays the
-    /// default and the reference. Needs compute capability 8.0 or newer.
+    /// Runs the convolutions' tiled GEMMs (forward and backward-data; not the direct depthwise
+    /// kernels or the linear layers) on the tensor cores in TF32: operands rounded to 10-bit
+    /// mantissas, f32 accumulation. Faster (resnet50 at batch 32: 0.47 against 0.64 ms per
+    /// image on an H100), and about 1e-3 relative off the f32 result per layer (tested below
+    /// 3e-3; 5e-4 on resnet50's logits, docs/PERFORMANCE.md); f32 stays the default and the
+    /// reference. Needs compute capability 8.0 or newer.
     pub fn with_tf32(mut self, on: bool) -> Result<Self> {
         if on && self.dev.arch < 80 {
             return Err(err(format!(
@@ -201,14 +271,14 @@ impl CudaBackend {
         Ok(Self::tensor(shape, out))
     }
 
-    /// A tiled GEMM (`file`'s 128×128 / 64×64 / TF32 entries, the last empty where there is
-    /// none), split-K partials summed after.
+    /// A tiled GEMM (the entries of [`Tiles`]), split-K partials summed after.
+    /// `p.f[1..4]` = (1, lo, hi) clamps the output (a fused rectifier) after the bias: in the
+    /// tile's epilogue without split-K, in the sum with it.
     /// `bias_index` = (div, modulus) of an output index giving its bias element.
     #[allow(clippy::too_many_arguments)]
     fn tiled(
         &self,
-        file: &'static str,
-        [e128, e64, tc]: [&'static str; 3],
+        tiles: &Tiles,
         mut p: Params,
         [m, nc, depth, groups]: [usize; 4],
         vec_a: bool,
@@ -216,12 +286,14 @@ impl CudaBackend {
         bias: Option<(&DeviceBuffer, [usize; 2])>,
         shape: Shape,
     ) -> Result<T> {
+        let file = tiles.file;
         let count = shape.numel();
         let out = self.dev.alloc(count)?;
         if count == 0 {
             return Ok(Self::tensor(shape, out));
         }
-        let pl = plan(m, nc, depth, groups, self.dev.sms as usize);
+        let tf32 = self.tf32 && !tiles.plain[2].is_empty();
+        let pl = plan(m, nc, depth, groups, self.dev.sms as usize, tf32);
         p.e = [
             u(pl.splits),
             u(pl.per),
@@ -231,11 +303,15 @@ impl CudaBackend {
         p.f[0] = bias.is_some() as u32 as f32;
         let t = if pl.big { 128 } else { 64 };
         let grid = [u(nc.div_ceil(t)), u(m.div_ceil(t)), u(groups * pl.splits)];
-        let entry = match (pl.big, self.tf32 && !tc.is_empty()) {
-            (true, true) => tc,
-            (true, false) => e128,
-            (false, _) => e64,
+        let set = if p.f[1] > 0.5 && pl.splits == 1 {
+            &tiles.clamped
+        } else {
+            &tiles.plain
         };
+        let entry = set[2 * tf32 as usize + !pl.big as usize];
+        if entry.is_empty() {
+            return Err(err(format!("{file}: no tile kernel for this launch")));
+        }
         let mut ins = inputs.to_vec();
         if let Some((b, _)) = bias {
             while ins.len() < 2 {
@@ -252,7 +328,7 @@ impl CudaBackend {
         let [div, modulus] = bias.map(|(_, i)| i).unwrap_or([1, 1]);
         let r = Params {
             a: [u(count), u(pl.splits), u(div), u(modulus)],
-            f: [bias.is_some() as u32 as f32, 0.0, 0.0, 0.0],
+            f: [bias.is_some() as u32 as f32, p.f[1], p.f[2], p.f[3]],
             ..Default::default()
         };
         let bias_in: Vec<&DeviceBuffer> = match bias {
@@ -268,6 +344,46 @@ impl CudaBackend {
             Device::grid(count),
         )?;
         Ok(Self::tensor(shape, out))
+    }
+
+    /// The forward convolution, its output clamped to the rectifier's range when one is given
+    /// (in the kernel's epilogue, after the bias and the split-K sum).
+    fn conv_forward(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        clamp: Option<Rectifier>,
+    ) -> Result<T> {
+        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
+        let mut prm = Self::conv_params(xs, ws, out, p);
+        if let Some(r) = clamp {
+            prm.f = [0.0, 1.0, r.lo, r.hi.min(f32::MAX)];
+        }
+        let kg = ws[0] / p.groups;
+        if kg < 16 {
+            // Few filters per group (depthwise): a GEMM tile would idle most of its rows.
+            prm.f[0] = b.is_some() as u32 as f32;
+            let mut ins = vec![x, w];
+            if let Some(b) = b {
+                ins.push(b);
+            }
+            let n = out.iter().product();
+            return self.map("conv", "conv_forward_direct", prm, &ins, out, n);
+        }
+        let depth = ws[1] * ws[2] * ws[3];
+        self.tiled(
+            &CONV_FORWARD,
+            prm,
+            [kg, xs[0] * out[2] * out[3], depth, p.groups],
+            depth.is_multiple_of(4),
+            &[Self::buffer(x)?, Self::buffer(w)?],
+            b.map(|b| Self::buffer(b).map(|b| (b, [out[2] * out[3], out[1]])))
+                .transpose()?,
+            Shape::from(out),
+        )
     }
 
     fn conv_params(x: [usize; 4], w: [usize; 4], out: [usize; 4], p: &Conv2dParams) -> Params {
@@ -324,8 +440,7 @@ impl CudaBackend {
         };
         let vec_a = a_strides[1] == 1 && a_strides[0].is_multiple_of(4) && k.is_multiple_of(4);
         self.tiled(
-            "linear",
-            ["gemm_128", "gemm_64", ""],
+            &GEMM,
             p,
             [m, n, k, 1],
             vec_a,
@@ -367,31 +482,34 @@ impl Backend for CudaBackend {
     }
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
-        let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
-        let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
-        let mut prm = Self::conv_params(xs, ws, out, p);
-        let kg = ws[0] / p.groups;
-        if kg < 16 {
-            // Few filters per group (depthwise): a GEMM tile would idle most of its rows.
-            prm.f[0] = b.is_some() as u32 as f32;
-            let mut ins = vec![x, w];
-            if let Some(b) = b {
-                ins.push(b);
-            }
-            let n = out.iter().product();
-            return self.map("conv", "conv_forward_direct", prm, &ins, out, n);
-        }
-        let depth = ws[1] * ws[2] * ws[3];
-        self.tiled(
-            "conv",
-            ["conv_forward_128", "conv_forward_64", "conv_forward_tf32"],
+        self.conv_forward(x, w, b, p, None)
+    }
+
+    fn conv2d_rectified(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        r: Rectifier,
+    ) -> Result<T> {
+        self.conv_forward(x, w, b, p, Some(r))
+    }
+
+    fn add_rectified(&self, a: &T, b: &T, r: Rectifier) -> Result<T> {
+        check::same("add", a.shape(), b.shape())?;
+        let prm = Params {
+            a: [u(a.numel()), 0, 0, 0],
+            f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
+            ..Default::default()
+        };
+        self.map(
+            "layout",
+            "add_clamped",
             prm,
-            [kg, xs[0] * out[2] * out[3], depth, p.groups],
-            depth.is_multiple_of(4),
-            &[Self::buffer(x)?, Self::buffer(w)?],
-            b.map(|b| Self::buffer(b).map(|b| (b, [out[2] * out[3], out[1]])))
-                .transpose()?,
-            Shape::from(out),
+            &[a, b],
+            a.shape().clone(),
+            a.numel(),
         )
     }
 
@@ -438,8 +556,7 @@ impl Backend for CudaBackend {
         }
         let depth = (ws[0] / p.groups) * ws[2] * ws[3];
         self.tiled(
-            "conv",
-            ["conv_backward_data_128", "conv_backward_data_64", ""],
+            &CONV_BACKWARD_DATA,
             prm,
             [cg, xs[0] * xs[2] * xs[3], depth, p.groups],
             false,
@@ -1017,15 +1134,17 @@ mod tests {
 
     #[test]
     fn plans_fill_the_device() {
-        // Batch 32, ResNet-50 layer2 3×3: plenty of 128×128 tiles; layer1's 64 filters would
-        // leave half of each tile's rows idle.
-        assert!(plan(128, 32 * 28 * 28, 1152, 1, 132).big);
-        assert!(!plan(64, 32 * 56 * 56, 576, 1, 132).big);
+        // Batch 32, ResNet-50 layer2 3×3: one wave of 128×128 tiles, enough on the tensor
+        // cores, not in f32; layer1's 64 filters would leave half of each tile's rows idle.
+        assert!(plan(128, 32 * 28 * 28, 1152, 1, 132, true).big);
+        assert!(!plan(128, 32 * 28 * 28, 1152, 1, 132, false).big);
+        assert!(plan(256, 32 * 56 * 56, 64, 1, 132, false).big);
+        assert!(!plan(64, 32 * 56 * 56, 576, 1, 132, true).big);
         // Batch 1, layer4 3×3 (512 filters, 7×7): split-K over 64×64 tiles.
-        let p = plan(512, 49, 4608, 1, 132);
+        let p = plan(512, 49, 4608, 1, 132, false);
         assert!(!p.big && p.splits > 1 && p.per.is_multiple_of(16));
         assert!(p.splits * p.per >= 4608 && (p.splits - 1) * p.per < 4608);
         // Shallow depth is never split below 128 per slice.
-        assert_eq!(plan(64, 49, 100, 1, 132).splits, 1);
+        assert_eq!(plan(64, 49, 100, 1, 132, false).splits, 1);
     }
 }
