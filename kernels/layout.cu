@@ -22,6 +22,14 @@ KERNEL void add(ARGS) {
     dst[i] = src0[i] + src1[i];
 }
 
+// a ⊙ b, each element of b multiplying a.y consecutive elements of a (1: elementwise).
+// a = (count, plane).
+KERNEL void mul(ARGS) {
+    unsigned long long i = flat_index();
+    if (i >= p.a[0]) return;
+    dst[i] = src0[i] * src1[i / p.a[1]];
+}
+
 // clamp(src0 + src1, f.x, f.y): a residual sum fused with its rectifier. a.x = count.
 KERNEL void add_clamped(ARGS) {
     unsigned long long i = flat_index();

@@ -24,6 +24,18 @@ KERNEL void gradient_gap(ARGS) {
     if (lane == 0) dst[i] = s * (1.0f / (float)P);
 }
 
+// Σ dy·a over each plane (the gradient of a broadcast product's factor); src0 = dy, src1 = a;
+// a = (planes, plane).
+KERNEL void mul_plane_sum(ARGS) {
+    unsigned long long i = warp_plane();
+    if (i >= p.a[0]) return;
+    unsigned int P = p.a[1], lane = threadIdx.x % 32;
+    float s = 0.0f;
+    for (unsigned int j = lane; j < P; j += 32) s += src0[i * P + j] * src1[i * P + j];
+    s = warp_sum(s);
+    if (lane == 0) dst[i] = s;
+}
+
 // Σₖ w[n,k]·a[n,k,·], rectified when a.w = 1: src0 = a, src1 = w; a = (n·plane, k, plane, relu).
 KERNEL void weighted_channel_sum(ARGS) {
     unsigned long long i = flat_index();

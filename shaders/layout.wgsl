@@ -25,6 +25,15 @@ fn add(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) n
     dst[i] = src0[i] + src1[i];
 }
 
+// a ⊙ b, each element of b multiplying a.y consecutive elements of a (1: elementwise).
+// a = (count, plane).
+@compute @workgroup_size(256)
+fn mul(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i >= p.a.x) { return; }
+    dst[i] = src0[i] * src1[i / p.a.y];
+}
+
 // Copies `len` elements of each block: dst[blk·dst_block + dst_off + j] = src0[blk·src_block + src_off + j].
 // a = (count, len, src_block, src_off), b = (dst_block, dst_off).
 @compute @workgroup_size(256)

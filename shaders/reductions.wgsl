@@ -11,6 +11,17 @@ fn gradient_gap(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
     dst[i] = s * (1.0 / f32(p.a.y));
 }
 
+// Σ dy·a over each plane (the gradient of a broadcast product's factor); src0 = dy, src1 = a;
+// a = (planes, plane).
+@compute @workgroup_size(256)
+fn mul_plane_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i >= p.a.x) { return; }
+    var s = 0.0;
+    for (var j = 0u; j < p.a.y; j = j + 1u) { s = s + src0[i * p.a.y + j] * src1[i * p.a.y + j]; }
+    dst[i] = s;
+}
+
 // Σₖ w[n,k]·a[n,k,·], rectified when a.w = 1: src0 = a, src1 = w; a = (n·plane, k, plane, relu).
 @compute @workgroup_size(256)
 fn weighted_channel_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {

@@ -365,6 +365,19 @@ fn layout<B: Backend>(b: &B) {
             b.rectifier(&b.add(&x.dev, &y.dev).unwrap(), r),
         );
     }
+    // Products: elementwise, and by a per-image, per-channel gate broadcast over the plane.
+    k.same("mul", b.mul(&x.dev, &y.dev), k.cpu.mul(&x.cpu, &y.cpu));
+    let gate = k.rand(&[3, 7, 1, 1]);
+    k.same(
+        "mul by a gate",
+        b.mul(&x.dev, &gate.dev),
+        k.cpu.mul(&x.cpu, &gate.cpu),
+    );
+    k.same(
+        "mul_plane_sum",
+        b.mul_plane_sum(&y.dev, &x.dev),
+        k.cpu.mul_plane_sum(&y.cpu, &x.cpu),
+    );
     let z = k.rand(&[3, 2, 5, 3]);
     k.same(
         "concat",
@@ -502,6 +515,10 @@ fn rejects_bad_shapes<B: Backend>(b: &B) {
     let w = b.upload(&[0.0; 16], Shape::new([2, 2, 2, 2])).unwrap();
     assert!(b.conv2d(&x, &w, None, &Conv2dParams::default()).is_err());
     assert!(b.add(&x, &w).is_err());
+    // A factor neither of the same shape nor [n, c, 1, 1].
+    assert!(b.mul(&x, &w).is_err());
+    let g = b.upload(&[0.0; 3], Shape::new([1, 3, 1, 1])).unwrap();
+    assert!(b.mul(&g, &x).is_err() && b.mul_plane_sum(&x, &g).is_err());
     assert!(b.upload(&[0.0; 5], Shape::new([2, 3])).is_err());
 }
 

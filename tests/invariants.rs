@@ -156,6 +156,14 @@ impl Backend for Counting {
         self.hit("add_rectified");
         wrap(self.inner.add_rectified(&cpu(a), &cpu(b), r))
     }
+    fn mul(&self, a: &T, b: &T) -> Result<T> {
+        self.hit("mul");
+        wrap(self.inner.mul(&cpu(a), &cpu(b)))
+    }
+    fn mul_plane_sum(&self, dy: &T, a: &T) -> Result<T> {
+        self.hit("mul_plane_sum");
+        wrap(self.inner.mul_plane_sum(&cpu(dy), &cpu(a)))
+    }
     fn concat_channels(&self, xs: &[&T]) -> Result<T> {
         self.hit("concat_channels");
         let v: Vec<C> = xs.iter().map(|x| cpu(x)).collect();

@@ -226,6 +226,17 @@ pub trait Backend: Send + Sync {
     {
         self.rectifier(&self.add(a, b)?, r)
     }
+    /// `a ⊙ b` elementwise, `b` of `a`'s shape or `[n, c, 1, 1]`: one factor per image and
+    /// channel broadcast over the plane (a squeeze-and-excitation gate). Its backward is
+    /// `mul(dy, b)` for `a` and `mul(dy, a)` or [`Backend::mul_plane_sum`] for `b`.
+    fn mul(&self, a: &Tensor<Self>, b: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// `Σ_{h,w} dy ⊙ a` per image and channel, `[n, c, h, w]² → [n, c, 1, 1]`: the gradient of
+    /// [`Backend::mul`]'s broadcast factor.
+    fn mul_plane_sum(&self, dy: &Tensor<Self>, a: &Tensor<Self>) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
     /// Concatenation along channels (dimension 1) of NCHW tensors.
     fn concat_channels(&self, xs: &[&Tensor<Self>]) -> Result<Tensor<Self>>
     where

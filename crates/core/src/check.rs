@@ -85,6 +85,22 @@ pub fn same(op: &str, a: &Shape, b: &Shape) -> Result<()> {
     expect_same(op, "operands", a, b)
 }
 
+/// Product operands: `b` of `a`'s shape, or `[n, c, 1, 1]` for an `[n, c, h, w]` `a`. Returns the
+/// number of consecutive elements of `a` each element of `b` multiplies (1 for equal shapes).
+pub fn mul(a: &Shape, b: &Shape) -> Result<usize> {
+    if a == b {
+        return Ok(1);
+    }
+    let [n, c, h, w] = a.nchw("mul")?;
+    if b.dims() == [n, c, 1, 1] {
+        return Ok(h * w);
+    }
+    Err(Error::shape(
+        "mul",
+        format!("factor {b} is neither {a} nor [{n}, {c}, 1, 1]"),
+    ))
+}
+
 /// Pooling: output shape.
 pub fn pool2d(x: &Shape, p: &Pool2dParams, op: &str) -> Result<[usize; 4]> {
     p.output_shape(x.nchw(op)?, op)

@@ -349,6 +349,20 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn mul(&self, a: &T, b: &T) -> Result<T> {
+        let plane = check::mul(a.shape(), b.shape())?;
+        Ok(make(a.shape().clone(), |y| {
+            layout::mul(data(a), data(b), plane, y)
+        }))
+    }
+
+    fn mul_plane_sum(&self, dy: &T, a: &T) -> Result<T> {
+        let [n, c, h, w] = check::cam_pair("mul_plane_sum", dy.shape(), a.shape())?;
+        Ok(make([n, c, 1, 1], |y| {
+            layout::mul_plane_sum(data(dy), data(a), h * w, y)
+        }))
+    }
+
     fn concat_channels(&self, xs: &[&T]) -> Result<T> {
         let shapes: Vec<&Shape> = xs.iter().map(|x| x.shape()).collect();
         let out = check::concat_channels(&shapes)?;

@@ -463,3 +463,35 @@ fn smooth_and_piecewise_linear_activations() {
         check(&format!("{a:?}"), fwd, &x, &dy, &dx);
     }
 }
+
+#[test]
+fn products_elementwise_and_gated() {
+    let mut r = Rng(67);
+    let (n, c, plane) = (2, 3, 5 * 7);
+    let a = r.vec(n * c * plane, 1.0);
+    let dy = r.vec(a.len(), 1.0);
+    // Elements of `a` per element of `b`: 1 (same shapes) or a whole plane (a channel gate).
+    for (what, bplane) in [("elementwise", 1), ("gate", plane)] {
+        let b = r.vec(a.len() / bplane, 1.0);
+        let by_a = |v: &[f64]| {
+            let mut y = vec![0.0; v.len()];
+            layout::mul(v, &b, bplane, &mut y);
+            y
+        };
+        let mut da = vec![0.0; a.len()];
+        layout::mul(&dy, &b, bplane, &mut da);
+        check(&format!("mul ({what}), first operand"), by_a, &a, &dy, &da);
+        let by_b = |v: &[f64]| {
+            let mut y = vec![0.0; a.len()];
+            layout::mul(&a, v, bplane, &mut y);
+            y
+        };
+        let mut db = vec![0.0; b.len()];
+        if bplane == 1 {
+            layout::mul(&dy, &a, 1, &mut db);
+        } else {
+            layout::mul_plane_sum(&dy, &a, bplane, &mut db);
+        }
+        check(&format!("mul ({what}), second operand"), by_b, &b, &dy, &db);
+    }
+}

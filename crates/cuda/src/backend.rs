@@ -808,6 +808,32 @@ impl Backend for CudaBackend {
         self.map("layout", "add", prm, &[a, b], a.shape().clone(), a.numel())
     }
 
+    fn mul(&self, a: &T, b: &T) -> Result<T> {
+        let plane = check::mul(a.shape(), b.shape())?;
+        let prm = Params {
+            a: [u(a.numel()), u(plane.max(1)), 0, 0],
+            ..Default::default()
+        };
+        self.map("layout", "mul", prm, &[a, b], a.shape().clone(), a.numel())
+    }
+
+    fn mul_plane_sum(&self, dy: &T, a: &T) -> Result<T> {
+        let [n, c, h, w] = check::cam_pair("mul_plane_sum", dy.shape(), a.shape())?;
+        let prm = Params {
+            a: [u(n * c), u(h * w), 0, 0],
+            ..Default::default()
+        };
+        // One warp per plane.
+        self.map(
+            "reductions",
+            "mul_plane_sum",
+            prm,
+            &[dy, a],
+            [n, c, 1, 1],
+            n * c * 32,
+        )
+    }
+
     fn concat_channels(&self, xs: &[&T]) -> Result<T> {
         let shapes: Vec<&Shape> = xs.iter().map(|x| x.shape()).collect();
         let out = check::concat_channels(&shapes)?;

@@ -1053,10 +1053,26 @@ fn translate_node(
                     let neg = affine(b, &format!("{out}::neg"), *q, vec![-1.0; c], vec![0.0; c])?;
                     b.add(&out, *p, neg)?
                 }
+                (Value::Node(p), Value::Node(q)) if op == "Mul" => {
+                    // Equal shapes, or a per-channel gate [n, c, 1, 1]: only where ONNX's
+                    // broadcasting (aligned from the last axis) means the same, equal ranks.
+                    let rank = |i: usize| ranks.get(&node.input[i]).copied().unwrap_or(4);
+                    if rank(0) != rank(1) {
+                        return Err(err(
+                            node,
+                            format!(
+                                "a product of computed tensors of ranks {} and {}",
+                                rank(0),
+                                rank(1)
+                            ),
+                        ));
+                    }
+                    b.mul(&out, *p, *q)?
+                }
                 (Value::Node(_), Value::Node(_)) => {
                     return Err(err(
                         node,
-                        "a product or quotient of two computed tensors is not supported",
+                        "a quotient of two computed tensors is not supported",
                     ))
                 }
                 (Value::Node(id), Value::Const(k)) | (Value::Const(k), Value::Node(id)) => {

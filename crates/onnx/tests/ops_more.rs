@@ -287,3 +287,89 @@ fn ranks_follow_the_computed_operand_on_a_3d_input() {
     };
     assert!(gradcam_onnx::from_bytes_bound(&bytes, None, &[t]).is_err());
 }
+
+/// Products of computed tensors: a swish (`x·sigmoid(x)`) and a squeeze-and-excitation gate
+/// (`x·sigmoid(conv1x1(gap(x)))`, the gate first), against a host computation; a quotient, a
+/// spatial gate and operands of different ranks are errors.
+#[test]
+fn swish_and_squeeze_excitation_products() {
+    let (c, h, w) = (3usize, 4usize, 5usize);
+    let wg: Vec<f32> = (0..c * c).map(|i| (i as f32 * 0.7).sin()).collect();
+    let bg = vec![0.1f32, -0.2, 0.3];
+    let bytes = model(
+        vec![
+            node("Sigmoid", &["x"], "s"),
+            node("Mul", &["x", "s"], "sw"),
+            node("GlobalAveragePool", &["sw"], "p"),
+            node("Conv", &["p", "wg", "bg"], "e"),
+            node("Sigmoid", &["e"], "g"),
+            node("Mul", &["g", "sw"], "y"),
+        ],
+        vec![
+            tensor("wg", &[c as i64, c as i64, 1, 1], wg.clone()),
+            tensor("bg", &[c as i64], bg.clone()),
+        ],
+        &[0, c as i64, h as i64, w as i64],
+        "y",
+    );
+    let plane = h * w;
+    let x: Vec<f32> = (0..2 * c * plane)
+        .map(|i| (i as f32 * 0.37).cos() * 2.0)
+        .collect();
+    let got = run(&bytes, &x, [2, c, h, w]);
+    let sig = |v: f32| 1.0 / (1.0 + (-v).exp());
+    for n in 0..2 {
+        let sw: Vec<f32> = (0..c * plane)
+            .map(|i| x[n * c * plane + i] * sig(x[n * c * plane + i]))
+            .collect();
+        let pooled: Vec<f32> = (0..c)
+            .map(|k| sw[k * plane..(k + 1) * plane].iter().sum::<f32>() / plane as f32)
+            .collect();
+        for k in 0..c {
+            let e: f32 = bg[k] + (0..c).map(|j| wg[k * c + j] * pooled[j]).sum::<f32>();
+            for q in 0..plane {
+                let want = sw[k * plane + q] * sig(e);
+                let g = got[(n * c + k) * plane + q];
+                assert!((g - want).abs() < 1e-5, "({n},{k},{q}): {g} vs {want}");
+            }
+        }
+    }
+    let e = |nodes: Vec<NodeProto>, input: &[i64]| {
+        gradcam_onnx::from_bytes_any_output(&model(nodes, vec![], input, "y"), None)
+            .expect_err("an error")
+            .to_string()
+    };
+    let quotient = vec![node("Sigmoid", &["x"], "s"), node("Div", &["x", "s"], "y")];
+    assert!(e(quotient, &[1, 3, 4, 4]).contains("quotient"));
+    // A spatial gate [n, 1, h, w] has one channel, not the tensor's three.
+    let spatial = vec![
+        node("ReduceMean", &["x"], "m"),
+        node("Mul", &["x", "m"], "y"),
+    ];
+    let spatial = spatial
+        .into_iter()
+        .map(|n| {
+            if n.op_type.as_deref() == Some("ReduceMean") {
+                with(
+                    n,
+                    AttributeProto {
+                        name: Some("axes".into()),
+                        ints: vec![1],
+                        ..Default::default()
+                    },
+                )
+            } else {
+                n
+            }
+        })
+        .collect();
+    let msg = e(spatial, &[1, 3, 4, 4]);
+    assert!(msg.contains("channels") || msg.contains("mean"), "{msg}");
+    // [n, c] by [n, c, h, w]: ONNX would align c with h, not a per-channel gate.
+    let ranks = vec![
+        node("GlobalAveragePool", &["x"], "p"),
+        node("Flatten", &["p"], "f"),
+        node("Mul", &["x", "f"], "y"),
+    ];
+    assert!(e(ranks, &[1, 3, 4, 4]).contains("ranks"));
+}

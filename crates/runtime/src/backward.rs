@@ -1,7 +1,7 @@
 //! Backward passes: from a gradient seed at any node down to a chosen node or to the input, with
 //! a chosen rectifier rule; weight gradients only when asked.
 
-use crate::graph::{layer_error, NodeId, Op, ParamId};
+use crate::graph::{layer_error, mul_operands, NodeId, Op, ParamId};
 use crate::model::{Activations, Model};
 use gradcam_core::{Backend, Error, GradMode, Result, Shape, Tensor};
 use std::collections::BTreeSet;
@@ -101,6 +101,9 @@ impl<B: Backend> Model<B> {
                 }
                 Op::MaxPool(_) | Op::Activation(_) => {
                     keep.insert(node.inputs[0]);
+                }
+                Op::Mul => {
+                    keep.extend(node.inputs.iter().copied());
                 }
                 Op::Conv2d { .. } | Op::Linear { .. } if spec.weight_grads => {
                     keep.insert(node.inputs[0]);
@@ -257,6 +260,19 @@ impl<B: Backend> Model<B> {
                 vec![Some(b.channel_affine_backward(dy, self.param(*scale))?)]
             }
             Op::Add => vec![Some(dy.clone()), Some(dy.clone())],
+            Op::Mul => {
+                let [full, factor] = mul_operands(in_shape(0), in_shape(1))?;
+                let (x, f) = (input(full)?, input(factor)?);
+                let df = if x.shape() == f.shape() {
+                    b.mul(dy, x)?
+                } else {
+                    b.mul_plane_sum(dy, x)?
+                };
+                let mut out = vec![None, None];
+                out[full] = Some(b.mul(dy, f)?);
+                out[factor] = Some(df);
+                out
+            }
             Op::Concat => {
                 let mut start = 0;
                 let mut out = Vec::with_capacity(node.inputs.len());

@@ -323,6 +323,27 @@ impl GraphBuilder {
         Ok(self.push(name, Op::Add, vec![a, b], Feat::Image { c: ca, unit: ua }))
     }
 
+    /// `a ⊙ b`: equal shapes, or either of them `[n, c, 1, 1]` (a per-channel gate, broadcast
+    /// over the other's plane).
+    pub fn mul(&mut self, name: &str, a: NodeId, b: NodeId) -> Result<NodeId> {
+        let (ca, ua) = self.image(name, a)?;
+        let (cb, ub) = self.image(name, b)?;
+        if ca != cb {
+            return Err(Error::Model(format!(
+                "layer {name}: multiplying {ca} channels by {cb}"
+            )));
+        }
+        Ok(self.push(
+            name,
+            Op::Mul,
+            vec![a, b],
+            Feat::Image {
+                c: ca,
+                unit: ua && ub,
+            },
+        ))
+    }
+
     /// Concatenation along channels.
     pub fn concat(&mut self, name: &str, xs: &[NodeId]) -> Result<NodeId> {
         if xs.is_empty() {

@@ -54,6 +54,9 @@ pub enum Op {
     },
     /// Sum of two inputs of equal shape.
     Add,
+    /// Product of two inputs: equal shapes, or either of them `[n, c, 1, 1]`, one factor per image
+    /// and channel broadcast over the other's plane (a squeeze-and-excitation gate).
+    Mul,
     /// Concatenation along channels.
     Concat,
     /// `[n, ...] → [n, rest]`.
@@ -80,6 +83,7 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::BatchNorm { .. } => "batch_norm",
             Op::Add => "add",
+            Op::Mul => "mul",
             Op::Concat => "concat",
             Op::Flatten => "flatten",
             Op::Dropout => "dropout",
@@ -282,6 +286,10 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
             check::same("add", x(0), x(1))?;
             x(0).clone()
         }
+        Op::Mul => {
+            let [full, _] = mul_operands(x(0), x(1))?;
+            x(full).clone()
+        }
         Op::Concat => {
             let s: Vec<&Shape> = node.inputs.iter().map(|i| &shapes[i.0]).collect();
             check::concat_channels(&s)?.into()
@@ -294,6 +302,15 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
             Shape::new([d[0], d[1..].iter().product()])
         }
     })
+}
+
+/// Which operand of a product is the full tensor and which the factor (the `[n, c, 1, 1]` gate,
+/// or the second of two equal shapes), as input indices.
+pub(crate) fn mul_operands(a: &Shape, b: &Shape) -> Result<[usize; 2]> {
+    match check::mul(a, b) {
+        Ok(_) => Ok([0, 1]),
+        Err(e) => check::mul(b, a).map(|_| [1, 0]).map_err(|_| e),
+    }
 }
 
 /// Prefixes an error with the layer it came from.

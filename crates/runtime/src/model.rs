@@ -1,6 +1,6 @@
 //! [`Model`]: a graph with its parameters on a backend; forward keeps only what is asked for.
 
-use crate::graph::{layer_error, Graph, NodeId, Op};
+use crate::graph::{layer_error, mul_operands, Graph, NodeId, Op};
 use gradcam_core::{Backend, Error, HostTensor, Result, Shape, Tensor};
 use std::collections::BTreeSet;
 
@@ -248,6 +248,10 @@ impl<B: Backend> Model<B> {
             }
             Op::BatchNorm { scale, shift } => b.channel_affine(arg(0)?, p(scale), p(shift)),
             Op::Add => b.add(arg(0)?, arg(1)?),
+            Op::Mul => {
+                let [full, factor] = mul_operands(arg(0)?.shape(), arg(1)?.shape())?;
+                b.mul(arg(full)?, arg(factor)?)
+            }
             Op::Concat => {
                 let xs = (0..node.inputs.len())
                     .map(arg)

@@ -45,6 +45,34 @@ pub fn add_clamped<T: Element>(a: &[T], b: &[T], lo: T, hi: T, y: &mut [T]) {
         });
 }
 
+/// `y = a ⊙ b`, each element of `b` multiplying `plane` consecutive elements of `a` (1:
+/// elementwise).
+pub fn mul<T: Element>(a: &[T], b: &[T], plane: usize, y: &mut [T]) {
+    let plane = plane.max(1);
+    let rows = (1 << 14) / plane;
+    let chunk = rows.max(1) * plane;
+    y.par_chunks_mut(chunk)
+        .zip(a.par_chunks(chunk))
+        .enumerate()
+        .for_each(|(i, (y, a))| {
+            let b = &b[i * (chunk / plane)..];
+            for ((y, a), &f) in y.chunks_mut(plane).zip(a.chunks(plane)).zip(b) {
+                for (o, &u) in y.iter_mut().zip(a) {
+                    *o = u * f;
+                }
+            }
+        });
+}
+
+/// `y[i] = Σ_j dy[i·plane + j]·a[i·plane + j]`: the gradient of [`mul`]'s broadcast factor.
+pub fn mul_plane_sum<T: Element>(dy: &[T], a: &[T], plane: usize, y: &mut [T]) {
+    y.par_iter_mut()
+        .zip(dy.par_chunks(plane.max(1)).zip(a.par_chunks(plane.max(1))))
+        .for_each(|(o, (d, a))| {
+            *o = d.iter().zip(a).fold(T::zero(), |s, (&u, &v)| s + u * v);
+        });
+}
+
 /// Concatenates per-image blocks: operand `j` contributes `sizes[j]` elements per image.
 pub fn concat<T: Element>(xs: &[&[T]], sizes: &[usize], n: usize, y: &mut [T]) {
     let total: usize = sizes.iter().sum();
