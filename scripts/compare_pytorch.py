@@ -5,6 +5,7 @@ Never needed by CI or the tests (they use the small committed fixtures); this is
 with torch, torchvision, grad-cam and safetensors installed:
 
     python3 scripts/compare_pytorch.py --arch resnet50 [--layer layer4.2] [--seed 0] [--batch 1]
+    python3 scripts/compare_pytorch.py --arch efficientnet_b0 --onnx [dynamo]
 
 It builds the torchvision model with seeded random weights (or `--weights FILE` from a
 state dict), saves them as safetensors, runs pytorch-grad-cam's GradCAM and the guided
@@ -36,6 +37,10 @@ def main():
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--backend", default="cpu", help="gradcam's backend: cpu, wgpu, cuda")
+    ap.add_argument("--onnx", nargs="?", const="torchscript", choices=["torchscript", "dynamo"],
+                    help="explain the model exported to ONNX (the TorchScript exporter at opset 17, "
+                         "or the dynamo exporter) with `--model`, at gradcam's default target layer, "
+                         "instead of `--arch`")
     ap.add_argument("--trace", default=None, metavar="REF",
                     help="also trace Guided Backprop layer by layer against gradcam's REF backend "
                          "(`gradcam compare --rule guided`) and print where it first diverges")
@@ -48,10 +53,13 @@ def main():
         sd = load_file(a.weights) if a.weights.endswith(".safetensors") else torch.load(a.weights)
         model.load_state_dict(sd)
     layer = a.layer or {"resnet": "layer4", "vgg": "features.29", "squeezenet": "features.12",
-                        "mobilenet": "features.18", "alexnet": "features.11"}[
-        next(k for k in ("resnet", "vgg", "squeezenet", "mobilenet", "alexnet") if a.arch.startswith(k))]
+                        "mobilenet": "features", "efficientnet": "features", "alexnet": "features.11"}[
+        next(k for k in ("resnet", "vgg", "squeezenet", "mobilenet", "efficientnet", "alexnet")
+             if a.arch.startswith(k))]
     if layer == "layer4":
         layer = f"layer4.{len(model.layer4) - 1}"
+    if layer == "features":  # the last block: mobilenet_v2/v3, efficientnet
+        layer = f"features.{len(model.features) - 1}"
     x = torch.randn(a.batch, 3, a.size, a.size, generator=torch.Generator().manual_seed(a.seed))
     with torch.no_grad():
         logits = model(x)
@@ -68,13 +76,22 @@ def main():
         w, inp, out = (os.path.join(d, f) for f in ("w.safetensors", "x.safetensors", "out.safetensors"))
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, w)
         save_file({"input": x.contiguous()}, inp)
-        cmd = [a.gradcam, "explain", "--arch", a.arch, "--weights", w, "--input", inp, "--layer", layer,
+        model_args = ["--arch", a.arch, "--weights", w, "--layer", layer]
+        if a.onnx:
+            path = os.path.join(d, "model.onnx")
+            if a.onnx == "dynamo":
+                torch.onnx.export(model, (x,), path, dynamo=True, external_data=False)
+            else:
+                torch.onnx.export(model, x, path, opset_version=17, dynamo=False,
+                                  input_names=["x"], dynamic_axes={"x": {0: "n"}})
+            model_args = ["--model", path]  # gradcam's default target: the last block's output
+        cmd = [a.gradcam, "explain", *model_args, "--input", inp,
                "--class", ",".join(map(str, targets)), "--method", "gradcam,guided-gradcam",
                "--guided-relu-only", "--save-tensors", out, "--backend", a.backend]
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         ours = {k: v.numpy() for k, v in load_file(out).items()}
         if a.trace:
-            cmp = [a.gradcam, "compare", "--arch", a.arch, "--weights", w, "--input", inp, "--layer", layer,
+            cmp = [a.gradcam, "compare", *model_args, "--input", inp,
                    "--class", ",".join(map(str, targets)), "--method", "guided-backprop", "--guided-relu-only",
                    "--rule", "guided", "--backends", f"{a.trace},{a.backend}", "--tol", "1e-5", "--json"]
             text = subprocess.run(cmp, stdout=subprocess.PIPE, check=False).stdout
@@ -89,7 +106,7 @@ def main():
             print(f"  first divergence: {rep['first_divergence']}")
     tol = {"logits": 1e-4, "guided_backprop": 1e-4, "gradcam": 1e-3, "guided_gradcam": 1e-3}
     bad = False
-    print(f"{a.arch}, layer {layer}, batch {a.batch}, targets {targets}")
+    print(f"{a.arch}{f' via ONNX ({a.onnx})' if a.onnx else ''}, layer {layer}, batch {a.batch}, targets {targets}")
     for k, r in ref.items():
         err = float(np.linalg.norm(ours[k] - r) / max(np.linalg.norm(r), 1e-30))
         ok = err < tol[k]

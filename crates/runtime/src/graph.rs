@@ -194,9 +194,11 @@ impl Graph {
         v
     }
 
-    /// The default Grad-CAM target: the architecture's choice, else the last node with a
-    /// spatial output larger than 1×1 that is not a pooling op and is followed by global pooling
-    /// or flattening.
+    /// The default Grad-CAM target: the architecture's choice, else the spatial tensor that the
+    /// classifier head pools or flattens — the input of the first global pooling or flatten
+    /// whose descendants, the graph's output among them, read nothing from before it (a
+    /// squeeze-and-excitation block's pooling is not the head: its gate multiplies an earlier
+    /// tensor), local pooling and dropout before it skipped.
     pub fn default_target(&self) -> Result<NodeId> {
         if let Some(t) = self.default_target {
             return Ok(t);
@@ -207,25 +209,40 @@ impl Graph {
                 Op::GlobalAvgPool | Op::Flatten | Op::AdaptiveAvgPool([1, 1])
             )
         };
-        let first_reduce = self
-            .nodes
-            .iter()
-            .position(|n| reduces(&n.op))
+        let heads = |r: usize| {
+            // Descendants of r; each must read only r, its descendants, or nothing computed.
+            let mut desc = vec![false; self.nodes.len()];
+            for j in r + 1..self.nodes.len() {
+                let ins = &self.nodes[j].inputs;
+                if ins.iter().any(|k| k.0 == r || desc[k.0]) {
+                    if !ins.iter().all(|k| k.0 == r || desc[k.0]) {
+                        return false;
+                    }
+                    desc[j] = true;
+                }
+            }
+            r == self.output.0 || desc[self.output.0]
+        };
+        let head = (1..self.nodes.len())
+            .find(|&i| reduces(&self.nodes[i].op) && heads(i))
             .ok_or_else(|| {
                 Error::Model(
                     "the graph has no global pooling or flatten: name a target layer".into(),
                 )
             })?;
-        (1..first_reduce)
-            .rev()
-            .find(|&i| {
-                !matches!(
-                    self.nodes[i].op,
-                    Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(_) | Op::Dropout
-                )
-            })
-            .map(NodeId)
-            .ok_or_else(|| Error::Model("no spatial layer before global pooling".into()))
+        let mut cur = self.nodes[head].inputs[0];
+        while matches!(
+            self.nodes[cur.0].op,
+            Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(_) | Op::Dropout
+        ) {
+            cur = self.nodes[cur.0].inputs[0];
+        }
+        if cur.0 == 0 {
+            return Err(Error::Model(
+                "no spatial layer before global pooling".into(),
+            ));
+        }
+        Ok(cur)
     }
 
     /// The consumers of each node.
