@@ -9,7 +9,9 @@
 
 mod common;
 
-use gradcam::core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::core::{
+    Activation, Conv2dParams, GradMode, LrnParams, Pool2dParams, Rectifier, ResizeMode,
+};
 use gradcam::{Backend, CpuBackend, Shape, Tensor};
 
 /// SplitMix64 values in [-1, 1).
@@ -285,6 +287,27 @@ fn rectifiers<B: Backend>(b: &B) {
 
 fn pooling<B: Backend>(b: &B) {
     let mut k = Check::new(b, 4);
+    // Local response normalisation: odd and even windows, more channels than the window.
+    for (i, size) in [5, 4, 1].into_iter().enumerate() {
+        let p = LrnParams {
+            size,
+            alpha: 0.3,
+            beta: 0.75,
+            bias: 1.5,
+        };
+        let x = k.rand(&[3, 11, 5, 7]);
+        let dy = k.rand(&[3, 11, 5, 7]);
+        k.same(
+            &format!("lrn #{i}"),
+            b.lrn(&x.dev, &p),
+            k.cpu.lrn(&x.cpu, &p),
+        );
+        k.same(
+            &format!("lrn backward #{i}"),
+            b.lrn_backward(&x.dev, &dy.dev, &p),
+            k.cpu.lrn_backward(&x.cpu, &dy.cpu, &p),
+        );
+    }
     let mut dil = Pool2dParams::new(3, 1, 1);
     dil.dilation = [2, 2];
     let mut excl = Pool2dParams::new(3, 2, 1).ceil();

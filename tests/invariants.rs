@@ -4,7 +4,9 @@
 
 mod common;
 
-use gradcam::core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode};
+use gradcam::core::{
+    Activation, Conv2dParams, GradMode, LrnParams, Pool2dParams, Rectifier, ResizeMode,
+};
 use gradcam::runtime::{BackwardSpec, Op, RectifierRule, Stop};
 use gradcam::{
     Backend, Classes, CpuBackend, Explainer, Method, Model, Options, Result, Shape, Tensor,
@@ -155,6 +157,14 @@ impl Backend for Counting {
         self.hit("add");
         self.hit("add_rectified");
         wrap(self.inner.add_rectified(&cpu(a), &cpu(b), r))
+    }
+    fn lrn(&self, x: &T, p: &LrnParams) -> Result<T> {
+        self.hit("lrn");
+        wrap(self.inner.lrn(&cpu(x), p))
+    }
+    fn lrn_backward(&self, x: &T, dy: &T, p: &LrnParams) -> Result<T> {
+        self.hit("lrn_backward");
+        wrap(self.inner.lrn_backward(&cpu(x), &cpu(dy), p))
     }
     fn mul(&self, a: &T, b: &T) -> Result<T> {
         self.hit("mul");

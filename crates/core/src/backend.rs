@@ -2,7 +2,8 @@
 //! device-resident tensors.
 
 use crate::{
-    Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, Result, Shape, Tensor,
+    Activation, Conv2dParams, GradMode, LrnParams, Pool2dParams, Rectifier, ResizeMode, Result,
+    Shape, Tensor,
 };
 
 /// A compute backend. Tensors stay on the device between calls: only [`Backend::upload`] and
@@ -226,6 +227,20 @@ pub trait Backend: Send + Sync {
     {
         self.rectifier(&self.add(a, b)?, r)
     }
+    /// Local response normalisation across channels ([`LrnParams`]).
+    fn lrn(&self, x: &Tensor<Self>, p: &LrnParams) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
+    /// Backward of [`Backend::lrn`] from its input `x`: with `s_c = bias + α/size·Σ_{W(c)} x²`,
+    /// `dx_j = dy_j·s_j^−β − (2αβ/size)·x_j·Σ_{c: j ∈ W(c)} dy_c·x_c·s_c^(−β−1)`.
+    fn lrn_backward(
+        &self,
+        x: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        p: &LrnParams,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized;
     /// `a ⊙ b` elementwise, `b` of `a`'s shape or `[n, c, 1, 1]`: one factor per image and
     /// channel broadcast over the plane (a squeeze-and-excitation gate). Its backward is
     /// `mul(dy, b)` for `a` and `mul(dy, a)` or [`Backend::mul_plane_sum`] for `b`.

@@ -1,7 +1,7 @@
 //! Shape rules of every primitive, shared by all backends so that each rejects the same inputs
 //! with the same message.
 
-use crate::{Conv2dParams, Error, Pool2dParams, Result, Shape};
+use crate::{Conv2dParams, Error, LrnParams, Pool2dParams, Result, Shape};
 
 fn expect_same(op: &str, what: &str, a: &Shape, b: &Shape) -> Result<()> {
     if a != b {
@@ -99,6 +99,19 @@ pub fn mul(a: &Shape, b: &Shape) -> Result<usize> {
         "mul",
         format!("factor {b} is neither {a} nor [{n}, {c}, 1, 1]"),
     ))
+}
+
+/// Local response normalisation: an NCHW input, a window of at least one channel, finite
+/// parameters and a positive bias (the normaliser must not reach zero).
+pub fn lrn(x: &Shape, p: &LrnParams) -> Result<[usize; 4]> {
+    let d = x.nchw("lrn")?;
+    if p.size == 0 || !(p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0) {
+        return Err(Error::InvalidArgument(format!(
+            "lrn: size {} (≥ 1), alpha {}, beta {} (finite) and bias {} (> 0)",
+            p.size, p.alpha, p.beta, p.bias
+        )));
+    }
+    Ok(d)
 }
 
 /// Pooling: output shape.

@@ -17,8 +17,8 @@ pub use backend::Backend;
 pub use error::{Error, Result};
 pub use memory::pool_bucket;
 pub use params::{
-    Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier, ResizeMode, NORMALIZE_EPS,
-    SCORECAM_EPS,
+    Activation, Conv2dParams, GradMode, LrnParams, Pool2dParams, Rectifier, ResizeMode,
+    NORMALIZE_EPS, SCORECAM_EPS,
 };
 pub use rng::SplitMix64;
 pub use shape::{DType, Shape};

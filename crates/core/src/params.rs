@@ -203,6 +203,29 @@ impl Pool2dParams {
 
 /// A rectifier: `clamp(x, lo, hi)`. ReLU is `(0, ∞)`, ReLU6 is `(0, 6)`.
 ///
+/// Local response normalisation across channels (AlexNet, GoogLeNet; ONNX `LRN`):
+/// `y_c = x_c / (bias + α/size · Σ_{i ∈ W(c)} x_i²)^β` with the window
+/// `W(c) = [c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉]` clipped to the channels.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LrnParams {
+    /// Channels in the window.
+    pub size: usize,
+    /// Scale of the sum of squares (ONNX default 1e-4).
+    pub alpha: f32,
+    /// Exponent (ONNX default 0.75).
+    pub beta: f32,
+    /// Offset (ONNX default 1).
+    pub bias: f32,
+}
+
+impl LrnParams {
+    /// The window's channels below and above `c`: `(⌊(size−1)/2⌋, ⌈(size−1)/2⌉)`.
+    pub fn reach(&self) -> (usize, usize) {
+        let s = self.size.max(1) - 1;
+        (s / 2, s.div_ceil(2))
+    }
+}
+
 /// Gradient passes only where the input lies in the open active range `(lo, hi)`; the same test
 /// holds for the output, which is what backward reads.
 #[derive(Clone, Copy, Debug, PartialEq)]

@@ -1,10 +1,10 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
 use crate::derived::Derived;
-use crate::kernels::{activation, cam, conv, layout, linear, pool, winograd};
+use crate::kernels::{activation, cam, conv, layout, linear, lrn, pool, winograd};
 use gradcam_core::{
-    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
-    Result, Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
+    ResizeMode, Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -271,6 +271,21 @@ impl Backend for CpuBackend {
         check::same("activation backward", x.shape(), dy.shape())?;
         Ok(make(x.shape().clone(), |dx| {
             activation::activation_backward(data(x), data(dy), a, dx)
+        }))
+    }
+
+    fn lrn(&self, x: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        Ok(make(x.shape().clone(), |y| {
+            lrn::lrn(data(x), c, h * w, p, y)
+        }))
+    }
+
+    fn lrn_backward(&self, x: &T, dy: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        check::same("lrn backward", x.shape(), dy.shape())?;
+        Ok(make(x.shape().clone(), |dx| {
+            lrn::lrn_backward(data(x), data(dy), c, h * w, p, dx)
         }))
     }
 

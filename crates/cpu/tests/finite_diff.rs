@@ -2,9 +2,9 @@
 //! the CPU backend runs in f32, instantiated in f64. Shapes are deliberately awkward: odd and prime
 //! sizes, batch > 1, groups > 1, stride 2, dilation, ceil-mode pooling.
 
-use gradcam_core::{Activation, Conv2dParams, GradMode, Pool2dParams, Rectifier};
+use gradcam_core::{Activation, Conv2dParams, GradMode, LrnParams, Pool2dParams, Rectifier};
 use gradcam_cpu::kernels::conv::Plan;
-use gradcam_cpu::kernels::{activation, conv, layout, linear, pool};
+use gradcam_cpu::kernels::{activation, conv, layout, linear, lrn, pool};
 
 /// SplitMix64, uniform in [-1, 1).
 struct Rng(u64);
@@ -493,5 +493,42 @@ fn products_elementwise_and_gated() {
             layout::mul_plane_sum(&dy, &a, bplane, &mut db);
         }
         check(&format!("mul ({what}), second operand"), by_b, &b, &dy, &db);
+    }
+}
+
+#[test]
+fn local_response_normalisation_odd_and_even_windows() {
+    let mut r = Rng(71);
+    let (n, c, plane) = (2, 7, 3 * 5);
+    let x = r.vec(n * c * plane, 2.0);
+    let dy = r.vec(x.len(), 1.0);
+    for p in [
+        LrnParams {
+            size: 5,
+            alpha: 0.5,
+            beta: 0.75,
+            bias: 1.0,
+        },
+        LrnParams {
+            size: 4,
+            alpha: 2.0,
+            beta: 0.6,
+            bias: 2.0,
+        },
+        LrnParams {
+            size: 9,
+            alpha: 1e-4,
+            beta: 0.75,
+            bias: 1.0,
+        },
+    ] {
+        let f = |v: &[f64]| {
+            let mut y = vec![0.0; v.len()];
+            lrn::lrn(v, c, plane, &p, &mut y);
+            y
+        };
+        let mut dx = vec![0.0; x.len()];
+        lrn::lrn_backward(&x, &dy, c, plane, &p, &mut dx);
+        check(&format!("lrn {p:?}"), f, &x, &dy, &dx);
     }
 }

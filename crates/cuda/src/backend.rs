@@ -4,8 +4,8 @@
 use crate::context::{err, Device, Params};
 use crate::pool::DeviceBuffer;
 use gradcam_core::{
-    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
-    Result, Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
+    ResizeMode, Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -401,6 +401,16 @@ impl CudaBackend {
         }
     }
 
+    fn lrn_params(count: usize, c: usize, plane: usize, p: &LrnParams) -> Params {
+        let (below, above) = p.reach();
+        Params {
+            a: [u(count), u(c), u(plane), u(below)],
+            b: [u(above), 0, 0, 0],
+            f: [p.alpha / p.size as f32, p.beta, p.bias, 0.0],
+            ..Default::default()
+        }
+    }
+
     fn pool_params(x: [usize; 4], y: [usize; 4], p: &Pool2dParams) -> Params {
         Params {
             a: [u(x[0] * x[1]), u(x[2]), u(x[3]), u(y[2])],
@@ -671,6 +681,33 @@ impl Backend for CudaBackend {
     fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
         check::same("activation backward", x.shape(), dy.shape())?;
         self.activation_op("activation_backward", a, &[x, dy])
+    }
+
+    fn lrn(&self, x: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        let prm = Self::lrn_params(x.numel(), c, h * w, p);
+        self.map(
+            "lrn",
+            "lrn_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn lrn_backward(&self, x: &T, dy: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        check::same("lrn backward", x.shape(), dy.shape())?;
+        let prm = Self::lrn_params(x.numel(), c, h * w, p);
+        self.map(
+            "lrn",
+            "lrn_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
+        )
     }
 
     fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {

@@ -32,6 +32,7 @@ pub const FILES: &[(&str, &str, bool)] = &[
         false,
     ),
     ("fusion", include_str!("../../../kernels/fusion.cu"), false),
+    ("lrn", include_str!("../../../kernels/lrn.cu"), false),
 ];
 
 /// The complete source of kernel file `name`, headers prepended.

@@ -4,7 +4,7 @@
 
 use crate::proto::{AttributeProto, GraphProto, ModelProto, NodeProto};
 use crate::tensor::{self, Const};
-use gradcam_core::{Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Result};
+use gradcam_core::{Activation, Conv2dParams, Error, HostTensor, LrnParams, Pool2dParams, Result};
 use gradcam_runtime::{Graph, GraphBuilder, NodeId};
 use std::collections::HashMap;
 use std::path::Path;
@@ -49,6 +49,7 @@ pub const SUPPORTED: &[&str] = &[
     "GlobalMaxPool",
     "Sum",
     "ConstantOfShape",
+    "LRN",
 ];
 
 /// A batch dimension in a folded shape (`Shape` of a tensor whose batch size is the input's).
@@ -172,13 +173,38 @@ fn pool_params(node: &NodeProto, a: &Attrs) -> Result<Pool2dParams> {
     let kernel = pair(node, a.ints("kernel_shape"), 1, "kernel_shape")?;
     let stride = pair(node, a.ints("strides"), 1, "strides")?;
     let dilation = pair(node, a.ints("dilations"), 1, "dilations")?;
+    let ceil_mode = a.int("ceil_mode", 0) != 0;
+    let count_include_pad = a.int("count_include_pad", 0) != 0;
+    // Caffe's ceil-mode pooling, exported as pads one stride short at the end
+    // ([b, b, b + s − 1, b + s − 1], the end below the window): symmetric padding b in ceil
+    // mode covers the same windows (none starts in the padding), and with padding excluded
+    // from averages it averages the same elements.
+    if let Some([t, l, bo, r]) = a.ints("pads").as_deref() {
+        let caffe = |begin: i64, end: i64, i: usize| {
+            let window = (dilation[i] * (kernel[i] - 1) + 1) as i64;
+            (0..=1 << 16).contains(&begin)
+                && end == begin + stride[i] as i64 - 1
+                && end < window
+                && stride[i] > 1
+        };
+        if !ceil_mode && !count_include_pad && caffe(*t, *bo, 0) && caffe(*l, *r, 1) {
+            return Ok(Pool2dParams {
+                kernel,
+                stride,
+                padding: [*t as usize, *l as usize],
+                dilation,
+                ceil_mode: true,
+                count_include_pad,
+            });
+        }
+    }
     Ok(Pool2dParams {
         kernel,
         stride,
         padding: padding(node, a, kernel, stride, dilation)?,
         dilation,
-        ceil_mode: a.int("ceil_mode", 0) != 0,
-        count_include_pad: a.int("count_include_pad", 0) != 0,
+        ceil_mode,
+        count_include_pad,
     })
 }
 
@@ -296,7 +322,24 @@ pub fn translate(
         input.name.clone().unwrap_or_default(),
         Value::Node(b.input()),
     );
-    for node in &g.node {
+    let out_name = g
+        .output
+        .first()
+        .and_then(|o| o.name.clone())
+        .ok_or_else(|| Error::Model("the ONNX graph has no output".into()))?;
+    // Explanations seed the raw class scores (no softmax): a Softmax that makes the graph's
+    // output (model-zoo graphs end with one) is left out; `--score softmax` applies it.
+    let trailing_softmax = if any_output {
+        None
+    } else {
+        g.node.iter().position(|n| {
+            n.op_type.as_deref() == Some("Softmax") && n.output.first() == Some(&out_name)
+        })
+    };
+    for (k, node) in g.node.iter().enumerate() {
+        if Some(k) == trailing_softmax {
+            continue;
+        }
         if !fold_bias(&mut b, &mut values, node)? {
             for name in &node.input {
                 materialize(&mut b, &mut values, name)?;
@@ -314,14 +357,18 @@ pub fn translate(
             }
         }
     }
-    let out = g
-        .output
-        .first()
-        .and_then(|o| o.name.clone())
-        .ok_or_else(|| Error::Model("the ONNX graph has no output".into()))?;
+    let out = match trailing_softmax {
+        Some(k) => g.node[k].input.first().cloned().unwrap_or_default(),
+        None => out_name,
+    };
     materialize(&mut b, &mut values, &out)?;
     match values.get(&out) {
         Some(Value::Node(id)) if any_output => b.build_any(*id),
+        // Scores as [n, classes, 1, 1] (pooled, or a 1×1 convolution after the pooling).
+        Some(&Value::Node(id)) if b.is_unit(id) => {
+            let f = b.flatten(&format!("{out}::flat"), id)?;
+            b.build(f)
+        }
         Some(Value::Node(id)) => b.build(*id),
         _ => Err(Error::Model(format!(
             "the ONNX output `{out}` is not computed from the input"
@@ -710,6 +757,19 @@ fn translate_node(
             b.activation(&out, x(0)?, h)?
         }
         "HardSwish" => b.activation(&out, x(0)?, Activation::HardSwish)?,
+        "LRN" => {
+            let size = a.int("size", 0);
+            if !(1..=1 << 16).contains(&size) {
+                return Err(err(node, format!("size {size}: 1 or more channels")));
+            }
+            let p = LrnParams {
+                size: size as usize,
+                alpha: a.float("alpha", 1e-4),
+                beta: a.float("beta", 0.75),
+                bias: a.float("bias", 1.0),
+            };
+            b.lrn(&out, x(0)?, p)?
+        }
         "Clip" => {
             let (lo, hi) = if opset < 11 {
                 (
@@ -1167,14 +1227,23 @@ fn translate_node(
         }
         "Softmax" => {
             let axis = a.int("axis", if opset < 13 { 1 } else { -1 });
-            if axis != 1 && axis + rank0 as i64 != 1 {
-                return Err(err(
-                    node,
-                    format!("softmax over axis {axis} of a rank-{rank0} tensor (only over axis 1)"),
-                ));
+            if opset < 13 && axis == 1 && b.channels(x(0)?).is_ok() {
+                // Before opset 13 axis 1 means over everything after the batch (the input
+                // coerced to [n, c·h·w]): a flatten, then the softmax.
+                let f = b.flatten(&flat_name, x(0)?)?;
+                b.softmax(&out, f)?
+            } else {
+                if axis != 1 && axis + rank0 as i64 != 1 {
+                    return Err(err(
+                        node,
+                        format!(
+                            "softmax over axis {axis} of a rank-{rank0} tensor (only over axis 1)"
+                        ),
+                    ));
+                }
+                let src = flat(b, x(0)?)?;
+                b.softmax(&out, src)?
             }
-            let src = flat(b, x(0)?)?;
-            b.softmax(&out, src)?
         }
         "Identity" | "Dropout" => {
             let v = value(0)?.clone();

@@ -373,3 +373,128 @@ fn swish_and_squeeze_excitation_products() {
     ];
     assert!(e(ranks, &[1, 3, 4, 4]).contains("ranks"));
 }
+
+/// Caffe-era graphs: LRN, a max pool whose pads end one stride short (Caffe's ceil mode), and a
+/// classifier ending in a 1×1 convolution and a softmax, which explanations leave out (they
+/// seed the raw scores), against host computations.
+#[test]
+fn lrn_caffe_pool_pads_and_a_trailing_softmax() {
+    let (c, h) = (6usize, 6usize);
+    let bytes = model(
+        vec![
+            with(
+                with(
+                    with(
+                        node("LRN", &["x"], "n"),
+                        AttributeProto {
+                            name: Some("size".into()),
+                            i: Some(3),
+                            ..Default::default()
+                        },
+                    ),
+                    AttributeProto {
+                        name: Some("alpha".into()),
+                        f: Some(0.2),
+                        ..Default::default()
+                    },
+                ),
+                AttributeProto {
+                    name: Some("bias".into()),
+                    f: Some(1.5),
+                    ..Default::default()
+                },
+            ),
+            with(
+                with(
+                    with(
+                        node("MaxPool", &["n"], "y"),
+                        AttributeProto {
+                            name: Some("kernel_shape".into()),
+                            ints: vec![3, 3],
+                            ..Default::default()
+                        },
+                    ),
+                    AttributeProto {
+                        name: Some("strides".into()),
+                        ints: vec![2, 2],
+                        ..Default::default()
+                    },
+                ),
+                AttributeProto {
+                    name: Some("pads".into()),
+                    ints: vec![0, 0, 1, 1],
+                    ..Default::default()
+                },
+            ),
+        ],
+        vec![],
+        &[1, c as i64, h as i64, h as i64],
+        "y",
+    );
+    let x: Vec<f32> = (0..c * h * h)
+        .map(|i| (i as f32 * 0.61).sin() * 3.0)
+        .collect();
+    let got = run(&bytes, &x, [1, c, h, h]);
+    // LRN: window [ch − 1, ch + 1], α/size = 0.2/3, β = 0.75, bias 1.5.
+    let plane = h * h;
+    let lrn: Vec<f32> = (0..c * plane)
+        .map(|i| {
+            let (ch, q) = (i / plane, i % plane);
+            let s: f32 = (ch.saturating_sub(1)..=(ch + 1).min(c - 1))
+                .map(|j| x[j * plane + q].powi(2))
+                .sum();
+            x[i] / (1.5 + 0.2 / 3.0 * s).powf(0.75)
+        })
+        .collect();
+    // Max pool 3×3, stride 2, padding 0 before and 1 after: (6 + 1 − 3)/2 + 1 = 3 outputs a
+    // side, the last window reaching into the padding.
+    assert_eq!(got.len(), c * 9);
+    for ch in 0..c {
+        for (oy, ox) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+            let mut m = f32::NEG_INFINITY;
+            for (ky, kx) in (0..3).flat_map(|a| (0..3).map(move |b| (a, b))) {
+                let (iy, ix) = (oy * 2 + ky, ox * 2 + kx);
+                if iy < h && ix < h {
+                    m = m.max(lrn[ch * plane + iy * h + ix]);
+                }
+            }
+            let g = got[ch * 9 + oy * 3 + ox];
+            assert!((g - m).abs() < 1e-5, "({ch},{oy},{ox}): {g} vs {m}");
+        }
+    }
+
+    // GlobalAveragePool → 1×1 Conv (4 → 3) → Softmax: explained as the conv's scores.
+    let w: Vec<f32> = (0..12).map(|i| i as f32 * 0.1 - 0.5).collect();
+    let bytes = model(
+        vec![
+            node("GlobalAveragePool", &["x"], "p"),
+            node("Conv", &["p", "w"], "s"),
+            node("Softmax", &["s"], "y"),
+        ],
+        vec![tensor("w", &[3, 4, 1, 1], w.clone())],
+        &[0, 4, 3, 3],
+        "y",
+    );
+    let g = gradcam_onnx::from_bytes(&bytes, None).unwrap();
+    assert_eq!(g.nodes().last().unwrap().op.kind(), "flatten");
+    let x: Vec<f32> = (0..72).map(|i| (i as f32 * 0.3).cos()).collect();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let acts = m
+        .forward(
+            &cpu.upload(&x, Shape::new([2, 4, 3, 3])).unwrap(),
+            &Default::default(),
+        )
+        .unwrap();
+    let y = cpu.download(acts.get(m.graph().output()).unwrap()).unwrap();
+    assert_eq!(y.len(), 6);
+    for n in 0..2 {
+        let pooled: Vec<f32> = (0..4)
+            .map(|k| x[(n * 4 + k) * 9..(n * 4 + k + 1) * 9].iter().sum::<f32>() / 9.0)
+            .collect();
+        for o in 0..3 {
+            let want: f32 = (0..4).map(|k| w[o * 4 + k] * pooled[k]).sum();
+            assert!((y[n * 3 + o] - want).abs() < 1e-5, "raw score, not softmax");
+        }
+    }
+}

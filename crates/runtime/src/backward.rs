@@ -99,7 +99,7 @@ impl<B: Backend> Model<B> {
                 Op::Rectifier(_) | Op::Softmax => {
                     keep.insert(NodeId(i));
                 }
-                Op::MaxPool(_) | Op::Activation(_) => {
+                Op::MaxPool(_) | Op::Activation(_) | Op::Lrn(_) => {
                     keep.insert(node.inputs[0]);
                 }
                 Op::Mul => {
@@ -252,6 +252,7 @@ impl<B: Backend> Model<B> {
             }
             Op::Activation(a) => vec![Some(b.activation_backward(input(0)?, dy, *a)?)],
             Op::MaxPool(p) => vec![Some(b.max_pool2d_backward(input(0)?, dy, p)?)],
+            Op::Lrn(p) => vec![Some(b.lrn_backward(input(0)?, dy, p)?)],
             Op::AvgPool(p) => vec![Some(b.avg_pool2d_backward(dy, p, in_shape(0))?)],
             Op::AdaptiveAvgPool(_) | Op::GlobalAvgPool => {
                 vec![Some(b.adaptive_avg_pool2d_backward(dy, in_shape(0))?)]

@@ -2,7 +2,7 @@
 
 use crate::graph::{Graph, Node, NodeId, Op, Param, ParamId};
 use gradcam_core::{
-    Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
+    Activation, Conv2dParams, Error, HostTensor, LrnParams, Pool2dParams, Rectifier, Result, Shape,
 };
 
 /// What is known of a node's output before the input size is.
@@ -114,8 +114,10 @@ impl GraphBuilder {
         bias: Option<HostTensor>,
         params: Conv2dParams,
     ) -> Result<NodeId> {
-        let (c, _) = self.image(name, x)?;
-        let [k, cg, _, _] = weight.shape.nchw(&format!("{name}.weight"))?;
+        let (c, unit_in) = self.image(name, x)?;
+        let [k, cg, kh, kw] = weight.shape.nchw(&format!("{name}.weight"))?;
+        // A 1×1 kernel without padding keeps a 1×1 map 1×1 (a classifier as a 1×1 conv).
+        let unit = unit_in && kh == 1 && kw == 1 && params.padding == [0, 0];
         if params.groups == 0 || cg * params.groups != c || k % params.groups != 0 {
             return Err(Error::Model(format!(
                 "layer {name}: weight {} with {} groups does not fit {c} input channels",
@@ -140,8 +142,13 @@ impl GraphBuilder {
                 params,
             },
             vec![x],
-            Feat::Image { c: k, unit: false },
+            Feat::Image { c: k, unit },
         ))
+    }
+
+    /// Whether `x` is an NCHW tensor whose spatial size is 1×1 whatever the input's.
+    pub fn is_unit(&self, x: NodeId) -> bool {
+        matches!(self.feat(x), Ok(Feat::Image { unit: true, .. }))
     }
 
     /// A fully connected layer; `weight` is `[out, in]`.
@@ -217,6 +224,17 @@ impl GraphBuilder {
     /// Dropout (identity at inference).
     pub fn dropout(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         self.same_feat(name, Op::Dropout, x)
+    }
+
+    /// Local response normalisation across channels (AlexNet, GoogLeNet).
+    pub fn lrn(&mut self, name: &str, x: NodeId, p: LrnParams) -> Result<NodeId> {
+        let (c, unit) = self.image(name, x)?;
+        if p.size == 0 || !(p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0) {
+            return Err(Error::Model(format!(
+                "layer {name}: local response normalisation {p:?} (size ≥ 1, finite alpha and beta, bias > 0)"
+            )));
+        }
+        Ok(self.push(name, Op::Lrn(p), vec![x], Feat::Image { c, unit }))
     }
 
     /// Max pooling.

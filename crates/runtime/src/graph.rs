@@ -1,7 +1,8 @@
 //! The graph: nodes in topological order, each an op on earlier nodes, with host-side parameters.
 
 use gradcam_core::{
-    check, Activation, Conv2dParams, Error, HostTensor, Pool2dParams, Rectifier, Result, Shape,
+    check, Activation, Conv2dParams, Error, HostTensor, LrnParams, Pool2dParams, Rectifier, Result,
+    Shape,
 };
 
 /// Index of a node in its graph.
@@ -37,6 +38,8 @@ pub enum Op {
     Rectifier(Rectifier),
     /// Sigmoid, tanh, leaky ReLU, ELU, hard sigmoid or hard swish (plain backward in every mode).
     Activation(Activation),
+    /// Local response normalisation across channels.
+    Lrn(LrnParams),
     /// Max pooling.
     MaxPool(Pool2dParams),
     /// Average pooling.
@@ -83,6 +86,7 @@ impl Op {
             Op::GlobalAvgPool => "global_avg_pool",
             Op::BatchNorm { .. } => "batch_norm",
             Op::Add => "add",
+            Op::Lrn(_) => "lrn",
             Op::Mul => "mul",
             Op::Concat => "concat",
             Op::Flatten => "flatten",
@@ -293,6 +297,7 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
         Op::Linear { weight, bias } => check::linear(x(0), p(weight), bias.as_ref().map(p))?.into(),
         Op::Rectifier(_) | Op::Activation(_) | Op::Dropout => x(0).clone(),
         Op::Softmax => check::softmax(x(0))?.into(),
+        Op::Lrn(lp) => check::lrn(x(0), lp)?.into(),
         Op::MaxPool(pp) | Op::AvgPool(pp) => check::pool2d(x(0), pp, node.op.kind())?.into(),
         Op::AdaptiveAvgPool(o) => check::adaptive_pool(x(0), *o)?.into(),
         Op::GlobalAvgPool => check::adaptive_pool(x(0), [1, 1])?.into(),

@@ -239,6 +239,7 @@ impl<B: Backend> Model<B> {
             Op::Rectifier(r) => b.rectifier(arg(0)?, *r),
             Op::Activation(a) => b.activation(arg(0)?, *a),
             Op::MaxPool(pp) => b.max_pool2d(arg(0)?, pp),
+            Op::Lrn(lp) => b.lrn(arg(0)?, lp),
             Op::AvgPool(pp) => b.avg_pool2d(arg(0)?, pp),
             Op::AdaptiveAvgPool(o) => b.adaptive_avg_pool2d(arg(0)?, *o),
             Op::GlobalAvgPool => {

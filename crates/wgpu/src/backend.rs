@@ -3,8 +3,8 @@
 use crate::context::{AdapterChoice, Context, Params};
 use crate::pool::{GpuBuffer, Storage};
 use gradcam_core::{
-    check, Activation, Backend, Conv2dParams, Error, GradMode, Pool2dParams, Rectifier, ResizeMode,
-    Result, Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
+    ResizeMode, Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -142,6 +142,16 @@ impl WgpuBackend {
                 0.0,
                 0.0,
             ],
+        }
+    }
+
+    fn lrn_params(count: usize, c: usize, plane: usize, p: &LrnParams) -> Params {
+        let (below, above) = p.reach();
+        Params {
+            a: [u(count), u(c), u(plane), u(below)],
+            b: [u(above), 0, 0, 0],
+            f: [p.alpha / p.size as f32, p.beta, p.bias, 0.0],
+            ..Default::default()
         }
     }
 
@@ -486,6 +496,33 @@ impl Backend for WgpuBackend {
     fn activation_backward(&self, x: &T, dy: &T, a: Activation) -> Result<T> {
         check::same("activation backward", x.shape(), dy.shape())?;
         self.activation_op("activation_backward", a, &[x, dy])
+    }
+
+    fn lrn(&self, x: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        let prm = Self::lrn_params(x.numel(), c, h * w, p);
+        self.map(
+            "lrn",
+            "lrn_forward",
+            prm,
+            &[x],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn lrn_backward(&self, x: &T, dy: &T, p: &LrnParams) -> Result<T> {
+        let [_, c, h, w] = check::lrn(x.shape(), p)?;
+        check::same("lrn backward", x.shape(), dy.shape())?;
+        let prm = Self::lrn_params(x.numel(), c, h * w, p);
+        self.map(
+            "lrn",
+            "lrn_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
+        )
     }
 
     fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {

@@ -20,6 +20,7 @@ pub const SHADERS: &[(&str, &str)] = &[
     ("normalize", include_str!("../../../shaders/normalize.wgsl")),
     ("resize", include_str!("../../../shaders/resize.wgsl")),
     ("fusion", include_str!("../../../shaders/fusion.wgsl")),
+    ("lrn", include_str!("../../../shaders/lrn.wgsl")),
 ];
 
 /// The complete source of shader file `name`.

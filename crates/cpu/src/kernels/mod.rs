@@ -11,6 +11,7 @@ mod elem;
 mod gemm;
 pub mod layout;
 pub mod linear;
+pub mod lrn;
 pub mod packed;
 pub mod pool;
 pub mod winograd;
