@@ -20,6 +20,10 @@ ort.set_default_logger_severity(3)
 from onnx import numpy_helper
 
 
+# Graphs the importer does not translate yet (a stride-1 average pool padded at one end only).
+NOT_TRANSLATED = {"inception_v1"}
+
+
 def randomize(m, rng):
     g = m.graph
     consts = {i.name: numpy_helper.to_array(i) for i in g.initializer}
@@ -76,6 +80,7 @@ def main():
                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
             if r.returncode != 0:
                 print(f"{name:<14} gradcam: {r.stderr.strip().splitlines()[-1][:110]}")
+                bad |= name not in NOT_TRANSLATED
                 continue
             from safetensors.numpy import load_file
             ours = load_file(out)["logits"].reshape(ref.shape[0], -1)

@@ -53,9 +53,10 @@ def main():
         sd = load_file(a.weights) if a.weights.endswith(".safetensors") else torch.load(a.weights)
         model.load_state_dict(sd)
     layer = a.layer or {"resnet": "layer4", "vgg": "features.29", "squeezenet": "features.12",
-                        "mobilenet": "features", "efficientnet": "features", "alexnet": "features.11"}[
-        next(k for k in ("resnet", "vgg", "squeezenet", "mobilenet", "efficientnet", "alexnet")
-             if a.arch.startswith(k))]
+                        "mobilenet": "features", "efficientnet": "features", "alexnet": "features.11",
+                        "shufflenet": "conv5"}[
+        next(k for k in ("resnet", "vgg", "squeezenet", "mobilenet", "efficientnet", "alexnet",
+                         "shufflenet") if a.arch.startswith(k))]
     if layer == "layer4":
         layer = f"layer4.{len(model.layer4) - 1}"
     if layer == "features":  # the last block: mobilenet_v2/v3, efficientnet

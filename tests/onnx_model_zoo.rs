@@ -1,8 +1,8 @@
 //! The Caffe2-era model-zoo graphs of the ONNX test suite (`onnx/backend/test/data/light`, from
 //! the `onnx` PyPI package; `GRADCAM_ONNX_DATA` names that `data` folder, as for the
 //! conformance test): AlexNet, ZFNet-512, VGG-19, ResNet-50, SqueezeNet, DenseNet-121,
-//! Inception-v2 (opset 9; Sum, LRN, Caffe's ceil-mode pool pads, BatchNormalization as
-//! Unsqueeze·Mul·Add, a 1×1-convolution classifier, a trailing Softmax). Their weights are
+//! Inception-v2, ShuffleNet (opset 9; Sum, LRN, Caffe's ceil-mode pool pads, BatchNormalization
+//! as Unsqueeze·Mul·Add, channel shuffles, a 1×1-convolution classifier, a trailing Softmax). Their weights are
 //! `ConstantOfShape` fills (0.02), so the import needs a larger tensor budget
 //! (`GRADCAM_ONNX_MAX_MIB`, set here). Each graph that translates runs forward on the suite's
 //! input (`arange(n)/n`) and must match the suite's output; then it is explained (Grad-CAM and
@@ -15,7 +15,7 @@ use gradcam::{Backend, Classes, CpuBackend, Explainer, Method, Model, Options, S
 use std::path::PathBuf;
 
 /// Graphs that must translate and match.
-const REQUIRED: [&str; 7] = [
+const REQUIRED: [&str; 8] = [
     "bvlc_alexnet",
     "zfnet512",
     "vgg19",
@@ -23,6 +23,7 @@ const REQUIRED: [&str; 7] = [
     "squeezenet",
     "densenet121",
     "inception_v2",
+    "shufflenet",
 ];
 
 fn light_dir() -> Option<PathBuf> {

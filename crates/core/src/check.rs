@@ -105,9 +105,10 @@ pub fn mul(a: &Shape, b: &Shape) -> Result<usize> {
 /// parameters and a positive bias (the normaliser must not reach zero).
 pub fn lrn(x: &Shape, p: &LrnParams) -> Result<[usize; 4]> {
     let d = x.nchw("lrn")?;
-    if p.size == 0 || !(p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0) {
+    if p.size == 0 || !(p.alpha >= 0.0 && p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0)
+    {
         return Err(Error::InvalidArgument(format!(
-            "lrn: size {} (≥ 1), alpha {}, beta {} (finite) and bias {} (> 0)",
+            "lrn: size {} (≥ 1), alpha {} (≥ 0), beta {} (finite) and bias {} (> 0)",
             p.size, p.alpha, p.beta, p.bias
         )));
     }

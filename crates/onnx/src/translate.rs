@@ -50,6 +50,8 @@ pub const SUPPORTED: &[&str] = &[
     "Sum",
     "ConstantOfShape",
     "LRN",
+    "Slice",
+    "Split",
 ];
 
 /// A batch dimension in a folded shape (`Shape` of a tensor whose batch size is the input's).
@@ -61,7 +63,18 @@ const BATCH: i64 = i64::MIN + 1;
 enum Value {
     Node(NodeId),
     Const(Const),
-    MatMul { x: NodeId, weight: HostTensor },
+    MatMul {
+        x: NodeId,
+        weight: HostTensor,
+    },
+    /// A computed `[n, c, h, w]` viewed as `[n, g, c/g, h, w]` (a channel shuffle's first
+    /// reshape), `transposed` to `[n, c/g, g, h, w]` (its transpose); only the shuffle's last
+    /// reshape, back to `[n, c, h, w]`, may read it.
+    Grouped {
+        x: NodeId,
+        groups: usize,
+        transposed: bool,
+    },
 }
 
 fn err(node: &NodeProto, msg: impl std::fmt::Display) -> Error {
@@ -187,7 +200,13 @@ fn pool_params(node: &NodeProto, a: &Attrs) -> Result<Pool2dParams> {
                 && end < window
                 && stride[i] > 1
         };
-        if !ceil_mode && !count_include_pad && caffe(*t, *bo, 0) && caffe(*l, *r, 1) {
+        let auto = a.string("auto_pad");
+        if matches!(auto.as_deref(), None | Some("NOTSET"))
+            && !ceil_mode
+            && !count_include_pad
+            && caffe(*t, *bo, 0)
+            && caffe(*l, *r, 1)
+        {
             return Ok(Pool2dParams {
                 kernel,
                 stride,
@@ -385,7 +404,12 @@ fn out_rank(
 ) -> usize {
     let keepdims = Attrs { node, one_d: false }.int("keepdims", 1);
     match node.op_type.as_deref().unwrap_or("") {
-        "Flatten" | "Gemm" | "MatMul" | "Reshape" | "Squeeze" => 2,
+        // A reshape: its target's length (a channel shuffle reshapes back to rank 4).
+        "Reshape" => match node.input.get(1).and_then(|n| values.get(n)) {
+            Some(Value::Const(k)) if !k.f.is_empty() => k.f.len(),
+            _ => 2,
+        },
+        "Flatten" | "Gemm" | "MatMul" | "Squeeze" => 2,
         "ReduceMean" if keepdims == 0 => 2,
         // Broadcasting: the largest rank among the operands, constants included.
         "Add" | "Sub" | "Mul" | "Div" | "Sum" => node
@@ -410,6 +434,152 @@ fn computed_rank(node: &NodeProto, ranks: &HashMap<String, usize>) -> usize {
         .find_map(|n| ranks.get(n))
         .copied()
         .unwrap_or(4)
+}
+
+/// `p op q` for two constants of one shape, or one of them a single value: integers when both
+/// are (ONNX's integer division truncates), floats otherwise. The folded batch size (`BATCH`)
+/// does not take part in arithmetic.
+fn fold_arithmetic(node: &NodeProto, op: &str, p: &Const, q: &Const) -> Result<Const> {
+    let (n, m) = (p.f.len(), q.f.len());
+    if n != m && n != 1 && m != 1 {
+        return Err(err(
+            node,
+            format!("constants of shapes {:?} and {:?}", p.dims, q.dims),
+        ));
+    }
+    let dims = if n >= m {
+        p.dims.clone()
+    } else {
+        q.dims.clone()
+    };
+    let len = n.max(m);
+    if len > 1 << 16 {
+        return Err(err(
+            node,
+            "only small constants (shapes, scalars) are folded",
+        ));
+    }
+    let at = |v: usize, k: usize| if v == 1 { 0 } else { k };
+    if !p.i.is_empty() && !q.i.is_empty() {
+        let mut i = Vec::with_capacity(len);
+        for k in 0..len {
+            let (a, c) = (p.i[at(n, k)], q.i[at(m, k)]);
+            if a == BATCH || c == BATCH {
+                return Err(err(node, "arithmetic on the batch size (a dynamic batch)"));
+            }
+            i.push(
+                match op {
+                    "Add" => a.checked_add(c),
+                    "Sub" => a.checked_sub(c),
+                    "Mul" => a.checked_mul(c),
+                    _ => a.checked_div(c),
+                }
+                .ok_or_else(|| err(node, format!("{a} {op} {c} overflows or divides by zero")))?,
+            );
+        }
+        let f = i.iter().map(|&v| v as f32).collect();
+        return Ok(Const { dims, f, i });
+    }
+    let f = (0..len)
+        .map(|k| {
+            let (a, c) = (p.f[at(n, k)], q.f[at(m, k)]);
+            match op {
+                "Add" => a + c,
+                "Sub" => a - c,
+                "Mul" => a * c,
+                _ => a / c,
+            }
+        })
+        .collect();
+    Ok(Const { dims, f, i: vec![] })
+}
+
+/// Channels `lo..lo + len` of a computed tensor with `ch` channels: a 1×1 convolution by rows of
+/// the identity (exact; its backward puts the gradient back in place).
+fn channel_range(
+    b: &mut GraphBuilder,
+    name: &str,
+    src: NodeId,
+    ch: usize,
+    lo: usize,
+    len: usize,
+    ctx: &Ctx,
+) -> Result<NodeId> {
+    ctx.budget.take(len * ch * 4, "a channel slice")?;
+    let mut wt = vec![0.0f32; len * ch];
+    for i in 0..len {
+        wt[i * ch + lo + i] = 1.0;
+    }
+    let wt = HostTensor::new([len, ch, 1, 1], wt)?;
+    b.conv2d(name, src, wt, None, Conv2dParams::new(1, 0))
+}
+
+/// `Split` of a computed tensor's channels into consecutive parts (sizes from the `split`
+/// input or attribute, else equal parts as `num_outputs` or the outputs ask), each output a
+/// [`channel_range`].
+fn split_channels(
+    b: &mut GraphBuilder,
+    values: &mut HashMap<String, Value>,
+    ranks: &HashMap<String, usize>,
+    node: &NodeProto,
+    ctx: &Ctx,
+) -> Result<()> {
+    let a = Attrs { node, one_d: false };
+    let rank = computed_rank(node, ranks) as i64;
+    let axis = a.int("axis", 0);
+    if axis != 1 && axis + rank != 1 {
+        return Err(err(
+            node,
+            format!("only a split of channels (axis 1) is supported, not axis {axis}"),
+        ));
+    }
+    let src = match node.input.first().and_then(|n| values.get(n)) {
+        Some(Value::Node(id)) => *id,
+        _ => return Err(err(node, "input 0 must be a computed tensor")),
+    };
+    let ch = b.channels(src)?;
+    let parts = node.output.len();
+    let given = if ctx.opset < 13 {
+        a.ints("split")
+    } else {
+        match node
+            .input
+            .get(1)
+            .filter(|n| !n.is_empty())
+            .map(|n| values.get(n))
+        {
+            Some(Some(Value::Const(k))) => Some(k.ints()),
+            Some(_) => return Err(err(node, "the split sizes must be a constant")),
+            None => None,
+        }
+    };
+    let sizes: Vec<usize> = match given {
+        Some(v) if v.iter().all(|&s| s >= 0) => v.iter().map(|&s| s as usize).collect(),
+        Some(v) => return Err(err(node, format!("split sizes {v:?}"))),
+        None => {
+            // Equal parts; the last smaller where they do not divide (opset 18's rule).
+            let k = a.int("num_outputs", parts as i64).max(1) as usize;
+            let each = ch.div_ceil(k);
+            (0..k)
+                .map(|i| each.min(ch.saturating_sub(i * each)))
+                .collect()
+        }
+    };
+    if sizes.len() != parts || sizes.iter().sum::<usize>() != ch || sizes.contains(&0) {
+        return Err(err(
+            node,
+            format!("split sizes {sizes:?} for {ch} channels into {parts} outputs"),
+        ));
+    }
+    let mut lo = 0;
+    for (name, len) in node.output.iter().zip(sizes) {
+        if !name.is_empty() {
+            let id = channel_range(b, name, src, ch, lo, len, ctx)?;
+            values.insert(name.clone(), Value::Node(id));
+        }
+        lo += len;
+    }
+    Ok(())
 }
 
 /// Makes a pending `MatMul` value a linear layer without bias, named by its tensor.
@@ -639,6 +809,9 @@ fn translate_node(
         .cloned()
         .filter(|o| !o.is_empty())
         .ok_or_else(|| err(node, "no output"))?;
+    if op == "Split" {
+        return split_channels(b, values, ranks, node, ctx);
+    }
     if node.output.iter().skip(1).any(|o| !o.is_empty()) && !matches!(op, "Dropout") {
         return Err(err(node, "only the first output is supported"));
     }
@@ -658,6 +831,10 @@ fn translate_node(
     let x = |i: usize| -> Result<NodeId> {
         match value(i)? {
             Value::Node(id) => Ok(*id),
+            Value::Grouped { .. } => Err(err(
+                node,
+                format!("input {i} is a rank-5 view of channels, supported only as a channel shuffle (Reshape, Transpose, Reshape)"),
+            )),
             _ => Err(err(
                 node,
                 format!("input {i} is a constant; a computed tensor is expected"),
@@ -1024,7 +1201,66 @@ fn translate_node(
         }
         "Reshape" => {
             let shape = c(1)?.ints();
+            // The batch entry of a target shape: kept (0, the folded batch, -1) or the input's.
+            let batch_ok = |n: i64| matches!(n, 0 | BATCH | -1) || Some(n) == ctx.batch;
+            if let Value::Grouped {
+                x: src,
+                groups,
+                transposed,
+            } = value(0)?.clone()
+            {
+                // A channel shuffle's last reshape, back to [n, c, h, w]: out channel j is
+                // channel (j mod g)·(c/g) + ⌊j/g⌋, a 1×1 convolution by a permutation matrix
+                // (exact, and its backward is the inverse permutation).
+                let s =
+                    input.ok_or_else(|| err(node, "a channel shuffle needs a fixed input size"))?;
+                let d = b.infer_shape(src, s)?.nchw("Reshape")?;
+                let [_, ch, h, w] = d;
+                let back = matches!(shape[..], [n, k, y, x] if batch_ok(n)
+                    && (k == ch as i64 || k == -1) && y == h as i64 && x == w as i64);
+                if !transposed || !back {
+                    return Err(err(
+                        node,
+                        format!("a grouped view of channels reshaped to {shape:?}: only a channel shuffle is supported"),
+                    ));
+                }
+                ctx.budget.take(ch * ch * 4, "a channel shuffle")?;
+                let per = ch / groups;
+                let mut wt = vec![0.0f32; ch * ch];
+                for j in 0..ch {
+                    wt[j * ch + (j % groups) * per + j / groups] = 1.0;
+                }
+                let wt = HostTensor::new([ch, ch, 1, 1], wt)?;
+                let id = b.conv2d(&out, src, wt, None, Conv2dParams::new(1, 0))?;
+                values.insert(out, Value::Node(id));
+                return Ok(());
+            }
             let src = x(0)?;
+            if shape.len() == 5 {
+                // [n, g, c/g, h, w] of a computed [n, c, h, w] (input size fixed): a grouped view.
+                if let Some(s) = input {
+                    let [_, ch, h, w] = b.infer_shape(src, s)?.nchw("Reshape")?;
+                    if let [n, g, per, y, x] = shape[..] {
+                        if batch_ok(n)
+                            && g > 0
+                            && per > 0
+                            && (g * per) as usize == ch
+                            && y == h as i64
+                            && x == w as i64
+                        {
+                            values.insert(
+                                out,
+                                Value::Grouped {
+                                    x: src,
+                                    groups: g as usize,
+                                    transposed: false,
+                                },
+                            );
+                            return Ok(());
+                        }
+                    }
+                }
+            }
             // The features per row, where the input's size is fixed.
             let features = match input {
                 Some(s) => {
@@ -1150,7 +1386,15 @@ fn translate_node(
                     };
                     affine(b, &out, *id, scale, shift)?
                 }
-                _ => return Err(err(node, "arithmetic on two constants")),
+                (Value::Const(p), Value::Const(q)) => {
+                    // Shape arithmetic (`x.size(1) // groups`): folded, as Shape and Gather are.
+                    let k = fold_arithmetic(node, op, p, q)?;
+                    ctx.budget
+                        .take(k.f.len() * 4 + k.i.len() * 8, "a folded constant")?;
+                    values.insert(out, Value::Const(k));
+                    return Ok(());
+                }
+                _ => return Err(err(node, "arithmetic on a pending matrix product")),
             }
         }
         "MatMul" => {
@@ -1361,8 +1605,67 @@ fn translate_node(
             values.insert(out, Value::Const(transpose_const(&k, &perm)));
             return Ok(());
         }
+        "Slice" => {
+            // Channels start..end of a computed tensor (step 1): a 1×1 convolution by rows of
+            // the identity (exact; its backward puts the gradient back in place).
+            let list = |attr: &str, i: usize| -> Result<Option<Vec<i64>>> {
+                if opset < 10 {
+                    Ok(a.ints(attr))
+                } else if has(i) {
+                    Ok(Some(c(i)?.ints()))
+                } else {
+                    Ok(None)
+                }
+            };
+            let src = x(0)?;
+            let ch = b.channels(src)? as i64;
+            let (starts, ends) = (list("starts", 1)?, list("ends", 2)?);
+            let axes = list("axes", 3)?.unwrap_or_else(|| vec![0]);
+            let steps = if opset < 10 { None } else { list("", 4)? };
+            let (Some([start]), Some([end])) = (starts.as_deref(), ends.as_deref()) else {
+                return Err(err(node, "only a slice along one axis is supported"));
+            };
+            let axis = match axes[..] {
+                [ax] if ax < 0 => ax + rank0 as i64,
+                [ax] => ax,
+                _ => -1,
+            };
+            if axis != 1 || steps.is_some_and(|s| s != [1]) {
+                return Err(err(
+                    node,
+                    format!(
+                        "only a slice of channels (axis 1, step 1) is supported, not axes {axes:?}"
+                    ),
+                ));
+            }
+            let clamp = |v: i64| if v < 0 { (v + ch).max(0) } else { v.min(ch) };
+            let (lo, hi) = (clamp(*start) as usize, clamp(*end) as usize);
+            if hi <= lo {
+                return Err(err(
+                    node,
+                    format!("an empty slice {start}..{end} of {ch} channels"),
+                ));
+            }
+            channel_range(b, &out, src, ch as usize, lo, hi - lo, ctx)?
+        }
         "Transpose" => {
             let perm = a.ints("perm").unwrap_or_default();
+            if let Value::Grouped {
+                x,
+                groups,
+                transposed: false,
+            } = value(0)?.clone()
+            {
+                if perm == [0, 2, 1, 3, 4] {
+                    let v = Value::Grouped {
+                        x,
+                        groups,
+                        transposed: true,
+                    };
+                    values.insert(out, v);
+                    return Ok(());
+                }
+            }
             if !perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
                 return Err(err(
                     node,

@@ -498,3 +498,84 @@ fn lrn_caffe_pool_pads_and_a_trailing_softmax() {
         }
     }
 }
+
+/// An even LRN window leans up: ONNX's `[c − ⌊(size−1)/2⌋, c + ⌈(size−1)/2⌉]`, here [c − 1, c + 2].
+#[test]
+fn lrn_even_window_direction() {
+    let (c, plane) = (5usize, 4usize);
+    let bytes = model(
+        vec![with(
+            node("LRN", &["x"], "y"),
+            AttributeProto {
+                name: Some("size".into()),
+                i: Some(4),
+                ..Default::default()
+            },
+        )],
+        vec![],
+        &[1, c as i64, 2, 2],
+        "y",
+    );
+    let x: Vec<f32> = (0..c * plane)
+        .map(|i| (i as f32 * 0.9).sin() * 40.0)
+        .collect();
+    let got = run(&bytes, &x, [1, c, 2, 2]);
+    for i in 0..c * plane {
+        let (ch, q) = (i / plane, i % plane);
+        let s: f32 = (ch.saturating_sub(1)..=(ch + 2).min(c - 1))
+            .map(|j| x[j * plane + q].powi(2))
+            .sum();
+        let want = x[i] / (1.0 + 1e-4 / 4.0 * s).powf(0.75);
+        assert!(
+            (got[i] - want).abs() <= 1e-5 * want.abs().max(1.0),
+            "{i}: {} vs {want}",
+            got[i]
+        );
+    }
+}
+
+/// What the channel split and shuffle translations do not cover is an error, not a wrong graph.
+#[test]
+fn slices_and_shuffles_beyond_the_supported_are_errors() {
+    let e = |nodes: Vec<NodeProto>, init: Vec<TensorProto>| {
+        gradcam_onnx::from_bytes_any_output(&model(nodes, init, &[1, 4, 3, 3], "y"), None)
+            .expect_err("an error")
+            .to_string()
+    };
+    // A slice along the height, and one with step 2.
+    let slice = |axes: i64, step: i64| {
+        e(
+            vec![node("Slice", &["x", "s", "t", "a", "p"], "y")],
+            vec![
+                ints("s", vec![0]),
+                ints("t", vec![2]),
+                ints("a", vec![axes]),
+                ints("p", vec![step]),
+            ],
+        )
+    };
+    assert!(slice(2, 1).contains("axis 1"));
+    assert!(slice(1, 2).contains("step 1"));
+    // A rank-5 view used other than as a shuffle: transposed another way, or read directly.
+    let view = ints("v", vec![1, 2, 2, 3, 3]);
+    let other = e(
+        vec![
+            node("Reshape", &["x", "v"], "g"),
+            with(
+                node("Transpose", &["g"], "y"),
+                AttributeProto {
+                    name: Some("perm".into()),
+                    ints: vec![0, 1, 2, 4, 3],
+                    ..Default::default()
+                },
+            ),
+        ],
+        vec![view.clone()],
+    );
+    assert!(other.contains("permutation"), "{other}");
+    let read = e(
+        vec![node("Reshape", &["x", "v"], "g"), node("Relu", &["g"], "y")],
+        vec![view],
+    );
+    assert!(read.contains("channel shuffle"), "{read}");
+}

@@ -229,9 +229,11 @@ impl GraphBuilder {
     /// Local response normalisation across channels (AlexNet, GoogLeNet).
     pub fn lrn(&mut self, name: &str, x: NodeId, p: LrnParams) -> Result<NodeId> {
         let (c, unit) = self.image(name, x)?;
-        if p.size == 0 || !(p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0) {
+        if p.size == 0
+            || !(p.alpha >= 0.0 && p.alpha.is_finite() && p.beta.is_finite() && p.bias > 0.0)
+        {
             return Err(Error::Model(format!(
-                "layer {name}: local response normalisation {p:?} (size ≥ 1, finite alpha and beta, bias > 0)"
+                "layer {name}: local response normalisation {p:?} (size ≥ 1, alpha ≥ 0, finite beta, bias > 0)"
             )));
         }
         Ok(self.push(name, Op::Lrn(p), vec![x], Feat::Image { c, unit }))

@@ -213,13 +213,24 @@ impl Graph {
                 Op::GlobalAvgPool | Op::Flatten | Op::AdaptiveAvgPool([1, 1])
             )
         };
+        let pool = |op: &Op| {
+            matches!(
+                op,
+                Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(_) | Op::GlobalAvgPool
+            )
+        };
         let heads = |r: usize| {
-            // Descendants of r; each must read only r, its descendants, or nothing computed.
+            // Descendants of r; each must read only r, its descendants, or another pooling of
+            // the tensor r pools (a concat-pooling head: max and average side by side).
+            let src = self.nodes[r].inputs.first().copied();
+            let sibling = |k: NodeId| {
+                pool(&self.nodes[k.0].op) && self.nodes[k.0].inputs.first().copied() == src
+            };
             let mut desc = vec![false; self.nodes.len()];
             for j in r + 1..self.nodes.len() {
                 let ins = &self.nodes[j].inputs;
                 if ins.iter().any(|k| k.0 == r || desc[k.0]) {
-                    if !ins.iter().all(|k| k.0 == r || desc[k.0]) {
+                    if !ins.iter().all(|&k| k.0 == r || desc[k.0] || sibling(k)) {
                         return false;
                     }
                     desc[j] = true;
@@ -234,12 +245,31 @@ impl Graph {
                     "the graph has no global pooling or flatten: name a target layer".into(),
                 )
             })?;
+        // Back through local pooling and dropout, and through pointwise layers on pooled
+        // features (a classifier as a 1×1 convolution after a 7×7 average pool).
+        let pointwise = |op: &Op| match op {
+            Op::Conv2d { params, weight, .. } => {
+                params.padding == [0, 0] && self.params[weight.0].value.shape.dims()[2..] == [1, 1]
+            }
+            Op::Rectifier(_) | Op::Activation(_) | Op::BatchNorm { .. } | Op::Dropout => true,
+            _ => false,
+        };
         let mut cur = self.nodes[head].inputs[0];
-        while matches!(
-            self.nodes[cur.0].op,
-            Op::MaxPool(_) | Op::AvgPool(_) | Op::AdaptiveAvgPool(_) | Op::Dropout
-        ) {
-            cur = self.nodes[cur.0].inputs[0];
+        loop {
+            let op = &self.nodes[cur.0].op;
+            if pool(op) || matches!(op, Op::Dropout) {
+                cur = self.nodes[cur.0].inputs[0];
+                continue;
+            }
+            let mut k = cur;
+            while pointwise(&self.nodes[k.0].op) && k.0 != 0 {
+                k = self.nodes[k.0].inputs[0];
+            }
+            if k != cur && pool(&self.nodes[k.0].op) {
+                cur = k;
+                continue;
+            }
+            break;
         }
         if cur.0 == 0 {
             return Err(Error::Model(

@@ -201,3 +201,64 @@ fn weight_gradients_only_when_asked() {
 fn param_mut(g: &mut Graph, i: usize) -> &mut HostTensor {
     g.param_mut(i)
 }
+
+/// The default target is the spatial tensor the classifier head pools: not a
+/// squeeze-and-excitation block's pooled input, through a concat-pooling head (max and average
+/// side by side), and back past a 1×1-convolution classifier on a 7×7 average pool.
+#[test]
+fn default_target_finds_the_head_pooling() {
+    use gradcam_core::{Activation, Conv2dParams, Pool2dParams};
+    use gradcam_runtime::GraphBuilder;
+    let w =
+        |dims: &[usize]| HostTensor::new(dims.to_vec(), vec![0.1; dims.iter().product()]).unwrap();
+    let stem = |b: &mut GraphBuilder| {
+        let x = b.input();
+        let c = b
+            .conv2d("conv", x, w(&[4, 3, 3, 3]), None, Conv2dParams::new(1, 1))
+            .unwrap();
+        b.relu("relu", c).unwrap()
+    };
+    let target = |g: &Graph| g.node(g.default_target().unwrap()).name.clone();
+
+    // Squeeze and excitation, then the head.
+    let mut b = GraphBuilder::new(3);
+    let r = stem(&mut b);
+    let p = b.global_avg_pool("se.pool", r).unwrap();
+    let e = b
+        .conv2d("se.fc", p, w(&[4, 4, 1, 1]), None, Conv2dParams::new(1, 0))
+        .unwrap();
+    let s = b.activation("se.gate", e, Activation::Sigmoid).unwrap();
+    let m = b.mul("se.scale", r, s).unwrap();
+    let hp = b.global_avg_pool("pool", m).unwrap();
+    let f = b.flatten("flat", hp).unwrap();
+    let y = b.linear("fc", f, w(&[5, 4]), None).unwrap();
+    assert_eq!(target(&b.build(y).unwrap()), "se.scale");
+
+    // Concat pooling: a full-window max pool beside the global average.
+    let mut b = GraphBuilder::new(3);
+    let r = stem(&mut b);
+    let mx = b
+        .max_pool("maxpool", r, Pool2dParams::new(8, 8, 0))
+        .unwrap();
+    let av = b.global_avg_pool("avgpool", r).unwrap();
+    let cat = b.concat("cat", &[mx, av]).unwrap();
+    let f = b.flatten("flat", cat).unwrap();
+    let y = b.linear("fc", f, w(&[5, 8]), None).unwrap();
+    assert_eq!(target(&b.build(y).unwrap()), "relu");
+
+    // A 7×7 average pool, then a 1×1 convolution as the classifier, flattened.
+    let mut b = GraphBuilder::new(3);
+    let r = stem(&mut b);
+    let ap = b.avg_pool("pool", r, Pool2dParams::new(7, 1, 0)).unwrap();
+    let cls = b
+        .conv2d(
+            "classifier",
+            ap,
+            w(&[5, 4, 1, 1]),
+            None,
+            Conv2dParams::new(1, 0),
+        )
+        .unwrap();
+    let f = b.flatten("flat", cls).unwrap();
+    assert_eq!(target(&b.build_any(f).unwrap()), "relu");
+}

@@ -1,8 +1,9 @@
-//! Models whose graphs multiply computed tensors — torchvision's MobileNetV3-Small (width 0.25,
-//! squeeze-and-excitation gates, HardSwish) and a tiny EfficientNet-style CNN (swish as
-//! Sigmoid·Mul, an SE gate with a Sigmoid) — through both ONNX exporters, at the default target
-//! layer (the last block, not an SE block's pooled input), against PyTorch + pytorch-grad-cam
-//! (`tests/data/onnx_se/generate.py`): logits, Grad-CAM, Guided Backprop (the guided rule on ReLU
+//! Models whose graphs go beyond convolution chains — torchvision's MobileNetV3-Small (width
+//! 0.25, squeeze-and-excitation gates, HardSwish), a tiny EfficientNet-style CNN (swish as
+//! Sigmoid·Mul, an SE gate with a Sigmoid) and a tiny ShuffleNetV2 (channel split as Slice or
+//! Split, channel shuffle as Reshape·Transpose·Reshape) — through both ONNX exporters, at the
+//! default target layer (the last block, not an SE block's pooled input), against PyTorch +
+//! pytorch-grad-cam (`tests/data/onnx_models/generate.py`): logits, Grad-CAM, Guided Backprop (the guided rule on ReLU
 //! only, as `GuidedBackpropReLUModel`) and Guided Grad-CAM, on every backend present.
 
 mod common;
@@ -10,11 +11,15 @@ mod common;
 use gradcam::{Backend, Classes, CpuBackend, Explainer, Method, Model, Options};
 use std::path::PathBuf;
 
-const CASES: [&str; 2] = ["mobilenet_v3_small_025", "tiny_efficientnet"];
+const CASES: [&str; 3] = [
+    "mobilenet_v3_small_025",
+    "tiny_efficientnet",
+    "tiny_shufflenet",
+];
 
 fn dir(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/data/onnx_se")
+        .join("tests/data/onnx_models")
         .join(name)
 }
 

@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""Makes the ONNX reference cases of models with products of computed tensors (squeeze-and-
-excitation gates, swish): not from the shared fixtures, written for this repository.
+"""Makes the ONNX reference cases of models whose graphs go beyond plain convolution chains
+(products of computed tensors, channel splits and shuffles): not from the shared fixtures,
+written for this repository.
 
-Two models with seeded random weights, in eval mode:
+Three models with seeded random weights, in eval mode:
 - `mobilenet_v3_small_025`: torchvision's mobilenet_v3_small(width_mult=0.25, num_classes=10):
   SE gates (ReLU, Hardsigmoid), HardSwish.
 - `tiny_efficientnet`: conv + SiLU, a torchvision SqueezeExcitation with SiLU and a Sigmoid gate,
   a strided conv + SiLU, global pooling and a linear layer: swish exported as Sigmoid·Mul.
+- `tiny_shufflenet`: a stem conv and three torchvision ShuffleNetV2 units (channel split as
+  Slice or Split, concatenation, channel shuffle as Reshape·Transpose·Reshape), a 1×1 conv,
+  global pooling and a linear layer.
 
 Each folder gets `model.onnx` (TorchScript exporter, opset 17), `model.dynamo.onnx` (the dynamo
 exporter) and `reference.safetensors`: `input` [2, 3, 64, 64], `logits`, pytorch-grad-cam 1.5.7's
 `gradcam` (GradCAM on the last block, the rows' top-1 classes), `guided_backprop_pgc`
 (GuidedBackpropReLUModel: the guided rule on nn.ReLU only) and `guided_gradcam` (their product);
 `case.json` names the targets and the target module. Run with torch, torchvision, grad-cam,
-onnx, onnxscript and safetensors installed:  python3 tests/data/onnx_se/generate.py
+onnx, onnxscript and safetensors installed:  python3 tests/data/onnx_models/generate.py
 """
 import json, os
 import numpy as np
@@ -26,6 +30,24 @@ from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
 from torchvision.ops import Conv2dNormActivation, SqueezeExcitation
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+
+class TinyShuffleNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        from torchvision.models.shufflenetv2 import InvertedResidual
+        self.features = nn.Sequential(
+            Conv2dNormActivation(3, 12, stride=2),
+            InvertedResidual(12, 24, 2),
+            InvertedResidual(24, 24, 1),
+            InvertedResidual(24, 24, 1),
+            Conv2dNormActivation(24, 32, kernel_size=1),
+        )
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Linear(32, 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.avgpool(self.features(x)), 1))
 
 
 class TinyEfficientNet(nn.Module):
@@ -91,3 +113,5 @@ if __name__ == "__main__":
          torchvision.models.mobilenet_v3_small(width_mult=0.25, num_classes=10), -1)
     torch.manual_seed(7)
     make("tiny_efficientnet", TinyEfficientNet(), -1)
+    torch.manual_seed(7)
+    make("tiny_shufflenet", TinyShuffleNet(), -1)
