@@ -447,7 +447,17 @@ fn fold_arithmetic(node: &NodeProto, op: &str, p: &Const, q: &Const) -> Result<C
             format!("constants of shapes {:?} and {:?}", p.dims, q.dims),
         ));
     }
-    let dims = if n >= m {
+    if n == m && n > 1 && p.dims != q.dims {
+        return Err(err(
+            node,
+            format!("constants of shapes {:?} and {:?}", p.dims, q.dims),
+        ));
+    }
+    if p.i.contains(&BATCH) || q.i.contains(&BATCH) {
+        return Err(err(node, "arithmetic on the batch size (a dynamic batch)"));
+    }
+    // The longer operand's shape; for two single values the one of higher rank.
+    let dims = if n > m || (n == m && p.dims.len() >= q.dims.len()) {
         p.dims.clone()
     } else {
         q.dims.clone()
@@ -464,9 +474,6 @@ fn fold_arithmetic(node: &NodeProto, op: &str, p: &Const, q: &Const) -> Result<C
         let mut i = Vec::with_capacity(len);
         for k in 0..len {
             let (a, c) = (p.i[at(n, k)], q.i[at(m, k)]);
-            if a == BATCH || c == BATCH {
-                return Err(err(node, "arithmetic on the batch size (a dynamic batch)"));
-            }
             i.push(
                 match op {
                     "Add" => a.checked_add(c),
@@ -505,7 +512,11 @@ fn channel_range(
     len: usize,
     ctx: &Ctx,
 ) -> Result<NodeId> {
-    ctx.budget.take(len * ch * 4, "a channel slice")?;
+    let bytes = len
+        .checked_mul(ch)
+        .and_then(|v| v.checked_mul(4))
+        .ok_or_else(|| Error::Model(format!("{name}: a slice of too many channels")))?;
+    ctx.budget.take(bytes, "a channel slice")?;
     let mut wt = vec![0.0f32; len * ch];
     for i in 0..len {
         wt[i * ch + lo + i] = 1.0;
@@ -554,11 +565,17 @@ fn split_channels(
         }
     };
     let sizes: Vec<usize> = match given {
-        Some(v) if v.iter().all(|&s| s >= 0) => v.iter().map(|&s| s as usize).collect(),
-        Some(v) => return Err(err(node, format!("split sizes {v:?}"))),
+        Some(v) if v.iter().all(|&s| (0..=ch as i64).contains(&s)) => {
+            v.iter().map(|&s| s as usize).collect()
+        }
+        Some(v) => return Err(err(node, format!("split sizes {v:?} of {ch} channels"))),
         None => {
             // Equal parts; the last smaller where they do not divide (opset 18's rule).
-            let k = a.int("num_outputs", parts as i64).max(1) as usize;
+            let k = a.int("num_outputs", parts as i64);
+            if k != parts as i64 {
+                return Err(err(node, format!("num_outputs {k} for {parts} outputs")));
+            }
+            let k = parts.max(1);
             let each = ch.div_ceil(k);
             (0..k)
                 .map(|i| each.min(ch.saturating_sub(i * each)))
@@ -1224,7 +1241,10 @@ fn translate_node(
                         format!("a grouped view of channels reshaped to {shape:?}: only a channel shuffle is supported"),
                     ));
                 }
-                ctx.budget.take(ch * ch * 4, "a channel shuffle")?;
+                let bytes = ch
+                    .checked_mul(ch * 4)
+                    .ok_or_else(|| err(node, "too many channels"))?;
+                ctx.budget.take(bytes, "a channel shuffle")?;
                 let per = ch / groups;
                 let mut wt = vec![0.0f32; ch * ch];
                 for j in 0..ch {
@@ -1244,7 +1264,7 @@ fn translate_node(
                         if batch_ok(n)
                             && g > 0
                             && per > 0
-                            && (g * per) as usize == ch
+                            && g.checked_mul(per) == Some(ch as i64)
                             && y == h as i64
                             && x == w as i64
                         {
@@ -1394,6 +1414,10 @@ fn translate_node(
                     values.insert(out, Value::Const(k));
                     return Ok(());
                 }
+                (Value::Grouped { .. }, _) | (_, Value::Grouped { .. }) => return Err(err(
+                    node,
+                    "arithmetic on a rank-5 view of channels (supported only as a channel shuffle)",
+                )),
                 _ => return Err(err(node, "arithmetic on a pending matrix product")),
             }
         }
@@ -1649,7 +1673,15 @@ fn translate_node(
             channel_range(b, &out, src, ch as usize, lo, hi - lo, ctx)?
         }
         "Transpose" => {
-            let perm = a.ints("perm").unwrap_or_default();
+            // Without `perm` ONNX reverses the axes.
+            let rank = if matches!(value(0)?, Value::Grouped { .. }) {
+                5
+            } else {
+                rank0
+            };
+            let perm = a
+                .ints("perm")
+                .unwrap_or_else(|| (0..rank as i64).rev().collect());
             if let Value::Grouped {
                 x,
                 groups,
@@ -1725,7 +1757,17 @@ fn translate_node(
             return Ok(());
         }
         "Cast" => {
-            let k = c(0)?;
+            // Integers (INT8..UINT64, BOOL) keep integer values; floats drop them, so that
+            // later arithmetic divides as floats.
+            let mut k = c(0)?;
+            match a.int("to", 1) {
+                2..=7 | 9 | 12 | 13 => {
+                    if k.i.is_empty() {
+                        k.i = k.f.iter().map(|&v| v as i64).collect();
+                    }
+                }
+                _ => k.i.clear(),
+            }
             values.insert(out, Value::Const(k));
             return Ok(());
         }

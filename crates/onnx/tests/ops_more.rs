@@ -579,3 +579,55 @@ fn slices_and_shuffles_beyond_the_supported_are_errors() {
     );
     assert!(read.contains("channel shuffle"), "{read}");
 }
+
+/// Hostile split sizes and group counts are errors, not panics or wrong graphs; a Transpose
+/// without `perm` reverses the axes (so it is not taken for the identity); a float Cast makes
+/// the shape arithmetic after it divide as floats.
+#[test]
+fn split_and_shuffle_sizes_are_checked() {
+    let e = |nodes: Vec<NodeProto>, init: Vec<TensorProto>| {
+        gradcam_onnx::from_bytes_any_output(&model(nodes, init, &[1, 4, 3, 3], "y"), None)
+            .expect_err("an error")
+            .to_string()
+    };
+    let split = |sizes: Vec<i64>| {
+        let mut n = node("Split", &["x", "s"], "y");
+        n.output.push("z".into());
+        with(
+            n,
+            AttributeProto {
+                name: Some("axis".into()),
+                i: Some(1),
+                ..Default::default()
+            },
+        )
+    };
+    let huge = 1i64 << 62;
+    assert!(e(
+        vec![split(vec![huge, huge])],
+        vec![ints("s", vec![huge, huge])]
+    )
+    .contains("split sizes"));
+    assert!(e(vec![split(vec![1, 2])], vec![ints("s", vec![1, 2])]).contains("split sizes"));
+    // g · c/g wrapping around to c.
+    let wrap = e(
+        vec![
+            node("Reshape", &["x", "v"], "g"),
+            with(
+                node("Transpose", &["g"], "t"),
+                AttributeProto {
+                    name: Some("perm".into()),
+                    ints: vec![0, 2, 1, 3, 4],
+                    ..Default::default()
+                },
+            ),
+            node("Reshape", &["t", "w"], "y"),
+        ],
+        vec![
+            ints("v", vec![1, (1 << 62) + 1, 4, 3, 3]),
+            ints("w", vec![1, 4, 3, 3]),
+        ],
+    );
+    assert!(wrap.contains("reshape"), "{wrap}");
+    assert!(e(vec![node("Transpose", &["x"], "y")], vec![]).contains("permutation"));
+}

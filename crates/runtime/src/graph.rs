@@ -254,12 +254,17 @@ impl Graph {
             Op::Rectifier(_) | Op::Activation(_) | Op::BatchNorm { .. } | Op::Dropout => true,
             _ => false,
         };
+        // (Only below a flatten: global pooling has already reduced to 1×1 where it heads.)
+        let flatten_head = matches!(self.nodes[head].op, Op::Flatten);
         let mut cur = self.nodes[head].inputs[0];
         loop {
             let op = &self.nodes[cur.0].op;
             if pool(op) || matches!(op, Op::Dropout) {
                 cur = self.nodes[cur.0].inputs[0];
                 continue;
+            }
+            if !flatten_head {
+                break;
             }
             let mut k = cur;
             while pointwise(&self.nodes[k.0].op) && k.0 != 0 {
