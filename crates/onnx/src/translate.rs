@@ -1339,6 +1339,28 @@ fn translate_node(
             } else {
                 (k, r)
             };
+            // C computed (`addmm(c, a, b)` chained): the product, then a sum with C, which
+            // must then be the product's [n, o] (β = 1).
+            if has(2) {
+                if let Value::Node(cid) = value(2)?.clone() {
+                    if beta != 1.0 {
+                        return Err(err(node, format!("beta {beta} with a computed C")));
+                    }
+                    let src = flat(b, x(0)?)?;
+                    let wt = HostTensor::new([o, i], data)?;
+                    let prod = b.linear(&format!("{out}::product"), src, wt, None)?;
+                    // C computed from a 2-D input runs as [n, o, 1, 1]: its rows.
+                    let cid = match b.channels(cid) {
+                        Ok(_) if ranks.get(&node.input[2]).copied() == Some(2) => {
+                            b.flatten(&format!("{out}::c"), cid)?
+                        }
+                        _ => cid,
+                    };
+                    let id = b.add(&out, prod, cid)?;
+                    values.insert(out, Value::Node(id));
+                    return Ok(());
+                }
+            }
             let bias = if has(2) {
                 let cb = c(2)?;
                 let vals: Vec<f32> = match (cb.f.len(), cb.dims.as_slice()) {

@@ -151,6 +151,7 @@ fn onnx_conformance_cases() {
         "test_LeakyReLU ",
         "test_Conv1d ",
         "test_operator_mm ",
+        "test_operator_addmm ",
         "test_operator_reduced_mean_keepdim ",
     ] {
         assert!(

@@ -631,3 +631,61 @@ fn split_and_shuffle_sizes_are_checked() {
     assert!(wrap.contains("reshape"), "{wrap}");
     assert!(e(vec![node("Transpose", &["x"], "y")], vec![]).contains("permutation"));
 }
+
+/// A Gemm whose C is computed (`addmm` chained) is the product plus C; with β ≠ 1 an error.
+#[test]
+fn gemm_with_a_computed_c() {
+    let wt: Vec<f32> = (0..12).map(|i| i as f32 * 0.1 - 0.4).collect(); // [4, 3]
+    let gemm = |beta: f32| {
+        model(
+            vec![
+                node("Relu", &["x"], "r"),
+                with(
+                    node("Gemm", &["x", "w", "r"], "y"),
+                    AttributeProto {
+                        name: Some("beta".into()),
+                        f: Some(beta),
+                        ..Default::default()
+                    },
+                ),
+            ],
+            vec![tensor("w", &[4, 3], wt.clone())],
+            &[0, 4],
+            "y",
+        )
+    };
+    // x [2, 4] · w [4, 3] + relu(x) [2, 4]: C must have the product's shape, a shape error
+    // when it runs.
+    let g = gradcam_onnx::from_bytes_any_output(&gemm(1.0), None).unwrap();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let x = cpu.upload(&[0.5; 8], Shape::new([2, 4, 1, 1])).unwrap();
+    let e = m
+        .forward(&x, &Default::default())
+        .err()
+        .expect("a shape error");
+    assert!(e.to_string().contains("add"), "{e}");
+    let square: Vec<f32> = (0..16).map(|i| (i as f32 * 0.7).sin()).collect(); // [4, 4]
+    let bytes = model(
+        vec![
+            node("Relu", &["x"], "r"),
+            node("Gemm", &["x", "w", "r"], "y"),
+        ],
+        vec![tensor("w", &[4, 4], square.clone())],
+        &[0, 4],
+        "y",
+    );
+    let x: Vec<f32> = (0..8).map(|i| (i as f32 * 1.1).cos()).collect();
+    let got = run(&bytes, &x, [2, 4, 1, 1]);
+    for n in 0..2 {
+        for o in 0..4 {
+            let want: f32 = (0..4)
+                .map(|i| x[n * 4 + i] * square[i * 4 + o])
+                .sum::<f32>()
+                + x[n * 4 + o].max(0.0);
+            assert!((got[n * 4 + o] - want).abs() < 1e-5, "({n},{o})");
+        }
+    }
+    let beta = gradcam_onnx::from_bytes_any_output(&gemm(0.5), None).unwrap_err();
+    assert!(beta.to_string().contains("beta"), "{beta}");
+}

@@ -333,6 +333,16 @@ impl GraphBuilder {
 
     /// `a + b`.
     pub fn add(&mut self, name: &str, a: NodeId, b: NodeId) -> Result<NodeId> {
+        // Two rows of features ([n, f]): a sum of flat tensors (a linear layer plus a computed
+        // term).
+        if let (Feat::Flat(fa), Feat::Flat(fb)) = (self.feat(a)?, self.feat(b)?) {
+            if matches!((fa, fb), (Some(x), Some(y)) if x != y) {
+                return Err(Error::Model(format!(
+                    "layer {name}: adding {fa:?} features to {fb:?}"
+                )));
+            }
+            return Ok(self.push(name, Op::Add, vec![a, b], Feat::Flat(fa.or(fb))));
+        }
         let (ca, ua) = self.image(name, a)?;
         let (cb, _) = self.image(name, b)?;
         if ca != cb {
