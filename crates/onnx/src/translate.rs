@@ -441,6 +441,10 @@ fn computed_rank(node: &NodeProto, ranks: &HashMap<String, usize>) -> usize {
 /// does not take part in arithmetic.
 fn fold_arithmetic(node: &NodeProto, op: &str, p: &Const, q: &Const) -> Result<Const> {
     let (n, m) = (p.f.len(), q.f.len());
+    let inconsistent = |k: &Const| !k.i.is_empty() && k.i.len() != k.f.len();
+    if n == 0 || m == 0 || inconsistent(p) || inconsistent(q) {
+        return Err(err(node, "arithmetic on an empty constant"));
+    }
     if n != m && n != 1 && m != 1 {
         return Err(err(
             node,
@@ -538,7 +542,7 @@ fn split_channels(
     let a = Attrs { node, one_d: false };
     let rank = computed_rank(node, ranks) as i64;
     let axis = a.int("axis", 0);
-    if axis != 1 && axis + rank != 1 {
+    if axis != 1 && axis.checked_add(rank) != Some(1) {
         return Err(err(
             node,
             format!("only a split of channels (axis 1) is supported, not axis {axis}"),
@@ -1497,7 +1501,7 @@ fn translate_node(
         }
         "Concat" => {
             let axis = a.int("axis", 1);
-            if axis != 1 && axis + rank0 as i64 != 1 {
+            if axis != 1 && axis.checked_add(rank0 as i64) != Some(1) {
                 return Err(err(
                     node,
                     format!("only channel concatenation, not axis {axis}"),
@@ -1523,7 +1527,7 @@ fn translate_node(
                 let f = b.flatten(&flat_name, x(0)?)?;
                 b.softmax(&out, f)?
             } else {
-                if axis != 1 && axis + rank0 as i64 != 1 {
+                if axis != 1 && axis.checked_add(rank0 as i64) != Some(1) {
                     return Err(err(
                         node,
                         format!(

@@ -590,7 +590,8 @@ fn split_and_shuffle_sizes_are_checked() {
             .expect_err("an error")
             .to_string()
     };
-    let split = |sizes: Vec<i64>| {
+    // Split into two outputs by the sizes in `s`.
+    let split = || {
         let mut n = node("Split", &["x", "s"], "y");
         n.output.push("z".into());
         with(
@@ -603,12 +604,8 @@ fn split_and_shuffle_sizes_are_checked() {
         )
     };
     let huge = 1i64 << 62;
-    assert!(e(
-        vec![split(vec![huge, huge])],
-        vec![ints("s", vec![huge, huge])]
-    )
-    .contains("split sizes"));
-    assert!(e(vec![split(vec![1, 2])], vec![ints("s", vec![1, 2])]).contains("split sizes"));
+    assert!(e(vec![split()], vec![ints("s", vec![huge, huge])]).contains("split sizes"));
+    assert!(e(vec![split()], vec![ints("s", vec![1, 2])]).contains("split sizes"));
     // g · c/g wrapping around to c.
     let wrap = e(
         vec![
@@ -688,4 +685,43 @@ fn gemm_with_a_computed_c() {
     }
     let beta = gradcam_onnx::from_bytes_any_output(&gemm(0.5), None).unwrap_err();
     assert!(beta.to_string().contains("beta"), "{beta}");
+}
+
+/// Regressions from the structural mutation fuzzer (`tests/mutations.rs`): arithmetic on an
+/// empty constant indexed past its end; an axis of `i64::MAX` overflowed when normalised.
+#[test]
+fn fuzzer_regressions() {
+    let e = |nodes: Vec<NodeProto>, init: Vec<TensorProto>| {
+        gradcam_onnx::from_bytes_any_output(&model(nodes, init, &[1, 4, 3, 3], "y"), None)
+            .expect_err("an error")
+            .to_string()
+    };
+    let empty = TensorProto {
+        name: Some("empty".into()),
+        dims: vec![0],
+        data_type: Some(7),
+        ..Default::default()
+    };
+    let msg = e(
+        vec![
+            node("Add", &["empty", "one"], "k"),
+            node("Reshape", &["x", "k"], "y"),
+        ],
+        vec![empty, ints("one", vec![1])],
+    );
+    assert!(msg.contains("empty"), "{msg}");
+    for op in ["Concat", "Softmax", "Split"] {
+        let mut n = with(
+            node(op, &["x", "x"], "y"),
+            AttributeProto {
+                name: Some("axis".into()),
+                i: Some(i64::MAX),
+                ..Default::default()
+            },
+        );
+        if op != "Concat" {
+            n.input.truncate(1);
+        }
+        assert!(e(vec![n], vec![]).contains("axis"), "{op}");
+    }
 }
