@@ -76,7 +76,8 @@ if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null; then
   step "resnet50 against PyTorch + pytorch-grad-cam (torch on this machine's CPU)"
   for b in cpu $backends; do
     [ "$b" = wgpu ] && continue
-    echo "-- --backend $b"
+    note=""; [ "$b" = cuda-tf32 ] && note=" (TF32: rounding beyond the f32 tolerances is expected)"
+    echo "-- --backend $b$note"
     trace=""; [ "$b" = cuda ] && trace="--trace cpu"
     timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" $trace \
       --gradcam "$bin/gradcam" 2>&1 | tee -a "$out/pytorch.log" | tail -30
