@@ -21,7 +21,8 @@ if [ ! -d .whl ]; then
 fi
 rm -rf .gpu-bin && mkdir -p .gpu-bin
 # Test and bench executables, found through cargo's JSON messages.
-tests=(--test backends --test fixtures_library --test compile --test fixtures_cli)
+tests=(--test backends --test fixtures_library --test compile --test fixtures_cli
+  --test products --test onnx_models)
 cargo test --release --workspace --features "$features" --no-run --message-format=json \
   "${tests[@]}" |
   python3 -c '

@@ -57,7 +57,9 @@ has() { case " $backends " in *" $1 "*) return 0 ;; esac; return 1; }
 filter=""
 has wgpu || filter="cuda"
 step "every primitive on the GPU against the CPU backend (tests/backends.rs), NVRTC compile test"
-for t in backends compile; do
+# products / onnx_models: graphs with products of computed tensors, channel splits and
+# shuffles, explained on each backend against the CPU and against PyTorch's references.
+for t in backends compile products onnx_models; do
   [ -x "$bin/$t" ] || continue
   f=""; [ "$t" = backends ] && f="$filter"
   timeout 300 "$bin/$t" --test-threads 1 $f 2>&1 | tee "$out/test-$t.log" |
