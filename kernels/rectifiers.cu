@@ -22,7 +22,7 @@ KERNEL void rectifier_backward(ARGS) {
 
 // Smooth and piecewise-linear activations and their derivatives (gradcam_core::Activation):
 // a.x = count, a.y = kind (0 sigmoid, 1 tanh, 2 leaky ReLU, 3 ELU, 4 hard sigmoid,
-// 5 hard swish); f.x = α, f.y = β.
+// 5 hard swish, 6 reciprocal); f.x = α, f.y = β.
 __device__ __forceinline__ float act_value(unsigned int kind, float v, float al, float be) {
     switch (kind) {
     case 0: return 1.0f / (1.0f + expf(-v));
@@ -30,6 +30,7 @@ __device__ __forceinline__ float act_value(unsigned int kind, float v, float al,
     case 2: return v >= 0.0f ? v : al * v;
     case 3: return v > 0.0f ? v : al * (expf(v) - 1.0f);
     case 4: return fminf(fmaxf(al * v + be, 0.0f), 1.0f);
+    case 6: return 1.0f / v;
     default: return v * fminf(fmaxf(v / 6.0f + 0.5f, 0.0f), 1.0f);
     }
 }
@@ -50,6 +51,7 @@ __device__ __forceinline__ float act_slope(unsigned int kind, float v, float al,
         float u = al * v + be;
         return u > 0.0f && u < 1.0f ? al : 0.0f;
     }
+    case 6: return -(1.0f / (v * v));
     default: return v < -3.0f ? 0.0f : (v <= 3.0f ? v / 3.0f + 0.5f : 1.0f);
     }
 }

@@ -24,7 +24,7 @@ fn rectifier_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
 
 // Smooth and piecewise-linear activations and their derivatives (gradcam_core::Activation):
 // a.x = count, a.y = kind (0 sigmoid, 1 tanh, 2 leaky ReLU, 3 ELU, 4 hard sigmoid,
-// 5 hard swish); f.x = α, f.y = β.
+// 5 hard swish, 6 reciprocal); f.x = α, f.y = β.
 fn act_value(kind: u32, v: f32, al: f32, be: f32) -> f32 {
     switch kind {
         case 0u: { return 1.0 / (1.0 + exp(-v)); }
@@ -32,6 +32,7 @@ fn act_value(kind: u32, v: f32, al: f32, be: f32) -> f32 {
         case 2u: { return select(al * v, v, v >= 0.0); }
         case 3u: { return select(al * (exp(v) - 1.0), v, v > 0.0); }
         case 4u: { return clamp(al * v + be, 0.0, 1.0); }
+        case 6u: { return 1.0 / v; }
         default: { return v * clamp(v / 6.0 + 0.5, 0.0, 1.0); }
     }
 }
@@ -52,6 +53,7 @@ fn act_slope(kind: u32, v: f32, al: f32, be: f32) -> f32 {
             let u = al * v + be;
             return select(0.0, al, u > 0.0 && u < 1.0);
         }
+        case 6u: { return -(1.0 / (v * v)); }
         default: {
             if (v < -3.0) { return 0.0; }
             if (v <= 3.0) { return v / 3.0 + 0.5; }

@@ -271,6 +271,7 @@ fn rectifiers<B: Backend>(b: &B) {
         Activation::Elu(0.7),
         Activation::HardSigmoid(0.2, 0.5),
         Activation::HardSwish,
+        Activation::Reciprocal,
     ] {
         k.same(
             &format!("{a:?}"),

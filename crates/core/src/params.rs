@@ -268,6 +268,8 @@ pub enum Activation {
     HardSigmoid(f32, f32),
     /// `x·clamp(x/6 + 1/2, 0, 1)`.
     HardSwish,
+    /// `1/x` (a quotient of computed tensors is a product by it); derivative `−1/x²`.
+    Reciprocal,
 }
 
 impl Activation {
@@ -280,6 +282,7 @@ impl Activation {
             Activation::Elu(a) => (3, a, 0.0),
             Activation::HardSigmoid(a, b) => (4, a, b),
             Activation::HardSwish => (5, 0.0, 0.0),
+            Activation::Reciprocal => (6, 0.0, 0.0),
         }
     }
 }

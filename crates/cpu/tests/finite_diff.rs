@@ -440,16 +440,23 @@ fn smooth_and_piecewise_linear_activations() {
         Activation::Elu(0.7),
         Activation::HardSigmoid(0.2, 0.5),
         Activation::HardSwish,
+        Activation::Reciprocal,
     ] {
         // Values away from the kinks (0 for leaky ReLU and ELU, ±2.5 for hard sigmoid, ±3 for
-        // hard swish), where the finite difference straddles no corner.
+        // hard swish), where the finite difference straddles no corner; and from the
+        // reciprocal's pole at 0.
+        let pole = if a == Activation::Reciprocal {
+            0.2
+        } else {
+            1e-3
+        };
         let x: Vec<f64> = rng
             .vec(4 * 6 * 5, 10.0)
             .into_iter()
             .filter(|v| {
                 [0.0f64, -2.5, 2.5, -3.0, 3.0]
                     .iter()
-                    .all(|k| (v - k).abs() > 1e-3)
+                    .all(|k| (v - k).abs() > pole)
             })
             .collect();
         let dy = rng.vec(x.len(), 1.0);

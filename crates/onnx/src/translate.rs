@@ -1395,9 +1395,10 @@ fn translate_node(
                     let neg = affine(b, &format!("{out}::neg"), *q, vec![-1.0; c], vec![0.0; c])?;
                     b.add(&out, *p, neg)?
                 }
-                (Value::Node(p), Value::Node(q)) if op == "Mul" => {
-                    // Equal shapes, or a per-channel gate [n, c, 1, 1]: only where ONNX's
-                    // broadcasting (aligned from the last axis) means the same, equal ranks.
+                (Value::Node(p), Value::Node(q)) if op == "Mul" || op == "Div" => {
+                    // Equal shapes, or a per-channel factor [n, c, 1, 1] (a gate, or a divisor):
+                    // only where ONNX's broadcasting (aligned from the last axis) means the
+                    // same, equal ranks.
                     let rank = |i: usize| ranks.get(&node.input[i]).copied().unwrap_or(4);
                     if rank(0) != rank(1) {
                         return Err(err(
@@ -1409,13 +1410,17 @@ fn translate_node(
                             ),
                         ));
                     }
-                    b.mul(&out, *p, *q)?
-                }
-                (Value::Node(_), Value::Node(_)) => {
-                    return Err(err(
-                        node,
-                        "a quotient of two computed tensors is not supported",
-                    ))
+                    if op == "Div" {
+                        // x / y = x · (1/y): the reciprocal's gradient is −1/y².
+                        let r = b.activation(
+                            &format!("{out}::reciprocal"),
+                            *q,
+                            Activation::Reciprocal,
+                        )?;
+                        b.mul(&out, *p, r)?
+                    } else {
+                        b.mul(&out, *p, *q)?
+                    }
                 }
                 (Value::Node(id), Value::Const(k)) | (Value::Const(k), Value::Node(id)) => {
                     let node_first = matches!(v0, Value::Node(_));
@@ -1428,7 +1433,14 @@ fn translate_node(
                         ("Sub", false) => (vec![-1.0; c], v),
                         ("Mul", _) => (v, vec![0.0; c]),
                         ("Div", true) => (v.iter().map(|t| 1.0 / t).collect(), vec![0.0; c]),
-                        _ => return Err(err(node, "dividing a constant by a tensor")),
+                        _ => {
+                            // k / x = k · (1/x).
+                            let name = format!("{out}::reciprocal");
+                            let r = b.activation(&name, *id, Activation::Reciprocal)?;
+                            let id = affine(b, &out, r, v, vec![0.0; c])?;
+                            values.insert(out, Value::Node(id));
+                            return Ok(());
+                        }
                     };
                     affine(b, &out, *id, scale, shift)?
                 }

@@ -289,7 +289,7 @@ fn ranks_follow_the_computed_operand_on_a_3d_input() {
 }
 
 /// Products of computed tensors: a swish (`x·sigmoid(x)`) and a squeeze-and-excitation gate
-/// (`x·sigmoid(conv1x1(gap(x)))`, the gate first), against a host computation; a quotient, a
+/// (`x·sigmoid(conv1x1(gap(x)))`, the gate first) and quotients, against host computations; a
 /// spatial gate and operands of different ranks are errors.
 #[test]
 fn swish_and_squeeze_excitation_products() {
@@ -339,8 +339,27 @@ fn swish_and_squeeze_excitation_products() {
             .expect_err("an error")
             .to_string()
     };
-    let quotient = vec![node("Sigmoid", &["x"], "s"), node("Div", &["x", "s"], "y")];
-    assert!(e(quotient, &[1, 3, 4, 4]).contains("quotient"));
+    // Quotients: x / sigmoid(x) = x·(1 + e⁻ˣ), and 2 / sigmoid(x) = 2·(1 + e⁻ˣ).
+    let quotient = model(
+        vec![
+            node("Sigmoid", &["x"], "s"),
+            node("Div", &["x", "s"], "q"),
+            node("Div", &["two", "s"], "r"),
+            node("Add", &["q", "r"], "y"),
+        ],
+        vec![tensor("two", &[], vec![2.0])],
+        &[1, 3, 2, 2],
+        "y",
+    );
+    let xq: Vec<f32> = (0..12).map(|i| i as f32 * 0.4 - 2.0).collect();
+    let got = run(&quotient, &xq, [1, 3, 2, 2]);
+    for (g, v) in got.iter().zip(&xq) {
+        let want = (v + 2.0) * (1.0 + (-v).exp());
+        assert!(
+            (g - want).abs() < 1e-5 * want.abs().max(1.0),
+            "{g} vs {want}"
+        );
+    }
     // A spatial gate [n, 1, h, w] has one channel, not the tensor's three.
     let spatial = vec![
         node("ReduceMean", &["x"], "m"),

@@ -36,7 +36,8 @@ pub enum Op {
     },
     /// ReLU, ReLU6 or clip.
     Rectifier(Rectifier),
-    /// Sigmoid, tanh, leaky ReLU, ELU, hard sigmoid or hard swish (plain backward in every mode).
+    /// Sigmoid, tanh, leaky ReLU, ELU, hard sigmoid, hard swish or reciprocal (plain backward
+    /// in every mode).
     Activation(Activation),
     /// Local response normalisation across channels.
     Lrn(LrnParams),

@@ -65,6 +65,7 @@ fn act<T: Element>(v: T, a: Activation) -> T {
         }
         Activation::HardSigmoid(al, be) => (T::of(al) * v + T::of(be)).max(zero).min(one),
         Activation::HardSwish => v * (v / T::of(6.0) + T::of(0.5)).max(zero).min(one),
+        Activation::Reciprocal => one / v,
     }
 }
 
@@ -111,6 +112,7 @@ fn act_grad<T: Element>(v: T, a: Activation) -> T {
                 one
             }
         }
+        Activation::Reciprocal => -(one / (v * v)),
     }
 }
 
