@@ -365,13 +365,14 @@ pub fn translate(
             }
             translate_node(&mut b, &mut values, &ranks, node, &ctx)?;
         }
-        if let Some(out) = node.output.first() {
-            // Ranks of computed values only (a constant's rank is its dims' length).
+        // Ranks of computed values only (a constant's rank is its dims' length); every output
+        // of a Split has its input's.
+        let r = out_rank(node, &ranks, &values);
+        for out in node.output.iter().filter(|o| !o.is_empty()) {
             if matches!(
                 values.get(out),
                 Some(Value::Node(_)) | Some(Value::MatMul { .. })
             ) {
-                let r = out_rank(node, &ranks, &values);
                 ranks.insert(out.clone(), r);
             }
         }

@@ -744,3 +744,44 @@ fn fuzzer_regressions() {
         assert!(e(vec![n], vec![]).contains("axis"), "{op}");
     }
 }
+
+/// Every output of a Split keeps its input's rank: on a 3-D input the second part's mean over
+/// axis −1 is over the length (with rank 4 assumed it would be the runtime's unit axis).
+#[test]
+fn split_outputs_keep_the_inputs_rank() {
+    let mut split = with(
+        node("Split", &["x"], "a"),
+        AttributeProto {
+            name: Some("axis".into()),
+            i: Some(1),
+            ..Default::default()
+        },
+    );
+    split.output.push("b".into());
+    let bytes = model(
+        vec![
+            split,
+            with(
+                node("ReduceMean", &["b"], "y"),
+                AttributeProto {
+                    name: Some("axes".into()),
+                    ints: vec![-1],
+                    ..Default::default()
+                },
+            ),
+        ],
+        vec![],
+        &[0, 4, 6],
+        "y",
+    );
+    let x: Vec<f32> = (0..48).map(|i| (i as f32 * 0.5).sin()).collect();
+    let got = run(&bytes, &x, [2, 4, 6, 1]);
+    assert_eq!(got.len(), 4);
+    for n in 0..2 {
+        for c in 0..2 {
+            let base = (n * 4 + 2 + c) * 6;
+            let want = x[base..base + 6].iter().sum::<f32>() / 6.0;
+            assert!((got[n * 2 + c] - want).abs() < 1e-5, "({n},{c})");
+        }
+    }
+}
