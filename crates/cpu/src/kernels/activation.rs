@@ -28,17 +28,27 @@ pub fn rectifier_backward<T: Element>(
     dx: &mut [T],
 ) {
     let (lo, hi) = (T::of(r.lo), T::of(r.hi));
+    let zero = T::zero();
+    // One loop per mode (the mode tested once, not per element), each a branch-free select
+    // the compiler vectorises.
+    match mode {
+        GradMode::Plain => masked(y, dy, dx, move |v, _| (v > lo) & (v < hi)),
+        GradMode::Guided => masked(y, dy, dx, move |v, g| (v > lo) & (v < hi) & (g > zero)),
+        GradMode::Deconvnet => masked(y, dy, dx, move |_, g| g > zero),
+    }
+}
+
+/// `dx = keep(y, dy) ? dy : 0`, element by element, in parallel chunks.
+#[inline(always)]
+fn masked<T: Element>(y: &[T], dy: &[T], dx: &mut [T], keep: impl Fn(T, T) -> bool + Copy + Sync) {
     dx.par_chunks_mut(CHUNK)
         .zip(y.par_chunks(CHUNK).zip(dy.par_chunks(CHUNK)))
         .for_each(|(dx, (y, dy))| {
+            // A copy of the test (its bounds in registers, not read through the capture).
+            #[allow(clippy::redundant_locals)]
+            let keep = keep;
             for ((o, &v), &g) in dx.iter_mut().zip(y).zip(dy) {
-                let active = v > lo && v < hi;
-                let keep = match mode {
-                    GradMode::Plain => active,
-                    GradMode::Guided => active && g > T::zero(),
-                    GradMode::Deconvnet => g > T::zero(),
-                };
-                *o = if keep { g } else { T::zero() };
+                *o = if keep(v, g) { g } else { T::zero() };
             }
         });
 }

@@ -185,14 +185,20 @@ fn im2col_row<T: Element>(
                     }
                     dst[hi..].fill(T::zero());
                 } else {
-                    for (t, d) in dst.iter_mut().enumerate() {
-                        let ix = ((ox + t) * sw) as isize + shift;
-                        *d = if ix >= 0 && (ix as usize) < g.w {
-                            row[ix as usize]
-                        } else {
-                            T::zero()
-                        };
+                    // ix = first + t·sw must lie in 0..w: t in lo..hi.
+                    let first = (ox * sw) as isize + shift;
+                    let (s, w) = (sw as isize, g.w as isize);
+                    let lo = ((-first).max(0) + s - 1) / s;
+                    let hi = ((w - first).max(0) + s - 1) / s;
+                    let (lo, hi) = (lo.min(seg as isize) as usize, hi.min(seg as isize) as usize);
+                    let hi = hi.max(lo);
+                    dst[..lo].fill(T::zero());
+                    if hi > lo {
+                        let from = (first + (lo * sw) as isize) as usize;
+                        let src = row[from..].iter().step_by(sw);
+                        dst[lo..hi].iter_mut().zip(src).for_each(|(d, &v)| *d = v);
                     }
+                    dst[hi..].fill(T::zero());
                 }
             }
         }
@@ -245,8 +251,8 @@ fn splits(g: &ConvGeom, by_rows: bool) -> (Ranges, Ranges) {
 }
 
 /// `y [n,k,oh,ow] = conv(x, w) + b`: B is packed from the image directly (im2col on the fly).
-/// With a micro-kernel the bias is written first and the GEMM adds the product to it; the
-/// reference path adds it afterwards (its rounding, kept).
+/// With a micro-kernel the bias is added to each tile's sums as they are stored; the reference
+/// path adds it afterwards (its rounding, kept).
 pub fn forward<T: Element>(
     plan: Plan<T>,
     x: &[T],
@@ -258,8 +264,8 @@ pub fn forward<T: Element>(
     forward_clamped(plan, x, w, b, None, g, y)
 }
 
-/// [`forward`] followed by `clamp(·, lo, hi)` on each task's block while it is in cache (the
-/// reference path: after the bias), so a convolution and its rectifier are one pass.
+/// [`forward`] followed by `clamp(·, lo, hi)`: in the micro-kernel's store (the reference path:
+/// a pass after the bias), so a convolution and its rectifier are one pass.
 pub fn forward_clamped<T: Element>(
     plan: Plan<T>,
     x: &[T],
@@ -295,12 +301,6 @@ pub fn forward_clamped<T: Element>(
         // bound is asserted above and the weight rows lie within `w` (asserted before).
         unsafe {
             let out = yp.ptr().add(off);
-            if let Some(b) = fused_bias {
-                for r in 0..r1 - r0 {
-                    let bias = b[gi * kg + r0 + r];
-                    std::slice::from_raw_parts_mut(out.add(r * plane), width).fill(bias);
-                }
-            }
             let a = w.as_ptr().add((gi * kg + r0) * cg * kk);
             let (m, k) = (r1 - r0, cg * kk);
             // B: the image itself for a 1×1 stride-1 convolution, else its im2col columns.
@@ -322,14 +322,13 @@ pub fn forward_clamped<T: Element>(
                 };
                 &columns
             };
-            let accumulate = fused_bias.is_some();
-            packed::gemm(kernel, m, k, width, a, k, 1, pack, accumulate, out, plane);
-            if let (Some((lo, hi)), true) = (clamp, plan.kernel.is_some()) {
-                for r in 0..m {
-                    let row = std::slice::from_raw_parts_mut(out.add(r * plane), width);
-                    row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
-                }
-            }
+            // With a micro-kernel, the bias and the clamp are its store's (no pass of their own).
+            let epi = packed::Epilogue {
+                accumulate: false,
+                bias: fused_bias.map(|b| &b[gi * kg + r0..gi * kg + r1]),
+                clamp: clamp.filter(|_| kernel.is_some()),
+            };
+            packed::gemm_with(kernel, m, k, width, a, k, 1, pack, epi, out, plane);
         }
     });
     if late_bias.is_some() || (clamp.is_some() && plan.kernel.is_none()) {

@@ -123,8 +123,20 @@ fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dPar
         });
 }
 
-/// [`max_forward`] without dilation: each window's clipped row and column ranges computed
-/// once, the same comparison (a NaN wins, an empty window is −∞), no per-tap index checks.
+/// The larger of `m` and `v`, NaN winning: the comparison of [`argmax`] as a select.
+#[inline(always)]
+fn nan_max<T: Element>(m: T, v: T) -> T {
+    if v > m || v.is_nan() {
+        v
+    } else {
+        m
+    }
+}
+
+/// [`max_forward`] without dilation, separably: for each output row, the maximum over its
+/// window's input rows column by column (contiguous, vectorised), then over each window's
+/// columns. The same values as a per-window scan — max is associative and a NaN anywhere wins
+/// — and an empty window is −∞.
 fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
     let range = dense_range;
     let cols: Vec<(usize, usize)> = (0..g.ow)
@@ -133,18 +145,22 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
     y.par_chunks_mut(g.oh * g.ow)
         .zip(x.par_chunks(g.h * g.w))
         .for_each(|(y, x)| {
+            let mut column = vec![T::neg_infinity(); g.w];
             for oy in 0..g.oh {
                 let (y0, y1) = range(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
-                for (ox, &(x0, x1)) in cols.iter().enumerate() {
-                    let mut best: Option<T> = None;
-                    for iy in y0..y1 {
-                        for &v in &x[iy * g.w + x0..iy * g.w + x1] {
-                            if best.is_none_or(|m| v > m || v.is_nan()) {
-                                best = Some(v);
-                            }
-                        }
-                    }
-                    y[oy * g.ow + ox] = best.unwrap_or(T::neg_infinity());
+                column.fill(T::neg_infinity());
+                for iy in y0..y1 {
+                    let row = &x[iy * g.w..(iy + 1) * g.w];
+                    column
+                        .iter_mut()
+                        .zip(row)
+                        .for_each(|(m, &v)| *m = nan_max(*m, v));
+                }
+                let out = &mut y[oy * g.ow..(oy + 1) * g.ow];
+                for (o, &(x0, x1)) in out.iter_mut().zip(&cols) {
+                    *o = column[x0..x1]
+                        .iter()
+                        .fold(T::neg_infinity(), |m, &v| nan_max(m, v));
                 }
             }
         });

@@ -1,6 +1,6 @@
 //! The AVX2 + FMA micro-kernel: a 6 × 16 tile of C in 12 ymm registers.
 
-use super::MR;
+use super::{Store, MR};
 use std::arch::x86_64::*;
 
 /// Columns per panel: two vectors of 8.
@@ -21,7 +21,7 @@ pub unsafe fn kernel(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    store: &Store<f32>,
 ) {
     let mut s = [[_mm256_setzero_ps(); 2]; MR];
     let mut ap = *a;
@@ -45,7 +45,17 @@ pub unsafe fn kernel(
         _mm256_storeu_ps(tile.as_mut_ptr().add(8), si[1]);
         for (j, &v) in tile.iter().enumerate().take(cols) {
             let p = crow.add(j);
-            *p = if accumulate { *p + v } else { v };
+            let v = if store.accumulate {
+                *p + v
+            } else if !store.bias.is_null() {
+                v + *store.bias.add(i)
+            } else {
+                v
+            };
+            *p = match store.clamp {
+                Some((lo, hi)) => v.max(lo).min(hi),
+                None => v,
+            };
         }
     }
 }

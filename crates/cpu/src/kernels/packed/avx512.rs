@@ -1,6 +1,6 @@
 //! The AVX-512F micro-kernel: a 6 × 64 tile of C in 24 zmm registers.
 
-use super::MR;
+use super::{Store, MR};
 use std::arch::x86_64::*;
 
 /// Columns per panel: four vectors of 16.
@@ -21,7 +21,7 @@ pub unsafe fn kernel(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    store: &Store<f32>,
 ) {
     let mut s = [[_mm512_setzero_ps(); 4]; MR];
     let mut ap = *a;
@@ -57,13 +57,31 @@ pub unsafe fn kernel(
                 (1u16 << left) - 1
             };
             let p = crow.add(lane);
-            let v = if accumulate {
-                _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p))
-            } else {
-                v
-            };
-            _mm512_mask_storeu_ps(p, mask, v);
+            _mm512_mask_storeu_ps(p, mask, finish(v, i, mask, p, store));
         }
+    }
+}
+
+/// A sum vector as [`Store`] says, for row `i` of the tile, `p` its place in C.
+#[inline(always)]
+unsafe fn finish(
+    v: __m512,
+    i: usize,
+    mask: __mmask16,
+    p: *const f32,
+    store: &Store<f32>,
+) -> __m512 {
+    let v = if store.accumulate {
+        _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p))
+    } else if !store.bias.is_null() {
+        _mm512_add_ps(v, _mm512_set1_ps(*store.bias.add(i)))
+    } else {
+        v
+    };
+    match store.clamp {
+        // max(v, lo) gives lo for a NaN v, as f32::max does.
+        Some((lo, hi)) => _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi)),
+        None => v,
     }
 }
 
@@ -85,7 +103,7 @@ pub unsafe fn kernel_tail(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    store: &Store<f32>,
 ) {
     let mut s = [_mm512_setzero_ps(); MR];
     let mut ap = *a;
@@ -106,11 +124,6 @@ pub unsafe fn kernel_tail(
     };
     for (i, &v) in s.iter().enumerate().take(rows) {
         let p = c.add(i * ldc);
-        let v = if accumulate {
-            _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p))
-        } else {
-            v
-        };
-        _mm512_mask_storeu_ps(p, mask, v);
+        _mm512_mask_storeu_ps(p, mask, finish(v, i, mask, p, store));
     }
 }

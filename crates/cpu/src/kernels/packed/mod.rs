@@ -13,6 +13,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
+mod buffer;
 mod pack;
 
 pub use pack::{pack_rows, Pack, Strided};
@@ -26,8 +27,9 @@ pub const KC: usize = 256;
 /// Columns of one packed block (a multiple of every kernel's panel width).
 pub const NC: usize = 512;
 
-/// A micro-kernel: `C[rows × cols] (+)= Σ_k A[i][k] · B[k][j]` over `kc` steps, A's row `i`
-/// at `a[i]` advancing by `acs` per step, B a packed `kc × nr` panel.
+/// A micro-kernel: `C[rows × cols] = store(Σ_k A[i][k] · B[k][j])` over `kc` steps, A's row
+/// `i` at `a[i]` advancing by `acs` per step, B a packed `kc × nr` panel, `store` as
+/// [`Store`] says.
 pub type MicroKernel<T> = unsafe fn(
     kc: usize,
     a: &[*const T; MR],
@@ -37,8 +39,45 @@ pub type MicroKernel<T> = unsafe fn(
     ldc: usize,
     rows: usize,
     cols: usize,
-    accumulate: bool,
+    store: &Store<T>,
 );
+
+/// How a micro-kernel stores its sums `s`: `v = C + s` when `accumulate`, else `s + bias[i]`
+/// (row `i` of the tile; `s` when `bias` is null); then `clamp(v, lo, hi)` when `clamp` is set
+/// (`max` then `min`, NaN giving `lo`, as `f32::max`). A convolution's bias and rectifier so
+/// cost no pass of their own over the output.
+#[derive(Clone, Copy)]
+pub struct Store<T> {
+    /// Add to C's values.
+    pub accumulate: bool,
+    /// The tile's first row's bias (rows follow), or null.
+    pub bias: *const T,
+    /// Bounds to clamp to.
+    pub clamp: Option<(T, T)>,
+}
+
+/// What the GEMM does around the product: `C = clamp(A·B + bias)`, each part optional
+/// (`C += A·B` when `accumulate`, which takes no bias).
+#[derive(Clone, Copy)]
+pub struct Epilogue<'a, T> {
+    /// Add the product to C.
+    pub accumulate: bool,
+    /// One value per row of C, added to the product.
+    pub bias: Option<&'a [T]>,
+    /// Bounds the result is clamped to.
+    pub clamp: Option<(T, T)>,
+}
+
+impl<T> Epilogue<'_, T> {
+    /// `C = A·B`, or `C += A·B` when `accumulate`.
+    pub fn plain(accumulate: bool) -> Self {
+        Epilogue {
+            accumulate,
+            bias: None,
+            clamp: None,
+        }
+    }
+}
 
 /// A micro-kernel and its panel width.
 #[derive(Clone, Copy)]
@@ -122,9 +161,45 @@ pub unsafe fn gemm<T: Element>(
     c: *mut T,
     ldc: usize,
 ) {
+    gemm_with(
+        kernel,
+        m,
+        k,
+        n,
+        a,
+        ars,
+        acs,
+        pack,
+        Epilogue::plain(accumulate),
+        c,
+        ldc,
+    )
+}
+
+/// [`gemm`] with an [`Epilogue`]: `C = clamp(A·B + bias)` (a bias needs `!accumulate`; with
+/// the portable fallback the bias and clamp are applied after the product).
+///
+/// # Safety
+/// As [`gemm`]; a bias has at least `m` values.
+#[allow(clippy::too_many_arguments)]
+pub unsafe fn gemm_with<T: Element>(
+    kernel: Option<Kernel<T>>,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: *const T,
+    ars: usize,
+    acs: usize,
+    pack: &dyn Pack<T>,
+    epi: Epilogue<'_, T>,
+    c: *mut T,
+    ldc: usize,
+) {
     if m == 0 || n == 0 {
         return;
     }
+    assert!(epi.bias.is_none_or(|b| b.len() >= m && !epi.accumulate));
+    let accumulate = epi.accumulate;
     let Some(kern) = kernel else {
         let mut b = vec![T::zero(); k * n];
         pack.pack(0, k, 0, n, n.max(1), &mut b);
@@ -145,6 +220,7 @@ pub unsafe fn gemm<T: Element>(
             ldc as isize,
             1,
         );
+        finish(m, n, c, ldc, &epi);
         return;
     };
     if k == 0 {
@@ -153,6 +229,7 @@ pub unsafe fn gemm<T: Element>(
                 std::slice::from_raw_parts_mut(c.add(i * ldc), n).fill(T::zero());
             }
         }
+        finish(m, n, c, ldc, &epi);
         return;
     }
     let (nr, tnr) = (kern.nr, kern.tail_nr);
@@ -169,7 +246,7 @@ pub unsafe fn gemm<T: Element>(
         }
     };
     let kc_max = KC.min(k);
-    let mut buf = vec![T::zero(); NC.min(n).div_ceil(nr) * nr * kc_max];
+    let mut buf = buffer::take::<T>(NC.min(n).div_ceil(nr) * nr * kc_max);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let (main, tail) = layout(nc);
@@ -183,23 +260,47 @@ pub unsafe fn gemm<T: Element>(
                 pack.pack(k0, kc, j0 + main, nc - main, tnr, narrow);
             }
             let acc = accumulate || k0 > 0;
+            let bias = epi.bias.filter(|_| !acc);
+            let clamp = epi.clamp.filter(|_| k0 + kc == k);
             for i0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - i0);
                 let rowp = |r: usize| a.add((i0 + r.min(rows - 1)) * ars + k0 * acs);
                 let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
                 let cp = c.add(i0 * ldc + j0);
+                let store = Store {
+                    accumulate: acc,
+                    bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().add(i0)),
+                    clamp,
+                };
                 for p in 0..main / nr {
                     let b = wide.as_ptr().add(p * kc * nr);
                     let cols = nr.min(nc - p * nr);
-                    (kern.run)(kc, &ap, acs, b, cp.add(p * nr), ldc, rows, cols, acc);
+                    (kern.run)(kc, &ap, acs, b, cp.add(p * nr), ldc, rows, cols, &store);
                 }
                 for p in 0..tail / tnr {
                     let cols = tnr.min(nc - main - p * tnr);
                     let b = narrow.as_ptr().add(p * kc * tnr);
                     let at = cp.add(main + p * tnr);
-                    (kern.tail)(kc, &ap, acs, b, at, ldc, rows, cols, acc);
+                    (kern.tail)(kc, &ap, acs, b, at, ldc, rows, cols, &store);
                 }
             }
+        }
+    }
+    buffer::give_back(buf);
+}
+
+/// The epilogue's bias and clamp over a finished product (the paths without a micro-kernel).
+unsafe fn finish<T: Element>(m: usize, n: usize, c: *mut T, ldc: usize, epi: &Epilogue<'_, T>) {
+    if epi.bias.is_none() && epi.clamp.is_none() {
+        return;
+    }
+    for i in 0..m {
+        let row = std::slice::from_raw_parts_mut(c.add(i * ldc), n);
+        if let Some(b) = epi.bias {
+            row.iter_mut().for_each(|v| *v += b[i]);
+        }
+        if let Some((lo, hi)) = epi.clamp {
+            row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));
         }
     }
 }

@@ -23,19 +23,14 @@ pub fn pack_rows<T: Element>(
 ) {
     let panels = nc.div_ceil(nr);
     debug_assert_eq!(dst.len(), panels * kc * nr);
-    if panels == 1 && nc == nr {
-        for r in 0..kc {
-            row(k0 + r, j0, &mut dst[r * nr..(r + 1) * nr]);
-        }
-        return;
-    }
-    let mut tmp = vec![T::zero(); nc];
+    // Each panel's part of a row straight into place (no row buffer to copy from); the last
+    // panel's columns past `nc` zero.
     for r in 0..kc {
-        row(k0 + r, j0, &mut tmp);
-        for (p, chunk) in tmp.chunks(nr).enumerate() {
+        for p in 0..panels {
+            let cols = nr.min(nc - p * nr);
             let at = p * kc * nr + r * nr;
-            dst[at..at + chunk.len()].copy_from_slice(chunk);
-            dst[at + chunk.len()..at + nr].fill(T::zero());
+            row(k0 + r, j0 + p * nr, &mut dst[at..at + cols]);
+            dst[at + cols..at + nr].fill(T::zero());
         }
     }
 }

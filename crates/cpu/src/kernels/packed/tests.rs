@@ -104,3 +104,113 @@ fn the_default_kernel_is_the_fastest_available_unless_overridden() {
         );
     }
 }
+
+#[test]
+fn the_epilogue_adds_the_bias_once_and_clamps_the_final_sums() {
+    let mut kernels: Vec<Option<Kernel<f32>>> = f32_kernels().into_iter().map(Some).collect();
+    kernels.push(None);
+    // k = 600 spans three depth blocks: a bias added per block or a clamp of a partial sum
+    // would show.
+    for kernel in kernels {
+        let (mut cut, mut total) = (0, 0);
+        for &(m, k, n) in &[(7, 600, 70), (13, 5, 1031), (6, 257, 64), (1, 1, 17)] {
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let bias = values(m, 4);
+            let (lo, hi) = (-0.05f32, 0.1f32);
+            let want = naive(m, k, n, &a, k, 1, &b);
+            let mut c = values(m * n, 3);
+            let pack = Strided {
+                data: &b,
+                off: 0,
+                rs: n,
+                cs: 1,
+            };
+            let epi = Epilogue {
+                accumulate: false,
+                bias: Some(&bias),
+                clamp: Some((lo, hi)),
+            };
+            // SAFETY: sizes match the allocations; c is distinct.
+            unsafe {
+                gemm_with(
+                    kernel,
+                    m,
+                    k,
+                    n,
+                    a.as_ptr(),
+                    k,
+                    1,
+                    &pack,
+                    epi,
+                    c.as_mut_ptr(),
+                    n,
+                )
+            };
+            let mut clamped = 0;
+            for i in 0..m {
+                for j in 0..n {
+                    let exact = want[i * n + j] + bias[i] as f64;
+                    let expect = exact.clamp(lo as f64, hi as f64);
+                    clamped += usize::from(exact != expect);
+                    let got = c[i * n + j] as f64;
+                    assert!(
+                        (got - expect).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
+                        "{} m{m} k{k} n{n} ({i},{j}): {got} vs {expect}",
+                        kernel.map_or("portable", |k| k.name)
+                    );
+                }
+            }
+            cut += clamped;
+            total += m * n;
+        }
+        assert!(
+            cut > 0 && cut < total,
+            "the clamp bounds cut some sums, not all"
+        );
+    }
+}
+
+#[test]
+fn a_nan_sum_clamps_to_the_lower_bound_as_f32_max_does() {
+    for kernel in f32_kernels() {
+        let (m, k, n) = (3, 4, 20);
+        let mut a = values(m * k, 1);
+        a[k + 2] = f32::NAN;
+        let b = values(k * n, 2);
+        let mut c = vec![0f32; m * n];
+        let pack = Strided {
+            data: &b,
+            off: 0,
+            rs: n,
+            cs: 1,
+        };
+        let epi = Epilogue {
+            accumulate: false,
+            bias: None,
+            clamp: Some((0.0, 6.0)),
+        };
+        // SAFETY: sizes match the allocations; c is distinct.
+        unsafe {
+            gemm_with(
+                Some(kernel),
+                m,
+                k,
+                n,
+                a.as_ptr(),
+                k,
+                1,
+                &pack,
+                epi,
+                c.as_mut_ptr(),
+                n,
+            )
+        };
+        assert!(
+            c[n..2 * n].iter().all(|&v| v == f32::NAN.max(0.0)),
+            "{}",
+            kernel.name
+        );
+        assert!(c.iter().all(|v| (0.0..=6.0).contains(v)));
+    }
+}
