@@ -65,6 +65,13 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
         forward(plan, &x32, &w32, Some(&b32), &g, &mut y);
         let e = rel_l2(&y, &y64);
         assert!(e < 1e-6, "{name} forward {x:?} {w:?} {p:?}: rel L2 {e}");
+        // With a rectifier: the clamp of the exact output (in the micro-kernel's store).
+        let (lo, hi) = (-0.3, 0.4);
+        let want: Vec<f64> = y64.iter().map(|v| v.clamp(lo, hi)).collect();
+        let clamp = Some((lo as f32, hi as f32));
+        forward_clamped(plan, &x32, &w32, Some(&b32), clamp, &g, &mut y);
+        let e = rel_l2(&y, &want);
+        assert!(e < 1e-6, "{name} clamped {x:?} {w:?} {p:?}: rel L2 {e}");
         let mut dx = vec![0f32; dx64.len()];
         backward_data(plan, &dy32, &prepare_backward(plan, &w32, &g), &g, &mut dx);
         let e = rel_l2(&dx, &dx64);
@@ -99,6 +106,15 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([1, 4, 11, 11], [5, 4, 3, 3], Conv2dParams::new(1, 0));
     case([1, 4, 7, 7], [3, 4, 3, 3], Conv2dParams::new(1, 3));
     case([1, 64, 14, 14], [67, 64, 3, 3], Conv2dParams::new(1, 1));
+    // Wide planes (several column blocks, output rows straddling the panels' edges), a depth
+    // over one packed block, strides with padding wider than the stride.
+    case([1, 41, 40, 71], [7, 41, 3, 3], Conv2dParams::new(2, 1));
+    case([2, 3, 37, 53], [5, 3, 5, 5], Conv2dParams::new(3, 4));
+    case(
+        [1, 5, 29, 31],
+        [6, 5, 3, 3],
+        Conv2dParams::new(2, 3).with_dilation(2),
+    );
 }
 
 /// Winograd F(2×2, 3×3) on every micro-kernel against the direct convolution in f64: odd and
