@@ -17,6 +17,7 @@ pub unsafe fn kernel(
     a: &[*const f32; MR],
     acs: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -36,7 +37,7 @@ pub unsafe fn kernel(
             // Past the last step the pointer may leave A: never read, so wrapping.
             ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.wrapping_add(NR);
+        bp = bp.wrapping_add(ldb);
     }
     let mut tile = [0f32; NR];
     for (i, si) in s.iter().enumerate().take(rows) {

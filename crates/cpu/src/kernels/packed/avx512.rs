@@ -17,6 +17,7 @@ pub unsafe fn kernel(
     a: &[*const f32; MR],
     acs: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -41,7 +42,7 @@ pub unsafe fn kernel(
             // Past the last step the pointer may leave A: never read, so wrapping.
             ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.wrapping_add(NR);
+        bp = bp.wrapping_add(ldb);
     }
     for (i, si) in s.iter().enumerate().take(rows) {
         let crow = c.add(i * ldc);
@@ -99,6 +100,7 @@ pub unsafe fn kernel_tail(
     a: &[*const f32; MR],
     acs: usize,
     b: *const f32,
+    ldb: usize,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -115,7 +117,7 @@ pub unsafe fn kernel_tail(
             // Past the last step the pointer may leave A: never read, so wrapping.
             ap[i] = ap[i].wrapping_add(acs);
         }
-        bp = bp.wrapping_add(NR_TAIL);
+        bp = bp.wrapping_add(ldb);
     }
     let mask: __mmask16 = if cols >= 16 {
         0xffff

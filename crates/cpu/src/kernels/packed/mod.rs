@@ -28,13 +28,15 @@ pub const KC: usize = 256;
 pub const NC: usize = 512;
 
 /// A micro-kernel: `C[rows × cols] = store(Σ_k A[i][k] · B[k][j])` over `kc` steps, A's row
-/// `i` at `a[i]` advancing by `acs` per step, B a packed `kc × nr` panel, `store` as
-/// [`Store`] says.
+/// `i` at `a[i]` advancing by `acs` per step, B a `kc × nr` panel whose rows are `ldb` apart
+/// (`nr` when packed; the row stride of B itself when read in place), `store` as [`Store`]
+/// says.
 pub type MicroKernel<T> = unsafe fn(
     kc: usize,
     a: &[*const T; MR],
     acs: usize,
     b: *const T,
+    ldb: usize,
     c: *mut T,
     ldc: usize,
     rows: usize,
@@ -247,14 +249,19 @@ pub unsafe fn gemm_with<T: Element>(
     };
     let kc_max = KC.min(k);
     let mut buf = buffer::take::<T>(NC.min(n).div_ceil(nr) * nr * kc_max);
+    let direct = pack.in_place();
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let (main, tail) = layout(nc);
+        // Full panels of a B that is already row-major with contiguous columns are read in
+        // place (no copy); the rest is packed.
+        let unpacked = if direct.is_some() { nc / nr * nr } else { 0 };
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            let (wide, narrow) = buf[..(main + tail) * kc].split_at_mut(main * kc);
-            if main > 0 {
-                pack.pack(k0, kc, j0, main.min(nc), nr, wide);
+            let packed_wide = main - unpacked;
+            let (wide, narrow) = buf[..(packed_wide + tail) * kc].split_at_mut(packed_wide * kc);
+            if packed_wide > 0 {
+                pack.pack(k0, kc, j0 + unpacked, main.min(nc) - unpacked, nr, wide);
             }
             if tail > 0 {
                 pack.pack(k0, kc, j0 + main, nc - main, tnr, narrow);
@@ -273,15 +280,19 @@ pub unsafe fn gemm_with<T: Element>(
                     clamp,
                 };
                 for p in 0..main / nr {
-                    let b = wide.as_ptr().add(p * kc * nr);
+                    let (b, ldb) = match direct {
+                        Some((d, ld)) if p * nr < unpacked => (d.add(k0 * ld + j0 + p * nr), ld),
+                        _ => (wide.as_ptr().add((p * nr - unpacked) * kc), nr),
+                    };
                     let cols = nr.min(nc - p * nr);
-                    (kern.run)(kc, &ap, acs, b, cp.add(p * nr), ldc, rows, cols, &store);
+                    let at = cp.add(p * nr);
+                    (kern.run)(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
                 }
                 for p in 0..tail / tnr {
                     let cols = tnr.min(nc - main - p * tnr);
                     let b = narrow.as_ptr().add(p * kc * tnr);
                     let at = cp.add(main + p * tnr);
-                    (kern.tail)(kc, &ap, acs, b, at, ldc, rows, cols, &store);
+                    (kern.tail)(kc, &ap, acs, b, tnr, at, ldc, rows, cols, &store);
                 }
             }
         }

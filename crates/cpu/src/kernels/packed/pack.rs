@@ -8,6 +8,11 @@ use crate::kernels::Element;
 pub trait Pack<T>: Sync {
     /// Packs one block.
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]);
+    /// B itself, when its rows are contiguous: element `(i, j)` at `ptr + i·ld + j` for every
+    /// `i < k`, `j < n` of the product. Full panels are then read in place.
+    fn in_place(&self) -> Option<(*const T, usize)> {
+        None
+    }
 }
 
 /// Packs row by row: `row(r, j0, out)` fills `out` (length `nc`) with row `r`'s columns
@@ -48,6 +53,12 @@ pub struct Strided<'a, T> {
 }
 
 impl<T: Element> Pack<T> for Strided<'_, T> {
+    fn in_place(&self) -> Option<(*const T, usize)> {
+        // The slice's bounds hold every element the product reads (asserted by the callers'
+        // sizes); a start past its end would be an empty product, never read.
+        (self.cs == 1 && self.off <= self.data.len())
+            .then(|| (self.data.as_ptr().wrapping_add(self.off), self.rs))
+    }
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {
         pack_rows(k0, kc, j0, nc, nr, dst, |r, j0, out| {
             let start = self.off + r * self.rs + j0 * self.cs;

@@ -23,6 +23,15 @@ fn values(len: usize, seed: u32) -> Vec<f32> {
         .collect()
 }
 
+/// A packer that hides [`Pack::in_place`], so every panel is copied.
+struct Copying<'a>(Strided<'a, f32>);
+
+impl Pack<f32> for Copying<'_> {
+    fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [f32]) {
+        self.0.pack(k0, kc, j0, nc, nr, dst)
+    }
+}
+
 fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: bool) {
     let a = values(m * k, 1);
     let b = values(k * n, 2);
@@ -30,14 +39,22 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
     let ldc = n + 3;
     let mut c = values(m * ldc, 3);
     let before = c.clone();
-    let pack = Strided {
+    let strided = || Strided {
         data: &b,
         off: 0,
         rs: n,
         cs: 1,
     };
     let want = naive(m, k, n, &a, ars, acs, &b);
-    for accumulate in [false, true] {
+    // B read in place (full panels) and B packed.
+    let (direct, copying) = (strided(), Copying(strided()));
+    for (accumulate, pack) in [
+        (false, &direct as &dyn Pack<f32>),
+        (true, &direct),
+        (false, &copying),
+        (true, &copying),
+    ] {
+        assert!(direct.in_place().is_some() && copying.in_place().is_none());
         c.copy_from_slice(&before);
         // SAFETY: sizes match the allocations; c is distinct.
         unsafe {
@@ -49,7 +66,7 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
                 a.as_ptr(),
                 ars,
                 acs,
-                &pack,
+                pack,
                 accumulate,
                 c.as_mut_ptr(),
                 ldc,
