@@ -75,6 +75,34 @@ enum Value {
         groups: usize,
         transposed: bool,
     },
+    /// A computed `[n, c, h, w]` transposed to NHWC (TensorFlow's layout before a flatten);
+    /// only a flatten may read it.
+    Hwc {
+        x: NodeId,
+        chw: [usize; 3],
+    },
+    /// The flatten of an [`Value::Hwc`]: `x` is the flat `[n, c·h·w]` in CHW order, the ONNX
+    /// tensor the same values in HWC order; only a product with a constant matrix (MatMul,
+    /// Gemm) may read it, its rows permuted to match.
+    FlatHwc {
+        x: NodeId,
+        chw: [usize; 3],
+    },
+}
+
+/// The columns of an `[o, c·h·w]` matrix that multiplies features in HWC order, reordered for
+/// the same features in CHW order.
+fn hwc_columns_to_chw(data: &[f32], o: usize, [c, h, w]: [usize; 3]) -> Vec<f32> {
+    let i = c * h * w;
+    let mut out = vec![0.0f32; data.len()];
+    for r in 0..o {
+        for ch in 0..c {
+            for p in 0..h * w {
+                out[r * i + ch * h * w + p] = data[r * i + p * c + ch];
+            }
+        }
+    }
+    out
 }
 
 fn err(node: &NodeProto, msg: impl std::fmt::Display) -> Error {
@@ -137,6 +165,58 @@ fn pair(node: &NodeProto, v: Option<Vec<i64>>, default: usize, what: &str) -> Re
     }
 }
 
+/// A convolution's padding, `(before, after)` per spatial axis, from ONNX's
+/// `[top, left, bottom, right]` or `auto_pad` (SAME with an uneven total — TensorFlow's stride-2
+/// layers — needs the input's size, `hw`).
+fn conv_padding(
+    node: &NodeProto,
+    a: &Attrs,
+    kernel: [usize; 2],
+    stride: [usize; 2],
+    dilation: [usize; 2],
+    hw: Option<[usize; 2]>,
+) -> Result<([usize; 2], [usize; 2])> {
+    let limit = 0..=1i64 << 16;
+    match a.string("auto_pad").as_deref().unwrap_or("NOTSET") {
+        "SAME_UPPER" | "SAME_LOWER" => {
+            let lower = a.string("auto_pad").as_deref() == Some("SAME_LOWER");
+            let (mut before, mut after) = ([0; 2], [0; 2]);
+            for i in 0..2 {
+                let reach = dilation[i] * (kernel[i] - 1) + 1;
+                let total = match hw {
+                    // Output ⌈size / stride⌉: total = (out − 1)·stride + reach − size.
+                    Some(hw) => {
+                        ((hw[i].div_ceil(stride[i]) - 1) * stride[i] + reach).saturating_sub(hw[i])
+                    }
+                    None if stride[i] == 1 => reach - 1,
+                    None => {
+                        return Err(err(
+                            node,
+                            "auto_pad SAME with a stride needs the model's input size fixed",
+                        ))
+                    }
+                };
+                let small = total / 2;
+                (before[i], after[i]) = if lower {
+                    (total - small, small)
+                } else {
+                    (small, total - small)
+                };
+            }
+            Ok((before, after))
+        }
+        _ => match a.ints("pads").as_deref() {
+            Some([t, l, bo, r])
+                if a.string("auto_pad").is_none_or(|p| p == "NOTSET")
+                    && [t, l, bo, r].iter().all(|v| limit.contains(v)) =>
+            {
+                Ok(([*t as usize, *l as usize], [*bo as usize, *r as usize]))
+            }
+            _ => padding(node, a, kernel, stride, dilation).map(|p| (p, p)),
+        },
+    }
+}
+
 /// Symmetric padding from ONNX's `[top, left, bottom, right]` (or `auto_pad`).
 fn padding(
     node: &NodeProto,
@@ -174,7 +254,7 @@ fn padding(
         }
         Some(p) => Err(err(
             node,
-            format!("pads {p:?}: only symmetric 2-D padding is supported"),
+            format!("pads {p:?}: four values in 0..=65536 expected (pools: the same at both ends)"),
         )),
     }
 }
@@ -307,6 +387,35 @@ pub fn translate(
             input.name.as_deref().unwrap_or("")
         )));
     }
+    // An NHWC image input (tf2onnx) whose every reader is the Transpose to NCHW: the model
+    // takes NCHW images, as every other, and those transposes are its input.
+    let input_name = input.name.clone().unwrap_or_default();
+    let nhwc_readers: Vec<usize> = g
+        .node
+        .iter()
+        .enumerate()
+        .filter(|(_, n)| n.input.contains(&input_name))
+        .map(|(k, _)| k)
+        .collect();
+    let nhwc = dims.len() == 4
+        && !nhwc_readers.is_empty()
+        && nhwc_readers.iter().all(|&k| {
+            let n = &g.node[k];
+            n.op_type.as_deref() == Some("Transpose")
+                && n.input.len() == 1
+                && Attrs {
+                    node: n,
+                    one_d: false,
+                }
+                .ints("perm")
+                .as_deref()
+                    == Some(&[0, 3, 1, 2])
+        });
+    let dims: Vec<Option<i64>> = if nhwc {
+        vec![dims[0], dims[3], dims[1], dims[2]]
+    } else {
+        dims
+    };
     // Images [n, c, h, w]; also [n, f] and [n, c, l], run as [n, f, 1, 1] and [n, c, l, 1].
     let channels = match dims[..] {
         [_, Some(c)] | [_, Some(c), _] | [_, Some(c), _, _] if c > 0 => c as usize,
@@ -336,11 +445,29 @@ pub fn translate(
         batch: dims.first().copied().flatten(),
         budget: &budget,
     };
+    // An input that looks NHWC ([n, h, w, 3] and the like) but does not go straight into the
+    // Transpose to NCHW: say so with any error (Keras models with preprocessing layers).
+    let looks_nhwc = !nhwc
+        && matches!(dims[..], [_, Some(c), _, Some(last)] if c > 4 && (1..=4).contains(&last));
+    let hint = |e: Error| match e {
+        Error::Model(m) if looks_nhwc => Error::Model(format!(
+            "{m} (the input {dims:?} looks NHWC: an NHWC input is supported when it goes \
+             straight into a Transpose to NCHW; export with tf2onnx's `--inputs-as-nchw`)"
+        )),
+        e => e,
+    };
     let mut b = GraphBuilder::new(channels);
-    values.insert(
-        input.name.clone().unwrap_or_default(),
-        Value::Node(b.input()),
-    );
+    if nhwc {
+        for &k in &nhwc_readers {
+            for o in &g.node[k].output {
+                values.insert(o.clone(), Value::Node(b.input()));
+                ranks.insert(o.clone(), 4);
+                b.alias(o, b.input());
+            }
+        }
+    } else {
+        values.insert(input_name, Value::Node(b.input()));
+    }
     let out_name = g
         .output
         .first()
@@ -356,14 +483,14 @@ pub fn translate(
         })
     };
     for (k, node) in g.node.iter().enumerate() {
-        if Some(k) == trailing_softmax {
+        if Some(k) == trailing_softmax || (nhwc && nhwc_readers.contains(&k)) {
             continue;
         }
         if !fold_bias(&mut b, &mut values, node)? {
             for name in &node.input {
                 materialize(&mut b, &mut values, name)?;
             }
-            translate_node(&mut b, &mut values, &ranks, node, &ctx)?;
+            translate_node(&mut b, &mut values, &ranks, node, &ctx).map_err(&hint)?;
         }
         // Ranks of computed values only (a constant's rank is its dims' length); every output
         // of a Split has its input's.
@@ -857,6 +984,10 @@ fn translate_node(
                 node,
                 format!("input {i} is a rank-5 view of channels, supported only as a channel shuffle (Reshape, Transpose, Reshape)"),
             )),
+            Value::Hwc { .. } | Value::FlatHwc { .. } => Err(err(
+                node,
+                format!("input {i} is a computed tensor in NHWC order (Transpose 0, 2, 3, 1), supported only flattened into a MatMul or Gemm"),
+            )),
             _ => Err(err(
                 node,
                 format!("input {i} is a constant; a computed tensor is expected"),
@@ -927,9 +1058,28 @@ fn translate_node(
             let kernel = [w.dims[2], w.dims[3]];
             let stride = pair(node, a.ints("strides"), 1, "strides")?;
             let dilation = pair(node, a.ints("dilations"), 1, "dilations")?;
+            let mut src = x(0)?;
+            let hw = match input {
+                Some(s) => {
+                    let d = b.infer_shape(src, s)?.nchw("Conv")?;
+                    Some([d[2], d[3]])
+                }
+                None => None,
+            };
+            let (before, after) = conv_padding(node, &a, kernel, stride, dilation, hw)?;
+            // Uneven padding (TensorFlow's SAME at stride 2: one more row and column at the
+            // end): the even part in the convolution, the rest as a zero Pad before it.
+            let even = [before[0].min(after[0]), before[1].min(after[1])];
+            if before != after {
+                let (bf, af) = (
+                    [before[0] - even[0], before[1] - even[1]],
+                    [after[0] - even[0], after[1] - even[1]],
+                );
+                src = pad2d(b, &format!("{out}::pad"), src, bf, af, 0.0)?;
+            }
             let p = Conv2dParams {
                 stride,
-                padding: padding(node, &a, kernel, stride, dilation)?,
+                padding: even,
                 dilation,
                 groups: {
                     let g = a.int("group", 1);
@@ -941,7 +1091,7 @@ fn translate_node(
                 },
             };
             let bias = if has(2) { Some(c(2)?.tensor()?) } else { None };
-            b.conv2d(&out, x(0)?, w.tensor()?, bias, p)?
+            b.conv2d(&out, src, w.tensor()?, bias, p)?
         }
         "Relu" => b.relu(&out, x(0)?)?,
         "Sigmoid" => b.activation(&out, x(0)?, Activation::Sigmoid)?,
@@ -1219,6 +1369,11 @@ fn translate_node(
             if axis != 1 && axis != 1 - rank0 as i64 {
                 return Err(err(node, "only axis 1 is supported"));
             }
+            if let Value::Hwc { x: src, chw } = value(0)?.clone() {
+                let id = b.flatten(&out, src)?;
+                values.insert(out, Value::FlatHwc { x: id, chw });
+                return Ok(());
+            }
             b.flatten(&out, x(0)?)?
         }
         "Reshape" => {
@@ -1260,6 +1415,18 @@ fn translate_node(
                 values.insert(out, Value::Node(id));
                 return Ok(());
             }
+            if let Value::Hwc { x: src, chw } = value(0)?.clone() {
+                let f = chw.iter().product::<usize>() as i64;
+                if !matches!(shape[..], [n, k] if batch_ok(n) && (k == f || (k == -1 && n != -1))) {
+                    return Err(err(
+                        node,
+                        format!("an NHWC view reshaped to {shape:?}: only a flatten is supported"),
+                    ));
+                }
+                let id = b.flatten(&out, src)?;
+                values.insert(out, Value::FlatHwc { x: id, chw });
+                return Ok(());
+            }
             let src = x(0)?;
             if shape.len() == 5 {
                 // [n, g, c/g, h, w] of a computed [n, c, h, w] (input size fixed): a grouped view.
@@ -1284,6 +1451,35 @@ fn translate_node(
                             return Ok(());
                         }
                     }
+                }
+            }
+            // A reshape of a computed [n, c, h, w] to its own shape (tf2onnx writes the
+            // transpose of a 1×1 map as one): nothing to do.
+            if let [n, k, y, x] = shape[..] {
+                // [n, c] back to [n, c, 1, 1] (a squeeze-and-excitation gate's pooled vector).
+                if let Some(unit) = b.unflattened(src) {
+                    if batch_ok(n) && [y, x] == [1, 1] && b.channels(unit).ok() == Some(k as usize)
+                    {
+                        b.alias(&out, unit);
+                        values.insert(out, Value::Node(unit));
+                        return Ok(());
+                    }
+                }
+                let same = match input {
+                    Some(s) => {
+                        let [_, ch, h, w] = b.infer_shape(src, s)?.nchw("Reshape")?;
+                        k == ch as i64 && y == h as i64 && x == w as i64
+                    }
+                    None => {
+                        b.is_unit(src)
+                            && [y, x] == [1, 1]
+                            && b.channels(src).ok() == Some(k as usize)
+                    }
+                };
+                if batch_ok(n) && same && rank0 == 4 {
+                    b.alias(&out, src);
+                    values.insert(out, Value::Node(src));
+                    return Ok(());
                 }
             }
             // The features per row, where the input's size is fixed.
@@ -1384,7 +1580,18 @@ fn translate_node(
             } else {
                 None
             };
-            let src = flat(b, x(0)?)?;
+            let (src, data) = match value(0)?.clone() {
+                Value::FlatHwc { x: src, chw } if chw.iter().product::<usize>() == i => {
+                    (src, hwc_columns_to_chw(&data, o, chw))
+                }
+                Value::FlatHwc { chw, .. } => {
+                    return Err(err(
+                        node,
+                        format!("{chw:?} features (NHWC) times a matrix for {i}"),
+                    ))
+                }
+                _ => (flat(b, x(0)?)?, data),
+            };
             b.linear(&out, src, HostTensor::new([o, i], data)?, bias)?
         }
         "Add" | "Sub" | "Mul" | "Div" => {
@@ -1457,6 +1664,12 @@ fn translate_node(
                     node,
                     "arithmetic on a rank-5 view of channels (supported only as a channel shuffle)",
                 )),
+                (Value::Hwc { .. } | Value::FlatHwc { .. }, _)
+                | (_, Value::Hwc { .. } | Value::FlatHwc { .. }) => return Err(err(
+                    node,
+                    "arithmetic on a tensor in NHWC order (Transpose 0, 2, 3, 1: supported only \
+                     flattened into a MatMul or Gemm)",
+                )),
                 _ => return Err(err(node, "arithmetic on a pending matrix product")),
             }
         }
@@ -1476,10 +1689,22 @@ fn translate_node(
                 .flat_map(|r| (0..i).map(move |q| (r, q)))
                 .map(|(r, q)| w.f[q * o + r])
                 .collect();
+            let (src, data) = match value(0)?.clone() {
+                Value::FlatHwc { x: src, chw } if chw.iter().product::<usize>() == i => {
+                    (src, hwc_columns_to_chw(&data, o, chw))
+                }
+                Value::FlatHwc { chw, .. } => {
+                    return Err(err(
+                        node,
+                        format!("{chw:?} features (NHWC) times a matrix for {i}"),
+                    ))
+                }
+                _ => (flat(b, x(0)?)?, data),
+            };
             values.insert(
                 out,
                 Value::MatMul {
-                    x: flat(b, x(0)?)?,
+                    x: src,
                     weight: HostTensor::new([o, i], data)?,
                 },
             );
@@ -1680,11 +1905,49 @@ fn translate_node(
                     Ok(None)
                 }
             };
-            let src = x(0)?;
-            let ch = b.channels(src)? as i64;
             let (starts, ends) = (list("starts", 1)?, list("ends", 2)?);
             let axes = list("axes", 3)?.unwrap_or_else(|| vec![0]);
             let steps = if opset < 10 { None } else { list("", 4)? };
+            // A slice of a 1-D constant (a shape: TensorFlow's flatten takes its batch entry
+            // so), folded: one axis, a positive step.
+            if let Value::Const(k) = value(0)?.clone() {
+                let step = steps.as_deref().map_or(Some(1), |s| match s {
+                    [v] if *v > 0 => Some(*v),
+                    _ => None,
+                });
+                let (Some([start]), Some([end]), [0 | -1], 1, Some(step)) = (
+                    starts.as_deref(),
+                    ends.as_deref(),
+                    &axes[..],
+                    k.dims.len(),
+                    step,
+                ) else {
+                    return Err(err(
+                        node,
+                        "only a slice of a 1-D constant along its axis, with a positive step, folds",
+                    ));
+                };
+                let n = k.dims[0] as i64;
+                let at = |v: i64| (if v < 0 { v + n } else { v }).clamp(0, n) as usize;
+                let picks: Vec<usize> = (at(*start)..at(*end)).step_by(step as usize).collect();
+                let f = picks.iter().map(|&j| k.f[j]).collect();
+                let i = if k.i.is_empty() {
+                    vec![]
+                } else {
+                    picks.iter().map(|&j| k.i[j]).collect()
+                };
+                values.insert(
+                    out,
+                    Value::Const(Const {
+                        dims: vec![picks.len()],
+                        f,
+                        i,
+                    }),
+                );
+                return Ok(());
+            }
+            let src = x(0)?;
+            let ch = b.channels(src)? as i64;
             let (Some([start]), Some([end])) = (starts.as_deref(), ends.as_deref()) else {
                 return Err(err(node, "only a slice along one axis is supported"));
             };
@@ -1737,10 +2000,32 @@ fn translate_node(
                     return Ok(());
                 }
             }
+            // Back from NHWC: the tensor itself.
+            if let (Value::Hwc { x: src, .. }, [0, 3, 1, 2]) = (value(0)?.clone(), &perm[..]) {
+                b.alias(&out, src);
+                values.insert(out, Value::Node(src));
+                return Ok(());
+            }
+            if perm == [0, 2, 3, 1] && rank == 4 {
+                if let (Value::Node(src), Some(s)) = (value(0)?.clone(), input) {
+                    let [_, c, h, w] = b.infer_shape(src, s)?.nchw("Transpose")?;
+                    values.insert(
+                        out,
+                        Value::Hwc {
+                            x: src,
+                            chw: [c, h, w],
+                        },
+                    );
+                    return Ok(());
+                }
+            }
             if !perm.iter().enumerate().all(|(i, &p)| p == i as i64) {
                 return Err(err(
                     node,
-                    format!("only the identity permutation is supported, not {perm:?}"),
+                    format!(
+                        "only the identity permutation (and NCHW to NHWC before a flatten, with \
+                         the input size fixed) is supported, not {perm:?}"
+                    ),
                 ));
             }
             let v = value(0)?.clone();

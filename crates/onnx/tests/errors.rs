@@ -225,16 +225,20 @@ fn external_data_is_read_with_its_offset() {
 
 #[test]
 fn unsupported_attributes_and_missing_pieces_are_errors() {
-    // Asymmetric padding.
-    let mut m = model(vec![], "logits");
-    m.graph.as_mut().unwrap().node[0]
-        .attribute
-        .push(AttributeProto {
-            name: Some("pads".into()),
-            ints: vec![0, 0, 1, 1],
-            ..Default::default()
-        });
-    assert!(error(&m.encode_to_vec()).contains("symmetric"));
+    // Negative (cropping) convolution padding; asymmetric padding imports.
+    let padded = |pads: Vec<i64>| {
+        let mut m = model(vec![], "logits");
+        m.graph.as_mut().unwrap().node[0]
+            .attribute
+            .push(AttributeProto {
+                name: Some("pads".into()),
+                ints: pads,
+                ..Default::default()
+            });
+        m.encode_to_vec()
+    };
+    assert!(error(&padded(vec![0, -1, 1, 1])).contains("pads [0, -1, 1, 1]"));
+    assert!(gradcam_onnx::from_bytes(&padded(vec![0, 0, 1, 1]), None).is_ok());
     // An output that is not computed.
     let m = model(vec![], "nowhere");
     assert!(error(&m.encode_to_vec()).contains("nowhere"));

@@ -4,74 +4,8 @@
 use gradcam_core::{Backend, Shape};
 mod common;
 
-use common::{node, tensor};
+use common::{ints, model, node, run, tensor, with};
 use gradcam_onnx::proto::*;
-use prost::Message;
-
-fn ints(name: &str, v: Vec<i64>) -> TensorProto {
-    TensorProto {
-        name: Some(name.into()),
-        dims: vec![v.len() as i64],
-        data_type: Some(7),
-        int64_data: v,
-        ..Default::default()
-    }
-}
-
-fn with(mut n: NodeProto, attr: AttributeProto) -> NodeProto {
-    n.attribute.push(attr);
-    n
-}
-
-fn model(nodes: Vec<NodeProto>, init: Vec<TensorProto>, input: &[i64], out: &str) -> Vec<u8> {
-    ModelProto {
-        opset_import: vec![OperatorSetIdProto {
-            domain: None,
-            version: Some(13),
-        }],
-        graph: Some(GraphProto {
-            node: nodes,
-            initializer: init,
-            input: vec![ValueInfoProto {
-                name: Some("x".into()),
-                r#type: Some(TypeProto {
-                    tensor_type: Some(TypeProtoTensor {
-                        elem_type: Some(1),
-                        shape: Some(TensorShapeProto {
-                            dim: input
-                                .iter()
-                                .map(|&v| Dimension {
-                                    dim_value: (v > 0).then_some(v),
-                                    dim_param: (v <= 0).then(|| "n".to_string()),
-                                })
-                                .collect(),
-                        }),
-                    }),
-                }),
-            }],
-            output: vec![ValueInfoProto {
-                name: Some(out.into()),
-                r#type: None,
-            }],
-            ..Default::default()
-        }),
-        ..Default::default()
-    }
-    .encode_to_vec()
-}
-
-fn run(bytes: &[u8], x: &[f32], shape: [usize; 4]) -> Vec<f32> {
-    let g = gradcam_onnx::from_bytes_any_output(bytes, None).unwrap();
-    let cpu = gradcam_cpu::CpuBackend::new();
-    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
-    let acts = m
-        .forward(
-            &cpu.upload(x, Shape::new(shape)).unwrap(),
-            &Default::default(),
-        )
-        .unwrap();
-    cpu.download(acts.get(m.graph().output()).unwrap()).unwrap()
-}
 
 #[test]
 fn prelu_asymmetric_constant_pad_and_global_max_pool() {

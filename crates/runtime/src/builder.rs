@@ -403,6 +403,16 @@ impl GraphBuilder {
         Ok(self.push(name, Op::Flatten, vec![x], Feat::Flat(f)))
     }
 
+    /// The `[n, c, 1, 1]` image that `x` flattens, when `x` is the flatten of a 1×1 image (a
+    /// reshape back to `[n, c, 1, 1]` is then that image).
+    pub fn unflattened(&self, x: NodeId) -> Option<NodeId> {
+        let node = self.nodes.get(x.0)?;
+        match (&node.op, &node.inputs[..]) {
+            (Op::Flatten, &[src]) if self.is_unit(src) => Some(src),
+            _ => None,
+        }
+    }
+
     /// Row-wise softmax.
     pub fn softmax(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         match self.feat(x)? {
