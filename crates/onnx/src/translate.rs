@@ -174,12 +174,13 @@ fn conv_padding(
     kernel: [usize; 2],
     stride: [usize; 2],
     dilation: [usize; 2],
-    hw: Option<[usize; 2]>,
+    hw: impl FnOnce() -> Result<Option<[usize; 2]>>,
 ) -> Result<([usize; 2], [usize; 2])> {
     let limit = 0..=1i64 << 16;
     match a.string("auto_pad").as_deref().unwrap_or("NOTSET") {
         "SAME_UPPER" | "SAME_LOWER" => {
             let lower = a.string("auto_pad").as_deref() == Some("SAME_LOWER");
+            let hw = if stride == [1, 1] { None } else { hw()? };
             let (mut before, mut after) = ([0; 2], [0; 2]);
             for i in 0..2 {
                 let reach = dilation[i] * (kernel[i] - 1) + 1;
@@ -1059,14 +1060,22 @@ fn translate_node(
             let stride = pair(node, a.ints("strides"), 1, "strides")?;
             let dilation = pair(node, a.ints("dilations"), 1, "dilations")?;
             let mut src = x(0)?;
-            let hw = match input {
-                Some(s) => {
-                    let d = b.infer_shape(src, s)?.nchw("Conv")?;
-                    Some([d[2], d[3]])
+            // The input's size, asked for only by SAME padding at a stride (the split then
+            // depends on it, and the graph takes that input size only).
+            let hw = || -> Result<Option<[usize; 2]>> {
+                match input {
+                    Some(s) => {
+                        let d = b.infer_shape(src, s)?.nchw("Conv")?;
+                        Ok(Some([d[2], d[3]]))
+                    }
+                    None => Ok(None),
                 }
-                None => None,
             };
             let (before, after) = conv_padding(node, &a, kernel, stride, dilation, hw)?;
+            let same = a.string("auto_pad").is_some_and(|p| p.starts_with("SAME"));
+            if let (Some(s), true) = (input, same && stride != [1, 1]) {
+                b.require_input_size([s.dims()[2], s.dims()[3]]);
+            }
             // Uneven padding (TensorFlow's SAME at stride 2: one more row and column at the
             // end): the even part in the convolution, the rest as a zero Pad before it.
             let even = [before[0].min(after[0]), before[1].min(after[1])];
@@ -1477,6 +1486,10 @@ fn translate_node(
                     }
                 };
                 if batch_ok(n) && same && rank0 == 4 {
+                    if let (Some(s), false) = (input, b.is_unit(src)) {
+                        // A target of this size's: the graph takes no other.
+                        b.require_input_size([s.dims()[2], s.dims()[3]]);
+                    }
                     b.alias(&out, src);
                     values.insert(out, Value::Node(src));
                     return Ok(());
@@ -2009,6 +2022,14 @@ fn translate_node(
             if perm == [0, 2, 3, 1] && rank == 4 {
                 if let (Value::Node(src), Some(s)) = (value(0)?.clone(), input) {
                     let [_, c, h, w] = b.infer_shape(src, s)?.nchw("Transpose")?;
+                    if h * w == 1 {
+                        // A 1×1 map: NHWC and NCHW orders are one.
+                        b.alias(&out, src);
+                        values.insert(out, Value::Node(src));
+                        return Ok(());
+                    }
+                    // The flatten's order is this size's: the graph takes no other.
+                    b.require_input_size([s.dims()[2], s.dims()[3]]);
                     values.insert(
                         out,
                         Value::Hwc {

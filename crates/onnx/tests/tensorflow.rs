@@ -339,3 +339,54 @@ fn nhwc_views_and_inputs_beyond_the_supported_are_errors() {
     );
     assert!(e(back).contains("positive step"));
 }
+
+/// SAME padding at a stride and an NHWC flatten are translated for the file's input size: the
+/// graph refuses others (ONNX Runtime would pad or flatten them differently). Explicit pads
+/// are the file's own at any size: no restriction.
+#[test]
+fn size_dependent_translations_fix_the_input_size() {
+    use gradcam_core::Shape;
+    let conv = |attr: AttributeProto| {
+        model(
+            vec![with(
+                with(
+                    node("Conv", &["x", "w"], "y"),
+                    attr_ints("strides", &[2, 2]),
+                ),
+                attr,
+            )],
+            vec![tensor("w", &[2, 3, 3, 3], vec![0.5; 54])],
+            &[1, 3, 6, 7],
+            "y",
+        )
+    };
+    let same = gradcam_onnx::from_bytes_any_output(&conv(attr_str("auto_pad", "SAME_UPPER")), None)
+        .unwrap();
+    assert_eq!(same.input_size(), Some([6, 7]));
+    assert!(same.infer_shapes(&Shape::new([1, 3, 6, 7])).is_ok());
+    let e = same
+        .infer_shapes(&Shape::new([1, 3, 8, 8]))
+        .expect_err("another size")
+        .to_string();
+    assert!(e.contains("6×7 inputs only"), "{e}");
+    let explicit =
+        gradcam_onnx::from_bytes_any_output(&conv(attr_ints("pads", &[0, 0, 1, 1])), None).unwrap();
+    assert_eq!(explicit.input_size(), None);
+    assert!(explicit.infer_shapes(&Shape::new([1, 3, 9, 9])).is_ok());
+    // An NHWC flatten (a 2×2 map: its order matters).
+    let flat = model(
+        vec![
+            with(
+                node("Transpose", &["x"], "t"),
+                attr_ints("perm", &[0, 2, 3, 1]),
+            ),
+            node("Flatten", &["t"], "f"),
+            node("MatMul", &["f", "m"], "y"),
+        ],
+        vec![tensor("m", &[12, 2], vec![0.25; 24])],
+        &[1, 3, 2, 2],
+        "y",
+    );
+    let g = gradcam_onnx::from_bytes_any_output(&flat, None).unwrap();
+    assert_eq!(g.input_size(), Some([2, 2]));
+}

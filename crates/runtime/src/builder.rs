@@ -38,6 +38,7 @@ pub struct GraphBuilder {
     aliases: Vec<(String, NodeId)>,
     input_channels: usize,
     default_target: Option<NodeId>,
+    input_size: Option<[usize; 2]>,
 }
 
 impl GraphBuilder {
@@ -57,6 +58,7 @@ impl GraphBuilder {
             aliases: vec![],
             input_channels,
             default_target: None,
+            input_size: None,
         }
     }
 
@@ -403,6 +405,11 @@ impl GraphBuilder {
         Ok(self.push(name, Op::Flatten, vec![x], Feat::Flat(f)))
     }
 
+    /// Restricts the graph to `[h, w]` inputs (its translation depended on that size).
+    pub fn require_input_size(&mut self, hw: [usize; 2]) {
+        self.input_size = Some(hw);
+    }
+
     /// The `[n, c, 1, 1]` image that `x` flattens, when `x` is the flatten of a 1×1 image (a
     /// reshape back to `[n, c, 1, 1]` is then that image).
     pub fn unflattened(&self, x: NodeId) -> Option<NodeId> {
@@ -467,6 +474,7 @@ impl GraphBuilder {
             aliases: self.aliases,
             output,
             input_channels: self.input_channels,
+            input_size: self.input_size,
             default_target: self.default_target,
         })
     }

@@ -129,6 +129,7 @@ impl Graph {
             output: remap[self.output.0],
             input_channels: self.input_channels,
             default_target: self.default_target.map(|t| remap[t.0]),
+            input_size: self.input_size,
         })
     }
 }

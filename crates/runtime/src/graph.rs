@@ -127,6 +127,9 @@ pub struct Graph {
     pub(crate) output: NodeId,
     pub(crate) input_channels: usize,
     pub(crate) default_target: Option<NodeId>,
+    /// The only input size `[h, w]` the graph is correct for, when its translation depended on
+    /// it (an ONNX file's fixed size behind TensorFlow's uneven padding or NHWC flatten).
+    pub(crate) input_size: Option<[usize; 2]>,
 }
 
 impl Graph {
@@ -163,6 +166,11 @@ impl Graph {
     /// Channels the input must have.
     pub fn input_channels(&self) -> usize {
         self.input_channels
+    }
+
+    /// The only input size `[h, w]` the graph takes, where its translation depended on it.
+    pub fn input_size(&self) -> Option<[usize; 2]> {
+        self.input_size
     }
 
     /// Module-path aliases of enclosing modules.
@@ -298,11 +306,17 @@ impl Graph {
 
     /// Shape of every node for an input shape, checked op by op; an error names the layer.
     pub fn infer_shapes(&self, input: &Shape) -> Result<Vec<Shape>> {
-        let [_, c, _, _] = input.nchw("model input")?;
+        let [_, c, h, w] = input.nchw("model input")?;
         if c != self.input_channels {
             return Err(Error::Input(format!(
                 "the model takes {} input channels, the input {input} has {c}",
                 self.input_channels
+            )));
+        }
+        if let Some([fh, fw]) = self.input_size.filter(|&s| s != [h, w]) {
+            return Err(Error::Input(format!(
+                "the model takes {fh}×{fw} inputs only (its ONNX file fixes that size, and its \
+                 padding or flatten was translated for it), the input {input} is {h}×{w}"
             )));
         }
         infer_shapes(&self.nodes, &self.params, input)

@@ -147,8 +147,9 @@ pub fn f32_default_name() -> &'static str {
 /// C's element `(i, j)` at `c[i·ldc + j]`, B given by `pack`.
 ///
 /// # Safety
-/// Every A and C index within the sizes must be inside its allocation; C must not alias A or
-/// anything `pack` reads, and no other thread may touch C's elements meanwhile.
+/// Every A and C index within the sizes must be inside its allocation (B's are checked: by
+/// the packer's indexing, or by [`Pack::in_place`]); C must not alias A or anything `pack`
+/// reads, and no other thread may touch C's elements meanwhile.
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm<T: Element>(
     kernel: Option<Kernel<T>>,
@@ -249,7 +250,7 @@ pub unsafe fn gemm_with<T: Element>(
     };
     let kc_max = KC.min(k);
     let mut buf = buffer::take::<T>(NC.min(n).div_ceil(nr) * nr * kc_max);
-    let direct = pack.in_place();
+    let direct = pack.in_place(k, n);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let (main, tail) = layout(nc);

@@ -8,9 +8,10 @@ use crate::kernels::Element;
 pub trait Pack<T>: Sync {
     /// Packs one block.
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]);
-    /// B itself, when its rows are contiguous: element `(i, j)` at `ptr + i·ld + j` for every
-    /// `i < k`, `j < n` of the product. Full panels are then read in place.
-    fn in_place(&self) -> Option<(*const T, usize)> {
+    /// B itself, when its rows are contiguous: element `(i, j)` at `ptr + i·ld + j`, every
+    /// `i < k`, `j < n` inside the memory the packer reads (an implementation must check it:
+    /// the GEMM reads full panels through the pointer). Full panels are then read in place.
+    fn in_place(&self, _k: usize, _n: usize) -> Option<(*const T, usize)> {
         None
     }
 }
@@ -53,10 +54,14 @@ pub struct Strided<'a, T> {
 }
 
 impl<T: Element> Pack<T> for Strided<'_, T> {
-    fn in_place(&self) -> Option<(*const T, usize)> {
-        // The slice's bounds hold every element the product reads (asserted by the callers'
-        // sizes); a start past its end would be an empty product, never read.
-        (self.cs == 1 && self.off <= self.data.len())
+    fn in_place(&self, k: usize, n: usize) -> Option<(*const T, usize)> {
+        // Element (k − 1, n − 1), the last one read, inside the slice (else: packed, whose
+        // indexing checks every element).
+        let last = (k.checked_sub(1)?)
+            .checked_mul(self.rs)?
+            .checked_add(self.off)?
+            .checked_add(n.checked_sub(1)?)?;
+        (self.cs == 1 && last < self.data.len())
             .then(|| (self.data.as_ptr().wrapping_add(self.off), self.rs))
     }
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {

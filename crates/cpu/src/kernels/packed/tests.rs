@@ -54,7 +54,8 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
         (false, &copying),
         (true, &copying),
     ] {
-        assert!(direct.in_place().is_some() && copying.in_place().is_none());
+        assert!(direct.in_place(k, n).is_some() || k == 0);
+        assert!(copying.in_place(k, n).is_none());
         c.copy_from_slice(&before);
         // SAFETY: sizes match the allocations; c is distinct.
         unsafe {
@@ -230,4 +231,20 @@ fn a_nan_sum_clamps_to_the_lower_bound_as_f32_max_does() {
         );
         assert!(c.iter().all(|v| (0.0..=6.0).contains(v)));
     }
+}
+
+#[test]
+fn b_is_read_in_place_only_within_its_slice() {
+    let b = values(12, 1);
+    let s = |off: usize, rs: usize| Strided {
+        data: &b,
+        off,
+        rs,
+        cs: 1,
+    };
+    assert!(s(0, 4).in_place(3, 4).is_some());
+    assert!(s(1, 4).in_place(3, 4).is_none(), "one past the end");
+    assert!(s(0, 4).in_place(4, 4).is_none());
+    assert!(s(0, usize::MAX).in_place(3, 4).is_none(), "overflow");
+    assert!(s(0, 4).in_place(0, 4).is_none());
 }
