@@ -1031,6 +1031,21 @@ fn translate_node(
             Err(_) => Ok(id),
         }
     };
+    // The input of a product by a constant matrix `data` ([o, i], rows the outputs): a flat
+    // computed tensor, or an NHWC flatten, `data`'s columns then reordered from HWC to CHW.
+    let product_input =
+        |b: &mut GraphBuilder, data: Vec<f32>, o: usize, i: usize| -> Result<(NodeId, Vec<f32>)> {
+            match value(0)?.clone() {
+                Value::FlatHwc { x: src, chw } if chw.iter().product::<usize>() == i => {
+                    Ok((src, hwc_columns_to_chw(&data, o, chw)))
+                }
+                Value::FlatHwc { chw, .. } => Err(err(
+                    node,
+                    format!("{chw:?} features (NHWC) times a matrix for {i}"),
+                )),
+                _ => Ok((flat(b, x(0)?)?, data)),
+            }
+        };
     // An `axes` list: an attribute before opset `since`, the second input from it on.
     let axes_from = |since: i64| -> Result<Option<Vec<i64>>> {
         if opset < since {
@@ -1593,18 +1608,7 @@ fn translate_node(
             } else {
                 None
             };
-            let (src, data) = match value(0)?.clone() {
-                Value::FlatHwc { x: src, chw } if chw.iter().product::<usize>() == i => {
-                    (src, hwc_columns_to_chw(&data, o, chw))
-                }
-                Value::FlatHwc { chw, .. } => {
-                    return Err(err(
-                        node,
-                        format!("{chw:?} features (NHWC) times a matrix for {i}"),
-                    ))
-                }
-                _ => (flat(b, x(0)?)?, data),
-            };
+            let (src, data) = product_input(b, data, o, i)?;
             b.linear(&out, src, HostTensor::new([o, i], data)?, bias)?
         }
         "Add" | "Sub" | "Mul" | "Div" => {
@@ -1702,18 +1706,7 @@ fn translate_node(
                 .flat_map(|r| (0..i).map(move |q| (r, q)))
                 .map(|(r, q)| w.f[q * o + r])
                 .collect();
-            let (src, data) = match value(0)?.clone() {
-                Value::FlatHwc { x: src, chw } if chw.iter().product::<usize>() == i => {
-                    (src, hwc_columns_to_chw(&data, o, chw))
-                }
-                Value::FlatHwc { chw, .. } => {
-                    return Err(err(
-                        node,
-                        format!("{chw:?} features (NHWC) times a matrix for {i}"),
-                    ))
-                }
-                _ => (flat(b, x(0)?)?, data),
-            };
+            let (src, data) = product_input(b, data, o, i)?;
             values.insert(
                 out,
                 Value::MatMul {
