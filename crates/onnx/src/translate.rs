@@ -391,27 +391,8 @@ pub fn translate(
     // An NHWC image input (tf2onnx) whose every reader is the Transpose to NCHW: the model
     // takes NCHW images, as every other, and those transposes are its input.
     let input_name = input.name.clone().unwrap_or_default();
-    let nhwc_readers: Vec<usize> = g
-        .node
-        .iter()
-        .enumerate()
-        .filter(|(_, n)| n.input.contains(&input_name))
-        .map(|(k, _)| k)
-        .collect();
-    let nhwc = dims.len() == 4
-        && !nhwc_readers.is_empty()
-        && nhwc_readers.iter().all(|&k| {
-            let n = &g.node[k];
-            n.op_type.as_deref() == Some("Transpose")
-                && n.input.len() == 1
-                && Attrs {
-                    node: n,
-                    one_d: false,
-                }
-                .ints("perm")
-                .as_deref()
-                    == Some(&[0, 3, 1, 2])
-        });
+    let (nhwc_chain, nhwc_readers) = nhwc_prefix(g, &input_name, &values);
+    let nhwc = dims.len() == 4 && !nhwc_readers.is_empty();
     let dims: Vec<Option<i64>> = if nhwc {
         vec![dims[0], dims[3], dims[1], dims[2]]
     } else {
@@ -458,17 +439,7 @@ pub fn translate(
         e => e,
     };
     let mut b = GraphBuilder::new(channels);
-    if nhwc {
-        for &k in &nhwc_readers {
-            for o in &g.node[k].output {
-                values.insert(o.clone(), Value::Node(b.input()));
-                ranks.insert(o.clone(), 4);
-                b.alias(o, b.input());
-            }
-        }
-    } else {
-        values.insert(input_name, Value::Node(b.input()));
-    }
+    values.insert(input_name, Value::Node(b.input()));
     let out_name = g
         .output
         .first()
@@ -484,9 +455,28 @@ pub fn translate(
         })
     };
     for (k, node) in g.node.iter().enumerate() {
-        if Some(k) == trailing_softmax || (nhwc && nhwc_readers.contains(&k)) {
+        if Some(k) == trailing_softmax {
             continue;
         }
+        // The Transposes that end an NHWC input's prefix: their output is its NCHW value.
+        if nhwc && nhwc_readers.contains(&k) {
+            let v = values.get(&node.input[0]).cloned();
+            if let (Some(Value::Node(id)), Some(o)) = (v, node.output.first()) {
+                values.insert(o.clone(), Value::Node(id));
+                ranks.insert(o.clone(), 4);
+                b.alias(o, id);
+            }
+            continue;
+        }
+        // Per-channel arithmetic before them (Keras preprocessing layers), its constants along
+        // the NHWC channel axis made NCHW ones.
+        let moved;
+        let node = if nhwc && nhwc_chain.contains(&k) {
+            moved = nchw_constants(node, &mut values);
+            &moved
+        } else {
+            node
+        };
         if !fold_bias(&mut b, &mut values, node)? {
             for name in &node.input {
                 materialize(&mut b, &mut values, name)?;
@@ -522,6 +512,80 @@ pub fn translate(
             "the ONNX output `{out}` is not computed from the input"
         ))),
     }
+}
+
+/// An NHWC image input (tf2onnx's default layout): the graph input goes, possibly through
+/// per-channel arithmetic with constants (Keras' rescaling and normalisation layers), into
+/// Transposes to NCHW and nowhere else. Returns that arithmetic's nodes and the Transposes
+/// (none: not such an input).
+fn nhwc_prefix(
+    g: &GraphProto,
+    input: &str,
+    values: &HashMap<String, Value>,
+) -> (Vec<usize>, Vec<usize>) {
+    let readers = |name: &str| -> Vec<usize> {
+        g.node
+            .iter()
+            .enumerate()
+            .filter(|(_, n)| n.input.iter().any(|i| i == name))
+            .map(|(k, _)| k)
+            .collect()
+    };
+    let to_nchw = |n: &NodeProto| {
+        n.op_type.as_deref() == Some("Transpose")
+            && n.input.len() == 1
+            && Attrs {
+                node: n,
+                one_d: false,
+            }
+            .ints("perm")
+            .as_deref()
+                == Some(&[0, 3, 1, 2])
+    };
+    // A constant operand along the last axis only: a scalar, [c], [1, 1, c] or [1, 1, 1, c].
+    let per_channel = |name: &str| match values.get(name) {
+        Some(Value::Const(k)) => k.dims.len() <= 4 && k.dims.iter().rev().skip(1).all(|&d| d == 1),
+        _ => false,
+    };
+    let mut chain = Vec::new();
+    let mut cur = input.to_string();
+    loop {
+        let rs = readers(&cur);
+        if !rs.is_empty() && rs.iter().all(|&k| to_nchw(&g.node[k])) {
+            return (chain, rs);
+        }
+        let [k] = rs[..] else {
+            return (vec![], vec![]);
+        };
+        let n = &g.node[k];
+        let arithmetic = matches!(n.op_type.as_deref(), Some("Add" | "Sub" | "Mul" | "Div"));
+        let other = n.input.iter().find(|i| **i != cur);
+        match (arithmetic && n.input.len() == 2, other, n.output.first()) {
+            (true, Some(c), Some(o)) if per_channel(c) && chain.len() < 16 => {
+                chain.push(k);
+                cur = o.clone();
+            }
+            _ => return (vec![], vec![]),
+        }
+    }
+}
+
+/// `node` with its constant operand (per channel along NHWC's last axis) made an NCHW
+/// per-channel constant `[1, c, 1, 1]` under a new name.
+fn nchw_constants(node: &NodeProto, values: &mut HashMap<String, Value>) -> NodeProto {
+    let mut moved = node.clone();
+    for name in moved.input.iter_mut() {
+        if let Some(Value::Const(k)) = values.get(name.as_str()) {
+            if k.f.len() > 1 {
+                let mut k = k.clone();
+                k.dims = vec![1, k.f.len(), 1, 1];
+                let renamed = format!("{name}::nchw");
+                values.insert(renamed.clone(), Value::Const(k));
+                *name = renamed;
+            }
+        }
+    }
+    moved
 }
 
 /// The ONNX rank of a node's output: that of its first input, except where the operator

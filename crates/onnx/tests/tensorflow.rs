@@ -262,18 +262,18 @@ fn nhwc_views_and_inputs_beyond_the_supported_are_errors() {
             .expect_err("an error")
             .to_string()
     };
-    // Arithmetic before the input's transpose: the input is not taken as NHWC; the error says
-    // how to export it.
+    // Anything but per-channel arithmetic before the input's transpose: the input is not taken
+    // as NHWC; the error says how to export it.
     let pre = model(
         vec![
-            node("Mul", &["x", "scale"], "s"),
+            node("Relu", &["x"], "s"),
             with(
                 node("Transpose", &["s"], "t"),
                 attr_ints("perm", &[0, 3, 1, 2]),
             ),
             node("Relu", &["t"], "y"),
         ],
-        vec![tensor("scale", &[3], vec![1.0, 2.0, 3.0])],
+        vec![],
         &[1, 8, 8, 3],
         "y",
     );
@@ -389,4 +389,43 @@ fn size_dependent_translations_fix_the_input_size() {
     );
     let g = gradcam_onnx::from_bytes_any_output(&flat, None).unwrap();
     assert_eq!(g.input_size(), Some([2, 2]));
+}
+
+/// Keras' preprocessing layers as tf2onnx writes them before the input's Transpose: a scalar
+/// rescale, then per-channel constants along NHWC's last axis ([1, 1, 1, c] and [c]).
+#[test]
+fn per_channel_arithmetic_before_an_nhwc_inputs_transpose() {
+    let (h, w, c) = (3usize, 4usize, 3usize);
+    let mean = [0.5f32, -0.25, 1.0];
+    let inv_std = [2.0f32, 0.5, 4.0];
+    let bytes = model(
+        vec![
+            node("Mul", &["x", "scale"], "s"),
+            node("Sub", &["s", "mean"], "centred"),
+            node("Mul", &["inv_std", "centred"], "normed"),
+            with(
+                node("Transpose", &["normed"], "t"),
+                attr_ints("perm", &[0, 3, 1, 2]),
+            ),
+            node("Relu", &["t"], "y"),
+        ],
+        vec![
+            tensor("scale", &[], vec![1.0 / 255.0]),
+            tensor("mean", &[1, 1, 1, 3], mean.to_vec()),
+            tensor("inv_std", &[3], inv_std.to_vec()),
+        ],
+        &[1, h as i64, w as i64, c as i64],
+        "y",
+    );
+    let x = values(c * h * w, 7.0)
+        .iter()
+        .map(|v| v * 255.0)
+        .collect::<Vec<_>>();
+    let want: Vec<f32> = (0..c * h * w)
+        .map(|i| {
+            let ch = i / (h * w);
+            (inv_std[ch] * (x[i] / 255.0 - mean[ch])).max(0.0)
+        })
+        .collect();
+    close(&run(&bytes, &x, [1, c, h, w]), &want, "preprocessed");
 }
