@@ -388,10 +388,14 @@ pub fn translate(
             input.name.as_deref().unwrap_or("")
         )));
     }
-    // An NHWC image input (tf2onnx) whose every reader is the Transpose to NCHW: the model
-    // takes NCHW images, as every other, and those transposes are its input.
+    // An NHWC image input (tf2onnx) that goes into Transposes to NCHW, possibly through
+    // per-channel arithmetic: the model takes NCHW images, as every other.
     let input_name = input.name.clone().unwrap_or_default();
-    let (nhwc_chain, nhwc_readers) = nhwc_prefix(g, &input_name, &values);
+    let last = match dims[..] {
+        [_, _, _, Some(c)] if c > 0 => c as usize,
+        _ => 0,
+    };
+    let (nhwc_chain, nhwc_readers) = nhwc_prefix(g, &input_name, &values, last);
     let nhwc = dims.len() == 4 && !nhwc_readers.is_empty();
     let dims: Vec<Option<i64>> = if nhwc {
         vec![dims[0], dims[3], dims[1], dims[2]]
@@ -427,14 +431,15 @@ pub fn translate(
         batch: dims.first().copied().flatten(),
         budget: &budget,
     };
-    // An input that looks NHWC ([n, h, w, 3] and the like) but does not go straight into the
-    // Transpose to NCHW: say so with any error (Keras models with preprocessing layers).
+    // An input that looks NHWC ([n, h, w, 3] and the like) but does not reach Transposes to
+    // NCHW through per-channel arithmetic only: say so with any error.
     let looks_nhwc = !nhwc
         && matches!(dims[..], [_, Some(c), _, Some(last)] if c > 4 && (1..=4).contains(&last));
     let hint = |e: Error| match e {
         Error::Model(m) if looks_nhwc => Error::Model(format!(
-            "{m} (the input {dims:?} looks NHWC: an NHWC input is supported when it goes \
-             straight into a Transpose to NCHW; export with tf2onnx's `--inputs-as-nchw`)"
+            "{m} (the input {dims:?} looks NHWC: an NHWC input is supported when it goes into \
+             Transposes to NCHW, directly or through per-channel arithmetic with constants; \
+             export with tf2onnx's `--inputs-as-nchw`)"
         )),
         e => e,
     };
@@ -522,6 +527,7 @@ fn nhwc_prefix(
     g: &GraphProto,
     input: &str,
     values: &HashMap<String, Value>,
+    channels: usize,
 ) -> (Vec<usize>, Vec<usize>) {
     let readers = |name: &str| -> Vec<usize> {
         g.node
@@ -542,15 +548,26 @@ fn nhwc_prefix(
             .as_deref()
                 == Some(&[0, 3, 1, 2])
     };
-    // A constant operand along the last axis only: a scalar, [c], [1, 1, c] or [1, 1, 1, c].
+    // A constant operand along the last axis only: a scalar, [c], [1, 1, c] or [1, 1, 1, c],
+    // of one value or one per channel (an initializer: Constant nodes are not read yet).
     let per_channel = |name: &str| match values.get(name) {
-        Some(Value::Const(k)) => k.dims.len() <= 4 && k.dims.iter().rev().skip(1).all(|&d| d == 1),
+        Some(Value::Const(k)) => {
+            !name.is_empty()
+                && k.dims.len() <= 4
+                && k.dims.iter().rev().skip(1).all(|&d| d == 1)
+                && (k.f.len() == 1 || k.f.len() == channels)
+        }
         _ => false,
     };
+    // A tensor the graph also outputs keeps its NHWC layout there: not such a prefix.
+    let output = |name: &str| g.output.iter().any(|o| o.name.as_deref() == Some(name));
     let mut chain = Vec::new();
     let mut cur = input.to_string();
     loop {
         let rs = readers(&cur);
+        if output(&cur) {
+            return (vec![], vec![]);
+        }
         if !rs.is_empty() && rs.iter().all(|&k| to_nchw(&g.node[k])) {
             return (chain, rs);
         }
@@ -579,7 +596,11 @@ fn nchw_constants(node: &NodeProto, values: &mut HashMap<String, Value>) -> Node
             if k.f.len() > 1 {
                 let mut k = k.clone();
                 k.dims = vec![1, k.f.len(), 1, 1];
-                let renamed = format!("{name}::nchw");
+                // A name no tensor of the graph has.
+                let mut renamed = format!("{name}::nchw");
+                while values.contains_key(&renamed) {
+                    renamed.push('_');
+                }
                 values.insert(renamed.clone(), Value::Const(k));
                 *name = renamed;
             }

@@ -59,6 +59,8 @@ fn corrupted_exports_never_panic() {
         ("onnx_models/tiny_shufflenet", "model.onnx", 300),
         ("onnx_models/tiny_shufflenet", "model.dynamo.onnx", 300),
         ("onnx_models/tiny_efficientnet", "model.onnx", 300),
+        // tf2onnx: an NHWC input, uneven padding, Mul·Add batch norms.
+        ("tf2onnx", "model.onnx", 300),
     ] {
         let n = n * k;
         let src = fixture(case, file);
@@ -133,6 +135,7 @@ fn structurally_mutated_models_never_panic() {
         ("onnx_models/tiny_shufflenet", "model.dynamo.onnx", 150),
         ("onnx_models/tiny_efficientnet", "model.onnx", 150),
         ("fixtures/mini_resnet", "model.onnx", 150),
+        ("tf2onnx", "model.onnx", 150),
     ] {
         let src = ModelProto::decode(&fixture(case, file)[..]).unwrap();
         for _ in 0..n * k {

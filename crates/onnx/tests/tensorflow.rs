@@ -8,6 +8,7 @@ mod common;
 
 use common::{ints, model, node, run, tensor, with};
 use gradcam_onnx::proto::*;
+use prost::Message;
 
 fn attr_ints(name: &str, v: &[i64]) -> AttributeProto {
     AttributeProto {
@@ -392,27 +393,30 @@ fn size_dependent_translations_fix_the_input_size() {
 }
 
 /// Keras' preprocessing layers as tf2onnx writes them before the input's Transpose: a scalar
-/// rescale, then per-channel constants along NHWC's last axis ([1, 1, 1, c] and [c]).
+/// rescale, then per-channel constants along NHWC's last axis ([1, 1, 1, c], [c], a constant
+/// first); the graph's output is the transposed tensor itself, every channel visible.
 #[test]
 fn per_channel_arithmetic_before_an_nhwc_inputs_transpose() {
-    let (h, w, c) = (3usize, 4usize, 3usize);
+    let (h, w, c) = (5usize, 4usize, 3usize);
     let mean = [0.5f32, -0.25, 1.0];
-    let inv_std = [2.0f32, 0.5, 4.0];
+    let std = [0.5f32, 2.0, 0.25];
+    let shift = [1.0f32, -2.0, 3.0];
     let bytes = model(
         vec![
             node("Mul", &["x", "scale"], "s"),
             node("Sub", &["s", "mean"], "centred"),
-            node("Mul", &["inv_std", "centred"], "normed"),
+            node("Div", &["centred", "std"], "normed"),
+            node("Sub", &["shift", "normed"], "flipped"),
             with(
-                node("Transpose", &["normed"], "t"),
+                node("Transpose", &["flipped"], "y"),
                 attr_ints("perm", &[0, 3, 1, 2]),
             ),
-            node("Relu", &["t"], "y"),
         ],
         vec![
-            tensor("scale", &[], vec![1.0 / 255.0]),
+            tensor("scale", &[1, 1, 1, 1], vec![1.0 / 255.0]),
             tensor("mean", &[1, 1, 1, 3], mean.to_vec()),
-            tensor("inv_std", &[3], inv_std.to_vec()),
+            tensor("std", &[3], std.to_vec()),
+            tensor("shift", &[1, 1, 3], shift.to_vec()),
         ],
         &[1, h as i64, w as i64, c as i64],
         "y",
@@ -424,8 +428,37 @@ fn per_channel_arithmetic_before_an_nhwc_inputs_transpose() {
     let want: Vec<f32> = (0..c * h * w)
         .map(|i| {
             let ch = i / (h * w);
-            (inv_std[ch] * (x[i] / 255.0 - mean[ch])).max(0.0)
+            shift[ch] - (x[i] / 255.0 - mean[ch]) / std[ch]
         })
         .collect();
     close(&run(&bytes, &x, [1, c, h, w]), &want, "preprocessed");
+    // A constant of another length than the channels, or a chain tensor the graph also
+    // outputs: not taken as an NHWC prefix (errors, with the export hint where it applies).
+    let e = |b: Vec<u8>| {
+        gradcam_onnx::from_bytes_any_output(&b, None)
+            .expect_err("an error")
+            .to_string()
+    };
+    let wrong = model(
+        vec![
+            node("Mul", &["x", "k"], "s"),
+            with(
+                node("Transpose", &["s"], "y"),
+                attr_ints("perm", &[0, 3, 1, 2]),
+            ),
+        ],
+        vec![tensor("k", &[1, 1, 1, 5], vec![1.0; 5])],
+        &[1, 8, 8, 3],
+        "y",
+    );
+    assert!(e(wrong).contains("inputs-as-nchw"));
+    let mut both = ModelProto::decode(&bytes[..]).unwrap();
+    both.graph.as_mut().unwrap().output.insert(
+        0,
+        ValueInfoProto {
+            name: Some("normed".into()),
+            r#type: None,
+        },
+    );
+    assert!(gradcam_onnx::from_bytes_any_output(&both.encode_to_vec(), None).is_err());
 }
