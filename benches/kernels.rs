@@ -4,7 +4,7 @@
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gradcam::core::{Conv2dParams, ResizeMode};
+use gradcam::core::{Conv2dParams, Rectifier, ResizeMode};
 use gradcam::{Backend, CpuBackend, Shape, Tensor};
 
 fn upload<B: Backend>(b: &B, dims: &[usize], seed: u64) -> Tensor<B> {
@@ -95,6 +95,15 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
         g.bench_function(format!("{label} forward"), |it| {
             it.iter(|| sync(b, &b.conv2d(&x, &w, None, &p).unwrap()))
         });
+        if gpu && label.contains("b32") {
+            // The rectifier fused into the convolution's epilogue (the forward pass's path).
+            g.bench_function(format!("{label} forward+relu"), |it| {
+                it.iter(|| {
+                    let y = b.conv2d_rectified(&x, &w, None, &p, Rectifier::RELU);
+                    sync(b, &y.unwrap())
+                })
+            });
+        }
         let dy = upload(b, &out, 3);
         let s = Shape::from(xs);
         g.bench_function(format!("{label} backward-data"), |it| {

@@ -71,55 +71,111 @@ KERNEL void conv_forward_direct(ARGS) {
     dst[i] = s;
 }
 
-// Backward-data as a gather, one thread per input element: few channels per group.
-// src0 = dy, src1 = weight.
-KERNEL void conv_backward_data_direct(ARGS) {
+// Backward-data as a gather for few channels per group (the RGB stem, depthwise): one thread
+// per input pixel and group computes all of the group's cg (< 16) channels, so each dy value
+// is read once for all of them. Threads run in the order (image, group, iy, phase px, mx) with
+// ix = mx·SW + px: a warp shares iy and px, hence the same kernel taps, and with dilation 1
+// only the taps of the pixel's stride phase are visited (no per-tap divisibility test fails).
+// The sums run over (ki, kj, filter) in that order, as before. src0 = dy, src1 = weight.
+#define DIRECT_MAX_CG 16
+template <int CG>
+__device__ __forceinline__ void backward_data_direct(const Params &p, const float *__restrict__ dy,
+                                                     const float *__restrict__ wt, float *__restrict__ dst) {
     CONV_DIMS
+    unsigned int MX = (W + SW - 1) / SW;
     unsigned long long i = flat_index();
-    if (i >= (unsigned long long)N * C * H * W) return;
-    unsigned int ix = i % W;
-    unsigned long long t = i / W;
+    if (i >= (unsigned long long)N * G * H * SW * MX) return;
+    unsigned int mx = i % MX;
+    unsigned long long t = i / MX;
+    unsigned int px = t % SW;
+    t /= SW;
     unsigned int iy = t % H;
     t /= H;
-    unsigned int ch = t % C;
-    unsigned long long img = t / C;
-    unsigned int g = ch / cg, cl = ch % cg;
-    float s = 0.0f;
-    for (unsigned int ki = 0; ki < KH; ++ki) {
+    unsigned int g = t % G;
+    unsigned long long img = t / G;
+    unsigned int ix = mx * SW + px;
+    if (ix >= W) return;
+    constexpr int R = CG > 0 ? CG : DIRECT_MAX_CG;
+    float acc[R];
+#pragma unroll
+    for (int c = 0; c < R; ++c) acc[c] = 0.0f;
+    unsigned int ki0 = DH == 1 ? (iy + PH) % SH : 0, ky_step = DH == 1 ? SH : 1;
+    unsigned int kj0 = DW == 1 ? (ix + PW) % SW : 0, kx_step = DW == 1 ? SW : 1;
+    const unsigned long long plane = (unsigned long long)OH * OW, wstride = (unsigned long long)cg * KH * KW;
+    for (unsigned int ki = ki0; ki < KH; ki += ky_step) {
         int ty = (int)(iy + PH) - (int)(ki * DH);
-        if (ty < 0 || ty % (int)SH != 0) continue;
+        if (ty < 0) break;  // ty falls as ki grows
+        if (ty % (int)SH != 0) continue;
         unsigned int oy = (unsigned int)ty / SH;
         if (oy >= OH) continue;
-        for (unsigned int kj = 0; kj < KW; ++kj) {
+        for (unsigned int kj = kj0; kj < KW; kj += kx_step) {
             int tx = (int)(ix + PW) - (int)(kj * DW);
-            if (tx < 0 || tx % (int)SW != 0) continue;
+            if (tx < 0) break;
+            if (tx % (int)SW != 0) continue;
             unsigned int ox = (unsigned int)tx / SW;
             if (ox >= OW) continue;
+            const float *d = dy + ((img * K + (unsigned long long)g * kg) * OH + oy) * OW + ox;
+            const float *w = wt + ((unsigned long long)g * kg * cg * KH + ki) * KW + kj;
             for (unsigned int kl = 0; kl < kg; ++kl) {
-                unsigned int k = g * kg + kl;
-                s = fmaf(src1[(((unsigned long long)k * cg + cl) * KH + ki) * KW + kj],
-                         src0[((img * K + k) * OH + oy) * OW + ox], s);
+                float v = d[kl * plane];
+                const float *wk = w + kl * wstride;
+#pragma unroll
+                for (int c = 0; c < R; ++c)
+                    if (CG > 0 || c < (int)cg) acc[c] = fmaf(wk[(unsigned long long)c * KH * KW], v, acc[c]);
             }
         }
     }
-    dst[i] = s;
+    float *out = dst + ((img * C + (unsigned long long)g * cg) * H + iy) * W + ix;
+#pragma unroll
+    for (int c = 0; c < R; ++c)
+        if (CG > 0 || c < (int)cg) out[(unsigned long long)c * H * W] = acc[c];
 }
 
-// The weight of backward-data as a forward convolution (stride 1): w' [c, k/groups, kh, kw] with
-// w'[g·cg + c][kl][ki][kj] = w[g·kg + kl][c][kh−1−ki][kw−1−kj]. a = (k, c, kh, kw), d.w = groups.
+// Launched over N·G·H·SW·ceil(W/SW) threads.
+KERNEL void conv_backward_data_direct(ARGS) {
+    switch (p.a[1] / p.d[3]) {
+    case 1: backward_data_direct<1>(p, src0, src1, dst); break;
+    case 3: backward_data_direct<3>(p, src0, src1, dst); break;
+    default: backward_data_direct<0>(p, src0, src1, dst); break;
+    }
+}
+
+// The weights of backward-data as forward convolutions. a = (k, c, kh, kw), d.w = groups; one
+// stride phase's taps: b = (ty, tx, cy, cx), c = (sy, sx): w' [c, k/groups, ty, tx] with
+// w'[g·cg + c][kl][i][j] = w[g·kg + kl][c][sy·(ty−1−i) + cy][sx·(tx−1−j) + cx]. Stride 1
+// (ty = kh, cy = 0, sy = 1) is the whole kernel flipped and transposed.
 KERNEL void flip_transpose(ARGS) {
     unsigned int K = p.a[0], C = p.a[1], KH = p.a[2], KW = p.a[3], G = p.d[3];
+    unsigned int TY = p.b[0], TX = p.b[1], CY = p.b[2], CX = p.b[3], SY = p.c[0], SX = p.c[1];
     unsigned int cg = C / G, kg = K / G;
     unsigned long long i = flat_index();
-    if (i >= (unsigned long long)C * kg * KH * KW) return;
-    unsigned int kj = i % KW;
-    unsigned long long t = i / KW;
-    unsigned int ki = t % KH;
-    t /= KH;
+    if (i >= (unsigned long long)C * kg * TY * TX) return;
+    unsigned int tj = i % TX;
+    unsigned long long t = i / TX;
+    unsigned int ti = t % TY;
+    t /= TY;
     unsigned int kl = t % kg;
     unsigned int o = (unsigned int)(t / kg);
     unsigned int g = o / cg, c = o % cg;
-    dst[i] = src0[((((unsigned long long)g * kg + kl) * cg + c) * KH + (KH - 1 - ki)) * KW + (KW - 1 - kj)];
+    unsigned int ki = SY * (TY - 1 - ti) + CY, kj = SX * (TX - 1 - tj) + CX;
+    dst[i] = src0[((((unsigned long long)g * kg + kl) * cg + c) * KH + ki) * KW + kj];
+}
+
+// One stride phase of a strided backward-data into dx: dst[plane][my·sy + ry][mx·sx + rx] =
+// src0[plane][my + skip_y][mx + skip_x] (src0 planes of part_h × part_w), or 0 with f.x = 0 (a
+// phase that no kernel tap reaches). a = (planes, my, mx), b = (h, w, sy, sx), c = (ry, rx),
+// d = (part_h, part_w, skip_y, skip_x).
+KERNEL void scatter_phase(ARGS) {
+    unsigned int MY = p.a[1], MX = p.a[2], H = p.b[0], W = p.b[1];
+    unsigned long long i = flat_index();
+    if (i >= (unsigned long long)p.a[0] * MY * MX) return;
+    unsigned int mx = i % MX;
+    unsigned long long t = i / MX;
+    unsigned int my = t % MY;
+    unsigned long long plane = t / MY;
+    float v = 0.0f;
+    if (p.f[0] > 0.5f) v = src0[(plane * p.d[0] + my + p.d[2]) * p.d[1] + mx + p.d[3]];
+    dst[(plane * H + my * p.b[2] + p.c[0]) * W + mx * p.b[3] + p.c[1]] = v;
 }
 
 // Weight gradient (training only), one thread per weight element. src0 = x, src1 = dy.

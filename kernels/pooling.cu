@@ -47,7 +47,19 @@ __device__ __forceinline__ int covers(unsigned int v, unsigned int t, unsigned i
     return o >= out ? -1 : (int)o;
 }
 
-// src0 = x, src1 = dy.
+// Each output's first maximum as an index into its plane (~0u for an empty window), stored in
+// a float's bits for max_backward. src0 = x.
+KERNEL void max_argmax(ARGS) {
+    POOL_DIMS
+    unsigned long long i = flat_index();
+    if (i >= (unsigned long long)p.a[0] * OH * OW) return;
+    unsigned long long plane = i / (OH * OW);
+    unsigned int r = (unsigned int)(i % (OH * OW));
+    dst[i] = __uint_as_float(window_argmax(p, src0 + plane * H * W, r / OW, r % OW));
+}
+
+// One thread per input element sums dy over the windows whose maximum it is.
+// src0 = max_argmax's output, src1 = dy.
 KERNEL void max_backward(ARGS) {
     POOL_DIMS
     unsigned long long i = flat_index();
@@ -55,7 +67,6 @@ KERNEL void max_backward(ARGS) {
     unsigned long long plane = i / (H * W);
     unsigned int j = (unsigned int)(i % (H * W));
     unsigned int iy = j / W, ix = j % W;
-    const float *x = src0 + plane * H * W;
     float s = 0.0f;
     for (unsigned int ki = 0; ki < KH; ++ki) {
         int oy = covers(iy, ki, SH, PH, DH, OH);
@@ -63,8 +74,8 @@ KERNEL void max_backward(ARGS) {
         for (unsigned int kj = 0; kj < KW; ++kj) {
             int ox = covers(ix, kj, SW, PW, DW, OW);
             if (ox < 0) continue;
-            if (window_argmax(p, x, (unsigned int)oy, (unsigned int)ox) == j)
-                s += src1[(plane * OH + oy) * OW + ox];
+            unsigned long long o = (plane * OH + oy) * OW + ox;
+            if (__float_as_uint(src0[o]) == j) s += src1[o];
         }
     }
     dst[i] = s;

@@ -121,7 +121,10 @@ fn conv<B: Backend>(b: &B) {
     // (backward-data), the rest the tiled implicit GEMM. The last three reach the CUDA GEMM's
     // other paths: 128×128 tiles (many output tiles), split-K (batch 1, deep, 7×7), and split-K
     // across groups.
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 12] = [
+    // The rest: strided backward-data as one forward convolution per stride phase (1×1 at
+    // stride 2 with its all-zero phases, stride 3, a phase whose padding would be negative);
+    // the direct gather at stride 2 and 3 for 1, 3, 10 channels per group, with dilation.
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 20] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -162,6 +165,22 @@ fn conv<B: Backend>(b: &B) {
             [96, 32, 3, 3],
             Conv2dParams::new(1, 1).with_groups(2),
         ),
+        ([2, 32, 15, 13], [24, 32, 1, 1], Conv2dParams::new(2, 0)),
+        ([1, 20, 10, 12], [16, 20, 5, 5], Conv2dParams::new(3, 2)),
+        ([2, 17, 9, 8], [40, 17, 3, 3], Conv2dParams::new(2, 0)),
+        ([1, 16, 8, 9], [16, 16, 1, 1], Conv2dParams::new(2, 1)),
+        (
+            [2, 40, 9, 9],
+            [32, 20, 3, 3],
+            Conv2dParams::new(2, 2).with_groups(2),
+        ),
+        ([2, 3, 17, 21], [16, 3, 7, 7], Conv2dParams::new(2, 3)),
+        (
+            [1, 6, 14, 15],
+            [4, 3, 3, 3],
+            Conv2dParams::new(3, 2).with_dilation(2).with_groups(2),
+        ),
+        ([1, 10, 11, 9], [6, 10, 3, 3], Conv2dParams::new(2, 1)),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
         let (x, w, bias) = (k.rand(&xs), k.rand(&ws), k.rand(&[ws[0]]));

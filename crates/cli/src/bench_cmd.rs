@@ -3,9 +3,9 @@
 
 use crate::backends::{with_backend, WithBackend};
 use clap::Args;
-use gradcam_core::{Backend, Error, HostTensor, Result};
+use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Tensor};
 use gradcam_explain::{Classes, Explainer, Method, Options};
-use gradcam_runtime::{arch, Graph, Model, Weights};
+use gradcam_runtime::{arch, BackwardSpec, Graph, Model, RectifierRule, Stop, Weights};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -55,7 +55,8 @@ pub struct BenchArgs {
     #[arg(long)]
     json: bool,
     /// Also time the forward pass op by op, waiting for the device after each (medians over
-    /// --reps runs, summed by op kind): where the time goes.
+    /// --reps runs, summed by op kind): where the time goes. With a guided method among
+    /// --method, the guided backward to the input too (its ops labelled `backward ...`).
     #[arg(long)]
     profile: bool,
 }
@@ -91,13 +92,43 @@ fn median(t: &mut [f64]) -> f64 {
     }
 }
 
-/// Runs the op-by-op forward `reps` times; each node's median, summed by kind.
-fn profile<B: Backend>(model: &Model<B>, input: &HostTensor, reps: usize) -> Result<Profile> {
+/// One op-by-op run: the forward, then with `guided` the guided backward from class 0's score
+/// to the input (Guided Backprop's pass), each node followed by a device wait.
+fn profile_once<B: Backend>(
+    model: &Model<B>,
+    x: &Tensor<B>,
+    guided: bool,
+) -> Result<Vec<(String, f64)>> {
+    let mut times = model.forward_profile(x)?;
+    if guided {
+        let spec = BackwardSpec {
+            from: model.graph().output(),
+            stop: Stop::Input,
+            rule: RectifierRule {
+                mode: GradMode::Guided,
+                relu_only: false,
+            },
+            weight_grads: false,
+        };
+        let acts = model.forward(x, &model.backward_needs(&spec)?)?;
+        let seed = model.one_hot(model.classes(x.shape())?, &vec![0; x.dims()[0]])?;
+        times.extend(model.backward_profile(&acts, &spec, seed)?);
+    }
+    Ok(times)
+}
+
+/// Runs the op-by-op passes `reps` times; each node's median, summed by kind.
+fn profile<B: Backend>(
+    model: &Model<B>,
+    input: &HostTensor,
+    reps: usize,
+    guided: bool,
+) -> Result<Profile> {
     let x = model.upload_input(input)?;
-    model.forward_profile(&x)?; // warm-up
+    profile_once(model, &x, guided)?; // warm-up
     let mut per_node: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..reps {
-        for (i, (label, ms)) in model.forward_profile(&x)?.into_iter().enumerate() {
+        for (i, (label, ms)) in profile_once(model, &x, guided)?.into_iter().enumerate() {
             if i == per_node.len() {
                 per_node.push((label, Vec::new()));
             }
@@ -161,7 +192,13 @@ impl WithBackend for Job {
             out.push((label.clone(), times));
         }
         let prof = if self.profile {
-            Some(profile(model, &self.input, self.reps)?)
+            let guided = self.tasks.iter().any(|(_, t)| {
+                matches!(
+                    t,
+                    Task::Explain(Method::GuidedBackprop | Method::GuidedGradCam)
+                )
+            });
+            Some(profile(model, &self.input, self.reps, guided)?)
         } else {
             None
         };
@@ -261,8 +298,13 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 "profile": kinds, "total_ms": total});
             println!("{v}");
         } else {
+            let what = if prof.iter().any(|k| k.0.starts_with("backward ")) {
+                "forward and guided backward"
+            } else {
+                "forward"
+            };
             println!(
-                "forward op by op on {backend} (device waited for after each op), {total:.2} ms:"
+                "{what} op by op on {backend} (device waited for after each op), {total:.2} ms:"
             );
             for (l, n, ms) in &prof {
                 println!(

@@ -9,6 +9,8 @@ use gradcam_core::{
 };
 use std::sync::Arc;
 
+mod phases;
+
 /// The CUDA backend. Cloning shares the device, its compiled kernels and its memory pool.
 #[derive(Clone)]
 pub struct CudaBackend {
@@ -533,14 +535,16 @@ impl Backend for CudaBackend {
         let prm = Self::conv_params(xs, ws, ys, p);
         let cg = xs[1] / p.groups;
         if cg < 16 {
-            // Few input channels per group (depthwise): a gather beats an idle GEMM tile.
+            // Few input channels per group (the RGB stem, depthwise): a gather beats an idle
+            // GEMM tile. One thread per pixel, group and stride phase column (conv.cu).
+            let threads = xs[0] * p.groups * xs[2] * p.stride[1] * xs[3].div_ceil(p.stride[1]);
             return self.map(
                 "conv",
                 "conv_backward_data_direct",
                 prm,
                 &[dy, w],
                 xs,
-                x_shape.numel(),
+                threads,
             );
         }
         if let Some(q) = transposed_conv(p, ws) {
@@ -550,6 +554,8 @@ impl Backend for CudaBackend {
             let wt = self.dev.alloc(w.numel())?;
             let prm = Params {
                 a: [u(k), u(xs[1]), u(kh), u(kw)],
+                b: [u(kh), u(kw), 0, 0],
+                c: [1, 1, 0, 0],
                 d: [0, 0, 0, u(p.groups)],
                 ..Default::default()
             };
@@ -563,6 +569,9 @@ impl Backend for CudaBackend {
             )?;
             let wt = Self::tensor([xs[1], k / p.groups, kh, kw], wt);
             return self.conv2d(dy, &wt, None, &q);
+        }
+        if let Some(dx) = self.conv_backward_data_phased(dy, w, p, [xs, ws, ys])? {
+            return Ok(dx);
         }
         let depth = (ws[0] / p.groups) * ws[2] * ws[3];
         self.tiled(
@@ -730,14 +739,23 @@ impl Backend for CudaBackend {
             dy.shape().nchw("max_pool2d")?,
             p,
         );
-        let n = x.numel();
+        // Each window's first maximum once (its index, in a float's bits), then one gather
+        // per input element over the windows covering it.
+        let arg = self.map(
+            "pooling",
+            "max_argmax",
+            prm,
+            &[x],
+            dy.shape().clone(),
+            dy.numel(),
+        )?;
         self.map(
             "pooling",
             "max_backward",
             prm,
-            &[x, dy],
+            &[&arg, dy],
             x.shape().clone(),
-            n,
+            x.numel(),
         )
     }
 

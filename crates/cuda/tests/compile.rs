@@ -50,7 +50,11 @@ fn every_entry_point_the_backend_launches_exists() {
         return;
     }
     // The backend names its kernels as (file, entry) pairs; each must be in its file's PTX.
-    let src = include_str!("../src/backend.rs");
+    let src = [
+        include_str!("../src/backend.rs"),
+        include_str!("../src/backend/phases.rs"),
+    ]
+    .concat();
     let mut checked = 0;
     for (name, ..) in kernels::FILES {
         let ptx =

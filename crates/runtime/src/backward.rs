@@ -122,7 +122,7 @@ impl<B: Backend> Model<B> {
         spec: &BackwardSpec,
         seed: Tensor<B>,
     ) -> Result<Gradients<B>> {
-        let (mut grads, params) = self.run_backward(acts, spec, seed, false)?;
+        let (mut grads, params) = self.run_backward(acts, spec, seed, false, None)?;
         let stop = self.stop_node(spec);
         let at_stop = grads[stop.0]
             .take()
@@ -138,7 +138,22 @@ impl<B: Backend> Model<B> {
         spec: &BackwardSpec,
         seed: Tensor<B>,
     ) -> Result<Vec<Option<Tensor<B>>>> {
-        Ok(self.run_backward(acts, spec, seed, true)?.0)
+        Ok(self.run_backward(acts, spec, seed, true, None)?.0)
+    }
+
+    /// Like [`Model::backward`], waiting for the device after each node: each visited node's op
+    /// kind (prefixed `backward `) and milliseconds, in the order run. For `gradcam bench
+    /// --profile`: where a backward pass's time goes.
+    pub fn backward_profile(
+        &self,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        seed: Tensor<B>,
+    ) -> Result<Vec<(String, f64)>> {
+        let mut times = Vec::new();
+        self.backend().synchronize()?;
+        self.run_backward(acts, spec, seed, false, Some(&mut times))?;
+        Ok(times)
     }
 
     #[allow(clippy::type_complexity)]
@@ -148,6 +163,7 @@ impl<B: Backend> Model<B> {
         spec: &BackwardSpec,
         seed: Tensor<B>,
         keep_all: bool,
+        mut timing: Option<&mut Vec<(String, f64)>>,
     ) -> Result<(Vec<Option<Tensor<B>>>, Vec<Option<Tensor<B>>>)> {
         let g = self.graph();
         let region = self.region(spec)?;
@@ -176,6 +192,7 @@ impl<B: Backend> Model<B> {
             };
             let Some(dy) = dy else { continue };
             let node = &g.nodes()[i];
+            let started = timing.is_some().then(std::time::Instant::now);
             let inputs = self
                 .node_backward(i, &dy, acts, spec, &mut pgrads)
                 .map_err(|e| layer_error(&node.name, e))?;
@@ -190,6 +207,11 @@ impl<B: Backend> Model<B> {
                     Some(acc) => self.backend().add(&acc, &dx)?,
                     None => dx,
                 });
+            }
+            if let (Some(times), Some(t)) = (timing.as_deref_mut(), started) {
+                self.backend().synchronize()?;
+                let ms = t.elapsed().as_secs_f64() * 1e3;
+                times.push((format!("backward {}", self.op_kind(&node.op)), ms));
             }
         }
         Ok((grads, pgrads))

@@ -183,7 +183,7 @@ impl<B: Backend> Model<B> {
 
     /// A short label of an op for profiles: convolutions by kernel, stride and grouping, the
     /// rest by kind.
-    fn op_kind(&self, op: &Op) -> String {
+    pub(crate) fn op_kind(&self, op: &Op) -> String {
         match op {
             Op::Conv2d { weight, params, .. } => {
                 let d = self.params[weight.0].dims();
