@@ -6,6 +6,7 @@
 
 mod backend;
 pub mod check;
+mod derived;
 mod error;
 mod memory;
 mod params;
@@ -14,6 +15,7 @@ mod shape;
 mod tensor;
 
 pub use backend::Backend;
+pub use derived::Derived;
 pub use error::{Error, Result};
 pub use memory::pool_bucket;
 pub use params::{

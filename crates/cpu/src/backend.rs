@@ -1,10 +1,9 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
-use crate::derived::Derived;
 use crate::kernels::{activation, cam, conv, layout, linear, lrn, pool, winograd};
 use gradcam_core::{
-    check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
-    ResizeMode, Result, Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Derived, Error, GradMode, LrnParams, Pool2dParams,
+    Rectifier, ResizeMode, Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -13,7 +12,8 @@ use std::sync::Arc;
 /// live.
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend {
-    derived: Arc<Derived>,
+    /// Rearranged weights (flipped, transposed, Winograd-transformed).
+    derived: Arc<Derived<Vec<f32>, Vec<f32>>>,
     reference: bool,
 }
 

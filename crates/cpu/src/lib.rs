@@ -5,7 +5,6 @@
 //! the finite-difference tests run the very same code in f64.
 
 mod backend;
-mod derived;
 pub mod kernels;
 
 pub use backend::CpuBackend;

@@ -4,8 +4,8 @@
 use crate::context::{err, Device, Params};
 use crate::pool::DeviceBuffer;
 use gradcam_core::{
-    check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
-    ResizeMode, Result, Shape, Tensor,
+    check, Activation, Backend, Conv2dParams, Derived, Error, GradMode, LrnParams, Pool2dParams,
+    Rectifier, ResizeMode, Result, Shape, Tensor,
 };
 use std::sync::Arc;
 
@@ -19,6 +19,8 @@ pub struct CudaBackend {
     dummy: Arc<DeviceBuffer>,
     /// Convolutions on the tensor cores in TF32 (see [`CudaBackend::with_tf32`]).
     tf32: bool,
+    /// Weights flipped and transposed for backward-data, kept while the weight lives.
+    derived: Arc<Derived<DeviceBuffer, DeviceBuffer>>,
 }
 
 type T = Tensor<CudaBackend>;
@@ -163,6 +165,7 @@ impl CudaBackend {
             dev,
             dummy,
             tf32: false,
+            derived: Arc::default(),
         })
     }
 
@@ -212,6 +215,29 @@ impl CudaBackend {
             )));
         }
         Ok(b)
+    }
+
+    /// `w` rearranged by conv.cu's `flip_transpose` with `prm` (`len` values), computed once
+    /// while `w` lives.
+    fn flipped(&self, w: &T, prm: Params, len: usize) -> Result<Arc<DeviceBuffer>> {
+        let tag: Vec<usize> = [prm.a, prm.b, prm.c, prm.d]
+            .iter()
+            .flatten()
+            .map(|&v| v as usize)
+            .collect();
+        let src = Self::buffer(w)?;
+        self.derived.try_get(w.buffer(), &tag, |_| {
+            let wt = self.dev.alloc(len)?;
+            self.launch(
+                "conv",
+                "flip_transpose",
+                prm,
+                &[src],
+                &wt,
+                Device::grid(len),
+            )?;
+            Ok(wt)
+        })
     }
 
     fn tensor(shape: impl Into<Shape>, b: DeviceBuffer) -> T {
@@ -551,7 +577,6 @@ impl Backend for CudaBackend {
             // Stride 1: backward-data is a forward convolution of dy with the flipped,
             // transposed weight, which runs the forward kernel's faster gather.
             let [k, _, kh, kw] = ws;
-            let wt = self.dev.alloc(w.numel())?;
             let prm = Params {
                 a: [u(k), u(xs[1]), u(kh), u(kw)],
                 b: [u(kh), u(kw), 0, 0],
@@ -559,15 +584,8 @@ impl Backend for CudaBackend {
                 d: [0, 0, 0, u(p.groups)],
                 ..Default::default()
             };
-            self.launch(
-                "conv",
-                "flip_transpose",
-                prm,
-                &[Self::buffer(w)?],
-                &wt,
-                Device::grid(w.numel()),
-            )?;
-            let wt = Self::tensor([xs[1], k / p.groups, kh, kw], wt);
+            let wt = self.flipped(w, prm, w.numel())?;
+            let wt = Tensor::from_parts(Shape::from([xs[1], k / p.groups, kh, kw]), wt);
             return self.conv2d(dy, &wt, None, &q);
         }
         if let Some(dx) = self.conv_backward_data_phased(dy, w, p, [xs, ws, ys])? {

@@ -103,7 +103,6 @@ impl CudaBackend {
                     continue;
                 }
                 let wts = [c, k / g, fy.taps, fx.taps];
-                let wt = self.dev.alloc(wts.iter().product())?;
                 let flip = Params {
                     a: [u(k), u(c), u(ws[2]), u(ws[3])],
                     b: [u(fy.taps), u(fx.taps), u(fy.first), u(fx.first)],
@@ -111,15 +110,7 @@ impl CudaBackend {
                     d: [0, 0, 0, u(g)],
                     ..Default::default()
                 };
-                let count = wts.iter().product();
-                self.launch(
-                    "conv",
-                    "flip_transpose",
-                    flip,
-                    &[Self::buffer(w)?],
-                    &wt,
-                    Device::grid(count),
-                )?;
+                let wt = self.flipped(w, flip, wts.iter().product())?;
                 let q = Conv2dParams {
                     stride: [1, 1],
                     padding: [fy.pad, fx.pad],
@@ -133,7 +124,7 @@ impl CudaBackend {
                     Self::conv_params(ys, wts, out, &q),
                     [c / g, n * part_size[0] * part_size[1], depth, g],
                     depth.is_multiple_of(4),
-                    &[Self::buffer(dy)?, &wt],
+                    &[Self::buffer(dy)?, &*wt],
                     None,
                     Shape::from(out),
                 )?;
