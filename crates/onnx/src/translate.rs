@@ -402,12 +402,14 @@ pub fn translate(
     } else {
         dims
     };
-    // Images [n, c, h, w]; also [n, f] and [n, c, l], run as [n, f, 1, 1] and [n, c, l, 1].
+    // Images [n, c, h, w]; also [n], [n, f] and [n, c, l], run as [n, 1, 1, 1], [n, f, 1, 1]
+    // and [n, c, l, 1].
     let channels = match dims[..] {
+        [_] => 1,
         [_, Some(c)] | [_, Some(c), _] | [_, Some(c), _, _] if c > 0 => c as usize,
         _ => {
             return Err(Error::Model(format!(
-                "the ONNX input `{}` must be [n, c, h, w] (or [n, f], [n, c, l]) with a fixed \
+                "the ONNX input `{}` must be [n, c, h, w] (or [n], [n, f], [n, c, l]) with a fixed \
                  channel count, got {dims:?}",
                 input.name.as_deref().unwrap_or("")
             )))
@@ -415,7 +417,7 @@ pub fn translate(
     };
     // The input shape with batch 1, where the spatial size is fixed: `Shape` nodes fold with it.
     let fixed = match dims[..] {
-        [_, _] => Some(gradcam_core::Shape::new([1, channels, 1, 1])),
+        [_] | [_, _] => Some(gradcam_core::Shape::new([1, channels, 1, 1])),
         [_, _, Some(l)] if l > 0 => Some(gradcam_core::Shape::new([1, channels, l as usize, 1])),
         [_, _, Some(h), Some(w)] if h > 0 && w > 0 => Some(gradcam_core::Shape::new([
             1, channels, h as usize, w as usize,
@@ -433,8 +435,10 @@ pub fn translate(
     };
     // An input that looks NHWC ([n, h, w, 3] and the like) but does not reach Transposes to
     // NCHW through per-channel arithmetic only: say so with any error.
+    // (Both spatial sizes above 4, so a small NCHW plane such as [1, 9, 4, 4] does not.)
     let looks_nhwc = !nhwc
-        && matches!(dims[..], [_, Some(c), _, Some(last)] if c > 4 && (1..=4).contains(&last));
+        && matches!(dims[..], [_, Some(h), w, Some(last)]
+            if h > 4 && w.is_none_or(|w| w > 4) && (1..=4).contains(&last));
     let hint = |e: Error| match e {
         Error::Model(m) if looks_nhwc => Error::Model(format!(
             "{m} (the input {dims:?} looks NHWC: an NHWC input is supported when it goes into \
@@ -624,7 +628,18 @@ fn out_rank(
             _ => 2,
         },
         "Flatten" | "Gemm" | "MatMul" | "Squeeze" => 2,
-        "ReduceMean" if keepdims == 0 => 2,
+        // A mean without keepdims drops its axes (all spatial ones: a matrix).
+        "ReduceMean" if keepdims == 0 => {
+            let attr = Attrs { node, one_d: false }.ints("axes");
+            let input = || match node.input.get(1).and_then(|n| values.get(n)) {
+                Some(Value::Const(k)) => Some(k.f.len()),
+                _ => None,
+            };
+            match attr.map(|a| a.len()).or_else(input) {
+                Some(k) => computed_rank(node, ranks).saturating_sub(k).max(2),
+                None => 2,
+            }
+        }
         // Broadcasting: the largest rank among the operands, constants included.
         "Add" | "Sub" | "Mul" | "Div" | "Sum" => node
             .input
@@ -1446,7 +1461,7 @@ fn translate_node(
                     let pooled = b.global_avg_pool(&format!("{out}::pool"), src)?;
                     b.flatten(&out, pooled)?
                 }
-            } else if rank0 == 4 && keep && (axes == [2] || axes == [3]) {
+            } else if rank0 == 4 && (axes == [2] || axes == [3]) {
                 let d = match input {
                     Some(s) => b.infer_shape(src, s)?.nchw("ReduceMean")?,
                     None => {
@@ -1462,13 +1477,20 @@ fn translate_node(
                     ceil_mode: false,
                     count_include_pad: false,
                 };
-                b.avg_pool(&out, src, p)?
+                if keep || axes == [3] {
+                    // Kept, or the width dropped: [n, c, h, 1] is the rank-3 [n, c, h] itself.
+                    b.avg_pool(&out, src, p)?
+                } else {
+                    // The height dropped: the [n, c, 1, w] row as the rank-3 [n, c, w].
+                    let row = b.avg_pool(&format!("{out}::pool"), src, p)?;
+                    b.column(&out, row)?
+                }
             } else {
                 return Err(err(
                     node,
                     format!(
                         "a mean over axes {axes:?} (keepdims {keep}) of a rank-{rank0} tensor: \
-                         over the spatial axes, or one of two kept, is supported"
+                         over the spatial axes, all or one, is supported"
                     ),
                 ));
             }

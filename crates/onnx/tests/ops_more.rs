@@ -719,3 +719,104 @@ fn split_outputs_keep_the_inputs_rank() {
         }
     }
 }
+
+/// A mean over one spatial axis without keepdims: a rank-3 result (the height dropped is the
+/// row `[n, c, 1, w]` as `[n, c, w]`), forward and backward against host computations.
+#[test]
+fn mean_over_one_axis_without_keepdims() {
+    let (c, h, w) = (2usize, 3usize, 4usize);
+    let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).cos()).collect();
+    let keepdims0 = AttributeProto {
+        name: Some("keepdims".into()),
+        i: Some(0),
+        ..Default::default()
+    };
+    let mean = |axis: i64| {
+        model(
+            vec![with(
+                with(
+                    node("ReduceMean", &["x"], "y"),
+                    AttributeProto {
+                        name: Some("axes".into()),
+                        ints: vec![axis],
+                        ..Default::default()
+                    },
+                ),
+                keepdims0.clone(),
+            )],
+            vec![],
+            &[1, c as i64, h as i64, w as i64],
+            "y",
+        )
+    };
+    let at = |ci: usize, y: usize, xx: usize| x[(ci * h + y) * w + xx];
+    // Over the height: [1, c, w].
+    let got = run(&mean(2), &x, [1, c, h, w]);
+    assert_eq!(got.len(), c * w);
+    for ci in 0..c {
+        for xx in 0..w {
+            let want = (0..h).map(|y| at(ci, y, xx)).sum::<f32>() / h as f32;
+            assert!((got[ci * w + xx] - want).abs() < 1e-6);
+        }
+    }
+    // Over the width: [1, c, h].
+    let got = run(&mean(-1), &x, [1, c, h, w]);
+    assert_eq!(got.len(), c * h);
+    for ci in 0..c {
+        for y in 0..h {
+            let want = (0..w).map(|xx| at(ci, y, xx)).sum::<f32>() / w as f32;
+            assert!((got[ci * h + y] - want).abs() < 1e-6);
+        }
+    }
+    // The gradient through the height mean: each input gets its column's seed over h.
+    let g = gradcam_onnx::from_bytes_any_output(&mean(2), None).unwrap();
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = gradcam_runtime::Model::new(cpu.clone(), g).unwrap();
+    let out = m.graph().output();
+    let spec = gradcam_runtime::BackwardSpec {
+        from: out,
+        stop: gradcam_runtime::Stop::Input,
+        rule: Default::default(),
+        weight_grads: false,
+    };
+    let xd = cpu.upload(&x, Shape::new([1, c, h, w])).unwrap();
+    let acts = m.forward(&xd, &m.backward_needs(&spec).unwrap()).unwrap();
+    assert_eq!(acts.shapes()[out.0].dims(), &[1, c, w, 1]);
+    let seed: Vec<f32> = (0..c * w).map(|i| i as f32 - 2.5).collect();
+    let seed_t = cpu.upload(&seed, Shape::new([1, c, w, 1])).unwrap();
+    let dx = cpu
+        .download(&m.backward(&acts, &spec, seed_t).unwrap().at_stop)
+        .unwrap();
+    for ci in 0..c {
+        for y in 0..h {
+            for xx in 0..w {
+                let want = seed[ci * w + xx] / h as f32;
+                assert!((dx[(ci * h + y) * w + xx] - want).abs() < 1e-6);
+            }
+        }
+    }
+}
+
+/// A rank-1 input `[n]` runs as `[n, 1, 1, 1]` (one channel): PyTorch's `view` export, a
+/// Flatten to `[n, 1]`, then a rectifier.
+#[test]
+fn a_rank_one_input() {
+    let bytes = model(
+        vec![
+            with(
+                node("Flatten", &["x"], "f"),
+                AttributeProto {
+                    name: Some("axis".into()),
+                    i: Some(1),
+                    ..Default::default()
+                },
+            ),
+            node("Relu", &["f"], "y"),
+        ],
+        vec![],
+        &[3],
+        "y",
+    );
+    let got = run(&bytes, &[1.0, -2.0, 0.5], [3, 1, 1, 1]);
+    assert_eq!(got, vec![1.0, 0.0, 0.5]);
+}

@@ -306,7 +306,9 @@ impl<B: Backend> Model<B> {
                 }
                 out
             }
-            Op::Flatten | Op::Dropout => vec![Some(dy.reshape(in_shape(0).clone())?)],
+            Op::Flatten | Op::Column | Op::Dropout => {
+                vec![Some(dy.reshape(in_shape(0).clone())?)]
+            }
             Op::Softmax => vec![Some(b.softmax_backward(acts.get(NodeId(i))?, dy)?)],
         })
     }

@@ -405,6 +405,12 @@ impl GraphBuilder {
         Ok(self.push(name, Op::Flatten, vec![x], Feat::Flat(f)))
     }
 
+    /// `[n, c, h, w] → [n, c, h·w, 1]`, the same data (see [`crate::Op::Column`]).
+    pub fn column(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
+        let (c, unit) = self.image(name, x)?;
+        Ok(self.push(name, Op::Column, vec![x], Feat::Image { c, unit }))
+    }
+
     /// Restricts the graph to `[h, w]` inputs (its translation depended on that size).
     pub fn require_input_size(&mut self, hw: [usize; 2]) {
         self.input_size = Some(hw);

@@ -65,6 +65,9 @@ pub enum Op {
     Concat,
     /// `[n, ...] → [n, rest]`.
     Flatten,
+    /// `[n, c, h, w] → [n, c, h·w, 1]`, the same data: a rank-3 ONNX tensor `[n, c, l]` (held as
+    /// `[n, c, l, 1]`) made of a plane, such as a mean over the height alone.
+    Column,
     /// Dropout: the identity at inference.
     Dropout,
     /// Row-wise softmax.
@@ -91,6 +94,7 @@ impl Op {
             Op::Mul => "mul",
             Op::Concat => "concat",
             Op::Flatten => "flatten",
+            Op::Column => "column",
             Op::Dropout => "dropout",
             Op::Softmax => "softmax",
         }
@@ -372,6 +376,10 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
                 return Err(Error::shape("flatten", "scalar input"));
             }
             Shape::new([d[0], d[1..].iter().product()])
+        }
+        Op::Column => {
+            let d = x(0).nchw("column")?;
+            Shape::new([d[0], d[1], d[2] * d[3], 1])
         }
     })
 }

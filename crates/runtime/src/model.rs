@@ -259,7 +259,7 @@ impl<B: Backend> Model<B> {
                     .collect::<Result<Vec<_>>>()?;
                 b.concat_channels(&xs)
             }
-            Op::Flatten | Op::Dropout => arg(0)?.reshape(shape.clone()),
+            Op::Flatten | Op::Column | Op::Dropout => arg(0)?.reshape(shape.clone()),
             Op::Softmax => b.softmax(arg(0)?),
         }
     }
