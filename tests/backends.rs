@@ -123,8 +123,9 @@ fn conv<B: Backend>(b: &B) {
     // across groups.
     // The rest: strided backward-data as one forward convolution per stride phase (1×1 at
     // stride 2 with its all-zero phases, stride 3, a phase whose padding would be negative);
-    // the direct gather at stride 2 and 3 for 1, 3, 10 channels per group, with dilation.
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 20] = [
+    // the direct gather at stride 2 and 3 for 1, 3, 10 channels per group, with dilation;
+    // uneven strides, and an input shorter than the stride (phases with no position).
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 22] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -181,6 +182,24 @@ fn conv<B: Backend>(b: &B) {
             Conv2dParams::new(3, 2).with_dilation(2).with_groups(2),
         ),
         ([1, 10, 11, 9], [6, 10, 3, 3], Conv2dParams::new(2, 1)),
+        (
+            [1, 16, 9, 8],
+            [20, 16, 3, 3],
+            Conv2dParams {
+                stride: [2, 1],
+                padding: [1, 0],
+                ..Conv2dParams::new(1, 0)
+            },
+        ),
+        (
+            [2, 16, 2, 1],
+            [16, 16, 3, 1],
+            Conv2dParams {
+                stride: [3, 2],
+                padding: [1, 0],
+                ..Conv2dParams::new(1, 0)
+            },
+        ),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
         let (x, w, bias) = (k.rand(&xs), k.rand(&ws), k.rand(&[ws[0]]));

@@ -437,8 +437,8 @@ pub fn translate(
     // NCHW through per-channel arithmetic only: say so with any error.
     // (Both spatial sizes above 4, so a small NCHW plane such as [1, 9, 4, 4] does not.)
     let looks_nhwc = !nhwc
-        && matches!(dims[..], [_, Some(h), w, Some(last)]
-            if h > 4 && w.is_none_or(|w| w > 4) && (1..=4).contains(&last));
+        && matches!(dims[..], [_, h, w, Some(last)]
+            if h.is_none_or(|h| h > 4) && w.is_none_or(|w| w > 4) && (1..=4).contains(&last));
     let hint = |e: Error| match e {
         Error::Model(m) if looks_nhwc => Error::Model(format!(
             "{m} (the input {dims:?} looks NHWC: an NHWC input is supported when it goes into \
@@ -613,6 +613,12 @@ fn nchw_constants(node: &NodeProto, values: &mut HashMap<String, Value>) -> Node
     moved
 }
 
+/// Whether `axis` (possibly negative) of a rank-`rank` tensor is its channel axis, 1 (a rank-1
+/// tensor has none: its axis 0 is the batch).
+fn channel_axis(axis: i64, rank: i64) -> bool {
+    rank >= 2 && (axis == 1 || axis.checked_add(rank) == Some(1))
+}
+
 /// The ONNX rank of a node's output: that of its first input, except where the operator
 /// makes a matrix of it.
 fn out_rank(
@@ -771,7 +777,7 @@ fn split_channels(
     let a = Attrs { node, one_d: false };
     let rank = computed_rank(node, ranks) as i64;
     let axis = a.int("axis", 0);
-    if axis != 1 && axis.checked_add(rank) != Some(1) {
+    if !channel_axis(axis, rank) {
         return Err(err(
             node,
             format!("only a split of channels (axis 1) is supported, not axis {axis}"),
@@ -1468,6 +1474,10 @@ fn translate_node(
                         return Err(err(node, "a mean over one axis needs the input size fixed"))
                     }
                 };
+                // The window is the file's fixed size: other sizes would pool part of the axis.
+                if let Some(s) = input {
+                    b.require_input_size([s.dims()[2], s.dims()[3]]);
+                }
                 let kernel = if axes == [2] { [d[2], 1] } else { [1, d[3]] };
                 let p = Pool2dParams {
                     kernel,
@@ -1497,7 +1507,8 @@ fn translate_node(
         }
         "Flatten" => {
             let axis = a.int("axis", 1);
-            if axis != 1 && axis != 1 - rank0 as i64 {
+            // Axis 1 (or its negative form); a rank-1 tensor's axis 0 is its batch.
+            if (if axis < 0 { axis + rank0 as i64 } else { axis }) != 1 {
                 return Err(err(node, "only axis 1 is supported"));
             }
             if let Value::Hwc { x: src, chw } = value(0)?.clone() {
@@ -1852,7 +1863,7 @@ fn translate_node(
         }
         "Concat" => {
             let axis = a.int("axis", 1);
-            if axis != 1 && axis.checked_add(rank0 as i64) != Some(1) {
+            if !channel_axis(axis, rank0 as i64) {
                 return Err(err(
                     node,
                     format!("only channel concatenation, not axis {axis}"),
@@ -1878,7 +1889,7 @@ fn translate_node(
                 let f = b.flatten(&flat_name, x(0)?)?;
                 b.softmax(&out, f)?
             } else {
-                if axis != 1 && axis.checked_add(rank0 as i64) != Some(1) {
+                if !channel_axis(axis, rank0 as i64) {
                     return Err(err(
                         node,
                         format!(

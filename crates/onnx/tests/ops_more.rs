@@ -820,3 +820,79 @@ fn a_rank_one_input() {
     let got = run(&bytes, &[1.0, -2.0, 0.5], [3, 1, 1, 1]);
     assert_eq!(got, vec![1.0, 0.0, 0.5]);
 }
+
+/// The one-axis mean's window is the file's input size: other sizes are refused; the default
+/// Grad-CAM target walks back through the rank-3 view to the convolution; a rank-1 tensor's
+/// axis 0 is its batch, neither a flatten's axis nor a channel concatenation.
+#[test]
+fn one_axis_means_fix_the_size_and_rank_one_axes_are_the_batch() {
+    let keepdims0 = AttributeProto {
+        name: Some("keepdims".into()),
+        i: Some(0),
+        ..Default::default()
+    };
+    let axes = |v: i64| AttributeProto {
+        name: Some("axes".into()),
+        ints: vec![v],
+        ..Default::default()
+    };
+    let bytes = model(
+        vec![
+            node("Conv", &["x", "w"], "conv"),
+            with(
+                with(node("ReduceMean", &["conv"], "rows"), axes(2)),
+                keepdims0.clone(),
+            ),
+            with(
+                with(node("ReduceMean", &["rows"], "m"), axes(2)),
+                keepdims0.clone(),
+            ),
+            node("Gemm", &["m", "fc"], "y"),
+        ],
+        vec![
+            tensor(
+                "w",
+                &[4, 3, 1, 1],
+                (0..12).map(|i| i as f32 * 0.1).collect(),
+            ),
+            tensor("fc", &[4, 2], vec![0.5; 8]),
+        ],
+        &[1, 3, 5, 6],
+        "y",
+    );
+    let g = gradcam_onnx::from_bytes_any_output(&bytes, None).unwrap();
+    assert_eq!(g.input_size(), Some([5, 6]));
+    assert!(g.infer_shapes(&Shape::new([1, 3, 5, 6])).is_ok());
+    assert!(g.infer_shapes(&Shape::new([1, 3, 7, 6])).is_err());
+    let target = g.default_target().unwrap();
+    assert_eq!(g.node(target).name, "conv");
+
+    let flatten0 = model(
+        vec![with(
+            node("Flatten", &["x"], "y"),
+            AttributeProto {
+                name: Some("axis".into()),
+                i: Some(0),
+                ..Default::default()
+            },
+        )],
+        vec![],
+        &[3],
+        "y",
+    );
+    assert!(gradcam_onnx::from_bytes_any_output(&flatten0, None).is_err());
+    let concat0 = model(
+        vec![with(
+            node("Concat", &["x", "x"], "y"),
+            AttributeProto {
+                name: Some("axis".into()),
+                i: Some(0),
+                ..Default::default()
+            },
+        )],
+        vec![],
+        &[3],
+        "y",
+    );
+    assert!(gradcam_onnx::from_bytes_any_output(&concat0, None).is_err());
+}

@@ -258,7 +258,7 @@ impl Graph {
                     "the graph has no global pooling or flatten: name a target layer".into(),
                 )
             })?;
-        // Back through local pooling and dropout, and through pointwise layers on pooled
+        // Back through local pooling, dropout and rank-3 views, and through pointwise layers on pooled
         // features (a classifier as a 1×1 convolution after a 7×7 average pool).
         let pointwise = |op: &Op| match op {
             Op::Conv2d { params, weight, .. } => {
@@ -272,7 +272,7 @@ impl Graph {
         let mut cur = self.nodes[head].inputs[0];
         loop {
             let op = &self.nodes[cur.0].op;
-            if pool(op) || matches!(op, Op::Dropout) {
+            if pool(op) || matches!(op, Op::Dropout | Op::Column) {
                 cur = self.nodes[cur.0].inputs[0];
                 continue;
             }

@@ -148,23 +148,33 @@ mod tests {
     fn phases_rebuild_strided_backward_data() {
         let cpu = gradcam_cpu::CpuBackend::new();
         // (input, weight, stride, padding, groups)
-        type Case = ([usize; 4], [usize; 4], usize, usize, usize);
-        let cases: [Case; 11] = [
-            ([1, 3, 8, 9], [2, 3, 1, 1], 2, 1, 1),
-            ([2, 4, 9, 10], [4, 2, 3, 3], 2, 2, 2),
-            ([1, 2, 10, 11], [3, 2, 2, 4], 2, 1, 1),
-            ([2, 4, 9, 8], [6, 4, 3, 3], 2, 1, 1),
-            ([1, 6, 11, 10], [4, 3, 3, 3], 2, 0, 2),
-            ([2, 3, 7, 9], [5, 3, 1, 1], 2, 0, 1),
-            ([1, 2, 13, 12], [3, 2, 5, 5], 3, 2, 1),
-            ([1, 3, 23, 19], [4, 3, 7, 7], 2, 3, 1),
-            ([1, 2, 10, 11], [3, 2, 4, 3], 2, 1, 1),
-            ([1, 2, 9, 9], [2, 2, 2, 3], 3, 0, 1),
-            ([2, 4, 8, 7], [4, 2, 3, 5], 3, 1, 2),
+        type Case = ([usize; 4], [usize; 4], [usize; 2], [usize; 2], usize);
+        let cases: [Case; 14] = [
+            ([1, 3, 8, 9], [2, 3, 1, 1], [2, 2], [1, 1], 1),
+            ([2, 4, 9, 10], [4, 2, 3, 3], [2, 2], [2, 2], 2),
+            ([1, 2, 10, 11], [3, 2, 2, 4], [2, 2], [1, 1], 1),
+            ([2, 4, 9, 8], [6, 4, 3, 3], [2, 2], [1, 1], 1),
+            ([1, 6, 11, 10], [4, 3, 3, 3], [2, 2], [0, 0], 2),
+            ([2, 3, 7, 9], [5, 3, 1, 1], [2, 2], [0, 0], 1),
+            ([1, 2, 13, 12], [3, 2, 5, 5], [3, 3], [2, 2], 1),
+            ([1, 3, 23, 19], [4, 3, 7, 7], [2, 2], [3, 3], 1),
+            ([1, 2, 10, 11], [3, 2, 4, 3], [2, 2], [1, 1], 1),
+            ([1, 2, 9, 9], [2, 2, 2, 3], [3, 3], [0, 0], 1),
+            ([2, 4, 8, 7], [4, 2, 3, 5], [3, 3], [1, 1], 2),
+            // Uneven strides and paddings (one axis a single phase).
+            ([1, 3, 9, 8], [4, 3, 3, 3], [2, 1], [1, 0], 1),
+            ([2, 2, 7, 10], [3, 2, 1, 3], [1, 3], [0, 1], 1),
+            // An input shorter than the stride: phases with no position.
+            ([1, 2, 2, 1], [3, 2, 3, 1], [3, 2], [1, 0], 1),
         ];
         let mut rng = SplitMix64::new(5);
-        for (xs, ws, s, pad, g) in cases {
-            let p = Conv2dParams::new(s, pad).with_groups(g);
+        for (xs, ws, st, pd, g) in cases {
+            let p = Conv2dParams {
+                stride: st,
+                padding: pd,
+                dilation: [1, 1],
+                groups: g,
+            };
             let ys = p.output_shape(xs, ws, "test").unwrap();
             let rand = |rng: &mut SplitMix64, n: usize| -> Vec<f32> {
                 (0..n).map(|_| rng.uniform(-0.5, 0.5)).collect()
@@ -185,33 +195,39 @@ mod tests {
             let [n, c, h, wd] = xs;
             let [k, _, kh, kw] = ws;
             let (cg, kg) = (c / g, k / g);
-            let (py, px) = (phases(kh, s, pad, h), phases(kw, s, pad, wd));
+            let (py, px) = (phases(kh, st[0], pd[0], h), phases(kw, st[1], pd[1], wd));
             let mut dx = vec![f32::NAN; want.len()];
             for (ry, fy) in py.iter().enumerate() {
                 for (rx, fx) in px.iter().enumerate() {
+                    if fy.len == 0 || fx.len == 0 {
+                        continue;
+                    }
                     let (ty, tx) = (fy.taps, fx.taps);
+                    let (ph, pw) = (fy.len + fy.skip, fx.len + fx.skip);
                     // flip_transpose: w' [c, kg, ty, tx].
                     let wt = |o: usize, kl: usize, i: usize, j: usize| {
                         let (gi, ci) = (o / cg, o % cg);
-                        let ki = s * (ty - 1 - i) + fy.first;
-                        let kj = s * (tx - 1 - j) + fx.first;
+                        let ki = st[0] * (ty - 1 - i) + fy.first;
+                        let kj = st[1] * (tx - 1 - j) + fx.first;
                         w[(((gi * kg + kl) * cg + ci) * kh + ki) * kw + kj]
                     };
+                    // The forward tile: part [n, c, ph, pw], stride 1, left padding, reads of
+                    // dy out of range are zeros.
+                    let mut part = vec![0.0f32; n * c * ph * pw];
                     for img in 0..n {
                         for o in 0..c {
-                            for my in 0..fy.len {
-                                for mx in 0..fx.len {
+                            for my in 0..ph {
+                                for mx in 0..pw {
                                     let mut sum = 0.0f32;
                                     for kl in 0..kg {
                                         let ch = (o / cg) * kg + kl;
                                         for i in 0..ty {
-                                            let iy = (my + fy.skip + i) as isize - fy.pad as isize;
+                                            let iy = (my + i) as isize - fy.pad as isize;
                                             if iy < 0 || iy >= ys[2] as isize {
                                                 continue;
                                             }
                                             for j in 0..tx {
-                                                let ix =
-                                                    (mx + fx.skip + j) as isize - fx.pad as isize;
+                                                let ix = (mx + j) as isize - fx.pad as isize;
                                                 if ix < 0 || ix >= ys[3] as isize {
                                                     continue;
                                                 }
@@ -222,9 +238,22 @@ mod tests {
                                             }
                                         }
                                     }
-                                    let (y, x) = (my * s + ry, mx * s + rx);
-                                    dx[((img * c + o) * h + y) * wd + x] = sum;
+                                    part[((img * c + o) * ph + my) * pw + mx] = sum;
                                 }
+                            }
+                        }
+                    }
+                    // scatter_phase (zeros for a phase no tap reaches).
+                    for plane in 0..n * c {
+                        for my in 0..fy.len {
+                            for mx in 0..fx.len {
+                                let v = if ty == 0 || tx == 0 {
+                                    0.0
+                                } else {
+                                    part[(plane * ph + my + fy.skip) * pw + mx + fx.skip]
+                                };
+                                let (y, x) = (my * st[0] + ry, mx * st[1] + rx);
+                                dx[(plane * h + y) * wd + x] = v;
                             }
                         }
                     }
@@ -233,7 +262,7 @@ mod tests {
             for (a, b) in dx.iter().zip(&want) {
                 assert!(
                     (a - b).abs() < 1e-5,
-                    "{a} vs {b} for {xs:?} {ws:?} s{s} p{pad}"
+                    "{a} vs {b} for {xs:?} {ws:?} s{st:?} p{pd:?}"
                 );
             }
         }
