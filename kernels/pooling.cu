@@ -27,14 +27,21 @@ __device__ unsigned int window_argmax(const Params &p, const float *plane, unsig
     return best;
 }
 
+// Output i's plane of x and the first maximum of its window there (or ~0u).
+__device__ __forceinline__ unsigned int output_argmax(const Params &p, const float *x,
+                                                      unsigned long long i, const float **plane) {
+    POOL_DIMS
+    *plane = x + i / (OH * OW) * H * W;
+    unsigned int r = (unsigned int)(i % (OH * OW));
+    return window_argmax(p, *plane, r / OW, r % OW);
+}
+
 KERNEL void max_forward(ARGS) {
     POOL_DIMS
     unsigned long long i = flat_index();
     if (i >= (unsigned long long)p.a[0] * OH * OW) return;
-    unsigned long long plane = i / (OH * OW);
-    unsigned int r = (unsigned int)(i % (OH * OW));
-    const float *x = src0 + plane * H * W;
-    unsigned int j = window_argmax(p, x, r / OW, r % OW);
+    const float *x;
+    unsigned int j = output_argmax(p, src0, i, &x);
     dst[i] = j == 0xffffffffu ? __int_as_float(0xff800000) : x[j];  // −∞ for an empty window
 }
 
@@ -53,9 +60,8 @@ KERNEL void max_argmax(ARGS) {
     POOL_DIMS
     unsigned long long i = flat_index();
     if (i >= (unsigned long long)p.a[0] * OH * OW) return;
-    unsigned long long plane = i / (OH * OW);
-    unsigned int r = (unsigned int)(i % (OH * OW));
-    dst[i] = __uint_as_float(window_argmax(p, src0 + plane * H * W, r / OW, r % OW));
+    const float *x;
+    dst[i] = __uint_as_float(output_argmax(p, src0, i, &x));
 }
 
 // One thread per input element sums dy over the windows whose maximum it is.

@@ -2,8 +2,8 @@
 //! real exports (bit flips, byte overwrites, truncations, insertions, duplicated spans), and of
 //! their decoded graphs (attribute values, initializer shapes and values, rewired inputs,
 //! swapped operators), must each import or fail with an error — never panic; imported ones also
-//! run forward. `GRADCAM_MUTATIONS=K` runs K times as many. `fuzz/` holds the cargo-fuzz target
-//! for longer runs (it needs a nightly toolchain). Crashes found become regression tests:
+//! run forward. `GRADCAM_MUTATIONS=K` runs K times as many. `fuzz/` holds the cargo-fuzz targets
+//! for longer runs (they need a nightly toolchain). Crashes found become regression tests:
 //! `ops_more.rs`'s `fuzzer_regressions` (two, from the structural mutations: arithmetic on an
 //! empty constant, an axis of `i64::MAX`).
 

@@ -867,32 +867,17 @@ fn one_axis_means_fix_the_size_and_rank_one_axes_are_the_batch() {
     let target = g.default_target().unwrap();
     assert_eq!(g.node(target).name, "conv");
 
-    let flatten0 = model(
-        vec![with(
-            node("Flatten", &["x"], "y"),
-            AttributeProto {
-                name: Some("axis".into()),
-                i: Some(0),
-                ..Default::default()
-            },
-        )],
-        vec![],
-        &[3],
-        "y",
-    );
-    assert!(gradcam_onnx::from_bytes_any_output(&flatten0, None).is_err());
-    let concat0 = model(
-        vec![with(
-            node("Concat", &["x", "x"], "y"),
-            AttributeProto {
-                name: Some("axis".into()),
-                i: Some(0),
-                ..Default::default()
-            },
-        )],
-        vec![],
-        &[3],
-        "y",
-    );
-    assert!(gradcam_onnx::from_bytes_any_output(&concat0, None).is_err());
+    // Flatten and Concat at axis 0 of a rank-1 input.
+    for (op, inputs) in [("Flatten", &["x"][..]), ("Concat", &["x", "x"][..])] {
+        let axis0 = AttributeProto {
+            name: Some("axis".into()),
+            i: Some(0),
+            ..Default::default()
+        };
+        let bytes = model(vec![with(node(op, inputs, "y"), axis0)], vec![], &[3], "y");
+        assert!(
+            gradcam_onnx::from_bytes_any_output(&bytes, None).is_err(),
+            "{op}"
+        );
+    }
 }
