@@ -60,6 +60,15 @@ impl<S, D> Derived<S, D> {
         Ok(copy)
     }
 
+    /// Drops the copies of buffers that no longer live (otherwise dropped at the next lookup);
+    /// how many.
+    pub fn purge(&self) -> usize {
+        let mut map = self.lock();
+        let before = map.len();
+        map.retain(|_, (weak, _)| weak.strong_count() > 0);
+        before - map.len()
+    }
+
     /// Live entries.
     pub fn len(&self) -> usize {
         self.lock()
@@ -103,6 +112,9 @@ mod tests {
         let c = d.get(&w2, &[7], |s| s.to_vec());
         assert_eq!(*c, vec![5.0, 6.0]);
         assert_eq!(d.len(), 1);
+        drop(w2);
+        assert_eq!(d.purge(), 1);
+        assert!(d.is_empty());
     }
 
     #[test]

@@ -217,6 +217,18 @@ impl CudaBackend {
         Ok(b)
     }
 
+    /// A device buffer of `len` values. When the device is full, the kept copies of weights
+    /// that no longer live are dropped (their memory back to the pool) and it tries once more.
+    fn alloc(&self, len: usize) -> Result<DeviceBuffer> {
+        self.dev.alloc(len).or_else(|e| {
+            if self.derived.purge() > 0 {
+                self.dev.alloc(len)
+            } else {
+                Err(e)
+            }
+        })
+    }
+
     /// `w` rearranged by conv.cu's `flip_transpose` with `prm` (`len` values), computed once
     /// while `w` lives.
     fn flipped(&self, w: &T, prm: Params, len: usize) -> Result<Arc<DeviceBuffer>> {
@@ -227,7 +239,7 @@ impl CudaBackend {
             .collect();
         let src = Self::buffer(w)?;
         self.derived.try_get(w.buffer(), &tag, |_| {
-            let wt = self.dev.alloc(len)?;
+            let wt = self.alloc(len)?;
             self.launch(
                 "conv",
                 "flip_transpose",
@@ -288,7 +300,7 @@ impl CudaBackend {
         n: usize,
     ) -> Result<T> {
         let shape = shape.into();
-        let out = self.dev.alloc(shape.numel())?;
+        let out = self.alloc(shape.numel())?;
         let ins = inputs
             .iter()
             .map(|t| Self::buffer(t))
@@ -316,7 +328,7 @@ impl CudaBackend {
     ) -> Result<T> {
         let file = tiles.file;
         let count = shape.numel();
-        let out = self.dev.alloc(count)?;
+        let out = self.alloc(count)?;
         if count == 0 {
             return Ok(Self::tensor(shape, out));
         }
@@ -351,7 +363,7 @@ impl CudaBackend {
             self.launch(file, entry, p, &ins, &out, grid)?;
             return Ok(Self::tensor(shape, out));
         }
-        let parts = self.dev.alloc(count * pl.splits)?;
+        let parts = self.alloc(count * pl.splits)?;
         self.launch(file, entry, p, &ins, &parts, grid)?;
         let [div, modulus] = bias.map(|(_, i)| i).unwrap_or([1, 1]);
         let r = Params {
@@ -911,7 +923,7 @@ impl Backend for CudaBackend {
         let shapes: Vec<&Shape> = xs.iter().map(|x| x.shape()).collect();
         let out = check::concat_channels(&shapes)?;
         let shape = Shape::from(out);
-        let buf = self.dev.alloc(shape.numel())?;
+        let buf = self.alloc(shape.numel())?;
         let n = out[0].max(1);
         let total = shape.numel() / n;
         let mut off = 0;
@@ -1055,7 +1067,7 @@ impl Backend for CudaBackend {
     fn normalize_min_max(&self, x: &T, group: usize, eps: f32) -> Result<T> {
         check::normalize(x.shape(), group)?;
         let groups = x.numel() / group;
-        let out = self.dev.alloc(x.numel())?;
+        let out = self.alloc(x.numel())?;
         let prm = Params {
             a: [u(groups), u(group), 0, 0],
             f: [eps, 0.0, 0.0, 0.0],
@@ -1146,7 +1158,7 @@ impl Backend for CudaBackend {
             ));
         }
         let shape = Shape::new([n, out[0], out[1]]);
-        let buf = self.dev.alloc(shape.numel())?;
+        let buf = self.alloc(shape.numel())?;
         let prm = Params {
             a: [u(h), u(w), u(out[0] * out[1]), 0],
             b: [u(out[0]), u(out[1]), 0, 0],

@@ -75,7 +75,7 @@ impl CudaBackend {
         let px = phases(ws[3], p.stride[1], p.padding[1], xs[3]);
         let [n, c, h, wd] = xs;
         let (k, g) = (ws[0], p.groups);
-        let dx = self.dev.alloc(xs.iter().product())?;
+        let dx = self.alloc(xs.iter().product())?;
         for (ry, fy) in py.iter().enumerate() {
             for (rx, fx) in px.iter().enumerate() {
                 if fy.len == 0 || fx.len == 0 {
