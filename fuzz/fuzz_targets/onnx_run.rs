@@ -1,5 +1,5 @@
 //! Any bytes the ONNX loader imports must also run: shape inference at the file's input size
-//! (or 12×12), then a CPU forward on a small input, then the default Grad-CAM target's
+//! (or 12×12, or 1×1), then a CPU forward on a small input, then the default Grad-CAM target's
 //! backward — each may fail with an error, never panic.
 #![no_main]
 
@@ -10,14 +10,24 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
     let Ok(graph) = gradcam_onnx::from_bytes(data, None) else {
         return;
     };
-    let [h, w] = graph.input_size().unwrap_or([12, 12]);
+    // The file's input size, else 12×12, else 1×1 (a classifier of [n, f] features).
     let c = graph.input_channels();
-    let shape = Shape::new([1, c, h, w]);
-    // Small graphs only: a fuzzed file may ask for huge (valid) tensors.
-    let Ok(shapes) = graph.infer_shapes(&shape) else {
+    let sizes = match graph.input_size() {
+        Some(hw) => vec![hw],
+        None => vec![[12, 12], [1, 1]],
+    };
+    let Some((shape, shapes)) = sizes.into_iter().find_map(|[h, w]| {
+        let shape = Shape::new([1, c, h, w]);
+        graph.infer_shapes(&shape).ok().map(|s| (shape, s))
+    }) else {
         return;
     };
-    if shapes.iter().map(|s| s.numel()).sum::<usize>() > 1 << 22 {
+    // Small graphs only: a fuzzed file may ask for huge (valid) tensors.
+    let elements = shapes.iter().try_fold(0usize, |acc, s| {
+        let n = s.dims().iter().try_fold(1usize, |p, &d| p.checked_mul(d))?;
+        acc.checked_add(n)
+    });
+    if elements.is_none_or(|n| n > 1 << 22) {
         return;
     }
     let target = graph.default_target().ok();

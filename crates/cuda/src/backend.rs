@@ -517,7 +517,9 @@ impl Backend for CudaBackend {
                 format!("{} values for {shape}", data.len()),
             ));
         }
-        Ok(Self::tensor(shape, self.dev.upload(data)?))
+        let mut b = self.alloc(data.len())?;
+        self.dev.write(&mut b, data)?;
+        Ok(Self::tensor(shape, b))
     }
 
     fn download(&self, x: &T) -> Result<Vec<f32>> {

@@ -189,6 +189,19 @@ impl Device {
     /// Copies host data into a new buffer.
     pub fn upload(&self, data: &[f32]) -> Result<DeviceBuffer> {
         let mut b = self.alloc(data.len())?;
+        self.write(&mut b, data)?;
+        Ok(b)
+    }
+
+    /// Copies host data into the start of `b` (a buffer of at least `data.len()` values).
+    pub fn write(&self, b: &mut DeviceBuffer, data: &[f32]) -> Result<()> {
+        if b.raw().len() < data.len() {
+            return Err(err(format!(
+                "{} values into a device buffer of {}",
+                data.len(),
+                b.raw().len()
+            )));
+        }
         if !data.is_empty() {
             let s = b.slice.as_mut().expect("a live buffer");
             let mut view = s.slice_mut(0..data.len());
@@ -196,7 +209,7 @@ impl Device {
                 .memcpy_htod(data, &mut view)
                 .map_err(|e| driver_err("copy to the device", e))?;
         }
-        Ok(b)
+        Ok(())
     }
 
     /// Copies the first `len` elements to the host (waits for the stream).
