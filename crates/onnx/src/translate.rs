@@ -1595,6 +1595,30 @@ fn translate_node(
                     }
                 }
             }
+            // A computed [n, c, h, w] as [n, c, h·w] (PyTorch's `x.view(n, c, -1)`, often before
+            // a mean over the last axis: a global average pool written by hand): the Column
+            // view, rank 3.
+            if let [n, k, l] = shape[..] {
+                let ch = b.channels(src).ok().map(|c| c as i64);
+                if rank0 == 4 && batch_ok(n) && (k == 0 || Some(k) == ch) && !(n == -1 && l == -1) {
+                    let plane = match input {
+                        Some(s) => {
+                            let [_, _, h, w] = b.infer_shape(src, s)?.nchw("Reshape")?;
+                            Some((h * w) as i64)
+                        }
+                        None => None,
+                    };
+                    if l == -1 || (l > 0 && Some(l) == plane) {
+                        if let (Some(s), true) = (input, l != -1) {
+                            // A plane of this size's: the graph takes no other.
+                            b.require_input_size([s.dims()[2], s.dims()[3]]);
+                        }
+                        let id = b.column(&out, src)?;
+                        values.insert(out, Value::Node(id));
+                        return Ok(());
+                    }
+                }
+            }
             // A reshape of a computed [n, c, h, w] to its own shape (tf2onnx writes the
             // transpose of a 1×1 map as one): nothing to do.
             if let [n, k, y, x] = shape[..] {
@@ -1652,7 +1676,7 @@ fn translate_node(
                 return Err(err(
                     node,
                     format!(
-                        "only a reshape to [n, features] is supported, not {shape:?}{}",
+                        "only a reshape to [n, features] (or an image's [n, c, -1]) is supported, not {shape:?}{}",
                         features.map_or(String::new(), |f| format!(" ({f} features per row)"))
                     ),
                 ));

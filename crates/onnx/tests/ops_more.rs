@@ -881,3 +881,66 @@ fn one_axis_means_fix_the_size_and_rank_one_axes_are_the_batch() {
         );
     }
 }
+
+/// PyTorch's hand-written global average pool, `x.view(n, c, -1).mean(-1)`: a Reshape to
+/// `[n, c, -1]` (the rank-3 Column view) and a mean over its last axis; the Grad-CAM target
+/// found behind it is the convolution, and its gradient the host's.
+#[test]
+fn a_view_to_n_c_minus_one_then_a_mean() {
+    let (c, h, w) = (3usize, 4usize, 5usize);
+    let wt: Vec<f32> = (0..2 * c).map(|i| i as f32 * 0.3 - 0.7).collect();
+    let mean = with(
+        with(
+            node("ReduceMean", &["v"], "m"),
+            AttributeProto {
+                name: Some("axes".into()),
+                ints: vec![-1],
+                ..Default::default()
+            },
+        ),
+        AttributeProto {
+            name: Some("keepdims".into()),
+            i: Some(0),
+            ..Default::default()
+        },
+    );
+    let bytes = model(
+        vec![
+            node("Conv", &["x", "w"], "conv"),
+            node("Reshape", &["conv", "shape"], "v"),
+            mean,
+        ],
+        vec![
+            tensor("w", &[2, c as i64, 1, 1], wt.clone()),
+            ints("shape", vec![0, 2, -1]),
+        ],
+        &[1, c as i64, h as i64, w as i64],
+        "m",
+    );
+    let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.21).sin()).collect();
+    let got = run(&bytes, &x, [1, c, h, w]);
+    assert_eq!(got.len(), 2);
+    for k in 0..2 {
+        let want = (0..h * w)
+            .map(|p| {
+                (0..c)
+                    .map(|ci| wt[k * c + ci] * x[ci * h * w + p])
+                    .sum::<f32>()
+            })
+            .sum::<f32>()
+            / (h * w) as f32;
+        assert!((got[k] - want).abs() < 1e-5, "{k}: {} vs {want}", got[k]);
+    }
+    let g = gradcam_onnx::from_bytes_any_output(&bytes, None).unwrap();
+    // Any input size: the view's length is -1.
+    assert!(g.infer_shapes(&Shape::new([2, 3, 7, 6])).is_ok());
+    assert_eq!(g.node(g.default_target().unwrap()).name, "conv");
+    // A fixed length other than the plane's is refused.
+    let bad = model(
+        vec![node("Reshape", &["x", "shape"], "v")],
+        vec![ints("shape", vec![0, 3, 7])],
+        &[1, 3, 4, 5],
+        "v",
+    );
+    assert!(gradcam_onnx::from_bytes_any_output(&bad, None).is_err());
+}
