@@ -4,7 +4,7 @@
 use gradcam_core::{Backend, Shape};
 mod common;
 
-use common::{ints, model, node, run, tensor, with};
+use common::{int_attr, ints, ints_attr, model, node, run, tensor, with};
 use gradcam_onnx::proto::*;
 
 #[test]
@@ -726,21 +726,13 @@ fn split_outputs_keep_the_inputs_rank() {
 fn mean_over_one_axis_without_keepdims() {
     let (c, h, w) = (2usize, 3usize, 4usize);
     let x: Vec<f32> = (0..c * h * w).map(|i| (i as f32 * 0.37).cos()).collect();
-    let keepdims0 = AttributeProto {
-        name: Some("keepdims".into()),
-        i: Some(0),
-        ..Default::default()
-    };
+    let keepdims0 = int_attr("keepdims", 0);
     let mean = |axis: i64| {
         model(
             vec![with(
                 with(
                     node("ReduceMean", &["x"], "y"),
-                    AttributeProto {
-                        name: Some("axes".into()),
-                        ints: vec![axis],
-                        ..Default::default()
-                    },
+                    ints_attr("axes", vec![axis]),
                 ),
                 keepdims0.clone(),
             )],
@@ -803,14 +795,7 @@ fn mean_over_one_axis_without_keepdims() {
 fn a_rank_one_input() {
     let bytes = model(
         vec![
-            with(
-                node("Flatten", &["x"], "f"),
-                AttributeProto {
-                    name: Some("axis".into()),
-                    i: Some(1),
-                    ..Default::default()
-                },
-            ),
+            with(node("Flatten", &["x"], "f"), int_attr("axis", 1)),
             node("Relu", &["f"], "y"),
         ],
         vec![],
@@ -826,16 +811,8 @@ fn a_rank_one_input() {
 /// axis 0 is its batch, neither a flatten's axis nor a channel concatenation.
 #[test]
 fn one_axis_means_fix_the_size_and_rank_one_axes_are_the_batch() {
-    let keepdims0 = AttributeProto {
-        name: Some("keepdims".into()),
-        i: Some(0),
-        ..Default::default()
-    };
-    let axes = |v: i64| AttributeProto {
-        name: Some("axes".into()),
-        ints: vec![v],
-        ..Default::default()
-    };
+    let keepdims0 = int_attr("keepdims", 0);
+    let axes = |v: i64| ints_attr("axes", vec![v]);
     let bytes = model(
         vec![
             node("Conv", &["x", "w"], "conv"),
@@ -869,11 +846,7 @@ fn one_axis_means_fix_the_size_and_rank_one_axes_are_the_batch() {
 
     // Flatten and Concat at axis 0 of a rank-1 input.
     for (op, inputs) in [("Flatten", &["x"][..]), ("Concat", &["x", "x"][..])] {
-        let axis0 = AttributeProto {
-            name: Some("axis".into()),
-            i: Some(0),
-            ..Default::default()
-        };
+        let axis0 = int_attr("axis", 0);
         let bytes = model(vec![with(node(op, inputs, "y"), axis0)], vec![], &[3], "y");
         assert!(
             gradcam_onnx::from_bytes_any_output(&bytes, None).is_err(),
@@ -890,19 +863,8 @@ fn a_view_to_n_c_minus_one_then_a_mean() {
     let (c, h, w) = (3usize, 4usize, 5usize);
     let wt: Vec<f32> = (0..2 * c).map(|i| i as f32 * 0.3 - 0.7).collect();
     let mean = with(
-        with(
-            node("ReduceMean", &["v"], "m"),
-            AttributeProto {
-                name: Some("axes".into()),
-                ints: vec![-1],
-                ..Default::default()
-            },
-        ),
-        AttributeProto {
-            name: Some("keepdims".into()),
-            i: Some(0),
-            ..Default::default()
-        },
+        with(node("ReduceMean", &["v"], "m"), ints_attr("axes", vec![-1])),
+        int_attr("keepdims", 0),
     );
     let bytes = model(
         vec![

@@ -44,6 +44,26 @@ pub fn with(mut n: NodeProto, attr: AttributeProto) -> NodeProto {
     n
 }
 
+/// An integer attribute.
+#[allow(dead_code)]
+pub fn int_attr(name: &str, i: i64) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        i: Some(i),
+        ..Default::default()
+    }
+}
+
+/// An integer-list attribute.
+#[allow(dead_code)]
+pub fn ints_attr(name: &str, v: Vec<i64>) -> AttributeProto {
+    AttributeProto {
+        name: Some(name.into()),
+        ints: v,
+        ..Default::default()
+    }
+}
+
 /// An opset-13 model of `nodes` with one float input `x` of `input` dims (≤ 0: symbolic).
 pub fn model(nodes: Vec<NodeProto>, init: Vec<TensorProto>, input: &[i64], out: &str) -> Vec<u8> {
     ModelProto {
