@@ -1,5 +1,6 @@
 //! The CPU backend's convolutions at every distinct layer shape of ResNet-50 and VGG-16
-//! (batch 1, 224×224), forward and backward-data. Throughput is in FLOP ("elements") per
+//! (batch 1, 224×224), forward and backward-data; 3×3 stride-1 layers also forward on the
+//! `cpu-winograd` backend (Winograd forward convolutions). Throughput is in FLOP ("elements") per
 //! second, so criterion's `Gelem/s` reads as GFLOP/s. Run:
 //! `cargo bench --bench cpu_layers -- [filter]`; `GRADCAM_CPU_KERNEL=avx2|portable` times the
 //! other micro-kernels.
@@ -40,6 +41,7 @@ const LAYERS: &[(&str, usize, usize, usize, usize, usize)] = &[
 
 fn layers(c: &mut Criterion) {
     let b = CpuBackend::new();
+    let wb = CpuBackend::new().with_winograd_forward(true);
     let mut g = c.benchmark_group("cpu_layers");
     g.sample_size(10);
     for &(label, ci, co, k, stride, side) in LAYERS {
@@ -67,6 +69,12 @@ fn layers(c: &mut Criterion) {
         g.bench_function(format!("{label} forward"), |it| {
             it.iter(|| b.conv2d(&x, &w, Some(&bias), &p).unwrap())
         });
+        if k == 3 && stride == 1 {
+            // The same tensors on the backend with Winograd forward convolutions.
+            g.bench_function(format!("{label} forward (cpu-winograd)"), |it| {
+                it.iter(|| wb.conv2d(&x, &w, Some(&bias), &p).unwrap())
+            });
+        }
         let s = Shape::from(xs);
         g.bench_function(format!("{label} backward-data"), |it| {
             it.iter(|| b.conv2d_backward_data(&dy, &w, &p, &s).unwrap())

@@ -15,7 +15,8 @@ resident set starts from its parent's at fork), so its peak RSS is its own (read
 Each tool times its
 own seeded random input of the same shape (dense convolutions do not depend on the values);
 gradcam and PyTorch explain class 0. Prints the medians, the ratios against gradcam and the
-peak RSS, and `--json FILE` keeps every raw record.
+peak RSS, and `--json FILE` keeps every raw record. `--backends cpu,cpu-winograd` times both
+CPU variants (a row each, ratios against that row).
 """
 import argparse, json, os, subprocess, sys, tempfile, time, statistics
 
@@ -94,6 +95,8 @@ def main():
                     help="run every (tool, method) this many times, interleaved, and report the median "
                          "of the rounds' medians (a noisy machine drifts between runs)")
     ap.add_argument("--gradcam", default=os.path.join(HERE, "..", "target", "release", "gradcam"))
+    ap.add_argument("--backends", default="cpu",
+                    help="gradcam backends to time, comma separated (cpu, cpu-winograd): one row each")
     ap.add_argument("--json", default=None, help="write every record to this file")
     ap.add_argument("--ort-model", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--export", default=None, help=argparse.SUPPRESS)
@@ -113,7 +116,10 @@ def main():
             st, onnx_path = os.path.join(d, f"{arch}.safetensors"), os.path.join(d, f"{arch}.onnx")
             for m in [m for _ in range(a.rounds) for m in a.method.split(",")]:
                 for tool, cmd in [
-                    ("gradcam", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json"] + common),
+                    (f"gradcam {be}", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json",
+                                       "--backend", be] + common)
+                    for be in a.backends.split(",")
+                ] + [
                     ("pytorch", [sys.executable, os.path.join(HERE, "bench_pytorch.py"), "--arch", arch, "--weights", st,
                                  "--method", m] + common),
                 ] + ([("onnxruntime", [sys.executable, __file__, "--ort-model", onnx_path] + common)] if m == "forward" else []):
@@ -136,13 +142,17 @@ def main():
     by = {key: dict(rs[0], ms_per_image=statistics.median(x["ms_per_image"] for x in rs),
                     peak_rss_mib=max(x["peak_rss_mib"] for x in rs), rounds=len(rs))
           for key, rs in by.items()}
+    backends = a.backends.split(",")
     for arch in a.arch.split(","):
         for m in a.method.split(","):
-            g, p, o = (by.get((arch, m, t)) for t in ("gradcam", "pytorch", "onnxruntime"))
-            cell = lambda r: f"{r['ms_per_image']:.1f}" if r else "—"
-            ratio = lambda r: f"{r['ms_per_image'] / g['ms_per_image']:.2f}×" if r else "—"
-            rss = lambda r: f"{r['peak_rss_mib']:.0f}" if r else "—"
-            print(f"| {arch} | {m} | {cell(g)} | {cell(p)} | {ratio(p)} | {cell(o)} | {ratio(o)} | {rss(g)} | {rss(p)} |")
+            for be in backends:
+                g, p, o = (by.get((arch, m, t)) for t in (f"gradcam {be}", "pytorch", "onnxruntime"))
+                cell = lambda r: f"{r['ms_per_image']:.1f}" if r else "—"
+                ratio = lambda r: f"{r['ms_per_image'] / g['ms_per_image']:.2f}×" if r and g else "—"
+                rss = lambda r: f"{r['peak_rss_mib']:.0f}" if r else "—"
+                label = m if len(backends) == 1 else f"{m} ({be})"
+                print(f"| {arch} | {label} | {cell(g)} | {cell(p)} | {ratio(p)} | {cell(o)} | {ratio(o)} "
+                      f"| {rss(g)} | {rss(p)} |")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(records, f, indent=1)

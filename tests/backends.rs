@@ -643,12 +643,64 @@ macro_rules! backend_tests {
     };
 }
 
+backend_tests!(cpu_winograd: Some(CpuBackend::new().with_winograd_forward(true)));
 #[cfg(feature = "wgpu")]
 backend_tests!(wgpu: common::wgpu_backend());
 #[cfg(feature = "cuda")]
 backend_tests!(cuda: common::cuda_backend());
 #[cfg(feature = "cuda")]
 backend_tests!(cuda_tf32: common::cuda_tf32_backend());
+
+/// The CPU backend's Winograd paths (F(4×4) for backward-data always, and for forward
+/// convolutions with `with_winograd_forward`; F(2×2) at 256 channels) against its reference
+/// kernels (the direct product), on geometries that take them: batch 2, odd and prime planes
+/// (partial tiles, a partial last block of tiles), padding 0–2, channels not a multiple of 16.
+#[test]
+fn cpu_winograd_paths_agree_with_the_reference_kernels() {
+    let reference = CpuBackend::reference();
+    let fast = CpuBackend::new();
+    let winograd = CpuBackend::new().with_winograd_forward(true);
+    let mut r = Rng(21);
+    let cases: [([usize; 4], usize, usize); 5] = [
+        ([2, 20, 29, 31], 24, 1),
+        ([1, 17, 41, 37], 19, 0),
+        ([2, 33, 27, 26], 40, 2),
+        ([1, 64, 56, 56], 64, 1),
+        ([1, 256, 14, 14], 256, 1),
+    ];
+    for (xs, k, pad) in cases {
+        let ws = [k, xs[1], 3, 3];
+        let p = Conv2dParams::new(1, pad);
+        let up = |b: &CpuBackend, v: &[f32], s: &[usize]| b.upload(v, Shape::from(s)).unwrap();
+        let (x, w, bias) = (
+            r.vec(xs.iter().product()),
+            r.vec(ws.iter().product()),
+            r.vec(k),
+        );
+        let run = |b: &CpuBackend| {
+            let (xt, wt, bt) = (up(b, &x, &xs), up(b, &w, &ws), up(b, &bias, &[k]));
+            let y = b
+                .conv2d_rectified(&xt, &wt, Some(&bt), &p, Rectifier::RELU)
+                .unwrap();
+            let dx = b
+                .conv2d_backward_data(&y, &wt, &p, &Shape::from(xs))
+                .unwrap();
+            (b.download(&y).unwrap(), b.download(&dx).unwrap())
+        };
+        let (y0, dx0) = run(&reference);
+        for (name, b) in [("cpu", &fast), ("cpu-winograd", &winograd)] {
+            let (y, dx) = run(b);
+            let (ey, edx) = (common::rel_l2(&y, &y0), common::rel_l2(&dx, &dx0));
+            eprintln!("{name} {xs:?} k {k} pad {pad}: forward {ey:.1e}, backward-data {edx:.1e}");
+            assert!(ey < 1e-4 && edx < 1e-4, "{name} {xs:?}: {ey:.1e} {edx:.1e}");
+            // The option really changes the forward's arithmetic (the transforms' rounding).
+            assert!(
+                name == "cpu" || ey > 1e-7,
+                "{name} {xs:?}: forward not by Winograd"
+            );
+        }
+    }
+}
 
 /// The TF32 option really runs the tensor cores on large convolutions: its result differs from
 /// the f32 kernels' by TF32's rounding (more than f32 rounding, less than 3e-3 relative L2).

@@ -1,11 +1,13 @@
-//! Backend selection by name: `cpu`, `wgpu` when built with the `wgpu` feature, `cuda` (or
-//! `cuda:N` for device N; `cuda-tf32[:N]` with the TF32 convolutions) with the `cuda` feature.
+//! Backend selection by name: `cpu` (`cpu-winograd` with Winograd F(4×4) forward
+//! convolutions), `wgpu` when built with the `wgpu` feature, `cuda` (or `cuda:N` for device N;
+//! `cuda-tf32[:N]` with the TF32 convolutions) with the `cuda` feature.
 
 use gradcam_core::{Backend, Error, Result};
 
 /// Backends this build offers.
 pub const AVAILABLE: &[&str] = &[
     "cpu",
+    "cpu-winograd",
     #[cfg(feature = "wgpu")]
     "wgpu",
     #[cfg(feature = "cuda")]
@@ -30,6 +32,7 @@ pub fn with_backend<J: WithBackend>(
 ) -> Result<J::Output> {
     match name {
         "cpu" => job.run(gradcam_cpu::CpuBackend::new()),
+        "cpu-winograd" => job.run(gradcam_cpu::CpuBackend::new().with_winograd_forward(true)),
         #[cfg(feature = "wgpu")]
         "wgpu" => {
             let choice = gradcam_wgpu::AdapterChoice {

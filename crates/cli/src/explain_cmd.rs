@@ -132,7 +132,8 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Compute backend: cpu, wgpu (WebGPU; `WGPU_BACKEND` restricts the API), cuda[:N], or
+    /// Compute backend: cpu, cpu-winograd (forward 3×3 convolutions by Winograd F(4×4) too:
+    /// faster, rounding ≈ 1e-5), wgpu (WebGPU; `WGPU_BACKEND` restricts the API), cuda[:N], or
     /// cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with `cuda`).
     #[arg(long, default_value = "cpu")]
     backend: String,

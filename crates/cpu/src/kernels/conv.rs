@@ -397,7 +397,7 @@ pub struct Plan<T> {
     pub kernel: Option<packed::Kernel<T>>,
     /// Stride-1 backward-data as a forward convolution (else always GEMM + col2im).
     pub flip: bool,
-    /// 3×3 stride-1 convolutions by Winograd F(2×2, 3×3) where [`winograd::applies`].
+    /// 3×3 stride-1 convolutions by Winograd where [`winograd::choose`] picks a variant.
     pub winograd: bool,
 }
 
@@ -424,10 +424,11 @@ impl<T: Element> Plan<T> {
     pub fn flips(&self, g: &ConvGeom) -> bool {
         self.flip && transposed_geom(g).is_some() && !g.is_pointwise()
     }
-    /// Whether a forward convolution of geometry `g` runs by Winograd (with the weight that
-    /// [`winograd::transform_weight`] gives).
-    pub fn winograd(&self, g: &ConvGeom) -> bool {
-        self.winograd && winograd::applies(g)
+    /// The Winograd variant a forward convolution of geometry `g` runs by, if any (with the
+    /// weight that variant's `transform_weight` gives); `backward` when it computes a
+    /// backward-data (a stride-1 one, with the flipped weight).
+    pub fn winograd(&self, g: &ConvGeom, backward: bool) -> Option<winograd::Variant> {
+        winograd::choose(g, backward).filter(|_| self.winograd)
     }
 }
 

@@ -15,6 +15,7 @@ pub mod lrn;
 pub mod packed;
 pub mod pool;
 pub mod winograd;
+pub mod winograd4;
 
 pub use elem::Element;
 pub use gemm::{gemm, Mat, MatMut};

@@ -8,16 +8,45 @@
 //! few 1e-7 in f32); the fast CPU plan uses it, the reference plan never.
 
 use super::conv::ConvGeom;
+use super::packed::buffer::{self, Slot};
 use super::packed::{self, Strided};
 use super::{Element, SharedMut};
 use rayon::prelude::*;
 
+/// Which Winograd algorithm a convolution runs by.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Variant {
+    /// F(2×2, 3×3), this module.
+    F2,
+    /// F(4×4, 3×3), [`super::winograd4`].
+    F4,
+}
+
+/// The Winograd variant worth running for `g`, if any. For a backward-data (`backward`):
+/// F(4×4) where [`super::winograd4::worth`], else F(2×2) with 256 channels and filters or
+/// more at 14×14 or larger ([`applies`] `true`). For a forward convolution only F(2×2), where
+/// [`applies`] `false` (its rounding moves the rectifier masks of later layers less than
+/// F(4×4)'s: see [`super::winograd4::worth`]).
+pub fn choose(g: &ConvGeom, backward: bool) -> Option<Variant> {
+    if backward && super::winograd4::worth(g) {
+        Some(Variant::F4)
+    } else if applies(g, backward) {
+        Some(Variant::F2)
+    } else {
+        None
+    }
+}
+
 /// Whether `g` can run, and is worth running, as Winograd F(2×2, 3×3). Measured per layer
 /// (`cargo bench --bench cpu_layers`, docs/PERFORMANCE.md): with 256 channels and filters or
-/// more it beats the direct GEMM (VGG-16's 512-channel layers 1.3–1.8×), with fewer its
-/// transforms cost more than the multiplications saved (64 channels: 3× slower), and at 7×7
-/// (ResNet-50's layer4) or 256 channels at 14×14 it breaks even at best.
-pub fn applies(g: &ConvGeom) -> bool {
+/// more it beats the direct GEMM (VGG-16's 512-channel layers 1.3–1.8×, 256 channels at 14×14
+/// 1.4×), with fewer its transforms cost more than the multiplications saved (64 channels: 3×
+/// slower), and at 7×7 (ResNet-50's layer4) it breaks even at best. A forward convolution
+/// (`!backward`) keeps the rule it had before F(4×4) came, from 28×28 or with 512 channels:
+/// a forward's rounding moves later rectifier masks (see [`super::winograd4::worth`]), which
+/// at VGG-16's layers was measured harmless (Guided Backprop 1.5e-7 from PyTorch's), while
+/// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4.
+pub fn applies(g: &ConvGeom, backward: bool) -> bool {
     let shape = g.kh == 3
         && g.kw == 3
         && g.p.stride == [1, 1]
@@ -25,8 +54,8 @@ pub fn applies(g: &ConvGeom) -> bool {
         && g.p.groups == 1
         && g.p.padding[0] <= 2
         && g.p.padding[1] <= 2;
-    let worth = g.c >= 256 && g.k >= 256 && g.oh >= 14 && g.ow >= 14 && (g.c >= 512 || g.oh >= 28);
-    shape && worth
+    let size = g.oh >= 14 && g.ow >= 14 && (backward || g.c >= 512 || g.oh >= 28);
+    shape && g.c >= 256 && g.k >= 256 && size
 }
 
 /// The transformed weight `U [16][k][c]` (`U[ξ] = G g Gᵀ` at position ξ); it depends only on
@@ -81,8 +110,10 @@ pub fn forward<T: Element>(
     let tiles = th * tw;
     let [ph, pw] = g.p.padding;
     // V [c][16][tiles], M [16][k][tiles].
-    let mut v = vec![T::zero(); c * 16 * tiles];
-    let mut m = vec![T::zero(); 16 * k * tiles];
+    // Reused per thread (fresh megabytes cost a page fault per page on every call); every
+    // element is written before it is read.
+    let mut v = buffer::take::<T>(Slot::Tiles, c * 16 * tiles);
+    let mut m = buffer::take::<T>(Slot::Products, 16 * k * tiles);
     for n in 0..g.n {
         let img = &x[n * c * g.h * g.w..(n + 1) * c * g.h * g.w];
         v.par_chunks_mut(16 * tiles)

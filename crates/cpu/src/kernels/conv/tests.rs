@@ -3,7 +3,7 @@
 //! dilation, groups, padding larger and smaller than the kernel's reach.
 
 use super::*;
-use crate::kernels::packed;
+use crate::kernels::{packed, winograd4};
 
 fn values(len: usize, seed: u64) -> Vec<f64> {
     let mut s = seed
@@ -117,15 +117,19 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     );
 }
 
-/// Winograd F(2×2, 3×3) on every micro-kernel against the direct convolution in f64: odd and
-/// even planes (partial tiles), padding 0–2, batch > 1, bias and a clamp (small channel
-/// counts, which the backend would not send to Winograd: the arithmetic is the same).
+/// Winograd F(2×2, 3×3) and F(4×4, 3×3) on every micro-kernel against the direct convolution
+/// in f64: odd and even planes (partial tiles), padding 0–2, batch > 1, bias and a clamp, one
+/// block of tiles and several (small channel counts, which the backend would not send to
+/// Winograd: the arithmetic is the same). F(4×4) also runs in f64, where only the transforms'
+/// rounding in f64 separates it from the direct product.
 #[test]
 fn winograd_agrees_with_f64() {
     for (x, w, pad) in [
         ([2, 16, 15, 17], [19, 16, 3, 3], 1),
         ([1, 17, 16, 16], [16, 17, 3, 3], 0),
         ([1, 16, 14, 15], [23, 16, 3, 3], 2),
+        ([1, 7, 37, 41], [5, 7, 3, 3], 1),
+        ([3, 5, 6, 3], [4, 5, 3, 3], 2),
         ([1, 256, 28, 28], [256, 256, 3, 3], 1),
     ] {
         let p = Conv2dParams::new(1, pad);
@@ -136,26 +140,47 @@ fn winograd_agrees_with_f64() {
             values(w.iter().product(), 6),
             values(w[0], 7),
         );
+        let clamp = Some((-0.2, 0.3));
         let mut want = vec![0f64; out.iter().product()];
         forward_clamped(
             Plan::<f64>::reference(),
             &xs,
             &ws,
             Some(&bs),
-            Some((-0.2, 0.3)),
+            clamp,
             &g,
             &mut want,
         );
+        let mut y64 = vec![0f64; want.len()];
+        let u64 = winograd4::transform_weight(&ws, w[0], w[1]);
+        winograd4::forward(None, &xs, &u64, Some(&bs), clamp, &g, &mut y64);
+        let e64 = y64
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f64, f64::max);
+        assert!(
+            e64 < 1e-12,
+            "F(4x4) f64 {x:?} {w:?} pad {pad}: max error {e64}"
+        );
         let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
-        let u = winograd::transform_weight(&f(&ws), w[0], w[1]);
+        let clamp = Some((-0.2, 0.3));
+        let (u2, u4) = (
+            winograd::transform_weight(&f(&ws), w[0], w[1]),
+            winograd4::transform_weight(&f(&ws), w[0], w[1]),
+        );
         let mut kernels: Vec<Option<packed::Kernel<f32>>> =
             packed::f32_kernels().into_iter().map(Some).collect();
         kernels.push(None);
         for k in kernels {
             let mut y = vec![0f32; want.len()];
-            winograd::forward(k, &f(&xs), &u, Some(&f(&bs)), Some((-0.2, 0.3)), &g, &mut y);
+            winograd::forward(k, &f(&xs), &u2, Some(&f(&bs)), clamp, &g, &mut y);
             let e = rel_l2(&y, &want);
-            assert!(e < 2e-6, "{x:?} {w:?} pad {pad}: rel L2 {e}");
+            assert!(e < 2e-6, "F(2x2) {x:?} {w:?} pad {pad}: rel L2 {e}");
+            let mut y = vec![f32::NAN; want.len()];
+            winograd4::forward(k, &f(&xs), &u4, Some(&f(&bs)), clamp, &g, &mut y);
+            let e = rel_l2(&y, &want);
+            assert!(e < 3e-5, "F(4x4) {x:?} {w:?} pad {pad}: rel L2 {e}");
         }
     }
 }

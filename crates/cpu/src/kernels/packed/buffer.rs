@@ -1,22 +1,39 @@
-//! The packed block's buffer, kept per thread and reused from call to call: a convolution's
-//! GEMM runs once per task, and allocating (and zeroing) half a megabyte each time cost more
-//! than a small layer's packing.
+//! Scratch buffers kept per thread and reused from call to call: a convolution's GEMM runs
+//! once per task, and allocating (and zeroing) half a megabyte each time cost more than a
+//! small layer's packing; Winograd's transformed tiles and products (megabytes) cost page
+//! faults on every call when freshly allocated (VGG-16's 256-channel layer: 23 → 16 ms).
 //!
-//! The buffer is a `Vec<u64>` viewed as the element type: every bit pattern is a valid `f32`
-//! or `f64`, so reused contents are initialized values, merely stale — the packer overwrites
-//! every element the micro-kernel reads.
+//! A buffer is a `Vec<u64>` viewed as the element type: every bit pattern is a valid `f32`
+//! or `f64`, so reused contents are initialized values, merely stale — every user writes each
+//! element it reads. Each [`Slot`] keeps one spare per thread; a buffer goes back to its slot
+//! when dropped.
 
 use crate::kernels::Element;
 use std::cell::RefCell;
 
+/// Which of a thread's spare buffers: one per concurrent use, so that holding one (Winograd's
+/// tiles) does not make another (the GEMM's packed block, inside it) allocate.
+#[derive(Clone, Copy, Debug)]
+pub enum Slot {
+    /// The packed GEMM's block.
+    Pack = 0,
+    /// Winograd's transformed input tiles.
+    Tiles = 1,
+    /// Winograd's products.
+    Products = 2,
+}
+
 thread_local! {
-    static SPARE: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    static SPARE: [RefCell<Vec<u64>>; 3] = const {
+        [RefCell::new(Vec::new()), RefCell::new(Vec::new()), RefCell::new(Vec::new())]
+    };
 }
 
 /// A buffer of `len` elements of `T` (their values unspecified).
 pub struct Buffer<T> {
     words: Vec<u64>,
     len: usize,
+    slot: Slot,
     _t: std::marker::PhantomData<T>,
 }
 
@@ -36,15 +53,20 @@ impl<T: Element> std::ops::DerefMut for Buffer<T> {
     }
 }
 
-/// This thread's spare buffer grown to `len` elements, or a new one if it is in use.
-pub fn take<T: Element>(len: usize) -> Buffer<T> {
+/// This thread's spare buffer of `slot` grown to `len` elements, or a new one if it is in use.
+pub fn take<T: Element>(slot: Slot, len: usize) -> Buffer<T> {
     use std::any::TypeId;
     // The views above are sound only for types whose every bit pattern is a value.
     let id = TypeId::of::<T>();
     assert!(id == TypeId::of::<f32>() || id == TypeId::of::<f64>());
     let bytes = len * std::mem::size_of::<T>();
     let mut words = SPARE
-        .try_with(|s| s.try_borrow_mut().map(|mut v| std::mem::take(&mut *v)).ok())
+        .try_with(|s| {
+            s[slot as usize]
+                .try_borrow_mut()
+                .map(|mut v| std::mem::take(&mut *v))
+                .ok()
+        })
         .ok()
         .flatten()
         .unwrap_or_default();
@@ -55,17 +77,21 @@ pub fn take<T: Element>(len: usize) -> Buffer<T> {
     Buffer {
         words,
         len,
+        slot,
         _t: std::marker::PhantomData,
     }
 }
 
-/// Returns a buffer to this thread for the next call.
-pub fn give_back<T>(buf: Buffer<T>) {
-    let _ = SPARE.try_with(|s| {
-        if let Ok(mut v) = s.try_borrow_mut() {
-            if v.capacity() < buf.words.capacity() {
-                *v = buf.words;
+impl<T> Drop for Buffer<T> {
+    /// Returns the memory to this thread's slot for the next call (keeping the larger).
+    fn drop(&mut self) {
+        let words = std::mem::take(&mut self.words);
+        let _ = SPARE.try_with(|s| {
+            if let Ok(mut v) = s[self.slot as usize].try_borrow_mut() {
+                if v.capacity() < words.capacity() {
+                    *v = words;
+                }
             }
-        }
-    });
+        });
+    }
 }

@@ -13,7 +13,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-mod buffer;
+pub mod buffer;
 mod pack;
 
 pub use pack::{pack_rows, Pack, Strided};
@@ -249,7 +249,7 @@ pub unsafe fn gemm_with<T: Element>(
         }
     };
     let kc_max = KC.min(k);
-    let mut buf = buffer::take::<T>(NC.min(n).div_ceil(nr) * nr * kc_max);
+    let mut buf = buffer::take::<T>(buffer::Slot::Pack, NC.min(n).div_ceil(nr) * nr * kc_max);
     let direct = pack.in_place(k, n);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
@@ -298,7 +298,6 @@ pub unsafe fn gemm_with<T: Element>(
             }
         }
     }
-    buffer::give_back(buf);
 }
 
 /// The epilogue's bias and clamp over a finished product (the paths without a micro-kernel).

@@ -1,0 +1,395 @@
+//! Winograd F(4×4, 3×3) for 3×3, stride-1, undilated, ungrouped convolutions: each 4×4 output
+//! tile from a 6×6 input tile with 36 multiplications per channel pair instead of 144
+//! (Lavin & Gray, interpolation points 0, ±1, ±2, ∞).
+//!
+//! The tiles are processed in blocks of [`BLOCK`] (one panel of the wide micro-kernel): a
+//! block's transformed input `V [36][c][BLOCK]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
+//! channels by channels × tiles, through the packed GEMM, `V[ξ]` read in place) and the output
+//! transform run back to back while the block is in cache. With several blocks (large planes,
+//! batch > 1) the blocks run in parallel, each on one thread; a single block (small planes at
+//! batch 1) runs its three phases in parallel over channels, positions and filters.
+//!
+//! The transforms run on all of a block's tiles at once (loops over the tile index, which the
+//! compiler vectorises).
+//!
+//! Rounding: relative error ≈ 1e-5 in f32 (F(2×2): ≈ 1e-6, the direct product ≈ 1e-7), which
+//! is why the fast CPU plan runs it only for backward-data (see [`worth`]); the reference plan
+//! never.
+
+// The transforms index rows and lanes of small fixed matrices by position, as the formulas
+// are written.
+#![allow(clippy::needless_range_loop)]
+
+use super::conv::ConvGeom;
+use super::packed::buffer::{self, Slot};
+use super::packed::{self, Strided};
+use super::{Element, SharedMut};
+use rayon::prelude::*;
+
+/// Tiles per block: the wide micro-kernel's panel width, so a full block's `V[ξ]` is read by
+/// the GEMM in place.
+pub const BLOCK: usize = 64;
+/// Transform positions (6 × 6).
+const P: usize = 36;
+
+/// Whether `g` has the shape F(4×4, 3×3) computes (3×3, stride 1, undilated, ungrouped,
+/// padding ≤ 2); [`worth`] says whether it pays.
+pub fn fits(g: &ConvGeom) -> bool {
+    g.kh == 3
+        && g.kw == 3
+        && g.p.stride == [1, 1]
+        && g.p.dilation == [1, 1]
+        && g.p.groups == 1
+        && g.p.padding[0] <= 2
+        && g.p.padding[1] <= 2
+}
+
+/// Whether `g` [`fits`] and is worth running as F(4×4, 3×3). Measured per layer against the
+/// GEMM and F(2×2) (docs/PERFORMANCE.md): with 64–512 channels and filters and at least 49
+/// tiles (planes from about 28×28) it is 1.1–2.2× faster than the GEMM and faster than
+/// F(2×2); on fewer tiles (14×14, 7×7) a single block's narrow products and the 4× larger
+/// transformed weight make it slower than both.
+///
+/// The plan uses it for backward-data only. In a forward pass its error (≈ 1e-5 relative)
+/// moves near-zero rectifier inputs across zero, and every rectifier mask downstream with them:
+/// ResNet-50's Guided Backprop drifted 2–7e-4 from PyTorch's (1.7e-7 with the direct product;
+/// recomputing the near-zero outputs of the layer itself did not help, the error reaches the
+/// later layers' masks). In a backward pass a sign flipped by rounding is that of a near-zero
+/// gradient, which changes the result by about as little: Guided Backprop with it 2.6e-7.
+pub fn worth(g: &ConvGeom) -> bool {
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    fits(g) && g.c >= 16 && g.k >= 16 && tiles >= 49
+}
+
+/// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);
+/// it depends only on the weight, so the backend keeps it per weight buffer.
+pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
+    assert!(w.len() >= k * c * 9, "weight too short");
+    let mut u = vec![T::zero(); P * k * c];
+    let us = SharedMut(u.as_mut_ptr());
+    // Computed in f64 and rounded once: the fractions of G are not exact in f32.
+    let gt = |v: [f64; 3]| -> [f64; 6] {
+        let (a, b, c) = (v[0], v[1], v[2]);
+        [
+            a / 4.0,
+            -(a + b + c) / 6.0,
+            -(a - b + c) / 6.0,
+            a / 24.0 + b / 12.0 + c / 6.0,
+            a / 24.0 - b / 12.0 + c / 6.0,
+            c,
+        ]
+    };
+    (0..k).into_par_iter().for_each(|kk| {
+        for cc in 0..c {
+            let g = &w[(kk * c + cc) * 9..][..9];
+            let g = |i: usize| g[i].to_f64().unwrap_or(f64::NAN);
+            // s = G g (6×3, by columns), then U = s Gᵀ (6×6, by rows).
+            let cols: [[f64; 6]; 3] = std::array::from_fn(|j| gt([g(j), g(3 + j), g(6 + j)]));
+            for i in 0..6 {
+                let row = gt([cols[0][i], cols[1][i], cols[2][i]]);
+                for (j, &v) in row.iter().enumerate() {
+                    // SAFETY: filter kk writes only its own (ξ, ·, kk) entries.
+                    let at = ((i * 6 + j) * c + cc) * k + kk;
+                    unsafe { *us.ptr().add(at) = T::from(v).unwrap_or(T::nan()) };
+                }
+            }
+        }
+    });
+    u
+}
+
+/// One block of tiles: image `n`, tiles `t0..t0 + len` (row-major over the tile grid).
+#[derive(Clone, Copy)]
+struct Block {
+    n: usize,
+    t0: usize,
+    len: usize,
+}
+
+/// Sizes shared by every block.
+struct Geo<'a, T> {
+    g: &'a ConvGeom,
+    /// Tiles per row.
+    tw: usize,
+    kernel: Option<packed::Kernel<T>>,
+}
+
+/// `y = conv(x, w) + b` (then clamped) with `u`, the weight `w` transformed by
+/// [`transform_weight`].
+#[allow(clippy::too_many_arguments)]
+pub fn forward<T: Element>(
+    kernel: Option<packed::Kernel<T>>,
+    x: &[T],
+    u: &[T],
+    b: Option<&[T]>,
+    clamp: Option<(T, T)>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
+    let (c, k) = (g.c, g.k);
+    assert!(fits(g), "not a Winograd geometry");
+    assert!(u.len() >= P * k * c, "Winograd weight too short");
+    assert!(x.len() >= g.n * c * g.h * g.w && y.len() >= g.n * k * g.oh * g.ow);
+    assert!(b.is_none_or(|b| b.len() >= k));
+    let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+    let tiles = th * tw;
+    let geo = Geo { g, tw, kernel };
+    let blocks: Vec<Block> = (0..g.n)
+        .flat_map(|n| {
+            (0..tiles).step_by(BLOCK).map(move |t0| Block {
+                n,
+                t0,
+                len: BLOCK.min(tiles - t0),
+            })
+        })
+        .collect();
+    let ys = SharedMut(y.as_mut_ptr());
+    let out = Out { y: ys, b, clamp };
+    // The block's tiles and products, reused per thread (every element read is written first).
+    let scratch = || {
+        (
+            buffer::take::<T>(Slot::Tiles, P * c * BLOCK),
+            buffer::take::<T>(Slot::Products, P * k * BLOCK),
+        )
+    };
+    if blocks.len() >= 2 {
+        blocks.into_par_iter().for_each(|blk| {
+            let (mut v, mut m) = scratch();
+            input(&geo, x, blk, 0..c, v.as_mut_ptr());
+            products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
+            output(&geo, &out, blk, 0..k, &m);
+        });
+    } else if let Some(&blk) = blocks.first() {
+        let (mut v, mut m) = scratch();
+        let vs = SharedMut(v.as_mut_ptr());
+        par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
+        let ms = SharedMut(m.as_mut_ptr());
+        par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
+        par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
+    }
+}
+
+/// `f` over about twice as many ranges of `0..n` (each at least `min` long) as rayon has
+/// threads, in parallel.
+fn par_ranges(n: usize, min: usize, f: impl Fn(std::ops::Range<usize>) + Sync) {
+    super::ranges(n, 2 * rayon::current_num_threads(), min)
+        .into_par_iter()
+        .for_each(|(a, b)| f(a..b));
+}
+
+/// Where the output goes.
+struct Out<'a, T> {
+    y: SharedMut<T>,
+    b: Option<&'a [T]>,
+    clamp: Option<(T, T)>,
+}
+
+/// The 6×6 input tiles of `blk` for channels `chans`, transformed (`Bᵀ d B`) into
+/// `v[(ξ·c + cc)·BLOCK + t]`.
+fn input<T: Element>(geo: &Geo<T>, x: &[T], blk: Block, chans: std::ops::Range<usize>, v: *mut T) {
+    let g = geo.g;
+    let [ph, pw] = g.p.padding;
+    let plane = g.h * g.w;
+    let mut d = [[T::zero(); BLOCK]; P];
+    for cc in chans {
+        let src = &x[(blk.n * g.c + cc) * plane..][..plane];
+        for t in 0..blk.len {
+            let (ty, tx) = ((blk.t0 + t) / geo.tw, (blk.t0 + t) % geo.tw);
+            let (y0, x0) = (
+                (4 * ty) as isize - ph as isize,
+                (4 * tx) as isize - pw as isize,
+            );
+            if y0 >= 0 && x0 >= 0 && y0 as usize + 6 <= g.h && x0 as usize + 6 <= g.w {
+                let at = y0 as usize * g.w + x0 as usize;
+                for i in 0..6 {
+                    let row = &src[at + i * g.w..][..6];
+                    for j in 0..6 {
+                        d[i * 6 + j][t] = row[j];
+                    }
+                }
+            } else {
+                for i in 0..6 {
+                    for j in 0..6 {
+                        let (iy, ix) = (y0 + i as isize, x0 + j as isize);
+                        let inside =
+                            iy >= 0 && ix >= 0 && (iy as usize) < g.h && (ix as usize) < g.w;
+                        d[i * 6 + j][t] = if inside {
+                            src[iy as usize * g.w + ix as usize]
+                        } else {
+                            T::zero()
+                        };
+                    }
+                }
+            }
+        }
+        // Columns (Bᵀ d), in place, then rows (· B) into V.
+        for j in 0..6 {
+            bt_in_place(&mut d, |i| i * 6 + j);
+        }
+        for i in 0..6 {
+            bt_in_place(&mut d, |j| i * 6 + j);
+            for j in 0..6 {
+                // SAFETY: (ξ, cc) rows are this call's own (channels are split between calls);
+                // v holds P·c·BLOCK elements.
+                let dst = unsafe {
+                    std::slice::from_raw_parts_mut(v.add(((i * 6 + j) * g.c + cc) * BLOCK), BLOCK)
+                };
+                dst.copy_from_slice(&d[i * 6 + j]);
+            }
+        }
+    }
+}
+
+/// `Bᵀ` applied to the six rows `d[at(0..6)]`, each a vector over the block's tiles.
+#[inline(always)]
+fn bt_in_place<T: Element>(d: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize) {
+    let (two, four, five) = (T::of(2.0), T::of(4.0), T::of(5.0));
+    for t in 0..BLOCK {
+        let e: [T; 6] = std::array::from_fn(|i| d[at(i)][t]);
+        d[at(0)][t] = four * e[0] - five * e[2] + e[4];
+        d[at(1)][t] = e[3] + e[4] - four * (e[1] + e[2]);
+        d[at(2)][t] = four * (e[1] - e[2]) + e[4] - e[3];
+        d[at(3)][t] = two * (e[3] - e[1]) + e[4] - e[2];
+        d[at(4)][t] = two * (e[1] - e[3]) + e[4] - e[2];
+        d[at(5)][t] = four * e[1] - five * e[3] + e[5];
+    }
+}
+
+/// `M[ξ] = U[ξ] · V[ξ]` for the positions `xis`. A full block has tiles as the product's
+/// columns (`m[(ξ·k + kk)·BLOCK + t]`, `V[ξ]` read in place as one panel); a partial one has
+/// them as its rows (`m[(ξ·BLOCK + t)·k + kk]`, `U[ξ]` read in place), so that few tiles
+/// still fill the micro-kernel's wide panels with filters rather than leaving them mostly
+/// masked.
+fn products<T: Element>(
+    geo: &Geo<T>,
+    u: &[T],
+    blk: Block,
+    xis: std::ops::Range<usize>,
+    v: &[T],
+    m: *mut T,
+) {
+    let (c, k) = (geo.g.c, geo.g.k);
+    for xi in xis {
+        let (ui, vi) = (xi * c * k, xi * c * BLOCK);
+        // SAFETY: U[ξ] (c × k) and V[ξ] (c × BLOCK) are inside `u` and `v` (checked in
+        // `forward`); M[ξ] (k·BLOCK elements) inside `m`, written only by position ξ's call.
+        unsafe {
+            if blk.len == BLOCK {
+                let pack = Strided {
+                    data: v,
+                    off: vi,
+                    rs: BLOCK,
+                    cs: 1,
+                };
+                let (a, c_out) = (u.as_ptr().add(ui), m.add(xi * k * BLOCK));
+                packed::gemm(geo.kernel, k, c, BLOCK, a, 1, k, &pack, false, c_out, BLOCK)
+            } else {
+                let pack = Strided {
+                    data: u,
+                    off: ui,
+                    rs: k,
+                    cs: 1,
+                };
+                let (a, c_out) = (v.as_ptr().add(vi), m.add(xi * BLOCK * k));
+                packed::gemm(
+                    geo.kernel, blk.len, c, k, a, 1, BLOCK, &pack, false, c_out, k,
+                )
+            }
+        };
+    }
+}
+
+/// The output tiles of `blk` for filters `filters`: `Aᵀ M A`, plus the bias, clamped, into y.
+/// The transform runs over the block's tiles for one filter at a time (a full block), or over
+/// up to [`BLOCK`] filters for one tile at a time (a partial block, whose M has the filters
+/// contiguous).
+fn output<T: Element>(
+    geo: &Geo<T>,
+    out: &Out<T>,
+    blk: Block,
+    filters: std::ops::Range<usize>,
+    m: &[T],
+) {
+    let k = geo.g.k;
+    let mut e = [[T::zero(); BLOCK]; P];
+    if blk.len == BLOCK {
+        for kk in filters {
+            for (xi, row) in e.iter_mut().enumerate() {
+                row.copy_from_slice(&m[(xi * k + kk) * BLOCK..][..BLOCK]);
+            }
+            output_transform(&mut e);
+            for t in 0..BLOCK {
+                store(geo, out, blk.n, blk.t0 + t, kk, |i, j| e[i * 6 + j][t]);
+            }
+        }
+    } else {
+        for k0 in filters.clone().step_by(BLOCK) {
+            let kc = BLOCK.min(filters.end - k0);
+            for t in 0..blk.len {
+                for (xi, row) in e.iter_mut().enumerate() {
+                    row[..kc].copy_from_slice(&m[(xi * BLOCK + t) * k + k0..][..kc]);
+                }
+                output_transform(&mut e);
+                for f in 0..kc {
+                    store(geo, out, blk.n, blk.t0 + t, k0 + f, |i, j| e[i * 6 + j][f]);
+                }
+            }
+        }
+    }
+}
+
+/// `Aᵀ e A` on every lane of the 6×6 rows `e[i·6 + j]`: the 4×4 result in `e[i·6 + j]`,
+/// `i, j < 4`.
+fn output_transform<T: Element>(e: &mut [[T; BLOCK]; P]) {
+    for j in 0..6 {
+        at_in_place(e, |i| i * 6 + j);
+    }
+    for i in 0..4 {
+        at_in_place(e, |j| i * 6 + j);
+    }
+}
+
+/// Tile `tile`'s outputs of filter `kk` in image `n` (`val(i, j)`, row i, column j), plus the
+/// bias, clamped, into y.
+fn store<T: Element>(
+    geo: &Geo<T>,
+    out: &Out<T>,
+    n: usize,
+    tile: usize,
+    kk: usize,
+    val: impl Fn(usize, usize) -> T,
+) {
+    let g = geo.g;
+    let oplane = g.oh * g.ow;
+    let bias = out.b.map_or(T::zero(), |b| b[kk]);
+    let (ty, tx) = (tile / geo.tw, tile % geo.tw);
+    let (rows, cols) = (4.min(g.oh - 4 * ty), 4.min(g.ow - 4 * tx));
+    for i in 0..rows {
+        let at = (n * g.k + kk) * oplane + (4 * ty + i) * g.ow + 4 * tx;
+        // SAFETY: inside y (n·k·oh·ow elements, checked in `forward`); filter kk's outputs of
+        // this tile are written by this call only (filters are split between calls, blocks
+        // cover disjoint tiles).
+        let dst = unsafe { std::slice::from_raw_parts_mut(out.y.ptr().add(at), cols) };
+        for (j, o) in dst.iter_mut().enumerate() {
+            let mut v = val(i, j) + bias;
+            if let Some((lo, hi)) = out.clamp {
+                v = v.max(lo).min(hi);
+            }
+            *o = v;
+        }
+    }
+}
+
+/// `Aᵀ` applied to the six rows `e[at(0..6)]`, results in `e[at(0..4)]`.
+#[inline(always)]
+fn at_in_place<T: Element>(e: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize) {
+    let (two, four, eight) = (T::of(2.0), T::of(4.0), T::of(8.0));
+    for t in 0..BLOCK {
+        let v: [T; 6] = std::array::from_fn(|i| e[at(i)][t]);
+        let (s12, d12, s34, d34) = (v[1] + v[2], v[1] - v[2], v[3] + v[4], v[3] - v[4]);
+        e[at(0)][t] = v[0] + s12 + s34;
+        e[at(1)][t] = d12 + two * d34;
+        e[at(2)][t] = s12 + four * s34;
+        e[at(3)][t] = d12 + eight * d34 + v[5];
+    }
+}
