@@ -47,13 +47,7 @@ pub fn choose(g: &ConvGeom, backward: bool) -> Option<Variant> {
 /// at VGG-16's layers was measured harmless (Guided Backprop 1.5e-7 from PyTorch's), while
 /// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4.
 pub fn applies(g: &ConvGeom, backward: bool) -> bool {
-    let shape = g.kh == 3
-        && g.kw == 3
-        && g.p.stride == [1, 1]
-        && g.p.dilation == [1, 1]
-        && g.p.groups == 1
-        && g.p.padding[0] <= 2
-        && g.p.padding[1] <= 2;
+    let shape = super::winograd4::fits(g);
     let size = g.oh >= 14 && g.ow >= 14 && (backward || g.c >= 512 || g.oh >= 28);
     shape && g.c >= 256 && g.k >= 256 && size
 }

@@ -32,8 +32,8 @@ pub const BLOCK: usize = 64;
 /// Transform positions (6 × 6).
 const P: usize = 36;
 
-/// Whether `g` has the shape F(4×4, 3×3) computes (3×3, stride 1, undilated, ungrouped,
-/// padding ≤ 2); [`worth`] says whether it pays.
+/// Whether `g` has the shape both Winograd variants compute (3×3, stride 1, undilated,
+/// ungrouped, padding ≤ 2); [`worth`] says whether F(4×4) pays.
 pub fn fits(g: &ConvGeom) -> bool {
     g.kh == 3
         && g.kw == 3
@@ -52,7 +52,7 @@ pub fn fits(g: &ConvGeom) -> bool {
 ///
 /// The plan uses it for backward-data only. In a forward pass its error (≈ 1e-5 relative)
 /// moves near-zero rectifier inputs across zero, and every rectifier mask downstream with them:
-/// ResNet-50's Guided Backprop drifted 2–7e-4 from PyTorch's (1.7e-7 with the direct product;
+/// ResNet-50's Guided Backprop drifted 3.3e-4 from PyTorch's (1.7e-7 with the direct product;
 /// recomputing the near-zero outputs of the layer itself did not help, the error reaches the
 /// later layers' masks). In a backward pass a sign flipped by rounding is that of a near-zero
 /// gradient, which changes the result by about as little: Guided Backprop with it 2.6e-7.
@@ -269,32 +269,32 @@ fn products<T: Element>(
     m: *mut T,
 ) {
     let (c, k) = (geo.g.c, geo.g.k);
+    // (rows, columns) of M[ξ]; A (read in place, its column stride) and B.
+    let (rows, cols, a, acs, b, b_rs) = if blk.len == BLOCK {
+        (k, BLOCK, u, k, v, BLOCK)
+    } else {
+        (blk.len, k, v, BLOCK, u, k)
+    };
+    let (a_step, b_step) = if blk.len == BLOCK {
+        (c * k, c * BLOCK)
+    } else {
+        (c * BLOCK, c * k)
+    };
     for xi in xis {
-        let (ui, vi) = (xi * c * k, xi * c * BLOCK);
-        // SAFETY: U[ξ] (c × k) and V[ξ] (c × BLOCK) are inside `u` and `v` (checked in
-        // `forward`); M[ξ] (k·BLOCK elements) inside `m`, written only by position ξ's call.
+        let pack = Strided {
+            data: b,
+            off: xi * b_step,
+            rs: b_rs,
+            cs: 1,
+        };
+        // SAFETY: A's block (c × rows at column stride `acs`) starts at ξ's U or V, inside
+        // `u` or `v` (sizes checked in `forward`); M[ξ] (k·BLOCK elements) is inside `m` and
+        // written only by position ξ's call.
         unsafe {
-            if blk.len == BLOCK {
-                let pack = Strided {
-                    data: v,
-                    off: vi,
-                    rs: BLOCK,
-                    cs: 1,
-                };
-                let (a, c_out) = (u.as_ptr().add(ui), m.add(xi * k * BLOCK));
-                packed::gemm(geo.kernel, k, c, BLOCK, a, 1, k, &pack, false, c_out, BLOCK)
-            } else {
-                let pack = Strided {
-                    data: u,
-                    off: ui,
-                    rs: k,
-                    cs: 1,
-                };
-                let (a, c_out) = (v.as_ptr().add(vi), m.add(xi * BLOCK * k));
-                packed::gemm(
-                    geo.kernel, blk.len, c, k, a, 1, BLOCK, &pack, false, c_out, k,
-                )
-            }
+            let (ap, out) = (a.as_ptr().add(xi * a_step), m.add(xi * k * BLOCK));
+            packed::gemm(
+                geo.kernel, rows, c, cols, ap, 1, acs, &pack, false, out, cols,
+            )
         };
     }
 }
