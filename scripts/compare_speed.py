@@ -116,7 +116,7 @@ def main():
             st, onnx_path = os.path.join(d, f"{arch}.safetensors"), os.path.join(d, f"{arch}.onnx")
             for m in [m for _ in range(a.rounds) for m in a.method.split(",")]:
                 for tool, cmd in [
-                    (f"gradcam {be}", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json",
+                    ("gradcam" if be == "cpu" else f"gradcam {be}", [a.gradcam, "bench", "--arch", arch, "--weights", st, "--method", m, "--json",
                                        "--backend", be] + common)
                     for be in a.backends.split(",")
                 ] + [
@@ -146,7 +146,8 @@ def main():
     for arch in a.arch.split(","):
         for m in a.method.split(","):
             for be in backends:
-                g, p, o = (by.get((arch, m, t)) for t in (f"gradcam {be}", "pytorch", "onnxruntime"))
+                tool = "gradcam" if be == "cpu" else f"gradcam {be}"
+                g, p, o = (by.get((arch, m, t)) for t in (tool, "pytorch", "onnxruntime"))
                 cell = lambda r: f"{r['ms_per_image']:.1f}" if r else "—"
                 ratio = lambda r: f"{r['ms_per_image'] / g['ms_per_image']:.2f}×" if r and g else "—"
                 rss = lambda r: f"{r['peak_rss_mib']:.0f}" if r else "—"

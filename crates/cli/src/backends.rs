@@ -1,5 +1,5 @@
-//! Backend selection by name: `cpu` (`cpu-winograd` with Winograd F(4×4) forward
-//! convolutions), `wgpu` when built with the `wgpu` feature, `cuda` (or `cuda:N` for device N;
+//! Backend selection by name: `cpu` (`cpu-winograd` with Winograd F(4×4) and
+//! F(2×2) forward convolutions too), `wgpu` when built with the `wgpu` feature, `cuda` (or `cuda:N` for device N;
 //! `cuda-tf32[:N]` with the TF32 convolutions) with the `cuda` feature.
 
 use gradcam_core::{Backend, Error, Result};

@@ -42,8 +42,8 @@ pub struct BenchArgs {
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Compute backend: cpu, cpu-winograd (Winograd F(4×4) forward convolutions too), wgpu,
-    /// cuda[:N] or cuda-tf32[:N] (in builds with those features).
+    /// Compute backend: cpu, cpu-winograd (Winograd F(4×4) and F(2×2) forward convolutions
+    /// too), wgpu, cuda[:N] or cuda-tf32[:N] (in builds with those features).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// wgpu adapter by name.

@@ -132,9 +132,10 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Compute backend: cpu, cpu-winograd (forward 3×3 convolutions by Winograd F(4×4) too:
-    /// faster, rounding ≈ 1e-5), wgpu (WebGPU; `WGPU_BACKEND` restricts the API), cuda[:N], or
-    /// cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with `cuda`).
+    /// Compute backend: cpu, cpu-winograd (forward 3×3 convolutions by Winograd F(4×4) and
+    /// F(2×2) too: faster, rounding ≈ 1e-5), wgpu (WebGPU; `WGPU_BACKEND` restricts the API),
+    /// cuda[:N], or cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with
+    /// `cuda`).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// Directory for the pictures (per image and class: overlays, gradients, a Figure-1

@@ -425,10 +425,10 @@ impl<T: Element> Plan<T> {
         self.flip && transposed_geom(g).is_some() && !g.is_pointwise()
     }
     /// The Winograd variant a forward convolution of geometry `g` runs by, if any (with the
-    /// weight that variant's `transform_weight` gives); `backward` when it computes a
-    /// backward-data (a stride-1 one, with the flipped weight).
-    pub fn winograd(&self, g: &ConvGeom, backward: bool) -> Option<winograd::Variant> {
-        winograd::choose(g, backward).filter(|_| self.winograd)
+    /// weight that variant's `transform_weight` gives); `relaxed` as [`winograd::choose`]
+    /// says (a stride-1 backward-data with the flipped weight, or a forward on request).
+    pub fn winograd(&self, g: &ConvGeom, relaxed: bool) -> Option<winograd::Variant> {
+        winograd::choose(g, relaxed).filter(|_| self.winograd)
     }
 }
 

@@ -5,16 +5,17 @@
 //! The tiles are processed in blocks of [`BLOCK`] (one panel of the wide micro-kernel): a
 //! block's transformed input `V [36][c][BLOCK]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
 //! channels by channels × tiles, through the packed GEMM, `V[ξ]` read in place) and the output
-//! transform run back to back while the block is in cache. With several blocks (large planes,
-//! batch > 1) the blocks run in parallel, each on one thread; a single block (small planes at
-//! batch 1) runs its three phases in parallel over channels, positions and filters.
+//! transform run back to back while the block is in cache. With at least two blocks per thread
+//! (large planes, batch > 1) the blocks run in parallel, each on one thread; with fewer (small
+//! planes at batch 1) one block at a time runs its three phases in parallel over channels,
+//! positions and filters.
 //!
 //! The transforms run on all of a block's tiles at once (loops over the tile index, which the
 //! compiler vectorises).
 //!
 //! Rounding: relative error ≈ 1e-5 in f32 (F(2×2): ≈ 1e-6, the direct product ≈ 1e-7), which
-//! is why the fast CPU plan runs it only for backward-data (see [`worth`]); the reference plan
-//! never.
+//! is why the CPU backend runs it for backward-data, and for forward convolutions only when
+//! asked (`CpuBackend::with_winograd_forward`; see [`worth`]); the reference plan never.
 
 // The transforms index rows and lanes of small fixed matrices by position, as the formulas
 // are written.
@@ -45,12 +46,14 @@ pub fn fits(g: &ConvGeom) -> bool {
 }
 
 /// Whether `g` [`fits`] and is worth running as F(4×4, 3×3). Measured per layer against the
-/// GEMM and F(2×2) (docs/PERFORMANCE.md): with 64–512 channels and filters and at least 49
-/// tiles (planes from about 28×28) it is 1.1–2.2× faster than the GEMM and faster than
-/// F(2×2); on fewer tiles (14×14, 7×7) a single block's narrow products and the 4× larger
-/// transformed weight make it slower than both.
+/// GEMM and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters): with at least 49 tiles
+/// (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and faster than F(2×2); on
+/// fewer tiles (14×14, 7×7) a single block's narrow products and the 4× larger transformed
+/// weight make it slower than both. The 16-channel floor keeps it off the RGB stem (3
+/// channels), where the GEMM's depth is too small for it; 16–63 channels were not measured.
 ///
-/// The plan uses it for backward-data only. In a forward pass its error (≈ 1e-5 relative)
+/// The backend uses it for backward-data, and for the forward only on request
+/// (`CpuBackend::with_winograd_forward`). In a forward pass its error (≈ 1e-5 relative)
 /// moves near-zero rectifier inputs across zero, and every rectifier mask downstream with them:
 /// ResNet-50's Guided Backprop drifted 3.3e-4 from PyTorch's (1.7e-7 with the direct product;
 /// recomputing the near-zero outputs of the layer itself did not help, the error reaches the
@@ -152,20 +155,24 @@ pub fn forward<T: Element>(
             buffer::take::<T>(Slot::Products, P * k * BLOCK),
         )
     };
-    if blocks.len() >= 2 {
+    if blocks.len() >= 2 * rayon::current_num_threads() {
+        // Enough blocks to keep every thread busy: one task per block, its phases serial.
         blocks.into_par_iter().for_each(|blk| {
             let (mut v, mut m) = scratch();
             input(&geo, x, blk, 0..c, v.as_mut_ptr());
             products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
             output(&geo, &out, blk, 0..k, &m);
         });
-    } else if let Some(&blk) = blocks.first() {
+    } else {
+        // Few blocks (small planes): one block at a time, each phase split over the threads.
         let (mut v, mut m) = scratch();
-        let vs = SharedMut(v.as_mut_ptr());
-        par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
-        let ms = SharedMut(m.as_mut_ptr());
-        par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
-        par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
+        for blk in blocks {
+            let vs = SharedMut(v.as_mut_ptr());
+            par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
+            let ms = SharedMut(m.as_mut_ptr());
+            par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
+            par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
+        }
     }
 }
 
@@ -256,7 +263,7 @@ fn bt_in_place<T: Element>(d: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize)
 }
 
 /// `M[ξ] = U[ξ] · V[ξ]` for the positions `xis`. A full block has tiles as the product's
-/// columns (`m[(ξ·k + kk)·BLOCK + t]`, `V[ξ]` read in place as one panel); a partial one has
+/// columns (`m[(ξ·k + kk)·BLOCK + t]`, `V[ξ]` read in place: one panel of the AVX-512 kernel); a partial one has
 /// them as its rows (`m[(ξ·BLOCK + t)·k + kk]`, `U[ξ]` read in place), so that few tiles
 /// still fill the micro-kernel's wide panels with filters rather than leaving them mostly
 /// masked.
@@ -287,9 +294,9 @@ fn products<T: Element>(
             rs: b_rs,
             cs: 1,
         };
-        // SAFETY: A's block (c × rows at column stride `acs`) starts at ξ's U or V, inside
-        // `u` or `v` (sizes checked in `forward`); M[ξ] (k·BLOCK elements) is inside `m` and
-        // written only by position ξ's call.
+        // SAFETY: A (rows × c, element (i, j) at i + j·acs) starts at ξ's U or V, inside `u`
+        // (size checked in `forward`) or `v` (P·c·BLOCK, taken so); M[ξ] (k·BLOCK elements) is
+        // inside `m` (P·k·BLOCK) and written only by position ξ's call.
         unsafe {
             let (ap, out) = (a.as_ptr().add(xi * a_step), m.add(xi * k * BLOCK));
             packed::gemm(

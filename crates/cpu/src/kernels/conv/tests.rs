@@ -129,58 +129,100 @@ fn winograd_agrees_with_f64() {
         ([1, 17, 16, 16], [16, 17, 3, 3], 0),
         ([1, 16, 14, 15], [23, 16, 3, 3], 2),
         ([1, 7, 37, 41], [5, 7, 3, 3], 1),
+        ([1, 16, 32, 32], [70, 16, 3, 3], 1),
         ([3, 5, 6, 3], [4, 5, 3, 3], 2),
         ([1, 256, 28, 28], [256, 256, 3, 3], 1),
     ] {
-        let p = Conv2dParams::new(1, pad);
-        let out = p.output_shape(x, w, "test").unwrap();
-        let g = ConvGeom::new(x, w, out, p);
-        let (xs, ws, bs) = (
-            values(x.iter().product(), 5),
-            values(w.iter().product(), 6),
-            values(w[0], 7),
-        );
-        let clamp = Some((-0.2, 0.3));
-        let mut want = vec![0f64; out.iter().product()];
-        forward_clamped(
-            Plan::<f64>::reference(),
-            &xs,
-            &ws,
-            Some(&bs),
-            clamp,
-            &g,
-            &mut want,
-        );
-        let mut y64 = vec![0f64; want.len()];
-        let u64 = winograd4::transform_weight(&ws, w[0], w[1]);
-        winograd4::forward(None, &xs, &u64, Some(&bs), clamp, &g, &mut y64);
-        let e64 = y64
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0f64, f64::max);
-        assert!(
-            e64 < 1e-12,
-            "F(4x4) f64 {x:?} {w:?} pad {pad}: max error {e64}"
-        );
-        let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
-        let clamp = Some((-0.2, 0.3));
-        let (u2, u4) = (
-            winograd::transform_weight(&f(&ws), w[0], w[1]),
-            winograd4::transform_weight(&f(&ws), w[0], w[1]),
-        );
-        let mut kernels: Vec<Option<packed::Kernel<f32>>> =
-            packed::f32_kernels().into_iter().map(Some).collect();
-        kernels.push(None);
-        for k in kernels {
-            let mut y = vec![0f32; want.len()];
-            winograd::forward(k, &f(&xs), &u2, Some(&f(&bs)), clamp, &g, &mut y);
-            let e = rel_l2(&y, &want);
-            assert!(e < 2e-6, "F(2x2) {x:?} {w:?} pad {pad}: rel L2 {e}");
-            let mut y = vec![f32::NAN; want.len()];
-            winograd4::forward(k, &f(&xs), &u4, Some(&f(&bs)), clamp, &g, &mut y);
-            let e = rel_l2(&y, &want);
-            assert!(e < 3e-5, "F(4x4) {x:?} {w:?} pad {pad}: rel L2 {e}");
+        for clamp in [None, Some((-0.2, 0.3))] {
+            winograd_case(x, w, pad, clamp);
         }
+    }
+}
+
+/// One geometry of [`winograd_agrees_with_f64`], with or without a clamp.
+fn winograd_case(x: [usize; 4], w: [usize; 4], pad: usize, clamp: Option<(f64, f64)>) {
+    let p = Conv2dParams::new(1, pad);
+    let out = p.output_shape(x, w, "test").unwrap();
+    let g = ConvGeom::new(x, w, out, p);
+    let (xs, ws, bs) = (
+        values(x.iter().product(), 5),
+        values(w.iter().product(), 6),
+        values(w[0], 7),
+    );
+    let mut want = vec![0f64; out.iter().product()];
+    forward_clamped(
+        Plan::<f64>::reference(),
+        &xs,
+        &ws,
+        Some(&bs),
+        clamp,
+        &g,
+        &mut want,
+    );
+    let mut y64 = vec![f64::NAN; want.len()];
+    let u64 = winograd4::transform_weight(&ws, w[0], w[1]);
+    winograd4::forward(None, &xs, &u64, Some(&bs), clamp, &g, &mut y64);
+    // NaN (an output never written) fails the comparison.
+    let e64 = y64
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(
+            0f64,
+            |m, e| if e.is_nan() { f64::INFINITY } else { m.max(e) },
+        );
+    assert!(
+        e64 < 1e-12,
+        "F(4x4) f64 {x:?} {w:?} pad {pad}: max error {e64}"
+    );
+    let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+    let clamp = clamp.map(|(lo, hi)| (lo as f32, hi as f32));
+    let (u2, u4) = (
+        winograd::transform_weight(&f(&ws), w[0], w[1]),
+        winograd4::transform_weight(&f(&ws), w[0], w[1]),
+    );
+    let mut kernels: Vec<Option<packed::Kernel<f32>>> =
+        packed::f32_kernels().into_iter().map(Some).collect();
+    kernels.push(None);
+    for k in kernels {
+        let mut y = vec![0f32; want.len()];
+        winograd::forward(k, &f(&xs), &u2, Some(&f(&bs)), clamp, &g, &mut y);
+        let e = rel_l2(&y, &want);
+        assert!(e < 2e-6, "F(2x2) {x:?} {w:?} pad {pad}: rel L2 {e}");
+        let mut y = vec![f32::NAN; want.len()];
+        winograd4::forward(k, &f(&xs), &u4, Some(&f(&bs)), clamp, &g, &mut y);
+        let e = rel_l2(&y, &want);
+        assert!(e < 3e-5, "F(4x4) {x:?} {w:?} pad {pad}: rel L2 {e}");
+    }
+}
+
+/// Which algorithm each ResNet-50 and VGG-16 3×3 layer (batch 1) gets, relaxed (backward-data,
+/// or `with_winograd_forward`) and not (a default forward), as measured in
+/// docs/PERFORMANCE.md; strided, grouped and RGB layers never take Winograd.
+#[test]
+fn winograd_choice() {
+    use winograd::{choose, Variant::*};
+    let geom = |c: usize, k: usize, side: usize, p: Conv2dParams| {
+        let (x, w) = ([1, c, side, side], [k, c / p.groups, 3, 3]);
+        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
+    };
+    let s1 = Conv2dParams::new(1, 1);
+    for (c, side, p, relaxed, strict) in [
+        (64, 56, s1, Some(F4), None),
+        (128, 28, s1, Some(F4), None),
+        (256, 14, s1, Some(F2), None),
+        (512, 7, s1, None, None),
+        (64, 224, s1, Some(F4), None),
+        (256, 56, s1, Some(F4), Some(F2)),
+        (512, 28, s1, Some(F4), Some(F2)),
+        (512, 14, s1, Some(F2), Some(F2)),
+        (3, 224, s1, None, None),
+        (128, 56, Conv2dParams::new(2, 1), None, None),
+        (64, 56, s1.with_groups(64), None, None),
+    ] {
+        let k = if c == 3 { 64 } else { c };
+        let g = geom(c, k, side, p);
+        assert_eq!(choose(&g, true), relaxed, "{c} ch {side}: relaxed");
+        assert_eq!(choose(&g, false), strict, "{c} ch {side}: default forward");
     }
 }

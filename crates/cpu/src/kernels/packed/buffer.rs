@@ -5,8 +5,9 @@
 //!
 //! A buffer is a `Vec<u64>` viewed as the element type: every bit pattern is a valid `f32`
 //! or `f64`, so reused contents are initialized values, merely stale — every user writes each
-//! element it reads. Each [`Slot`] keeps one spare per thread; a buffer goes back to its slot
-//! when dropped.
+//! element it reads. Each [`Slot`] keeps one spare per thread (up to [`KEEP_MAX_BYTES`]: the
+//! memory stays with the thread, so its size is bounded); a buffer goes back to its slot when
+//! dropped.
 
 use crate::kernels::Element;
 use std::cell::RefCell;
@@ -22,6 +23,9 @@ pub enum Slot {
     /// Winograd's products.
     Products = 2,
 }
+
+/// The largest buffer a slot keeps (64 MiB); a larger one is freed when dropped.
+pub const KEEP_MAX_BYTES: usize = 64 << 20;
 
 thread_local! {
     static SPARE: [RefCell<Vec<u64>>; 3] = const {
@@ -88,7 +92,7 @@ impl<T> Drop for Buffer<T> {
         let words = std::mem::take(&mut self.words);
         let _ = SPARE.try_with(|s| {
             if let Ok(mut v) = s[self.slot as usize].try_borrow_mut() {
-                if v.capacity() < words.capacity() {
+                if v.capacity() < words.capacity() && words.capacity() * 8 <= KEEP_MAX_BYTES {
                     *v = words;
                 }
             }

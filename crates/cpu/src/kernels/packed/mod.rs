@@ -13,7 +13,7 @@
 mod avx2;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
-pub mod buffer;
+pub(crate) mod buffer;
 mod pack;
 
 pub use pack::{pack_rows, Pack, Strided};
