@@ -49,8 +49,10 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// GEMM and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters): with at least 49 tiles
 /// (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and faster than F(2×2); on
 /// fewer tiles (14×14, 7×7) a single block's narrow products and the 4× larger transformed
-/// weight make it slower than both. The 16-channel floor keeps it off the RGB stem (3
-/// channels), where the GEMM's depth is too small for it; 16–63 channels were not measured.
+/// weight make it slower than both. With few filters it still wins (VGG-16's first layer's
+/// backward-data, 64 channels to 3 at 224×224: 5.8 → 3.9 ms). The 16-channel floor keeps it
+/// off the RGB stem (3 channels), where the GEMM's depth is too small for it; 16–63 channels
+/// were not measured.
 ///
 /// The backend uses it for backward-data, and for the forward only on request
 /// (`CpuBackend::with_winograd_forward`). In a forward pass its error (≈ 1e-5 relative)
@@ -61,7 +63,7 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// gradient, which changes the result by about as little: Guided Backprop with it 2.6e-7.
 pub fn worth(g: &ConvGeom) -> bool {
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    fits(g) && g.c >= 16 && g.k >= 16 && tiles >= 49
+    fits(g) && g.c >= 16 && tiles >= 49
 }
 
 /// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);

@@ -207,20 +207,20 @@ fn winograd_choice() {
         ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
     };
     let s1 = Conv2dParams::new(1, 1);
-    for (c, side, p, relaxed, strict) in [
-        (64, 56, s1, Some(F4), None),
-        (128, 28, s1, Some(F4), None),
-        (256, 14, s1, Some(F2), None),
-        (512, 7, s1, None, None),
-        (64, 224, s1, Some(F4), None),
-        (256, 56, s1, Some(F4), Some(F2)),
-        (512, 28, s1, Some(F4), Some(F2)),
-        (512, 14, s1, Some(F2), Some(F2)),
-        (3, 224, s1, None, None),
-        (128, 56, Conv2dParams::new(2, 1), None, None),
-        (64, 56, s1.with_groups(64), None, None),
+    for (c, k, side, p, relaxed, strict) in [
+        (64, 64, 56, s1, Some(F4), None),
+        (128, 128, 28, s1, Some(F4), None),
+        (256, 256, 14, s1, Some(F2), None),
+        (512, 512, 7, s1, None, None),
+        (64, 64, 224, s1, Some(F4), None),
+        (256, 256, 56, s1, Some(F4), Some(F2)),
+        (512, 512, 28, s1, Some(F4), Some(F2)),
+        (512, 512, 14, s1, Some(F2), Some(F2)),
+        (3, 64, 224, s1, None, None),
+        (64, 3, 224, s1, Some(F4), None),
+        (128, 128, 56, Conv2dParams::new(2, 1), None, None),
+        (64, 64, 56, s1.with_groups(64), None, None),
     ] {
-        let k = if c == 3 { 64 } else { c };
         let g = geom(c, k, side, p);
         assert_eq!(choose(&g, true), relaxed, "{c} ch {side}: relaxed");
         assert_eq!(choose(&g, false), strict, "{c} ch {side}: default forward");
