@@ -1893,7 +1893,30 @@ fn translate_node(
                     format!("only channel concatenation, not axis {axis}"),
                 ));
             }
-            let xs = (0..node.input.len()).map(x).collect::<Result<Vec<_>>>()?;
+            // Computed tensors, and constants of the same rank (coordinate channels, a second
+            // graph input bound to data) as constant nodes.
+            let mut xs = Vec::with_capacity(node.input.len());
+            for i in 0..node.input.len() {
+                if !matches!(value(i)?, Value::Const(_)) {
+                    xs.push(x(i)?);
+                    continue;
+                }
+                let t = c(i)?.tensor()?;
+                let rank = t.shape.dims().len();
+                if rank != rank0 || !(2..=4).contains(&rank) {
+                    return Err(err(
+                        node,
+                        format!(
+                            "input {i} is a rank-{rank} constant; a constant concatenated to a \
+                             rank-{rank0} tensor must have its rank (2 to 4)"
+                        ),
+                    ));
+                }
+                let mut dims = t.shape.dims().to_vec();
+                dims.resize(4, 1);
+                let t = HostTensor::new(dims, t.data)?;
+                xs.push(b.constant(&format!("{out}::constant{i}"), t)?);
+            }
             b.concat(&out, &xs)?
         }
         "BatchNormalization" => {

@@ -906,3 +906,82 @@ fn a_view_to_n_c_minus_one_then_a_mean() {
     );
     assert!(gradcam_onnx::from_bytes_any_output(&bad, None).is_err());
 }
+
+/// A constant operand of a concatenation (coordinate channels, as CoordConv adds them) is a
+/// constant node: repeated over the batch when its batch is 1, taken as is when it is the
+/// batch, refused otherwise; no gradient flows into it, and the input's gradient through the
+/// concatenation is the computed branch's. Checked against a host computation.
+#[test]
+fn concat_with_a_constant_operand() {
+    use gradcam_runtime::{BackwardSpec, Model, RectifierRule, Stop};
+    let (c, h, w) = (2usize, 3usize, 4usize);
+    let plane = h * w;
+    let coords: Vec<f32> = (0..2 * plane).map(|i| i as f32 * 0.1 - 1.0).collect();
+    let graph_of = |batch: i64| {
+        model(
+            vec![
+                node("Relu", &["x"], "r"),
+                with(node("Concat", &["r", "k"], "cat"), int_attr("axis", 1)),
+                node("GlobalAveragePool", &["cat"], "y"),
+            ],
+            vec![tensor(
+                "k",
+                &[batch, 2, h as i64, w as i64],
+                coords.repeat(batch as usize),
+            )],
+            &[0, c as i64, h as i64, w as i64],
+            "y",
+        )
+    };
+    let x: Vec<f32> = (0..3 * c * plane)
+        .map(|i| (i as f32 * 0.61).sin())
+        .collect();
+    let mean = |v: &[f32]| v.iter().sum::<f32>() / v.len() as f32;
+    let want: Vec<f32> = (0..3)
+        .flat_map(|n| {
+            let img = &x[n * c * plane..(n + 1) * c * plane];
+            let relu: Vec<f32> = img.iter().map(|v| v.max(0.0)).collect();
+            (0..c)
+                .map(move |k| mean(&relu[k * plane..(k + 1) * plane]))
+                .chain((0..2).map(|k| mean(&coords[k * plane..(k + 1) * plane])))
+        })
+        .collect();
+    // A batch-1 constant on batches 1 and 3; a batch-3 constant on batch 3.
+    for (batch, n) in [(1, 1), (1, 3), (3, 3)] {
+        let got = run(&graph_of(batch), &x[..n * c * plane], [n, c, h, w]);
+        assert_eq!(got.len(), n * (c + 2));
+        for (g, e) in got.iter().zip(&want) {
+            assert!((g - e).abs() < 1e-5, "batch {batch} on {n}: {g} vs {e}");
+        }
+    }
+    // A batch-3 constant with a batch of 2: refused, naming the constant.
+    let g = gradcam_onnx::from_bytes_any_output(&graph_of(3), None).unwrap();
+    let e = g.infer_shapes(&Shape::new([2, c, h, w])).unwrap_err();
+    assert!(e.to_string().contains("constant"), "{e}");
+    // The gradient of the pooled outputs' sum reaches the input through the computed branch
+    // only: 1/plane where x > 0.
+    let cpu = gradcam_cpu::CpuBackend::new();
+    let m = Model::new(
+        cpu.clone(),
+        gradcam_onnx::from_bytes_any_output(&graph_of(1), None).unwrap(),
+    )
+    .unwrap();
+    let spec = BackwardSpec {
+        from: m.graph().output(),
+        stop: Stop::Input,
+        rule: RectifierRule::default(),
+        weight_grads: false,
+    };
+    let xs = cpu.upload(&x, Shape::new([3, c, h, w])).unwrap();
+    let acts = m.forward(&xs, &m.backward_needs(&spec).unwrap()).unwrap();
+    let seed = cpu
+        .upload(&vec![1.0; 3 * (c + 2)], Shape::new([3, c + 2, 1, 1]))
+        .unwrap();
+    let dx = cpu
+        .download(&m.backward(&acts, &spec, seed).unwrap().at_stop)
+        .unwrap();
+    for (d, v) in dx.iter().zip(&x) {
+        let e = if *v > 0.0 { 1.0 / plane as f32 } else { 0.0 };
+        assert!((d - e).abs() < 1e-6, "{d} vs {e}");
+    }
+}

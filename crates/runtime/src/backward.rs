@@ -232,7 +232,7 @@ impl<B: Backend> Model<B> {
         let input = |k: usize| acts.get(node.inputs[k]);
         let mut set = |id: &ParamId, t: Tensor<B>| pgrads[id.0] = Some(t);
         Ok(match &node.op {
-            Op::Input => vec![],
+            Op::Input | Op::Constant { .. } => vec![],
             Op::Conv2d {
                 weight,
                 bias,

@@ -395,6 +395,19 @@ impl GraphBuilder {
         ))
     }
 
+    /// A constant image `value` (`[b, c, h, w]`, `b` 1 or the batch): see [`crate::Op::Constant`].
+    pub fn constant(&mut self, name: &str, value: HostTensor) -> Result<NodeId> {
+        let [_, c, h, w] = value.shape.nchw(name)?;
+        let id = self.param(name.to_string(), value);
+        let unit = h == 1 && w == 1;
+        Ok(self.push(
+            name,
+            Op::Constant { value: id },
+            vec![],
+            Feat::Image { c, unit },
+        ))
+    }
+
     /// `[n, c, h, w] → [n, c·h·w]`.
     pub fn flatten(&mut self, name: &str, x: NodeId) -> Result<NodeId> {
         let f = match self.feat(x)? {

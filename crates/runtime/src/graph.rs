@@ -72,6 +72,13 @@ pub enum Op {
     Dropout,
     /// Row-wise softmax.
     Softmax,
+    /// A constant image `[b, c, h, w]` (a parameter), the same whatever the input: `b` is 1
+    /// (repeated over the batch) or the batch itself. No input, no gradient (a constant operand
+    /// of a concatenation: coordinate channels, an ONNX graph's second input bound to data).
+    Constant {
+        /// The value.
+        value: ParamId,
+    },
 }
 
 impl Op {
@@ -97,6 +104,7 @@ impl Op {
             Op::Column => "column",
             Op::Dropout => "dropout",
             Op::Softmax => "softmax",
+            Op::Constant { .. } => "constant",
         }
     }
 }
@@ -380,6 +388,17 @@ fn node_shape(params: &[Param], node: &Node, shapes: &[Shape], input: &Shape) ->
         Op::Column => {
             let d = x(0).nchw("column")?;
             Shape::new([d[0], d[1], d[2] * d[3], 1])
+        }
+        Op::Constant { value } => {
+            let [b, c, h, w] = p(value).nchw("constant")?;
+            let n = input.dims()[0];
+            if b != 1 && b != n {
+                return Err(Error::shape(
+                    "constant",
+                    format!("a constant of batch {b} with an input batch of {n}"),
+                ));
+            }
+            Shape::new([n, c, h, w])
         }
     })
 }

@@ -261,6 +261,15 @@ impl<B: Backend> Model<B> {
             }
             Op::Flatten | Op::Column | Op::Dropout => arg(0)?.reshape(shape.clone()),
             Op::Softmax => b.softmax(arg(0)?),
+            Op::Constant { value } => {
+                let t = p(value);
+                if t.dims()[0] == shape.dims()[0] {
+                    return Ok(t.clone());
+                }
+                // A batch-1 constant repeated over the batch, uploaded as such.
+                let host = &self.graph.params()[value.0].value.data;
+                b.upload(&host.repeat(shape.dims()[0]), shape.clone())
+            }
         }
     }
 
