@@ -5,7 +5,7 @@
 //! `cargo run --release -p gradcam-cpu --example winograd_variants`.
 
 use gradcam_core::Conv2dParams;
-use gradcam_cpu::kernels::{conv, packed, winograd, winograd4};
+use gradcam_cpu::kernels::{conv, direct, packed, winograd, winograd4};
 use std::time::Instant;
 
 fn main() {
@@ -34,30 +34,39 @@ fn main() {
         let g = conv::ConvGeom::new([1, c, s, s], [c, c, 3, 3], out, p);
         let u2 = winograd::transform_weight(&w, c, c);
         let u4 = winograd4::transform_weight(&w, c, c);
+        let wt = direct::pack_weight(&w, c, c * 9, kern.unwrap().nr);
         let mut y = vec![0f32; c * s * s];
         let plan = conv::Plan::<f32>::fast();
-        let mut best = [f64::MAX; 3];
+        let mut best = [f64::MAX; 4];
+        let im2col = conv::Plan::<f32> {
+            direct: false,
+            ..plan
+        };
         let reps = if s >= 112 { 4 } else { 20 };
         for _ in 0..reps {
             for (v, best) in best.iter_mut().enumerate() {
                 let t = Instant::now();
                 match v {
-                    0 => conv::forward_clamped(plan, &x, &w, Some(&b), None, &g, &mut y),
+                    0 => conv::forward_clamped(im2col, &x, &w, Some(&b), None, &g, &mut y),
+                    3 => direct::forward(kern.unwrap(), &x, &wt, Some(&b), None, &g, &mut y),
                     1 => winograd::forward(kern, &x, &u2, Some(&b), None, &g, &mut y),
-                    _ => winograd4::forward(kern, &x, &u4, Some(&b), None, &g, &mut y),
+                    2 => winograd4::forward(kern, &x, &u4, Some(&b), None, &g, &mut y),
+                    _ => unreachable!(),
                 }
                 *best = best.min(t.elapsed().as_secs_f64() * 1e3);
             }
         }
         let flops = 2.0 * (c * c * 9 * s * s) as f64;
         println!(
-            "{c:>4}ch {s:>3}: gemm {:.3} ms ({:.0} GF/s)  F2 {:.3} ms ({:.0})  F4 {:.3} ms ({:.0})",
+            "{c:>4}ch {s:>3}: gemm {:.3} ms ({:.0} GF/s)  F2 {:.3} ms ({:.0})  F4 {:.3} ms ({:.0})  direct {:.3} ms ({:.0})",
             best[0],
             flops / best[0] / 1e6,
             best[1],
             flops / best[1] / 1e6,
             best[2],
-            flops / best[2] / 1e6
+            flops / best[2] / 1e6,
+            best[3],
+            flops / best[3] / 1e6
         );
     }
 }

@@ -1,7 +1,7 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
 use crate::kernels::winograd::{self, Variant};
-use crate::kernels::{activation, cam, conv, layout, linear, lrn, pool, winograd4};
+use crate::kernels::{activation, cam, conv, direct, layout, linear, lrn, pool, winograd4};
 use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Derived, Error, GradMode, LrnParams, Pool2dParams,
     Rectifier, ResizeMode, Result, Shape, Tensor,
@@ -84,8 +84,9 @@ impl CpuBackend {
     }
 
     /// The forward convolution of checked geometry `g` (`backward`: computing a stride-1
-    /// backward-data with the flipped weight): Winograd with the transformed weight (kept per
-    /// weight buffer) where the plan allows, else the packed GEMM.
+    /// backward-data with the flipped weight): Winograd with the transformed weight where the
+    /// plan allows, else the direct convolution with the packed weight where it applies (both
+    /// weights kept per weight buffer), else im2col and the packed GEMM.
     #[allow(clippy::too_many_arguments)]
     fn forward_geom(
         &self,
@@ -112,7 +113,15 @@ impl CpuBackend {
                 });
                 winograd4::forward(plan.kernel, x, &u, b, clamp, g, y)
             }
-            None => conv::forward_clamped(plan, x, w, b, clamp, g, y),
+            None => match plan.direct_kernel(g) {
+                Some(k) => {
+                    let wt = self.derived.get(w, &tag(dims, g.p.groups, 4), |w| {
+                        direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr)
+                    });
+                    direct::forward(k, x, &wt, b, clamp, g, y)
+                }
+                None => conv::forward_clamped(plan, x, w, b, clamp, g, y),
+            },
         }
     }
 
@@ -128,7 +137,7 @@ impl CpuBackend {
 type T = Tensor<CpuBackend>;
 
 /// The key of a rearranged weight: which rearrangement (0: Winograd F(2×2)'s, 1: transposed,
-/// 2: flipped, 3: Winograd F(4×4)'s), its grouping and the weight's dimensions (a reshaped
+/// 2: flipped, 3: Winograd F(4×4)'s, 4: packed for the direct convolution), its grouping and the weight's dimensions (a reshaped
 /// view shares the buffer).
 fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
     [kind as usize, groups]

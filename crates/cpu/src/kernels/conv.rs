@@ -3,7 +3,7 @@
 //! even at batch 1.
 
 use super::packed::{self, pack_rows, Pack, Strided};
-use super::winograd;
+use super::{direct, winograd};
 use super::{gemm, ranges, Element, Mat, MatMut, SharedMut};
 use gradcam_core::Conv2dParams;
 use rayon::prelude::*;
@@ -275,6 +275,10 @@ pub fn forward_clamped<T: Element>(
     g: &ConvGeom,
     y: &mut [T],
 ) {
+    if let Some(k) = plan.direct_kernel(g) {
+        let wt = direct::pack_weight(w, g.k, g.c * g.kk(), k.nr);
+        return direct::forward(k, x, &wt, b, clamp, g, y);
+    }
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
     let fused_bias = b.filter(|_| plan.kernel.is_some());
     let late_bias = b.filter(|_| plan.kernel.is_none());
@@ -399,6 +403,9 @@ pub struct Plan<T> {
     pub flip: bool,
     /// 3×3 stride-1 convolutions by Winograd where [`winograd::choose`] picks a variant.
     pub winograd: bool,
+    /// Convolutions with one group gathered from the padded image ([`direct`]) where
+    /// [`direct::applies`].
+    pub direct: bool,
 }
 
 impl<T: Element> Plan<T> {
@@ -408,6 +415,7 @@ impl<T: Element> Plan<T> {
             kernel: T::packed_kernel(),
             flip: true,
             winograd: true,
+            direct: true,
         }
     }
     /// The reference: im2col + `matrixmultiply` forward, GEMM + col2im backward-data, whose
@@ -418,11 +426,18 @@ impl<T: Element> Plan<T> {
             kernel: None,
             flip: false,
             winograd: false,
+            direct: false,
         }
     }
     /// Whether [`backward_data`] runs as a forward convolution with the flipped weight.
     pub fn flips(&self, g: &ConvGeom) -> bool {
         self.flip && transposed_geom(g).is_some() && !g.is_pointwise()
+    }
+    /// The micro-kernel a forward convolution of geometry `g` runs [`direct::forward`] with,
+    /// if it runs by it.
+    pub fn direct_kernel(&self, g: &ConvGeom) -> Option<packed::Kernel<T>> {
+        self.kernel
+            .filter(|_| self.direct && direct::applies(self.kernel, g))
     }
     /// The Winograd variant a forward convolution of geometry `g` runs by, if any (with the
     /// weight that variant's `transform_weight` gives); `relaxed` as [`winograd::choose`]

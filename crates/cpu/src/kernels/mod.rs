@@ -7,6 +7,7 @@
 pub mod activation;
 pub mod cam;
 pub mod conv;
+pub mod direct;
 mod elem;
 mod gemm;
 pub mod layout;

@@ -43,23 +43,28 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
     let (x32, w32, b32, dy32) = (f(&xs), f(&ws), f(&bs), f(&dys));
     let mut plans: Vec<Plan<f32>> = packed::f32_kernels()
         .into_iter()
-        .map(|k| Plan {
-            kernel: Some(k),
-            flip: true,
-            winograd: false,
+        .flat_map(|k| {
+            [false, true].map(|direct| Plan {
+                kernel: Some(k),
+                flip: true,
+                winograd: false,
+                direct,
+            })
         })
         .collect();
     plans.push(Plan {
         kernel: None,
         flip: true,
         winograd: false,
+        direct: true,
     });
     plans.push(Plan::reference());
     for plan in plans {
         let name = format!(
-            "{} flip {}",
+            "{} flip {} direct {}",
             plan.kernel.map_or("portable", |k| k.name),
-            plan.flip
+            plan.flip,
+            plan.direct && direct::applies(plan.kernel, &g)
         );
         let mut y = vec![0f32; y64.len()];
         forward(plan, &x32, &w32, Some(&b32), &g, &mut y);
@@ -115,6 +120,76 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
         [6, 5, 3, 3],
         Conv2dParams::new(2, 3).with_dilation(2),
     );
+}
+
+#[test]
+fn direct_convolutions_agree_with_f64() {
+    // 3×3 layers the direct convolution takes (their stride-1 backward-data too, through the
+    // flipped weight): several blocks of steps (37 · 9 and 7 · 121 > KC, blocks starting
+    // inside a channel's taps), filters over one panel and not a multiple of it, positions
+    // not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3, batch 2,
+    // 7×7 and 11×11 stems.
+    let cases = [
+        ([2, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1)),
+        ([1, 37, 17, 19], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
+        ([2, 6, 23, 29], [131, 6, 3, 3], Conv2dParams::new(2, 1)),
+        ([1, 9, 31, 26], [5, 9, 3, 3], Conv2dParams::new(3, 2)),
+        ([1, 4, 7, 7], [9, 4, 3, 3], Conv2dParams::new(1, 0)),
+        (
+            [2, 6, 19, 21],
+            [11, 6, 3, 3],
+            Conv2dParams::new(1, 2).with_dilation(2),
+        ),
+        ([2, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
+        ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
+    ];
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let fast = Plan::<f32>::fast();
+        assert!(
+            fast.kernel.is_none() || fast.direct_kernel(&g).is_some(),
+            "{x:?} {w:?}"
+        );
+        case(x, w, p);
+        same_bits_as_im2col(x, w, p);
+    }
+}
+
+/// The direct convolution gives the im2col GEMM's result bit for bit (same steps, same
+/// blocks, bias and clamp at the same points), on every micro-kernel.
+fn same_bits_as_im2col(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
+    let out = p.output_shape(x, w, "test").unwrap();
+    let g = ConvGeom::new(x, w, out, p);
+    let f = |v: Vec<f64>| v.into_iter().map(|u| u as f32).collect::<Vec<f32>>();
+    let (xs, ws, bs) = (
+        f(values(x.iter().product(), 5)),
+        f(values(w.iter().product(), 6)),
+        f(values(w[0], 7)),
+    );
+    for kernel in packed::f32_kernels() {
+        let plan = |direct| Plan {
+            kernel: Some(kernel),
+            flip: true,
+            winograd: false,
+            direct,
+        };
+        for clamp in [None, Some((-0.2f32, 0.3f32))] {
+            let mut y = [
+                vec![0f32; out.iter().product()],
+                vec![0f32; out.iter().product()],
+            ];
+            for (d, y) in y.iter_mut().enumerate() {
+                forward_clamped(plan(d == 1), &xs, &ws, Some(&bs), clamp, &g, y);
+            }
+            let differ = y[0]
+                .iter()
+                .zip(&y[1])
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{} {x:?} {w:?} {p:?} {clamp:?}", kernel.name);
+        }
+    }
 }
 
 /// Winograd F(2×2, 3×3) and F(4×4, 3×3) on every micro-kernel against the direct convolution

@@ -44,6 +44,105 @@ pub unsafe fn kernel(
         }
         bp = bp.wrapping_add(ldb);
     }
+    store_tile(&s, c, ldc, rows, cols, store);
+}
+
+/// See [`super::GatherKernel`]: A's rows gathered from an image through tap offsets, B packed.
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn kernel_gather(
+    taps: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const f32; MR],
+    pp: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    let args = (first, steps, a, pp, b, c, ldc, rows, cols, store);
+    match taps.len() {
+        1 => gather(&[taps[0]], args),
+        9 => gather(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args),
+        _ => gather(taps, args),
+    }
+}
+
+/// [`kernel_gather`]'s arguments after the taps.
+type GatherArgs<'a> = (
+    usize,
+    usize,
+    &'a [*const f32; MR],
+    usize,
+    *const f32,
+    *mut f32,
+    usize,
+    usize,
+    usize,
+    &'a Store<f32>,
+);
+
+/// [`kernel_gather`]'s loop, compiled for one tap, for nine (3×3: whole channels unrolled) and
+/// for any: the first channel's taps from `first`, whole channels, the last channel's first
+/// taps — the packed GEMM's order of steps, so that its blocks of steps are the same.
+#[inline]
+#[target_feature(enable = "avx512f")]
+unsafe fn gather<Taps: AsRef<[usize]> + ?Sized>(taps: &Taps, args: GatherArgs<'_>) {
+    let (first, steps, a, pp, b, c, ldc, rows, cols, store) = args;
+    let all = taps.as_ref();
+    let kk = all.len();
+    let mut s = [[_mm512_setzero_ps(); 4]; MR];
+    let mut ap = *a;
+    let mut bp = b;
+    let mut step = |ap: &[*const f32; MR], t: usize| {
+        let bv = [
+            _mm512_loadu_ps(bp),
+            _mm512_loadu_ps(bp.add(16)),
+            _mm512_loadu_ps(bp.add(32)),
+            _mm512_loadu_ps(bp.add(48)),
+        ];
+        for i in 0..MR {
+            let av = _mm512_set1_ps(*ap[i].add(t));
+            for j in 0..4 {
+                s[i][j] = _mm512_fmadd_ps(av, bv[j], s[i][j]);
+            }
+        }
+        bp = bp.add(NR);
+    };
+    // Past the last channel the pointers may leave the image: never read, so wrapping.
+    let next = |ap: &mut [*const f32; MR]| ap.iter_mut().for_each(|p| *p = p.wrapping_add(pp));
+    let head = (kk - first).min(steps);
+    if first > 0 {
+        all[first..first + head].iter().for_each(|&t| step(&ap, t));
+        next(&mut ap);
+    }
+    let rest = steps - if first > 0 { head } else { 0 };
+    for _ in 0..rest / kk {
+        for &t in taps.as_ref() {
+            step(&ap, t);
+        }
+        next(&mut ap);
+    }
+    all[..rest % kk].iter().for_each(|&t| step(&ap, t));
+    store_tile(&s, c, ldc, rows, cols, store);
+}
+
+/// Stores a 6 × 64 tile's sums as [`Store`] says: `rows` rows, `cols` columns.
+#[inline(always)]
+unsafe fn store_tile(
+    s: &[[__m512; 4]; MR],
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
     for (i, si) in s.iter().enumerate().take(rows) {
         let crow = c.add(i * ldc);
         for (j, &v) in si.iter().enumerate() {
@@ -58,26 +157,30 @@ pub unsafe fn kernel(
                 (1u16 << left) - 1
             };
             let p = crow.add(lane);
-            _mm512_mask_storeu_ps(p, mask, finish(v, i, mask, p, store));
+            _mm512_mask_storeu_ps(p, mask, finish(v, i, lane, mask, p, store));
         }
     }
 }
 
-/// A sum vector as [`Store`] says, for row `i` of the tile, `p` its place in C.
+/// A sum vector as [`Store`] says, for row `i` of the tile and its columns from `lane`, `p`
+/// its place in C.
 #[inline(always)]
 unsafe fn finish(
     v: __m512,
     i: usize,
+    lane: usize,
     mask: __mmask16,
     p: *const f32,
     store: &Store<f32>,
 ) -> __m512 {
     let v = if store.accumulate {
         _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p))
-    } else if !store.bias.is_null() {
-        _mm512_add_ps(v, _mm512_set1_ps(*store.bias.add(i)))
-    } else {
+    } else if store.bias.is_null() {
         v
+    } else if store.by_column {
+        _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, store.bias.add(lane)))
+    } else {
+        _mm512_add_ps(v, _mm512_set1_ps(*store.bias.add(i)))
     };
     match store.clamp {
         // max(v, lo) gives lo for a NaN v, as f32::max does.
@@ -126,6 +229,6 @@ pub unsafe fn kernel_tail(
     };
     for (i, &v) in s.iter().enumerate().take(rows) {
         let p = c.add(i * ldc);
-        _mm512_mask_storeu_ps(p, mask, finish(v, i, mask, p, store));
+        _mm512_mask_storeu_ps(p, mask, finish(v, i, 0, mask, p, store));
     }
 }

@@ -22,14 +22,18 @@ pub enum Slot {
     Tiles = 1,
     /// Winograd's products.
     Products = 2,
+    /// A direct convolution's zero-padded image.
+    Padded = 3,
+    /// A direct convolution's output on the padded width.
+    Grid = 4,
 }
 
 /// The largest buffer a slot keeps (64 MiB); a larger one is freed when dropped.
 pub const KEEP_MAX_BYTES: usize = 64 << 20;
 
 thread_local! {
-    static SPARE: [RefCell<Vec<u64>>; 3] = const {
-        [RefCell::new(Vec::new()), RefCell::new(Vec::new()), RefCell::new(Vec::new())]
+    static SPARE: [RefCell<Vec<u64>>; 5] = const {
+        [const { RefCell::new(Vec::new()) }; 5]
     };
 }
 

@@ -44,8 +44,26 @@ pub type MicroKernel<T> = unsafe fn(
     store: &Store<T>,
 );
 
+/// A micro-kernel whose A is gathered from an image (a convolution without im2col): as
+/// [`MicroKernel`] over the `steps` steps from `(0, first)` in the order `(ci, t)` — channel
+/// `ci`, tap `t` of `taps` — step `(ci, t)` reading A's row `i` at `a[i] + ci·pp + taps[t]`,
+/// B's rows packed one after the other (`nr` apart).
+pub type GatherKernel<T> = unsafe fn(
+    taps: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const T; MR],
+    pp: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<T>,
+);
+
 /// How a micro-kernel stores its sums `s`: `v = C + s` when `accumulate`, else `s + bias[i]`
-/// (row `i` of the tile; `s` when `bias` is null); then `clamp(v, lo, hi)` when `clamp` is set
+/// (row `i` of the tile, or column `i` when `by_column`; `s` when `bias` is null); then `clamp(v, lo, hi)` when `clamp` is set
 /// (`max` then `min`, NaN giving `lo`, as `f32::max`). A convolution's bias and rectifier so
 /// cost no pass of their own over the output.
 #[derive(Clone, Copy)]
@@ -54,6 +72,8 @@ pub struct Store<T> {
     pub accumulate: bool,
     /// The tile's first row's bias (rows follow), or null.
     pub bias: *const T,
+    /// `bias` is the first column's (columns follow) instead.
+    pub by_column: bool,
     /// Bounds to clamp to.
     pub clamp: Option<(T, T)>,
 }
@@ -94,6 +114,8 @@ pub struct Kernel<T> {
     pub tail_nr: usize,
     /// That kernel.
     pub tail: MicroKernel<T>,
+    /// `run` with A gathered from an image ([`GatherKernel`]; B in panels of `nr`).
+    pub gather: GatherKernel<T>,
 }
 
 /// The f32 micro-kernels this CPU can run, fastest first (empty off x86-64 or without AVX2).
@@ -109,6 +131,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 run: avx512::kernel,
                 tail_nr: avx512::NR_TAIL,
                 tail: avx512::kernel_tail,
+                gather: avx512::kernel_gather,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -119,6 +142,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 run: avx2::kernel,
                 tail_nr: avx2::NR,
                 tail: avx2::kernel,
+                gather: avx2::kernel_gather,
             });
         }
     }
@@ -278,6 +302,7 @@ pub unsafe fn gemm_with<T: Element>(
                 let store = Store {
                     accumulate: acc,
                     bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().add(i0)),
+                    by_column: false,
                     clamp,
                 };
                 for p in 0..main / nr {

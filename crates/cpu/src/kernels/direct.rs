@@ -1,0 +1,196 @@
+//! Convolutions without im2col: the output positions are the GEMM's rows, gathered from a
+//! zero-padded copy of the image, and the filters its columns, read from the weight packed
+//! once (kept per weight buffer by the backend).
+//!
+//! On the padded image (`hp × wp` per channel) the output at `(oy, ox)` reads, for channel
+//! `ci` and tap `(i, j)`, the element at `ci·hp·wp + (oy·sh + i·dh)·wp + ox·sw + j·dw`: a
+//! pointer per output position (`(oy·sh)·wp + ox·sw`) plus an offset per step (`ci·hp·wp +
+//! i·dh·wp + j·dw`) shared by all positions. So the micro-kernel ([`super::packed::GatherKernel`])
+//! broadcasts its six rows' values straight from the image — whatever the stride, with no
+//! column computed and dropped — and loads the filters' packed values as B. The tile it keeps
+//! is positions × filters (the bias added by column), transposed into the `[k, oh, ow]`
+//! layout at the end. The steps run in im2col's order and in the packed GEMM's blocks of
+//! [`KC`], so the result is the GEMM's, bit for bit: choosing one or the other moves no
+//! rectifier mask (Guided Backprop on ResNet-50 moved by 1.6e-4 when the blocks differed).
+//!
+//! Against im2col, which copies `c·kh·kw` values per output position and reuses each only
+//! for the layer's filters (a fourth of the time of a 64-filter layer), this copies the image
+//! once. Small planes gain most: im2col's columns fill the wide panels badly (49 positions at
+//! 7×7) and are packed by both threads, while here the positions fill rows of six and the
+//! threads split the filters.
+
+use super::conv::ConvGeom;
+use super::packed::{buffer, Kernel, Store, KC, MR};
+use super::{ranges, Element, SharedMut};
+use rayon::prelude::*;
+
+/// Output positions up to which a 3×3 convolution is computed by [`forward`] (56×56): on
+/// larger planes the transposed result it writes and reads again costs more than im2col's
+/// packing, which long panels amortise (64 filters at 224×224: 26.7 ms against 25.4; at
+/// 3 channels, where each tile's sums are stored after 27 steps, 6.2 against 1.3).
+pub const MAX_PLANE: usize = 56 * 56;
+
+/// Whether [`forward`] computes a convolution of geometry `g` with `kernel`: one group, and a
+/// 3×3 kernel (any stride, padding or dilation) with at most [`MAX_PLANE`] output positions,
+/// or a stem (a kernel of 7×7 or more with a stride of 2 or more). That is where it was
+/// measured faster than im2col (`examples/winograd_variants.rs`,
+/// `examples/strided_variants.rs`): ResNet-50's 3×3 layers by 6–38 %, its 7×7 stem by 18 %,
+/// AlexNet's 11×11 one by 32 %; 1×1 layers (read in place or strided) and AlexNet's 5×5 one
+/// were not faster.
+pub fn applies<T>(kernel: Option<Kernel<T>>, g: &ConvGeom) -> bool {
+    let three = [g.kh, g.kw] == [3, 3] && g.oh * g.ow <= MAX_PLANE;
+    let stem = g.kh.min(g.kw) >= 7 && g.p.stride[0].min(g.p.stride[1]) >= 2;
+    kernel.is_some() && g.p.groups == 1 && (three || stem)
+}
+
+/// The weight `[k, c, kh, kw]` as [`forward`]'s B: `wᵀ [c·kh·kw, k]` in panels of `nr`
+/// filters (`[panel][c·kh·kw][nr]`, the last panel's missing filters zero).
+pub fn pack_weight<T: Element>(w: &[T], k: usize, depth: usize, nr: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); k.div_ceil(nr) * depth * nr];
+    out.par_chunks_mut(depth * nr)
+        .enumerate()
+        .for_each(|(p, dst)| {
+            for j in 0..nr.min(k - p * nr) {
+                let row = &w[(p * nr + j) * depth..][..depth];
+                for (r, &v) in row.iter().enumerate() {
+                    dst[r * nr + j] = v;
+                }
+            }
+        });
+    out
+}
+
+/// `y = clamp(conv(x, w) + b)` for a geometry [`applies`] accepts, `wt` the weight as
+/// [`pack_weight`] gives it for `kern.nr`.
+#[allow(clippy::too_many_arguments)]
+pub fn forward<T: Element>(
+    kern: Kernel<T>,
+    x: &[T],
+    wt: &[T],
+    b: Option<&[T]>,
+    clamp: Option<(T, T)>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
+    let [ph, pw] = g.p.padding;
+    let [sh, sw] = g.p.stride;
+    let [dh, dw] = g.p.dilation;
+    let (hp, wp) = (g.h + 2 * ph, g.w + 2 * pw);
+    let pp = hp * wp;
+    let taps: Vec<usize> = (0..g.kh)
+        .flat_map(|i| (0..g.kw).map(move |j| i * dh * wp + j * dw))
+        .collect();
+    let kk = taps.len();
+    let (depth, nr, plane) = (g.c * kk, kern.nr, g.oh * g.ow);
+    let panels = g.k.div_ceil(nr);
+    assert!(wt.len() >= panels * depth * nr, "packed weight too short");
+    // The farthest read, (c−1)·pp + the last position's offset + the last tap, lies in the
+    // copy: the output's shape was checked against the padded input.
+    let last = (g.c - 1) * pp + ((g.oh - 1) * sh) * wp + (g.ow - 1) * sw + taps[kk - 1];
+    assert!(last < g.c * pp, "convolution reads past its padded input");
+    // Tasks: the filters' panels split among the threads when there are enough (each task
+    // reads only its part of the weight), else each panel with a share of the positions.
+    let want = 2 * rayon::current_num_threads();
+    let strips = plane.div_ceil(MR);
+    let (by_panel, by_strip) = if panels >= want {
+        (ranges(panels, want, 1), vec![(0, strips)])
+    } else {
+        (ranges(panels, panels, 1), ranges(strips, want / panels, 1))
+    };
+    let tasks: Vec<_> = by_panel
+        .iter()
+        .flat_map(|&p| by_strip.iter().map(move |&s| (p, s)))
+        .collect();
+    let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
+    let mut yt = buffer::take::<T>(buffer::Slot::Grid, plane * g.k);
+    let (in_len, out_len) = (g.c * g.h * g.w, g.k * plane);
+    for (img, out) in x.chunks(in_len).zip(y.chunks_mut(out_len)).take(g.n) {
+        pad(img, g, &mut xpad, pp, wp);
+        let xp: &[T] = &xpad;
+        let yp = SharedMut(yt.as_mut_ptr());
+        let at = |pos: usize| (pos / g.ow) * sh * wp + (pos % g.ow) * sw;
+        tasks.par_iter().for_each(|&((pa, pb), (sa, sb))| {
+            // Blocks of KC steps, as the packed GEMM takes them over im2col's rows (the same
+            // sums in the same order: the same result, bit for bit).
+            for k0 in (0..depth).step_by(KC) {
+                let kc = KC.min(depth - k0);
+                let (ci0, first) = (k0 / kk, k0 % kk);
+                for p in pa..pb {
+                    let bp = wt[(p * depth + k0) * nr..].as_ptr();
+                    let cols = nr.min(g.k - p * nr);
+                    let store = Store {
+                        accumulate: k0 > 0,
+                        bias: b
+                            .filter(|_| k0 == 0)
+                            .map_or(std::ptr::null(), |b| b[p * nr..].as_ptr()),
+                        by_column: true,
+                        clamp: clamp.filter(|_| k0 + kc == depth),
+                    };
+                    for s in sa..sb {
+                        let i0 = s * MR;
+                        let rows = MR.min(plane - i0);
+                        let rowp = |r: usize| xp[ci0 * pp + at(i0 + r.min(rows - 1))..].as_ptr();
+                        let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                        // SAFETY: A's reads end at `last` (asserted inside the copy); B's at
+                        // panel p's row k0 + kc − 1 < depth, inside `wt` (asserted); C's rows
+                        // i0..i0 + rows and columns p·nr..p·nr + cols of the positions ×
+                        // filters buffer belong to this task alone (tasks partition strips ×
+                        // panels); the bias has a value per filter.
+                        unsafe {
+                            (kern.gather)(
+                                &taps,
+                                first,
+                                kc,
+                                &ap,
+                                pp,
+                                bp,
+                                yp.ptr().add(i0 * g.k + p * nr),
+                                g.k,
+                                rows,
+                                cols,
+                                &store,
+                            )
+                        };
+                    }
+                }
+            }
+        });
+        transpose(&yt, g.k, plane, out);
+    }
+}
+
+/// The image zero-padded to `hp × wp` per channel.
+fn pad<T: Element>(img: &[T], g: &ConvGeom, xpad: &mut [T], pp: usize, wp: usize) {
+    let [ph, pw] = g.p.padding;
+    let plane = g.h * g.w;
+    xpad.par_chunks_mut(pp)
+        .zip(img.par_chunks(plane))
+        .for_each(|(dst, src)| {
+            for (r, row) in dst.chunks_mut(wp).enumerate() {
+                match r.checked_sub(ph).filter(|&iy| iy < g.h) {
+                    Some(iy) => {
+                        row[..pw].fill(T::zero());
+                        row[pw..pw + g.w].copy_from_slice(&src[iy * g.w..(iy + 1) * g.w]);
+                        row[pw + g.w..].fill(T::zero());
+                    }
+                    None => row.fill(T::zero()),
+                }
+            }
+        });
+}
+
+/// `out[f][p] = yt[p][f]`, sixteen filters per task (a cache line of `yt`'s rows).
+fn transpose<T: Element>(yt: &[T], k: usize, plane: usize, out: &mut [T]) {
+    const F: usize = 16;
+    out.par_chunks_mut(F * plane)
+        .enumerate()
+        .for_each(|(fb, dst)| {
+            let f0 = fb * F;
+            let nf = dst.len() / plane;
+            for p in 0..plane {
+                for (j, &v) in yt[p * k + f0..][..nf].iter().enumerate() {
+                    dst[j * plane + p] = v;
+                }
+            }
+        });
+}
