@@ -108,10 +108,15 @@ unsafe fn store_tile(
             } else {
                 v + *store.bias.add(if store.by_column { j } else { i })
             };
-            *p = match store.clamp {
+            let v = match store.clamp {
                 Some((lo, hi)) => v.max(lo).min(hi),
                 None => v,
             };
+            if store.transposed.is_null() {
+                *p = v;
+            } else {
+                *store.transposed.add(j * store.ldt + i) = v;
+            }
         }
     }
 }

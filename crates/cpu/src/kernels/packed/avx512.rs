@@ -100,37 +100,49 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized>(taps: &Taps, args: GatherArgs<'_
     let mut s = [[_mm512_setzero_ps(); 4]; MR];
     let mut ap = *a;
     let mut bp = b;
-    let mut step = |ap: &[*const f32; MR], t: usize| {
-        let bv = [
-            _mm512_loadu_ps(bp),
-            _mm512_loadu_ps(bp.add(16)),
-            _mm512_loadu_ps(bp.add(32)),
-            _mm512_loadu_ps(bp.add(48)),
-        ];
-        for i in 0..MR {
-            let av = _mm512_set1_ps(*ap[i].add(t));
-            for j in 0..4 {
-                s[i][j] = _mm512_fmadd_ps(av, bv[j], s[i][j]);
+    // One step: a macro, not a closure, so that the sums stay in registers.
+    macro_rules! step {
+        ($ap:expr, $t:expr) => {{
+            let bv = [
+                _mm512_loadu_ps(bp),
+                _mm512_loadu_ps(bp.add(16)),
+                _mm512_loadu_ps(bp.add(32)),
+                _mm512_loadu_ps(bp.add(48)),
+            ];
+            for i in 0..MR {
+                let av = _mm512_set1_ps(*$ap[i].add($t));
+                for j in 0..4 {
+                    s[i][j] = _mm512_fmadd_ps(av, bv[j], s[i][j]);
+                }
             }
-        }
-        bp = bp.add(NR);
-    };
+            bp = bp.add(NR);
+        }};
+    }
     // Past the last channel the pointers may leave the image: never read, so wrapping.
     let next = |ap: &mut [*const f32; MR]| ap.iter_mut().for_each(|p| *p = p.wrapping_add(pp));
     let head = (kk - first).min(steps);
     if first > 0 {
-        all[first..first + head].iter().for_each(|&t| step(&ap, t));
+        for &t in &all[first..first + head] {
+            step!(ap, t);
+        }
         next(&mut ap);
     }
     let rest = steps - if first > 0 { head } else { 0 };
     for _ in 0..rest / kk {
         for &t in taps.as_ref() {
-            step(&ap, t);
+            step!(ap, t);
         }
         next(&mut ap);
     }
-    all[..rest % kk].iter().for_each(|&t| step(&ap, t));
-    store_tile(&s, c, ldc, rows, cols, store);
+    for &t in &all[..rest % kk] {
+        step!(ap, t);
+    }
+    if store.transposed.is_null() {
+        store_tile(&s, c, ldc, rows, cols, store);
+    } else {
+        let copy = s;
+        store_transposed(&copy, c, ldc, rows, cols, store);
+    }
 }
 
 /// Stores a 6 × 64 tile's sums as [`Store`] says: `rows` rows, `cols` columns.
@@ -158,6 +170,42 @@ unsafe fn store_tile(
             };
             let p = crow.add(lane);
             _mm512_mask_storeu_ps(p, mask, finish(v, i, lane, mask, p, store));
+        }
+    }
+}
+
+/// [`store_tile`] into `store.transposed`: each sum vector finished, then its lanes stored
+/// `ldt` apart. Out of line, on a copy of the sums, so that the loop producing them keeps
+/// them in registers.
+#[inline(never)]
+#[target_feature(enable = "avx512f")]
+unsafe fn store_transposed(
+    s: &[[__m512; 4]; MR],
+    c: *const f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    let mut lanes = [0f32; 16];
+    for (i, si) in s.iter().enumerate().take(rows) {
+        for (j, &v) in si.iter().enumerate() {
+            let lane = j * 16;
+            if lane >= cols {
+                break;
+            }
+            let left = (cols - lane).min(16);
+            let mask: __mmask16 = if left == 16 {
+                0xffff
+            } else {
+                (1u16 << left) - 1
+            };
+            let p = c.add(i * ldc + lane);
+            _mm512_storeu_ps(lanes.as_mut_ptr(), finish(v, i, lane, mask, p, store));
+            let to = store.transposed.add(lane * store.ldt + i);
+            for (l, &x) in lanes.iter().enumerate().take(left) {
+                *to.add(l * store.ldt) = x;
+            }
         }
     }
 }
@@ -222,6 +270,10 @@ pub unsafe fn kernel_tail(
         }
         bp = bp.wrapping_add(ldb);
     }
+    debug_assert!(
+        store.transposed.is_null(),
+        "the narrow kernel stores into C only"
+    );
     let mask: __mmask16 = if cols >= 16 {
         0xffff
     } else {

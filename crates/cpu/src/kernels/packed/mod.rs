@@ -62,10 +62,12 @@ pub type GatherKernel<T> = unsafe fn(
     store: &Store<T>,
 );
 
-/// How a micro-kernel stores its sums `s`: `v = C + s` when `accumulate`, else `s + bias[i]`
-/// (row `i` of the tile, or column `i` when `by_column`; `s` when `bias` is null); then `clamp(v, lo, hi)` when `clamp` is set
-/// (`max` then `min`, NaN giving `lo`, as `f32::max`). A convolution's bias and rectifier so
-/// cost no pass of their own over the output.
+/// How a micro-kernel stores its sums `s` at tile element `(i, j)`: `v = C + s` when
+/// `accumulate`, else `s + bias[i]` (`bias[j]` when `by_column`; `s` when `bias` is null);
+/// then `clamp(v, lo, hi)` when `clamp` is set (`max` then `min`, NaN giving `lo`, as
+/// `f32::max`); `v` goes to C, or to `transposed[j·ldt + i]` when that is not null (C then
+/// only read). A convolution's bias and rectifier so cost no pass of their own over the
+/// output.
 #[derive(Clone, Copy)]
 pub struct Store<T> {
     /// Add to C's values.
@@ -74,6 +76,10 @@ pub struct Store<T> {
     pub bias: *const T,
     /// `bias` is the first column's (columns follow) instead.
     pub by_column: bool,
+    /// Where the tile goes transposed (its element `(0, 0)`), or null: C.
+    pub transposed: *mut T,
+    /// The row stride of `transposed`.
+    pub ldt: usize,
     /// Bounds to clamp to.
     pub clamp: Option<(T, T)>,
 }
@@ -303,6 +309,8 @@ pub unsafe fn gemm_with<T: Element>(
                     accumulate: acc,
                     bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().add(i0)),
                     by_column: false,
+                    transposed: std::ptr::null_mut(),
+                    ldt: 0,
                     clamp,
                 };
                 for p in 0..main / nr {
