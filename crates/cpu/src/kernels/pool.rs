@@ -294,3 +294,43 @@ pub fn adaptive_backward<T: Element>(dy: &[T], g: &PoolGeom, dx: &mut [T]) {
             }
         });
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The dense max-pool backward sends each window's gradient where [`argmax`] says, on
+    /// values full of ties, NaNs and −∞, with padding and ceil-mode windows cut by the edge.
+    #[test]
+    fn dense_backward_picks_argmax_s_maximum() {
+        let cases = [
+            (Pool2dParams::new(3, 2, 1), 13, 12),
+            (Pool2dParams::new(2, 2, 0).ceil(), 9, 7),
+            (Pool2dParams::new(3, 1, 1), 6, 11),
+            (Pool2dParams::new(3, 3, 0).ceil(), 10, 8),
+        ];
+        for (p, h, w) in cases {
+            let [_, _, oh, ow] = p.output_shape([1, 1, h, w], "test").unwrap();
+            let g = PoolGeom { h, w, oh, ow };
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| match (i * 7 + i / 5) % 11 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    v => (v % 4) as f32,
+                })
+                .collect();
+            let dy: Vec<f32> = (0..oh * ow).map(|i| 1.0 + i as f32).collect();
+            let mut want = vec![0f32; h * w];
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    if let Some(i) = argmax(&x, &g, &p, oy, ox) {
+                        want[i] += dy[oy * ow + ox];
+                    }
+                }
+            }
+            let mut got = vec![f32::NAN; h * w];
+            max_backward(&x, &dy, &g, &p, &mut got);
+            assert_eq!(got, want, "{p:?} {h}×{w}");
+        }
+    }
+}
