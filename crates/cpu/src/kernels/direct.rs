@@ -24,11 +24,12 @@ use super::packed::{buffer, Kernel, Store, KC, MR};
 use super::{ranges, Element, SharedMut};
 use rayon::prelude::*;
 
-/// Output positions up to which a 3×3 convolution is computed by [`forward`] (56×56): on
-/// larger planes the transposed result it writes and reads again costs more than im2col's
-/// packing, which long panels amortise (64 filters at 224×224: 26.7 ms against 25.4; at
-/// 3 channels, where each tile's sums are stored after 27 steps, 6.2 against 1.3).
-pub const MAX_PLANE: usize = 56 * 56;
+/// Output positions up to which a 3×3 convolution is computed by [`forward`] (112×112: 128
+/// filters there 19.0–19.6 ms against im2col's 20.2–21.9). On larger planes im2col's
+/// packing, amortised over long panels, costs less than the direct convolution's scattered
+/// reads and stores (64 filters at 224×224: 24.2–24.6 ms against 21.8–22.1; at 3 channels,
+/// where each tile's sums are stored after 27 steps, 6.4 against 1.4).
+pub const MAX_PLANE: usize = 112 * 112;
 
 /// Whether [`forward`] computes a convolution of geometry `g` with `kernel`: one group, and a
 /// 3×3 kernel (any stride, padding or dilation) with at most [`MAX_PLANE`] output positions,
