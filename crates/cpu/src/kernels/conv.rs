@@ -136,15 +136,25 @@ fn col2im<T: Element>(cols: &[T], g: &ConvGeom, cc: usize, dx: &mut [T]) {
             for kj in 0..g.kw {
                 let r = (ci * g.kh + ki) * g.kw + kj;
                 let row = &cols[r * width..(r + 1) * width];
+                // ix = ox·sw + kj·dw − pw lies in 0..w for ox in lo..hi.
+                let shift = (kj * dw) as isize - pw as isize;
+                let lo = ((-shift).max(0) as usize).div_ceil(sw);
+                let hi = ((g.w as isize - shift).max(0) as usize)
+                    .div_ceil(sw)
+                    .min(g.ow);
                 for oy in 0..g.oh {
                     let Some(iy) = ConvGeom::src(oy, ki, sh, ph, dh, g.h) else {
                         continue;
                     };
-                    for ox in 0..g.ow {
-                        if let Some(ix) = ConvGeom::src(ox, kj, sw, pw, dw, g.w) {
-                            plane[iy * g.w + ix] += row[oy * g.ow + ox];
-                        }
+                    if lo >= hi {
+                        continue;
                     }
+                    let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                    let first = (lo * sw) as isize + shift;
+                    let dst = plane[iy * g.w..(iy + 1) * g.w][first as usize..]
+                        .iter_mut()
+                        .step_by(sw);
+                    dst.zip(src).for_each(|(d, &v)| *d += v);
                 }
             }
         }
@@ -527,7 +537,8 @@ pub fn backward_data<T: Element>(
                 )
             };
         } else {
-            let mut cols = vec![T::zero(); cc * kk * oplane];
+            // Every element is written by the GEMM (no accumulation): a reused buffer.
+            let mut cols = packed::buffer::take::<T>(packed::buffer::Slot::Tiles, cc * kk * oplane);
             // SAFETY: as above, with cc·kk rows into `cols`.
             unsafe {
                 packed::gemm(
