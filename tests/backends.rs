@@ -226,6 +226,12 @@ fn conv<B: Backend>(b: &B) {
             b.conv2d_rectified(&x.dev, &w.dev, bias_i, &p, r),
             b.rectifier(&b.conv2d(&x.dev, &w.dev, bias_i, &p).unwrap(), r),
         );
+        let res = k.rand(y.dims());
+        k.bits(
+            &format!("conv2d_add_rectified #{i}"),
+            b.conv2d_add_rectified(&x.dev, &w.dev, bias_i, &p, &res.dev, r),
+            b.add_rectified(&b.conv2d(&x.dev, &w.dev, bias_i, &p).unwrap(), &res.dev, r),
+        );
         let dy = k.rand(y.dims());
         let xsh = Shape::from(xs);
         k.same(

@@ -1,7 +1,8 @@
-//! Fusing a convolution or a sum with the rectifier after it changes no value: the fused
-//! primitives give the bits of the two ops they replace (fast and reference CPU kernels), and
-//! a whole forward pass with every fusion gives the bits of one with none (keeping a node's
-//! output turns its fusion off).
+//! Fusing a convolution or a sum with the rectifier after it, or a convolution with the
+//! residual sum and rectifier after it, changes no value: the fused primitives give the bits
+//! of the ops they replace (fast, Winograd-forward and reference CPU kernels), and a whole
+//! forward pass with every fusion gives the bits of one with none (keeping a node's output
+//! turns its fusion off).
 
 use gradcam::core::{Conv2dParams, Rectifier};
 use gradcam::runtime::{NodeId, Op};
@@ -22,7 +23,11 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
 
 #[test]
 fn fused_primitives_give_the_bits_of_the_two_ops() {
-    for b in [CpuBackend::new(), CpuBackend::reference()] {
+    for b in [
+        CpuBackend::new(),
+        CpuBackend::new().with_winograd_forward(true),
+        CpuBackend::reference(),
+    ] {
         let up = |dims: &[usize], seed| {
             let s = Shape::from(dims);
             b.upload(&random(s.numel(), seed), s).unwrap()
@@ -40,6 +45,26 @@ fn fused_primitives_give_the_bits_of_the_two_ops() {
                     b.download(&one.unwrap()).unwrap(),
                     b.download(&two.unwrap()).unwrap(),
                     "{} conv {p:?} {r:?}",
+                    b.name()
+                );
+            }
+            // With a residual sum between: every path (1×1 read in place, 3×3 direct or by
+            // Winograd, strided, 5×5 by im2col) on the fast and the reference kernels.
+            for (ws, p) in [
+                ([7, 5, 1, 1], Conv2dParams::new(1, 0)),
+                ([7, 5, 3, 3], Conv2dParams::new(1, 1)),
+                ([7, 5, 3, 3], Conv2dParams::new(2, 1)),
+                ([7, 5, 5, 5], Conv2dParams::new(1, 2)),
+            ] {
+                let w = up(&ws, 6);
+                let conv = b.conv2d(&x, &w, Some(&bias), &p).unwrap();
+                let res = up(conv.dims(), 7);
+                let three = b.add_rectified(&conv, &res, r).unwrap();
+                let one = b.conv2d_add_rectified(&x, &w, Some(&bias), &p, &res, r);
+                assert_eq!(
+                    b.download(&one.unwrap()).unwrap(),
+                    b.download(&three).unwrap(),
+                    "{} conv + residual {ws:?} {p:?} {r:?}",
                     b.name()
                 );
             }

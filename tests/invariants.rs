@@ -73,6 +73,27 @@ impl Backend for Counting {
                 .conv2d_rectified(&cpu(x), &cpu(w), b.map(cpu).as_ref(), p, r),
         )
     }
+    fn conv2d_add_rectified(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        residual: &T,
+        r: Rectifier,
+    ) -> Result<T> {
+        self.hit("conv2d");
+        self.hit("add");
+        self.hit("conv2d_add_rectified");
+        wrap(self.inner.conv2d_add_rectified(
+            &cpu(x),
+            &cpu(w),
+            b.map(cpu).as_ref(),
+            p,
+            &cpu(residual),
+            r,
+        ))
+    }
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, s: &Shape) -> Result<T> {
         self.hit("conv2d_backward_data");
         wrap(self.inner.conv2d_backward_data(&cpu(dy), &cpu(w), p, s))
@@ -260,12 +281,13 @@ fn gradcam_backward_stops_at_the_target_and_computes_no_weight_gradient() {
     ex.explain(&input, &[Method::GradCam], &opts).unwrap();
     let b = ex.model().backend();
     assert_eq!(b.count("conv2d"), convs, "one forward pass");
-    // Convolutions and residual sums feeding only a ReLU ran fused with it.
+    // Convolutions feeding only a ReLU ran fused with it; a residual block's last convolution
+    // (or its shortcut's), its sum and its ReLU ran as one.
     assert!(
-        b.count("conv2d_rectified") > 0 && b.count("add_rectified") > 0,
-        "fused: {} convolutions, {} sums",
+        b.count("conv2d_rectified") > 0 && b.count("conv2d_add_rectified") > 0,
+        "fused: {} convolutions, {} residual sums",
         b.count("conv2d_rectified"),
-        b.count("add_rectified")
+        b.count("conv2d_add_rectified")
     );
     // Above layer4.0 there are exactly two convs (layer4.1.conv1/conv2) and one linear layer.
     assert_eq!(b.count("conv2d_backward_data"), 2);

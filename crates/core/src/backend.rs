@@ -66,6 +66,24 @@ pub trait Backend: Send + Sync {
     {
         self.rectifier(&self.conv2d(x, w, b, p)?, r)
     }
+    /// `clamp(conv2d(x, w) + b + residual, lo, hi)`: a residual block's last convolution, the
+    /// sum with the block's other branch and the rectifier after it, in one pass where the
+    /// backend can (the default runs [`Backend::conv2d`] and [`Backend::add_rectified`]).
+    /// Bit-identical to them.
+    fn conv2d_add_rectified(
+        &self,
+        x: &Tensor<Self>,
+        w: &Tensor<Self>,
+        b: Option<&Tensor<Self>>,
+        p: &Conv2dParams,
+        residual: &Tensor<Self>,
+        r: Rectifier,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        self.add_rectified(&self.conv2d(x, w, b, p)?, residual, r)
+    }
     /// `∂L/∂x` of [`Backend::conv2d`] from `dy`; `x_shape` is the forward input's shape.
     fn conv2d_backward_data(
         &self,

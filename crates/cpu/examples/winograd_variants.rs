@@ -48,7 +48,7 @@ fn main() {
                 let t = Instant::now();
                 match v {
                     0 => conv::forward_clamped(im2col, &x, &w, Some(&b), None, &g, &mut y),
-                    3 => direct::forward(kern.unwrap(), &x, &wt, Some(&b), None, &g, &mut y),
+                    3 => direct::forward(kern.unwrap(), &x, &wt, Some(&b), None, None, &g, &mut y),
                     1 => winograd::forward(kern, &x, &u2, Some(&b), None, &g, &mut y),
                     2 => winograd4::forward(kern, &x, &u4, Some(&b), None, &g, &mut y),
                     _ => unreachable!(),

@@ -53,16 +53,20 @@ impl CpuBackend {
         }
     }
 
-    /// A forward convolution (then clamped) by the backend's plan.
+    /// A forward convolution (plus `residual`, then clamped) by the backend's plan.
     fn conv_forward(
         &self,
         x: &T,
         w: &T,
         b: Option<&T>,
         p: &Conv2dParams,
+        residual: Option<&T>,
         clamp: Option<(f32, f32)>,
     ) -> Result<T> {
         let out = check::conv2d(x.shape(), w.shape(), b.map(|b| b.shape()), p)?;
+        if let Some(r) = residual {
+            check::same("residual sum", &Shape::from(out), r.shape())?;
+        }
         let g = conv::ConvGeom::new(
             x.shape().nchw("conv2d")?,
             w.shape().nchw("conv2d")?,
@@ -75,6 +79,7 @@ impl CpuBackend {
                 w.buffer(),
                 w.dims(),
                 b.map(data),
+                residual.map(data),
                 clamp,
                 &g,
                 false,
@@ -94,33 +99,46 @@ impl CpuBackend {
         w: &Arc<Vec<f32>>,
         dims: &[usize],
         b: Option<&[f32]>,
+        residual: Option<&[f32]>,
         clamp: Option<(f32, f32)>,
         g: &conv::ConvGeom,
         backward: bool,
         y: &mut [f32],
     ) {
         let plan = self.plan();
+        // Winograd's output transform takes no residual: the sum and the clamp follow it (the
+        // same operations in the same order).
+        let (wino_clamp, after) = match residual {
+            None => (clamp, None),
+            Some(r) => (None, Some((r, clamp))),
+        };
         match plan.winograd(g, backward || self.winograd_forward) {
             Some(Variant::F2) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 0), |w| {
                     winograd::transform_weight(w, g.k, g.c)
                 });
-                winograd::forward(plan.kernel, x, &u, b, clamp, g, y)
+                winograd::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
+                if let Some((r, clamp)) = after {
+                    layout::add_in_place(y, r, clamp);
+                }
             }
             Some(Variant::F4) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 3), |w| {
                     winograd4::transform_weight(w, g.k, g.c)
                 });
-                winograd4::forward(plan.kernel, x, &u, b, clamp, g, y)
+                winograd4::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
+                if let Some((r, clamp)) = after {
+                    layout::add_in_place(y, r, clamp);
+                }
             }
             None => match plan.direct_kernel(g) {
                 Some(k) => {
                     let wt = self.derived.get(w, &tag(dims, g.p.groups, 4), |w| {
                         direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr)
                     });
-                    direct::forward(k, x, &wt, b, clamp, g, y)
+                    direct::forward(k, x, &wt, b, residual, clamp, g, y)
                 }
-                None => conv::forward_clamped(plan, x, w, b, clamp, g, y),
+                None => conv::forward_fused(plan, x, w, b, residual, clamp, g, y),
             },
         }
     }
@@ -195,7 +213,7 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
-        self.conv_forward(x, w, b, p, None)
+        self.conv_forward(x, w, b, p, None, None)
     }
 
     fn conv2d_rectified(
@@ -206,7 +224,19 @@ impl Backend for CpuBackend {
         p: &Conv2dParams,
         r: Rectifier,
     ) -> Result<T> {
-        self.conv_forward(x, w, b, p, Some((r.lo, r.hi)))
+        self.conv_forward(x, w, b, p, None, Some((r.lo, r.hi)))
+    }
+
+    fn conv2d_add_rectified(
+        &self,
+        x: &T,
+        w: &T,
+        b: Option<&T>,
+        p: &Conv2dParams,
+        residual: &T,
+        r: Rectifier,
+    ) -> Result<T> {
+        self.conv_forward(x, w, b, p, Some(residual), Some((r.lo, r.hi)))
     }
 
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
@@ -227,7 +257,17 @@ impl Backend for CpuBackend {
         match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
             // Stride 1: the forward convolution of dy with the flipped weight.
             Some(t) => Ok(make(xs, |dx| {
-                self.forward_geom(data(dy), &prepared, w.dims(), None, None, &t, true, dx)
+                self.forward_geom(
+                    data(dy),
+                    &prepared,
+                    w.dims(),
+                    None,
+                    None,
+                    None,
+                    &t,
+                    true,
+                    dx,
+                )
             })),
             None => Ok(make(xs, |dx| {
                 conv::backward_data(plan, data(dy), &prepared, &g, dx)

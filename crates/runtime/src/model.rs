@@ -12,6 +12,10 @@ pub struct Model<B: Backend> {
     /// `fused[i]`: node `i` (a convolution or a sum) feeds only the rectifier `i + 1`, so the
     /// forward pass runs both as one op unless `i`'s own output is asked for.
     fused: Vec<bool>,
+    /// `residual[i]`: node `i` is a convolution feeding only the sum `i + 1`, which feeds only
+    /// the rectifier `i + 2`: the three run as one op unless `i`'s or `i + 1`'s output is
+    /// asked for (a residual block's last convolution, or its shortcut's).
+    residual: Vec<bool>,
 }
 
 /// The outputs of one forward pass that were kept, and every node's shape.
@@ -54,11 +58,13 @@ impl<B: Backend> Model<B> {
             .map(|p| backend.upload(&p.value.data, p.value.shape.clone()))
             .collect::<Result<Vec<_>>>()?;
         let fused = fusable(&graph);
+        let residual = residual_fusable(&graph, &fused);
         Ok(Model {
             graph,
             params,
             backend,
             fused,
+            residual,
         })
     }
 
@@ -132,19 +138,34 @@ impl<B: Backend> Model<B> {
             }
         }
         let mut values: Vec<Option<Tensor<B>>> = vec![None; n];
-        // The output of a fused pair, computed at its first node, stored at its rectifier.
-        let mut carried: Option<Tensor<B>> = None;
+        // The output of fused nodes, computed at the first, stored at the rectifier (the node
+        // index given); the nodes between hold nothing.
+        let mut carried: Option<(usize, Tensor<B>)> = None;
         for (i, node) in g.nodes().iter().enumerate() {
-            if let Some(y) = carried.take() {
-                values[i] = Some(y);
+            if let Some((at, y)) = carried.take() {
+                if at == i {
+                    values[i] = Some(y);
+                } else {
+                    carried = Some((at, y));
+                }
+            } else if self.residual[i]
+                && !keep.contains(&NodeId(i))
+                && !keep.contains(&NodeId(i + 1))
+            {
+                carried = Some((
+                    i + 2,
+                    self.run_residual(i, &values)
+                        .map_err(|e| layer_error(&node.name, e))?,
+                ));
             } else if self.fused[i] && !keep.contains(&NodeId(i)) {
                 let Op::Rectifier(r) = g.nodes()[i + 1].op else {
                     unreachable!("fusable() pairs a node with a rectifier")
                 };
-                carried = Some(
+                carried = Some((
+                    i + 1,
                     self.run_fused(node, r, &values)
                         .map_err(|e| layer_error(&node.name, e))?,
-                );
+                ));
             } else {
                 let out = self
                     .run_node(node, &values, x, &shapes[i])
@@ -216,6 +237,34 @@ impl<B: Backend> Model<B> {
             Op::Add => b.add_rectified(arg(0)?, arg(1)?, r),
             _ => Err(Error::Model(format!("{} cannot be fused", node.name))),
         }
+    }
+
+    /// The convolution `i`, the sum `i + 1` with its other operand and the rectifier `i + 2`,
+    /// as one backend op.
+    fn run_residual(&self, i: usize, values: &[Option<Tensor<B>>]) -> Result<Tensor<B>> {
+        let nodes = self.graph.nodes();
+        let (conv, sum) = (&nodes[i], &nodes[i + 1]);
+        let (
+            Op::Conv2d {
+                weight,
+                bias,
+                params,
+            },
+            Op::Rectifier(r),
+        ) = (&conv.op, &nodes[i + 2].op)
+        else {
+            return Err(Error::Model(format!("{} cannot be fused", conv.name)));
+        };
+        let other = usize::from(sum.inputs[0] == NodeId(i));
+        let p = |id: &crate::ParamId| &self.params[id.0];
+        self.backend.conv2d_add_rectified(
+            input(conv, values, 0)?,
+            p(weight),
+            bias.as_ref().map(p),
+            params,
+            input(sum, values, other)?,
+            *r,
+        )
     }
 
     fn run_node(
@@ -296,6 +345,32 @@ fn fusable(g: &Graph) -> Vec<bool> {
                 && g.output() != NodeId(i)
                 && nodes.get(i + 1).is_some_and(|next| {
                     matches!(next.op, Op::Rectifier(_)) && next.inputs == [NodeId(i)]
+                })
+        })
+        .collect()
+}
+
+/// Which nodes run fused with the sum and the rectifier after them ([`Model`]'s `residual`):
+/// a convolution whose one consumer is the sum `i + 1`, whose other operand is another node,
+/// the sum being [`fusable`] with its rectifier.
+fn residual_fusable(g: &Graph, fused: &[bool]) -> Vec<bool> {
+    let nodes = g.nodes();
+    let mut consumers = vec![0usize; nodes.len()];
+    for node in nodes {
+        for inp in &node.inputs {
+            consumers[inp.0] += 1;
+        }
+    }
+    (0..nodes.len())
+        .map(|i| {
+            matches!(nodes[i].op, Op::Conv2d { .. })
+                && consumers[i] == 1
+                && g.output() != NodeId(i)
+                && fused.get(i + 1) == Some(&true)
+                && nodes.get(i + 1).is_some_and(|sum| {
+                    matches!(sum.op, Op::Add)
+                        && sum.inputs.len() == 2
+                        && sum.inputs.iter().filter(|&&x| x == NodeId(i)).count() == 1
                 })
         })
         .collect()

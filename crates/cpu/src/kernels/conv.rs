@@ -285,9 +285,30 @@ pub fn forward_clamped<T: Element>(
     g: &ConvGeom,
     y: &mut [T],
 ) {
+    forward_fused(plan, x, w, b, None, clamp, g, y)
+}
+
+/// [`forward`], plus `residual` (laid out as `y`), then `clamp(·, lo, hi)`: in the
+/// micro-kernel's store (the reference path: a pass after the bias), so a residual block's
+/// last convolution, its sum and its rectifier are one pass. The bits of the three ops.
+#[allow(clippy::too_many_arguments)]
+pub fn forward_fused<T: Element>(
+    plan: Plan<T>,
+    x: &[T],
+    w: &[T],
+    b: Option<&[T]>,
+    residual: Option<&[T]>,
+    clamp: Option<(T, T)>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
+    assert!(
+        residual.is_none_or(|r| r.len() >= y.len()),
+        "residual too short"
+    );
     if let Some(k) = plan.direct_kernel(g) {
         let wt = direct::pack_weight(w, g.k, g.c * g.kk(), k.nr);
-        return direct::forward(k, x, &wt, b, clamp, g, y);
+        return direct::forward(k, x, &wt, b, residual, clamp, g, y);
     }
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
     let fused_bias = b.filter(|_| plan.kernel.is_some());
@@ -341,15 +362,24 @@ pub fn forward_clamped<T: Element>(
                 accumulate: false,
                 bias: fused_bias.map(|b| &b[gi * kg + r0..gi * kg + r1]),
                 clamp: clamp.filter(|_| kernel.is_some()),
+                // Laid out as y: the same offset (its length asserted at the start).
+                residual: residual
+                    .filter(|_| kernel.is_some())
+                    .map(|r| r.as_ptr().add(off)),
             };
             packed::gemm_with(kernel, m, k, width, a, k, 1, pack, epi, out, plane);
         }
     });
-    if late_bias.is_some() || (clamp.is_some() && plan.kernel.is_none()) {
+    let late = plan.kernel.is_none();
+    if late_bias.is_some() || (late && (clamp.is_some() || residual.is_some())) {
         y.par_chunks_mut(plane).enumerate().for_each(|(i, row)| {
             if let Some(b) = late_bias {
                 let bias = b[i % g.k];
                 row.iter_mut().for_each(|v| *v += bias);
+            }
+            if let Some(r) = residual {
+                let r = &r[i * plane..(i + 1) * plane];
+                row.iter_mut().zip(r).for_each(|(v, &r)| *v += r);
             }
             if let Some((lo, hi)) = clamp {
                 row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));

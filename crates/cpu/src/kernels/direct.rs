@@ -61,18 +61,23 @@ pub fn pack_weight<T: Element>(w: &[T], k: usize, depth: usize, nr: usize) -> Ve
     out
 }
 
-/// `y = clamp(conv(x, w) + b)` for a geometry [`applies`] accepts, `wt` the weight as
-/// [`pack_weight`] gives it for `kern.nr`.
+/// `y = clamp(conv(x, w) + b + residual)` for a geometry [`applies`] accepts, `wt` the weight
+/// as [`pack_weight`] gives it for `kern.nr`, `residual` laid out as `y`.
 #[allow(clippy::too_many_arguments)]
 pub fn forward<T: Element>(
     kern: Kernel<T>,
     x: &[T],
     wt: &[T],
     b: Option<&[T]>,
+    residual: Option<&[T]>,
     clamp: Option<(T, T)>,
     g: &ConvGeom,
     y: &mut [T],
 ) {
+    assert!(
+        residual.is_none_or(|r| r.len() >= y.len()),
+        "residual too short"
+    );
     let [ph, pw] = g.p.padding;
     let [sh, sw] = g.p.stride;
     let [dh, dw] = g.p.dilation;
@@ -105,7 +110,12 @@ pub fn forward<T: Element>(
     let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
     let mut yt = buffer::take::<T>(buffer::Slot::Grid, plane * g.k);
     let (in_len, out_len) = (g.c * g.h * g.w, g.k * plane);
-    for (img, out) in x.chunks(in_len).zip(y.chunks_mut(out_len)).take(g.n) {
+    for (n, (img, out)) in x
+        .chunks(in_len)
+        .zip(y.chunks_mut(out_len))
+        .take(g.n)
+        .enumerate()
+    {
         pad(img, g, &mut xpad, pp, wp);
         let xp: &[T] = &xpad;
         let yp = SharedMut(yt.as_mut_ptr());
@@ -130,12 +140,18 @@ pub fn forward<T: Element>(
                         clamp: clamp.filter(|_| last),
                         transposed: std::ptr::null_mut(),
                         ldt: plane,
+                        residual: std::ptr::null(),
                     };
                     for s in sa..sb {
                         let i0 = s * MR;
                         if last {
-                            // The last block's sums go to the output, transposed.
-                            store.transposed = op.ptr().wrapping_add(p * nr * plane + i0);
+                            // The last block's sums go to the output, transposed (the
+                            // residual read alike).
+                            let at = p * nr * plane + i0;
+                            store.transposed = op.ptr().wrapping_add(at);
+                            if let Some(r) = residual {
+                                store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
+                            }
                         }
                         let rows = MR.min(plane - i0);
                         let rowp = |r: usize| xp[ci0 * pp + at(i0 + r.min(rows - 1))..].as_ptr();

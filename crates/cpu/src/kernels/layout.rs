@@ -45,6 +45,18 @@ pub fn add_clamped<T: Element>(a: &[T], b: &[T], lo: T, hi: T, y: &mut [T]) {
         });
 }
 
+/// `y = clamp(y + r, lo, hi)` (no clamp when `None`): [`add_clamped`]'s values, in place.
+pub fn add_in_place<T: Element>(y: &mut [T], r: &[T], clamp: Option<(T, T)>) {
+    y.par_chunks_mut(1 << 14)
+        .zip(r.par_chunks(1 << 14))
+        .for_each(|(y, r)| {
+            for (o, &v) in y.iter_mut().zip(r) {
+                let s = *o + v;
+                *o = clamp.map_or(s, |(lo, hi)| s.max(lo).min(hi));
+            }
+        });
+}
+
 /// `y = a ⊙ b`, each element of `b` multiplying `plane` consecutive elements of `a` (1:
 /// elementwise).
 pub fn mul<T: Element>(a: &[T], b: &[T], plane: usize, y: &mut [T]) {

@@ -301,3 +301,71 @@ fn winograd_choice() {
         assert_eq!(choose(&g, false), strict, "{c} ch {side}: default forward");
     }
 }
+
+/// A residual sum and clamp in the store give the bits of the convolution, then the sum, then
+/// the clamp — on every path (im2col or direct on each micro-kernel, the portable GEMM, the
+/// reference), with one depth block or several, batch 2.
+#[test]
+fn residual_sum_in_the_store_gives_the_bits_of_the_ops() {
+    let cases = [
+        ([2, 37, 9, 11], [13, 37, 1, 1], Conv2dParams::new(1, 0)),
+        ([2, 37, 9, 11], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
+        ([1, 5, 16, 15], [9, 5, 3, 3], Conv2dParams::new(2, 1)),
+        ([1, 6, 13, 12], [7, 6, 5, 5], Conv2dParams::new(1, 2)),
+    ];
+    let f = |v: Vec<f64>| v.into_iter().map(|u| u as f32).collect::<Vec<f32>>();
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let len: usize = out.iter().product();
+        let (xs, ws, bs, rs) = (
+            f(values(x.iter().product(), 8)),
+            f(values(w.iter().product(), 9)),
+            f(values(w[0], 10)),
+            f(values(len, 11)),
+        );
+        let mut plans: Vec<Plan<f32>> = packed::f32_kernels()
+            .into_iter()
+            .flat_map(|k| {
+                [false, true].map(|direct| Plan {
+                    kernel: Some(k),
+                    flip: true,
+                    winograd: false,
+                    direct,
+                })
+            })
+            .collect();
+        plans.push(Plan {
+            kernel: None,
+            ..Plan::fast()
+        });
+        plans.push(Plan::reference());
+        for plan in plans {
+            let (lo, hi) = (-0.1f32, 0.35f32);
+            let mut three = vec![0f32; len];
+            forward(plan, &xs, &ws, Some(&bs), &g, &mut three);
+            three
+                .iter_mut()
+                .zip(&rs)
+                .for_each(|(v, &r)| *v = (*v + r).max(lo).min(hi));
+            let mut one = vec![f32::NAN; len];
+            forward_fused(
+                plan,
+                &xs,
+                &ws,
+                Some(&bs),
+                Some(&rs),
+                Some((lo, hi)),
+                &g,
+                &mut one,
+            );
+            let differ = one
+                .iter()
+                .zip(&three)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            let name = plan.kernel.map_or("portable", |k| k.name);
+            assert_eq!(differ, 0, "{name} direct {} {x:?} {w:?} {p:?}", plan.direct);
+        }
+    }
+}

@@ -108,6 +108,16 @@ unsafe fn store_tile(
             } else {
                 v + *store.bias.add(if store.by_column { j } else { i })
             };
+            let at = if store.transposed.is_null() {
+                i * ldc + j
+            } else {
+                j * store.ldt + i
+            };
+            let v = if store.residual.is_null() {
+                v
+            } else {
+                v + *store.residual.add(at)
+            };
             let v = match store.clamp {
                 Some((lo, hi)) => v.max(lo).min(hi),
                 None => v,
@@ -115,7 +125,7 @@ unsafe fn store_tile(
             if store.transposed.is_null() {
                 *p = v;
             } else {
-                *store.transposed.add(j * store.ldt + i) = v;
+                *store.transposed.add(at) = v;
             }
         }
     }

@@ -6,13 +6,54 @@ use std::arch::x86_64::*;
 /// Columns per panel: four vectors of 16.
 pub const NR: usize = 64;
 
-/// See [`super::MicroKernel`].
+/// See [`super::MicroKernel`] (a [`Store`] without a residual).
 ///
 /// # Safety
 /// The CPU must support AVX-512F; pointers as the driver guarantees.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx512f")]
 pub unsafe fn kernel(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    debug_assert!(store.residual.is_null());
+    kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+}
+
+/// [`kernel`] with the [`Store`]'s residual added: a kernel of its own, so that the plain one
+/// is compiled exactly as before (a residual branch in its store cost it about 4 %).
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn kernel_residual(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+}
+
+/// [`kernel`]'s loop and store, adding the residual when `RES`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kernel_body<const RES: bool>(
     kc: usize,
     a: &[*const f32; MR],
     acs: usize,
@@ -44,7 +85,7 @@ pub unsafe fn kernel(
         }
         bp = bp.wrapping_add(ldb);
     }
-    store_tile(&s, c, ldc, rows, cols, store);
+    store_tile::<RES>(&s, c, ldc, rows, cols, store);
 }
 
 /// See [`super::GatherKernel`]: A's rows gathered from an image through tap offsets, B packed.
@@ -137,8 +178,10 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized>(taps: &Taps, args: GatherArgs<'_
     for &t in &all[..rest % kk] {
         step!(ap, t);
     }
+    // A residual comes only with the transposed store (the last block's).
+    debug_assert!(store.residual.is_null() || !store.transposed.is_null());
     if store.transposed.is_null() {
-        store_tile(&s, c, ldc, rows, cols, store);
+        store_tile::<false>(&s, c, ldc, rows, cols, store);
     } else {
         let copy = s;
         store_transposed(&copy, c, ldc, rows, cols, store);
@@ -147,7 +190,7 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized>(taps: &Taps, args: GatherArgs<'_
 
 /// Stores a 6 × 64 tile's sums as [`Store`] says: `rows` rows, `cols` columns.
 #[inline(always)]
-unsafe fn store_tile(
+unsafe fn store_tile<const RES: bool>(
     s: &[[__m512; 4]; MR],
     c: *mut f32,
     ldc: usize,
@@ -169,9 +212,16 @@ unsafe fn store_tile(
                 (1u16 << left) - 1
             };
             let p = crow.add(lane);
-            _mm512_mask_storeu_ps(p, mask, finish(v, i, lane, mask, p, store));
+            let res = residual::<RES>(store.residual, i * ldc + lane, mask);
+            _mm512_mask_storeu_ps(p, mask, finish(v, i, lane, mask, p, res, store));
         }
     }
+}
+
+/// The residual's vector at `at` (its first `mask` lanes) when `RES`.
+#[inline(always)]
+unsafe fn residual<const RES: bool>(r: *const f32, at: usize, mask: __mmask16) -> Option<__m512> {
+    RES.then(|| _mm512_maskz_loadu_ps(mask, r.add(at)))
 }
 
 /// [`store_tile`] into `store.transposed`: each sum vector finished, then its lanes stored
@@ -201,8 +251,14 @@ unsafe fn store_transposed(
                 (1u16 << left) - 1
             };
             let p = c.add(i * ldc + lane);
-            _mm512_storeu_ps(lanes.as_mut_ptr(), finish(v, i, lane, mask, p, store));
             let to = store.transposed.add(lane * store.ldt + i);
+            // The residual, laid out as the output: its lanes gathered as they are stored.
+            let res = (!store.residual.is_null()).then(|| {
+                let r = store.residual.add(lane * store.ldt + i);
+                (0..left).for_each(|l| lanes[l] = *r.add(l * store.ldt));
+                _mm512_maskz_loadu_ps(mask, lanes.as_ptr())
+            });
+            _mm512_storeu_ps(lanes.as_mut_ptr(), finish(v, i, lane, mask, p, res, store));
             for (l, &x) in lanes.iter().enumerate().take(left) {
                 *to.add(l * store.ldt) = x;
             }
@@ -211,7 +267,7 @@ unsafe fn store_transposed(
 }
 
 /// A sum vector as [`Store`] says, for row `i` of the tile and its columns from `lane`, `p`
-/// its place in C.
+/// its place in C, `res` the residual's values there.
 #[inline(always)]
 unsafe fn finish(
     v: __m512,
@@ -219,6 +275,7 @@ unsafe fn finish(
     lane: usize,
     mask: __mmask16,
     p: *const f32,
+    res: Option<__m512>,
     store: &Store<f32>,
 ) -> __m512 {
     let v = if store.accumulate {
@@ -230,6 +287,7 @@ unsafe fn finish(
     } else {
         _mm512_add_ps(v, _mm512_set1_ps(*store.bias.add(i)))
     };
+    let v = res.map_or(v, |r| _mm512_add_ps(v, r));
     match store.clamp {
         // max(v, lo) gives lo for a NaN v, as f32::max does.
         Some((lo, hi)) => _mm512_min_ps(_mm512_max_ps(v, _mm512_set1_ps(lo)), _mm512_set1_ps(hi)),
@@ -281,6 +339,8 @@ pub unsafe fn kernel_tail(
     };
     for (i, &v) in s.iter().enumerate().take(rows) {
         let p = c.add(i * ldc);
-        _mm512_mask_storeu_ps(p, mask, finish(v, i, 0, mask, p, store));
+        let res = (!store.residual.is_null())
+            .then(|| _mm512_maskz_loadu_ps(mask, store.residual.add(i * ldc)));
+        _mm512_mask_storeu_ps(p, mask, finish(v, i, 0, mask, p, res, store));
     }
 }

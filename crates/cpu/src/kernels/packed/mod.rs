@@ -64,9 +64,10 @@ pub type GatherKernel<T> = unsafe fn(
 
 /// How a micro-kernel stores its sums `s` at tile element `(i, j)`: `v = C + s` when
 /// `accumulate`, else `s + bias[i]` (`bias[j]` when `by_column`; `s` when `bias` is null);
-/// then `clamp(v, lo, hi)` when `clamp` is set (`max` then `min`, NaN giving `lo`, as
-/// `f32::max`); `v` goes to C, or to `transposed[j·ldt + i]` when that is not null (C then
-/// only read). A convolution's bias and rectifier so cost no pass of their own over the
+/// then `v + residual` when `residual` is set (laid out as the destination); then `clamp(v,
+/// lo, hi)` when `clamp` is set (`max` then `min`, NaN giving `lo`, as `f32::max`); `v` goes
+/// to C, or to `transposed[j·ldt + i]` when that is not null (C then only read). A
+/// convolution's bias, a residual sum and a rectifier so cost no pass of their own over the
 /// output.
 #[derive(Clone, Copy)]
 pub struct Store<T> {
@@ -82,6 +83,9 @@ pub struct Store<T> {
     pub ldt: usize,
     /// Bounds to clamp to.
     pub clamp: Option<(T, T)>,
+    /// The tile's element `(0, 0)` in a tensor added before the clamp, laid out as the
+    /// destination (`ldc` apart or, when transposed, `ldt`), or null.
+    pub residual: *const T,
 }
 
 /// What the GEMM does around the product: `C = clamp(A·B + bias)`, each part optional
@@ -94,6 +98,8 @@ pub struct Epilogue<'a, T> {
     pub bias: Option<&'a [T]>,
     /// Bounds the result is clamped to.
     pub clamp: Option<(T, T)>,
+    /// A tensor laid out as C (row stride `ldc`), added before the clamp.
+    pub residual: Option<*const T>,
 }
 
 impl<T> Epilogue<'_, T> {
@@ -103,6 +109,7 @@ impl<T> Epilogue<'_, T> {
             accumulate,
             bias: None,
             clamp: None,
+            residual: None,
         }
     }
 }
@@ -116,6 +123,8 @@ pub struct Kernel<T> {
     pub nr: usize,
     /// The kernel.
     pub run: MicroKernel<T>,
+    /// The kernel for a [`Store`] with a residual (`run` may take none).
+    pub run_residual: MicroKernel<T>,
     /// Columns per panel of the kernel for the columns left over by `run`'s full panels.
     pub tail_nr: usize,
     /// That kernel.
@@ -135,6 +144,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 name: "avx512",
                 nr: avx512::NR,
                 run: avx512::kernel,
+                run_residual: avx512::kernel_residual,
                 tail_nr: avx512::NR_TAIL,
                 tail: avx512::kernel_tail,
                 gather: avx512::kernel_gather,
@@ -146,6 +156,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 name: "avx2",
                 nr: avx2::NR,
                 run: avx2::kernel,
+                run_residual: avx2::kernel,
                 tail_nr: avx2::NR,
                 tail: avx2::kernel,
                 gather: avx2::kernel_gather,
@@ -299,7 +310,8 @@ pub unsafe fn gemm_with<T: Element>(
             }
             let acc = accumulate || k0 > 0;
             let bias = epi.bias.filter(|_| !acc);
-            let clamp = epi.clamp.filter(|_| k0 + kc == k);
+            let last = k0 + kc == k;
+            let clamp = epi.clamp.filter(|_| last);
             for i0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - i0);
                 let rowp = |r: usize| a.add((i0 + r.min(rows - 1)) * ars + k0 * acs);
@@ -312,6 +324,12 @@ pub unsafe fn gemm_with<T: Element>(
                     transposed: std::ptr::null_mut(),
                     ldt: 0,
                     clamp,
+                    residual: std::ptr::null(),
+                };
+                // The residual's element at C's column `j` of the block, on the last depth block.
+                let residual = |j: usize| {
+                    let r = epi.residual.filter(|_| last);
+                    r.map_or(std::ptr::null(), |r| r.add(i0 * ldc + j0 + j))
                 };
                 for p in 0..main / nr {
                     let (b, ldb) = match direct {
@@ -320,12 +338,25 @@ pub unsafe fn gemm_with<T: Element>(
                     };
                     let cols = nr.min(nc - p * nr);
                     let at = cp.add(p * nr);
-                    (kern.run)(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
+                    let store = Store {
+                        residual: residual(p * nr),
+                        ..store
+                    };
+                    let run = if store.residual.is_null() {
+                        kern.run
+                    } else {
+                        kern.run_residual
+                    };
+                    run(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
                 }
                 for p in 0..tail / tnr {
                     let cols = tnr.min(nc - main - p * tnr);
                     let b = narrow.as_ptr().add(p * kc * tnr);
                     let at = cp.add(main + p * tnr);
+                    let store = Store {
+                        residual: residual(main + p * tnr),
+                        ..store
+                    };
                     (kern.tail)(kc, &ap, acs, b, tnr, at, ldc, rows, cols, &store);
                 }
             }
@@ -335,13 +366,17 @@ pub unsafe fn gemm_with<T: Element>(
 
 /// The epilogue's bias and clamp over a finished product (the paths without a micro-kernel).
 unsafe fn finish<T: Element>(m: usize, n: usize, c: *mut T, ldc: usize, epi: &Epilogue<'_, T>) {
-    if epi.bias.is_none() && epi.clamp.is_none() {
+    if epi.bias.is_none() && epi.clamp.is_none() && epi.residual.is_none() {
         return;
     }
     for i in 0..m {
         let row = std::slice::from_raw_parts_mut(c.add(i * ldc), n);
         if let Some(b) = epi.bias {
             row.iter_mut().for_each(|v| *v += b[i]);
+        }
+        if let Some(r) = epi.residual {
+            let r = std::slice::from_raw_parts(r.add(i * ldc), n);
+            row.iter_mut().zip(r).for_each(|(v, &r)| *v += r);
         }
         if let Some((lo, hi)) = epi.clamp {
             row.iter_mut().for_each(|v| *v = v.max(lo).min(hi));

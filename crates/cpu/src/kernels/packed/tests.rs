@@ -148,6 +148,7 @@ fn the_epilogue_adds_the_bias_once_and_clamps_the_final_sums() {
                 accumulate: false,
                 bias: Some(&bias),
                 clamp: Some((lo, hi)),
+                residual: None,
             };
             // SAFETY: sizes match the allocations; c is distinct.
             unsafe {
@@ -207,6 +208,7 @@ fn a_nan_sum_clamps_to_the_lower_bound_as_f32_max_does() {
             accumulate: false,
             bias: None,
             clamp: Some((0.0, 6.0)),
+            residual: None,
         };
         // SAFETY: sizes match the allocations; c is distinct.
         unsafe {
