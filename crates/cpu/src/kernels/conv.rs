@@ -1,5 +1,5 @@
-//! 2-D convolution: im2col + GEMM forward, GEMM + col2im backward-data, and the weight and bias
-//! gradients. Work is split over images, groups and output columns so that both cores are busy
+//! 2-D convolution: im2col + GEMM forward (or the direct convolution of [`direct`] where it
+//! applies), GEMM + col2im backward-data, and the weight and bias gradients. Work is split over images, groups and output columns so that both cores are busy
 //! even at batch 1.
 
 use super::packed::{self, pack_rows, Pack, Strided};
@@ -260,7 +260,9 @@ fn splits(g: &ConvGeom, by_rows: bool) -> (Ranges, Ranges) {
     }
 }
 
-/// `y [n,k,oh,ow] = conv(x, w) + b`: B is packed from the image directly (im2col on the fly).
+/// `y [n,k,oh,ow] = conv(x, w) + b`: B is packed from the image directly (im2col on the fly),
+/// or [`direct::forward`] runs where [`Plan::direct_kernel`] says (its weight packed per call
+/// here; the backend keeps it).
 /// With a micro-kernel the bias is added to each tile's sums as they are stored; the reference
 /// path adds it afterwards (its rounding, kept).
 pub fn forward<T: Element>(
@@ -510,8 +512,8 @@ pub fn prepare_backward<T: Element>(plan: Plan<T>, w: &[T], g: &ConvGeom) -> Vec
 }
 
 /// `dx [n,c,h,w]` from `dy [n,k,oh,ow]` and the weight as [`prepare_backward`] gives it. When
-/// [`Plan::flips`]: the forward convolution of `dy` with the flipped, transposed weight (packed from
-/// `dy` on the fly, no col2im). Else `wᵀ · dy` through the packed GEMM into columns, folded
+/// [`Plan::flips`]: the forward convolution of `dy` with the flipped, transposed weight (as
+/// [`forward`] computes it, no col2im). Else `wᵀ · dy` through the packed GEMM into columns, folded
 /// back with col2im (1×1 stride-1: straight into `dx`).
 pub fn backward_data<T: Element>(
     plan: Plan<T>,

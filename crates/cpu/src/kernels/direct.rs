@@ -41,7 +41,8 @@ pub const MAX_PLANE: usize = 112 * 112;
 pub fn applies<T>(kernel: Option<Kernel<T>>, g: &ConvGeom) -> bool {
     let three = [g.kh, g.kw] == [3, 3] && g.oh * g.ow <= MAX_PLANE;
     let stem = g.kh.min(g.kw) >= 7 && g.p.stride[0].min(g.p.stride[1]) >= 2;
-    kernel.is_some() && g.p.groups == 1 && (three || stem)
+    let empty = [g.n, g.c, g.k, g.h, g.w, g.oh, g.ow].contains(&0);
+    kernel.is_some() && g.p.groups == 1 && !empty && (three || stem)
 }
 
 /// The weight `[k, c, kh, kw]` as [`forward`]'s B: `wᵀ [c·kh·kw, k]` in panels of `nr`
@@ -74,10 +75,15 @@ pub fn forward<T: Element>(
     g: &ConvGeom,
     y: &mut [T],
 ) {
+    let (in_len, out_len) = (g.c * g.h * g.w, g.k * g.oh * g.ow);
+    assert!(g.p.groups == 1 && ![g.c, g.k, g.oh, g.ow].contains(&0));
     assert!(
-        residual.is_none_or(|r| r.len() >= y.len()),
-        "residual too short"
+        x.len() >= g.n * in_len && y.len() >= g.n * out_len,
+        "conv tensors too short"
     );
+    assert!(b.is_none_or(|b| b.len() >= g.k), "conv bias too short");
+    let residual_short = residual.is_some_and(|r| r.len() < g.n * out_len);
+    assert!(!residual_short, "residual too short");
     let [ph, pw] = g.p.padding;
     let [sh, sw] = g.p.stride;
     let [dh, dw] = g.p.dilation;
@@ -108,8 +114,9 @@ pub fn forward<T: Element>(
         .flat_map(|&p| by_strip.iter().map(move |&s| (p, s)))
         .collect();
     let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
-    let mut yt = buffer::take::<T>(buffer::Slot::Grid, plane * g.k);
-    let (in_len, out_len) = (g.c * g.h * g.w, g.k * plane);
+    // The partial sums of all blocks but the last (none when one block covers the depth).
+    let partial = if depth > KC { plane * g.k } else { 0 };
+    let mut yt = buffer::take::<T>(buffer::Slot::Grid, partial);
     for (n, (img, out)) in x
         .chunks(in_len)
         .zip(y.chunks_mut(out_len))
@@ -170,7 +177,8 @@ pub fn forward<T: Element>(
                                 &ap,
                                 pp,
                                 bp,
-                                yp.ptr().add(i0 * g.k + p * nr),
+                                // Wrapping: with one block the buffer is empty, never read.
+                                yp.ptr().wrapping_add(i0 * g.k + p * nr),
                                 g.k,
                                 rows,
                                 cols,

@@ -250,7 +250,8 @@ unsafe fn store_transposed(
             } else {
                 (1u16 << left) - 1
             };
-            let p = c.add(i * ldc + lane);
+            // C is read only when accumulating (it may be an empty buffer otherwise).
+            let p = c.wrapping_add(i * ldc + lane);
             let to = store.transposed.add(lane * store.ldt + i);
             // The residual, laid out as the output: its lanes gathered as they are stored.
             let res = (!store.residual.is_null()).then(|| {

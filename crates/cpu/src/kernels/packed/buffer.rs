@@ -18,13 +18,13 @@ use std::cell::RefCell;
 pub enum Slot {
     /// The packed GEMM's block.
     Pack = 0,
-    /// Winograd's transformed input tiles.
+    /// Winograd's transformed input tiles; a strided backward-data's columns.
     Tiles = 1,
     /// Winograd's products.
     Products = 2,
     /// A direct convolution's zero-padded image.
     Padded = 3,
-    /// A direct convolution's output on the padded width.
+    /// A direct convolution's partial sums, positions × filters.
     Grid = 4,
 }
 

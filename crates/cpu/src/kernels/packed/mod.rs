@@ -88,8 +88,8 @@ pub struct Store<T> {
     pub residual: *const T,
 }
 
-/// What the GEMM does around the product: `C = clamp(A·B + bias)`, each part optional
-/// (`C += A·B` when `accumulate`, which takes no bias).
+/// What the GEMM does around the product: `C = clamp(A·B + bias + residual)`, each part
+/// optional (`C += A·B` when `accumulate`, which takes no bias).
 #[derive(Clone, Copy)]
 pub struct Epilogue<'a, T> {
     /// Add the product to C.
@@ -220,11 +220,13 @@ pub unsafe fn gemm<T: Element>(
     )
 }
 
-/// [`gemm`] with an [`Epilogue`]: `C = clamp(A·B + bias)` (a bias needs `!accumulate`; with
-/// the portable fallback the bias and clamp are applied after the product).
+/// [`gemm`] with an [`Epilogue`]: `C = clamp(A·B + bias + residual)` (a bias needs
+/// `!accumulate`; with the portable fallback the bias, residual and clamp are applied after
+/// the product).
 ///
 /// # Safety
-/// As [`gemm`]; a bias has at least `m` values.
+/// As [`gemm`]; a bias has at least `m` values; a residual's `m` rows of `n` values, `ldc`
+/// apart, are inside its allocation (read on the last depth block).
 #[allow(clippy::too_many_arguments)]
 pub unsafe fn gemm_with<T: Element>(
     kernel: Option<Kernel<T>>,
