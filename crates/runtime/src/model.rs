@@ -328,16 +328,22 @@ impl<B: Backend> Model<B> {
     }
 }
 
-/// Which nodes run fused with the rectifier right after them: a convolution or a sum whose one
-/// consumer is that rectifier, and which is not the graph's output.
-fn fusable(g: &Graph) -> Vec<bool> {
-    let nodes = g.nodes();
-    let mut consumers = vec![0usize; nodes.len()];
-    for node in nodes {
+/// How many inputs of later nodes each node's output is.
+fn consumer_counts(g: &Graph) -> Vec<usize> {
+    let mut consumers = vec![0usize; g.nodes().len()];
+    for node in g.nodes() {
         for inp in &node.inputs {
             consumers[inp.0] += 1;
         }
     }
+    consumers
+}
+
+/// Which nodes run fused with the rectifier right after them: a convolution or a sum whose one
+/// consumer is that rectifier, and which is not the graph's output.
+fn fusable(g: &Graph) -> Vec<bool> {
+    let nodes = g.nodes();
+    let consumers = consumer_counts(g);
     (0..nodes.len())
         .map(|i| {
             matches!(nodes[i].op, Op::Conv2d { .. } | Op::Add)
@@ -355,12 +361,7 @@ fn fusable(g: &Graph) -> Vec<bool> {
 /// the sum being [`fusable`] with its rectifier.
 fn residual_fusable(g: &Graph, fused: &[bool]) -> Vec<bool> {
     let nodes = g.nodes();
-    let mut consumers = vec![0usize; nodes.len()];
-    for node in nodes {
-        for inp in &node.inputs {
-            consumers[inp.0] += 1;
-        }
-    }
+    let consumers = consumer_counts(g);
     (0..nodes.len())
         .map(|i| {
             matches!(nodes[i].op, Op::Conv2d { .. })

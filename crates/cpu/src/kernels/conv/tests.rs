@@ -25,22 +25,9 @@ fn rel_l2(a: &[f32], b: &[f64]) -> f64 {
     (num / den.max(1e-30)).sqrt()
 }
 
-fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
-    let out = p.output_shape(x, w, "test").unwrap();
-    let g = ConvGeom::new(x, w, out, p);
-    let (xs, ws, bs) = (
-        values(x.iter().product(), 1),
-        values(w.iter().product(), 2),
-        values(w[0], 3),
-    );
-    let dys = values(out.iter().product(), 4);
-    let mut y64 = vec![0f64; out.iter().product()];
-    let p64 = Plan::<f64>::reference();
-    forward(p64, &xs, &ws, Some(&bs), &g, &mut y64);
-    let mut dx64 = vec![0f64; xs.len()];
-    backward_data(p64, &dys, &prepare_backward(p64, &ws, &g), &g, &mut dx64);
-    let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
-    let (x32, w32, b32, dy32) = (f(&xs), f(&ws), f(&bs), f(&dys));
+/// Every f32 plan without Winograd: each micro-kernel with im2col and with the direct
+/// convolution, the portable GEMM, the reference.
+fn every_plan() -> Vec<Plan<f32>> {
     let mut plans: Vec<Plan<f32>> = packed::f32_kernels()
         .into_iter()
         .flat_map(|k| {
@@ -59,7 +46,26 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
         direct: true,
     });
     plans.push(Plan::reference());
-    for plan in plans {
+    plans
+}
+
+fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
+    let out = p.output_shape(x, w, "test").unwrap();
+    let g = ConvGeom::new(x, w, out, p);
+    let (xs, ws, bs) = (
+        values(x.iter().product(), 1),
+        values(w.iter().product(), 2),
+        values(w[0], 3),
+    );
+    let dys = values(out.iter().product(), 4);
+    let mut y64 = vec![0f64; out.iter().product()];
+    let p64 = Plan::<f64>::reference();
+    forward(p64, &xs, &ws, Some(&bs), &g, &mut y64);
+    let mut dx64 = vec![0f64; xs.len()];
+    backward_data(p64, &dys, &prepare_backward(p64, &ws, &g), &g, &mut dx64);
+    let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
+    let (x32, w32, b32, dy32) = (f(&xs), f(&ws), f(&bs), f(&dys));
+    for plan in every_plan() {
         let name = format!(
             "{} flip {} direct {}",
             plan.kernel.map_or("portable", |k| k.name),
@@ -324,23 +330,7 @@ fn residual_sum_in_the_store_gives_the_bits_of_the_ops() {
             f(values(w[0], 10)),
             f(values(len, 11)),
         );
-        let mut plans: Vec<Plan<f32>> = packed::f32_kernels()
-            .into_iter()
-            .flat_map(|k| {
-                [false, true].map(|direct| Plan {
-                    kernel: Some(k),
-                    flip: true,
-                    winograd: false,
-                    direct,
-                })
-            })
-            .collect();
-        plans.push(Plan {
-            kernel: None,
-            ..Plan::fast()
-        });
-        plans.push(Plan::reference());
-        for plan in plans {
+        for plan in every_plan() {
             let (lo, hi) = (-0.1f32, 0.35f32);
             let mut three = vec![0f32; len];
             forward(plan, &xs, &ws, Some(&bs), &g, &mut three);
