@@ -76,7 +76,7 @@ pub fn forward<T: Element>(
     y: &mut [T],
 ) {
     let (in_len, out_len) = (g.c * g.h * g.w, g.k * g.oh * g.ow);
-    assert!(g.p.groups == 1 && ![g.c, g.k, g.oh, g.ow].contains(&0));
+    assert!(g.p.groups == 1 && ![g.c, g.k, g.h, g.w, g.oh, g.ow].contains(&0));
     assert!(
         x.len() >= g.n * in_len && y.len() >= g.n * out_len,
         "conv tensors too short"
