@@ -118,28 +118,25 @@ impl CpuBackend {
                     winograd::transform_weight(w, g.k, g.c)
                 });
                 winograd::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
-                if let Some((r, clamp)) = after {
-                    layout::add_in_place(y, r, clamp);
-                }
             }
             Some(Variant::F4) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 3), |w| {
                     winograd4::transform_weight(w, g.k, g.c)
                 });
                 winograd4::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
-                if let Some((r, clamp)) = after {
-                    layout::add_in_place(y, r, clamp);
-                }
             }
             None => match plan.direct_kernel(g) {
                 Some(k) => {
                     let wt = self.derived.get(w, &tag(dims, g.p.groups, 4), |w| {
                         direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr)
                     });
-                    direct::forward(k, x, &wt, b, residual, clamp, g, y)
+                    return direct::forward(k, x, &wt, b, residual, clamp, g, y);
                 }
-                None => conv::forward_fused(plan, x, w, b, residual, clamp, g, y),
+                None => return conv::forward_fused(plan, x, w, b, residual, clamp, g, y),
             },
+        }
+        if let Some((r, clamp)) = after {
+            layout::add_in_place(y, r, clamp);
         }
     }
 
@@ -155,8 +152,8 @@ impl CpuBackend {
 type T = Tensor<CpuBackend>;
 
 /// The key of a rearranged weight: which rearrangement (0: Winograd F(2×2)'s, 1: transposed,
-/// 2: flipped, 3: Winograd F(4×4)'s, 4: packed for the direct convolution), its grouping and the weight's dimensions (a reshaped
-/// view shares the buffer).
+/// 2: flipped, 3: Winograd F(4×4)'s, 4: packed for the direct convolution), its grouping and
+/// the weight's dimensions (a reshaped view shares the buffer).
 fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
     [kind as usize, groups]
         .into_iter()

@@ -206,15 +206,21 @@ unsafe fn store_tile<const RES: bool>(
                 break;
             }
             let left = cols - lane;
-            let mask: __mmask16 = if left >= 16 {
-                0xffff
-            } else {
-                (1u16 << left) - 1
-            };
+            let mask = lanes_mask(left);
             let p = crow.add(lane);
             let res = residual::<RES>(store.residual, i * ldc + lane, mask);
             _mm512_mask_storeu_ps(p, mask, finish(v, i, lane, mask, p, res, store));
         }
+    }
+}
+
+/// The mask of a vector's first `n` lanes (all sixteen from 16 up).
+#[inline(always)]
+fn lanes_mask(n: usize) -> __mmask16 {
+    if n >= 16 {
+        0xffff
+    } else {
+        (1u16 << n) - 1
     }
 }
 
@@ -245,11 +251,7 @@ unsafe fn store_transposed(
                 break;
             }
             let left = (cols - lane).min(16);
-            let mask: __mmask16 = if left == 16 {
-                0xffff
-            } else {
-                (1u16 << left) - 1
-            };
+            let mask = lanes_mask(left);
             // C is read only when accumulating (it may be an empty buffer otherwise).
             let p = c.wrapping_add(i * ldc + lane);
             let to = store.transposed.add(lane * store.ldt + i);
@@ -333,11 +335,7 @@ pub unsafe fn kernel_tail(
         store.transposed.is_null(),
         "the narrow kernel stores into C only"
     );
-    let mask: __mmask16 = if cols >= 16 {
-        0xffff
-    } else {
-        (1u16 << cols) - 1
-    };
+    let mask = lanes_mask(cols);
     for (i, &v) in s.iter().enumerate().take(rows) {
         let p = c.add(i * ldc);
         let res = (!store.residual.is_null())
