@@ -31,6 +31,13 @@ use rayon::prelude::*;
 /// where each tile's sums are stored after 27 steps, 6.4 against 1.4).
 pub const MAX_PLANE: usize = 112 * 112;
 
+/// Strips of [`MR`] positions whose tiles are taken through every block of steps before the
+/// next group's: their partial sums stay in a small buffer (16 strips × 16 filters: 6 KiB with
+/// the AVX2 kernel; 24 KiB with the AVX-512 one) while each block of the packed weight is used
+/// for 96 positions. All strips at once, the partial sums (positions × filters) went through
+/// the caches at every block: megabytes at 56×56.
+const GROUP: usize = 16;
+
 /// Whether [`forward`] computes a convolution of geometry `g` with `kernel`: one group, and a
 /// 3×3 kernel (any stride, padding or dilation) with at most [`MAX_PLANE`] output positions,
 /// or a stem (a kernel of 7×7 or more with a stride of 2 or more). That is where it was
@@ -114,9 +121,7 @@ pub fn forward<T: Element>(
         .flat_map(|&p| by_strip.iter().map(move |&s| (p, s)))
         .collect();
     let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
-    // The partial sums of all blocks but the last (none when one block covers the depth).
-    let partial = if depth > KC { plane * g.k } else { 0 };
-    let mut yt = buffer::take::<T>(buffer::Slot::Grid, partial);
+    let blocks = depth.div_ceil(KC);
     for (n, (img, out)) in x
         .chunks(in_len)
         .zip(y.chunks_mut(out_len))
@@ -125,66 +130,77 @@ pub fn forward<T: Element>(
     {
         pad(img, g, &mut xpad, pp, wp);
         let xp: &[T] = &xpad;
-        let yp = SharedMut(yt.as_mut_ptr());
         let op = SharedMut(out.as_mut_ptr());
         let at = |pos: usize| (pos / g.ow) * sh * wp + (pos % g.ow) * sw;
         tasks.par_iter().for_each(|&((pa, pb), (sa, sb))| {
-            // Blocks of KC steps, as the packed GEMM takes them over im2col's rows (the same
-            // sums in the same order: the same result, bit for bit).
-            for k0 in (0..depth).step_by(KC) {
-                let kc = KC.min(depth - k0);
-                let (ci0, first) = (k0 / kk, k0 % kk);
-                for p in pa..pb {
-                    let bp = wt[(p * depth + k0) * nr..].as_ptr();
-                    let cols = nr.min(g.k - p * nr);
-                    let last = k0 + kc == depth;
-                    let mut store = Store {
-                        accumulate: k0 > 0,
-                        bias: b
-                            .filter(|_| k0 == 0)
-                            .map_or(std::ptr::null(), |b| b[p * nr..].as_ptr()),
-                        by_column: true,
-                        clamp: clamp.filter(|_| last),
-                        transposed: std::ptr::null_mut(),
-                        ldt: plane,
-                        residual: std::ptr::null(),
-                    };
-                    for s in sa..sb {
-                        let i0 = s * MR;
-                        if last {
-                            // The last block's sums go to the output, transposed (the
-                            // residual read alike).
-                            let at = p * nr * plane + i0;
-                            store.transposed = op.ptr().wrapping_add(at);
-                            if let Some(r) = residual {
-                                store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
-                            }
-                        }
-                        let rows = MR.min(plane - i0);
-                        let rowp = |r: usize| xp[ci0 * pp + at(i0 + r.min(rows - 1))..].as_ptr();
-                        let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
-                        // SAFETY: A's reads end at `end` (asserted inside the copy); B's at
-                        // panel p's row k0 + kc − 1 < depth, inside `wt` (asserted); C's rows
-                        // i0..i0 + rows and columns p·nr..p·nr + cols of the positions ×
-                        // filters buffer, and the output's filters p·nr.. at positions
-                        // i0..i0 + rows, belong to this task alone (tasks partition strips ×
-                        // panels); the bias has a value per filter.
-                        unsafe {
-                            (kern.gather)(
-                                &taps,
-                                first,
-                                kc,
-                                &ap,
-                                pp,
-                                bp,
-                                // Wrapping: with one block the buffer is empty, never read.
-                                yp.ptr().wrapping_add(i0 * g.k + p * nr),
-                                g.k,
-                                rows,
-                                cols,
-                                &store,
-                            )
+            // The partial sums of a group's tiles over all blocks but the last: a few
+            // kilobytes, in L1 (none when one block covers the depth).
+            let group = GROUP.min(sb - sa);
+            let mut sums = buffer::take::<T>(
+                buffer::Slot::Grid,
+                if blocks > 1 { group * MR * nr } else { 0 },
+            );
+            let sp = sums.as_mut_ptr();
+            for p in pa..pb {
+                let cols = nr.min(g.k - p * nr);
+                for s0 in (sa..sb).step_by(group) {
+                    // Blocks of KC steps, as the packed GEMM takes them over im2col's rows
+                    // (the same sums in the same order: the same result, bit for bit).
+                    for k0 in (0..depth).step_by(KC) {
+                        let kc = KC.min(depth - k0);
+                        let (ci0, first) = (k0 / kk, k0 % kk);
+                        let bp = wt[(p * depth + k0) * nr..].as_ptr();
+                        let last = k0 + kc == depth;
+                        let mut store = Store {
+                            accumulate: k0 > 0,
+                            bias: b
+                                .filter(|_| k0 == 0)
+                                .map_or(std::ptr::null(), |b| b[p * nr..].as_ptr()),
+                            by_column: true,
+                            clamp: clamp.filter(|_| last),
+                            transposed: std::ptr::null_mut(),
+                            ldt: plane,
+                            residual: std::ptr::null(),
                         };
+                        for s in s0..(s0 + group).min(sb) {
+                            let i0 = s * MR;
+                            if last {
+                                // The last block's sums go to the output, transposed (the
+                                // residual read alike).
+                                let at = p * nr * plane + i0;
+                                store.transposed = op.ptr().wrapping_add(at);
+                                if let Some(r) = residual {
+                                    store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
+                                }
+                            }
+                            let rows = MR.min(plane - i0);
+                            let rowp =
+                                |r: usize| xp[ci0 * pp + at(i0 + r.min(rows - 1))..].as_ptr();
+                            let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                            // SAFETY: A's reads end at `end` (asserted inside the copy); B's
+                            // at panel p's row k0 + kc − 1 < depth, inside `wt` (asserted);
+                            // the tile's partial sums (MR × nr, rows nr apart) are this
+                            // task's own buffer; the output's filters p·nr.. at positions
+                            // i0..i0 + rows belong to this task alone (tasks partition
+                            // strips × panels); the bias has a value per filter.
+                            unsafe {
+                                (kern.gather)(
+                                    &taps,
+                                    first,
+                                    kc,
+                                    &ap,
+                                    pp,
+                                    bp,
+                                    // Wrapping: with one block the buffer is empty, never
+                                    // read.
+                                    sp.wrapping_add((s - s0) * MR * nr),
+                                    nr,
+                                    rows,
+                                    cols,
+                                    &store,
+                                )
+                            };
+                        }
                     }
                 }
             }

@@ -1,4 +1,9 @@
 //! The AVX2 + FMA micro-kernel: a 6 × 16 tile of C in 12 ymm registers.
+//!
+//! As in the AVX-512 kernels, the loops producing the sums keep them in registers: the stores
+//! are vector stores, a residual has a kernel instance of its own, and the transposed store
+//! runs out of line on a copy of the sums (inlined, it made the compiler keep every sum on
+//! the stack, storing twelve vectors per step: half the speed).
 
 use super::{Store, MR};
 use std::arch::x86_64::*;
@@ -6,13 +11,80 @@ use std::arch::x86_64::*;
 /// Columns per panel: two vectors of 8.
 pub const NR: usize = 16;
 
-/// See [`super::MicroKernel`].
+/// See [`super::MicroKernel`] (a [`Store`] without a residual).
 ///
 /// # Safety
 /// The CPU must support AVX2 and FMA; pointers as the driver guarantees.
 #[allow(clippy::too_many_arguments)]
 #[target_feature(enable = "avx2,fma")]
 pub unsafe fn kernel(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    debug_assert!(store.residual.is_null());
+    kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+}
+
+/// [`kernel`] with the [`Store`]'s residual added (an instance of its own, so that the plain
+/// kernel's store has no residual branch).
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn kernel_residual(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+}
+
+/// [`kernel`] or [`kernel_residual`], as the [`Store`] says: the kernel for the columns left
+/// over by full panels (as wide as they are), whose stores may take a residual.
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn kernel_tail(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    if store.residual.is_null() {
+        kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    } else {
+        kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    }
+}
+
+/// [`kernel`]'s loop and store, adding the residual when `RES`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kernel_body<const RES: bool>(
     kc: usize,
     a: &[*const f32; MR],
     acs: usize,
@@ -39,7 +111,7 @@ pub unsafe fn kernel(
         }
         bp = bp.wrapping_add(ldb);
     }
-    store_tile(&s, c, ldc, rows, cols, store);
+    store_tile::<RES>(&s, c, ldc, rows, cols, store);
 }
 
 /// See [`super::GatherKernel`]: A's rows gathered from an image through tap offsets, B packed.
@@ -61,32 +133,142 @@ pub unsafe fn kernel_gather(
     cols: usize,
     store: &Store<f32>,
 ) {
+    let args = (first, steps, a, pp, b, c, ldc, rows, cols, store);
+    match taps.len() {
+        1 => gather::<_, false>(&[taps[0]], args),
+        // A 3×3 kernel without dilation along rows: three runs of three adjacent values.
+        9 if (0..9).all(|t| taps[t] == taps[t / 3 * 3] + t % 3) && taps[0] == 0 => {
+            gather::<_, true>(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args)
+        }
+        9 => gather::<_, false>(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args),
+        _ => gather::<_, false>(taps, args),
+    }
+}
+
+/// [`kernel_gather`]'s arguments after the taps.
+type GatherArgs<'a> = (
+    usize,
+    usize,
+    &'a [*const f32; MR],
+    usize,
+    *const f32,
+    *mut f32,
+    usize,
+    usize,
+    usize,
+    &'a Store<f32>,
+);
+
+/// [`kernel_gather`]'s loop, compiled for one tap, for nine (3×3), for nine in three runs of
+/// three adjacent values (`RUNS`: a 3×3 kernel without dilation) and for any, then the store.
+#[inline]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const RUNS: bool>(
+    taps: &Taps,
+    args: GatherArgs<'_>,
+) {
+    let (first, steps, a, pp, b, c, ldc, rows, cols, store) = args;
+    let s = gather_sums::<RUNS>(taps.as_ref(), first, steps, a, pp, b);
+    // A residual comes only with the transposed store (the last block's).
+    debug_assert!(store.residual.is_null() || !store.transposed.is_null());
+    if store.transposed.is_null() {
+        store_tile::<false>(&s, c, ldc, rows, cols, store);
+    } else {
+        store_transposed(&s, c, ldc, rows, cols, store);
+    }
+}
+
+/// The sums of [`kernel_gather`]'s steps: the first channel's taps from `first`, whole
+/// channels, the last channel's first taps — the packed GEMM's order of steps, so that its
+/// blocks of steps are the same. Returned by value: a function of its own, whose sums are only
+/// ever indexed by constants, so that they stay in registers (with the store's loops over
+/// `rows` in the same function, the compiler kept them on the stack and stored all twelve at
+/// every step). With `RUNS` (taps `[0, 1, 2, r, r+1, r+2, 2r, 2r+1, 2r+2]`), a whole channel's
+/// addresses are a position's pointer, `0`, `r` or `2r`, and a constant: with nine offsets
+/// the compiler kept a pointer per position and tap (54) on the stack and loaded one per
+/// value; this way 3×3 layers ran 4–9 % faster.
+#[inline(always)]
+unsafe fn gather_sums<const RUNS: bool>(
+    all: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const f32; MR],
+    pp: usize,
+    b: *const f32,
+) -> [[__m256; 2]; MR] {
+    let kk = all.len();
     let mut s = [[_mm256_setzero_ps(); 2]; MR];
     let mut ap = *a;
     let mut bp = b;
-    let mut t = first;
-    for _ in 0..steps {
-        let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
-        for i in 0..MR {
-            let av = _mm256_set1_ps(*ap[i].add(taps[t]));
-            for j in 0..2 {
-                s[i][j] = _mm256_fmadd_ps(av, bv[j], s[i][j]);
+    // One step: a macro, not a closure, so that the sums stay in registers.
+    macro_rules! step {
+        ($ap:expr, $t:expr) => {{
+            let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
+            for i in 0..MR {
+                let av = _mm256_set1_ps(*$ap[i].add($t));
+                for j in 0..2 {
+                    s[i][j] = _mm256_fmadd_ps(av, bv[j], s[i][j]);
+                }
+            }
+            bp = bp.add(NR);
+        }};
+    }
+    // Past the last channel the pointers may leave the image: never read, so wrapping.
+    let next = |ap: &mut [*const f32; MR]| ap.iter_mut().for_each(|p| *p = p.wrapping_add(pp));
+    let head = (kk - first).min(steps);
+    if first > 0 {
+        for &t in &all[first..first + head] {
+            step!(ap, t);
+        }
+        next(&mut ap);
+    }
+    let rest = steps - if first > 0 { head } else { 0 };
+    for _ in 0..rest / kk {
+        if RUNS {
+            let (r1, r2) = (all[3], all[6]);
+            step!(ap, 0);
+            step!(ap, 1);
+            step!(ap, 2);
+            step!(ap, r1);
+            step!(ap, r1 + 1);
+            step!(ap, r1 + 2);
+            step!(ap, r2);
+            step!(ap, r2 + 1);
+            step!(ap, r2 + 2);
+        } else {
+            for &t in all {
+                step!(ap, t);
             }
         }
-        bp = bp.add(NR);
-        t += 1;
-        if t == taps.len() {
-            t = 0;
-            // Past the last channel the pointers may leave the image: never read, so wrapping.
-            ap.iter_mut().for_each(|p| *p = p.wrapping_add(pp));
-        }
+        next(&mut ap);
     }
-    store_tile(&s, c, ldc, rows, cols, store);
+    for &t in &all[..rest % kk] {
+        step!(ap, t);
+    }
+    s
+}
+
+/// `n` (< 8) values from `p` as a vector, the other lanes zero.
+#[inline(always)]
+unsafe fn load_part(p: *const f32, n: usize) -> __m256 {
+    let mut lanes = [0f32; 8];
+    std::ptr::copy_nonoverlapping(p, lanes.as_mut_ptr(), n);
+    _mm256_loadu_ps(lanes.as_ptr())
+}
+
+/// A vector's first `n` values from `p` (all eight from 8 up), or a part of them.
+#[inline(always)]
+unsafe fn load(p: *const f32, n: usize) -> __m256 {
+    if n >= 8 {
+        _mm256_loadu_ps(p)
+    } else {
+        load_part(p, n)
+    }
 }
 
 /// Stores a 6 × 16 tile's sums as [`Store`] says: `rows` rows, `cols` columns.
 #[inline(always)]
-unsafe fn store_tile(
+unsafe fn store_tile<const RES: bool>(
     s: &[[__m256; 2]; MR],
     c: *mut f32,
     ldc: usize,
@@ -94,39 +276,92 @@ unsafe fn store_tile(
     cols: usize,
     store: &Store<f32>,
 ) {
-    let mut tile = [0f32; NR];
     for (i, si) in s.iter().enumerate().take(rows) {
         let crow = c.add(i * ldc);
-        _mm256_storeu_ps(tile.as_mut_ptr(), si[0]);
-        _mm256_storeu_ps(tile.as_mut_ptr().add(8), si[1]);
-        for (j, &v) in tile.iter().enumerate().take(cols) {
-            let p = crow.add(j);
-            let v = if store.accumulate {
-                *p + v
-            } else if store.bias.is_null() {
-                v
+        for (j, &v) in si.iter().enumerate() {
+            let lane = j * 8;
+            if lane >= cols {
+                break;
+            }
+            let left = cols - lane;
+            let p = crow.add(lane);
+            let res = RES.then(|| load(store.residual.add(i * ldc + lane), left));
+            let v = finish(v, i, lane, left, p, res, store);
+            if left >= 8 {
+                _mm256_storeu_ps(p, v);
             } else {
-                v + *store.bias.add(if store.by_column { j } else { i })
-            };
-            let at = if store.transposed.is_null() {
-                i * ldc + j
-            } else {
-                j * store.ldt + i
-            };
-            let v = if store.residual.is_null() {
-                v
-            } else {
-                v + *store.residual.add(at)
-            };
-            let v = match store.clamp {
-                Some((lo, hi)) => v.max(lo).min(hi),
-                None => v,
-            };
-            if store.transposed.is_null() {
-                *p = v;
-            } else {
-                *store.transposed.add(at) = v;
+                let mut lanes = [0f32; 8];
+                _mm256_storeu_ps(lanes.as_mut_ptr(), v);
+                std::ptr::copy_nonoverlapping(lanes.as_ptr(), p, left);
             }
         }
+    }
+}
+
+/// [`store_tile`] into `store.transposed`: each sum vector finished, then its lanes stored
+/// `ldt` apart. Out of line, on a copy of the sums, so that the loop producing them keeps
+/// them in registers.
+#[inline(never)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn store_transposed(
+    s: &[[__m256; 2]; MR],
+    c: *const f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    let mut lanes = [0f32; 8];
+    for (i, si) in s.iter().enumerate().take(rows) {
+        for (j, &v) in si.iter().enumerate() {
+            let lane = j * 8;
+            if lane >= cols {
+                break;
+            }
+            let left = (cols - lane).min(8);
+            // C is read only when accumulating (it may be an empty buffer otherwise).
+            let p = c.wrapping_add(i * ldc + lane);
+            let to = store.transposed.add(lane * store.ldt + i);
+            // The residual, laid out as the output: its lanes gathered as they are stored.
+            let res = (!store.residual.is_null()).then(|| {
+                let r = store.residual.add(lane * store.ldt + i);
+                lanes = [0f32; 8];
+                (0..left).for_each(|l| lanes[l] = *r.add(l * store.ldt));
+                _mm256_loadu_ps(lanes.as_ptr())
+            });
+            _mm256_storeu_ps(lanes.as_mut_ptr(), finish(v, i, lane, left, p, res, store));
+            for (l, &x) in lanes.iter().enumerate().take(left) {
+                *to.add(l * store.ldt) = x;
+            }
+        }
+    }
+}
+
+/// A sum vector as [`Store`] says, for row `i` of the tile and its `left` columns from
+/// `lane` (all eight from 8 up), `p` its place in C, `res` the residual's values there.
+#[inline(always)]
+unsafe fn finish(
+    v: __m256,
+    i: usize,
+    lane: usize,
+    left: usize,
+    p: *const f32,
+    res: Option<__m256>,
+    store: &Store<f32>,
+) -> __m256 {
+    let v = if store.accumulate {
+        _mm256_add_ps(v, load(p, left))
+    } else if store.bias.is_null() {
+        v
+    } else if store.by_column {
+        _mm256_add_ps(v, load(store.bias.add(lane), left))
+    } else {
+        _mm256_add_ps(v, _mm256_set1_ps(*store.bias.add(i)))
+    };
+    let v = res.map_or(v, |r| _mm256_add_ps(v, r));
+    match store.clamp {
+        // max(v, lo) gives lo for a NaN v (the second operand), as f32::max does.
+        Some((lo, hi)) => _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(lo)), _mm256_set1_ps(hi)),
+        None => v,
     }
 }

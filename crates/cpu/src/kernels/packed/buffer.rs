@@ -24,7 +24,7 @@ pub enum Slot {
     Products = 2,
     /// A direct convolution's zero-padded image.
     Padded = 3,
-    /// A direct convolution's partial sums, positions × filters.
+    /// A direct convolution's partial sums of a group of tiles, positions × filters.
     Grid = 4,
 }
 

@@ -65,15 +65,55 @@ impl<T: Element> Pack<T> for Strided<'_, T> {
             .then(|| (self.data.as_ptr().wrapping_add(self.off), self.rs))
     }
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {
+        if self.cs == 1 {
+            return pack_contiguous(self, k0, kc, j0, nc, nr, dst);
+        }
         pack_rows(k0, kc, j0, nc, nr, dst, |r, j0, out| {
             let start = self.off + r * self.rs + j0 * self.cs;
-            if self.cs == 1 {
-                out.copy_from_slice(&self.data[start..start + out.len()]);
-            } else {
-                for (j, o) in out.iter_mut().enumerate() {
-                    *o = self.data[start + j * self.cs];
-                }
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = self.data[start + j * self.cs];
             }
         });
+    }
+}
+
+/// [`Strided::pack`] for contiguous rows: each row's columns copied panel by panel, a full
+/// panel's part of a row (16 or 64 values: the micro-kernels' widths) as one fixed-size copy.
+/// Through `pack_rows`, each was a call to `memcpy`, whose overhead was most of the work at 16
+/// values (6 % of ResNet-50's Guided Grad-CAM with the AVX2 kernel).
+fn pack_contiguous<T: Element>(
+    s: &Strided<'_, T>,
+    k0: usize,
+    kc: usize,
+    j0: usize,
+    nc: usize,
+    nr: usize,
+    dst: &mut [T],
+) {
+    let panels = nc.div_ceil(nr);
+    debug_assert_eq!(dst.len(), panels * kc * nr);
+    for r in 0..kc {
+        let start = s.off + (k0 + r) * s.rs + j0;
+        let row = &s.data[start..start + nc];
+        for (p, src) in row.chunks(nr).enumerate() {
+            let at = p * kc * nr + r * nr;
+            let out = &mut dst[at..at + nr];
+            match (nr, src.len()) {
+                (16, 16) => copy_fixed::<T, 16>(src, out),
+                (64, 64) => copy_fixed::<T, 64>(src, out),
+                (_, cols) => {
+                    out[..cols].copy_from_slice(src);
+                    out[cols..].fill(T::zero());
+                }
+            }
+        }
+    }
+}
+
+/// Copies `N` values (`src` and `dst` hold exactly `N`) as one fixed-size copy.
+#[inline(always)]
+fn copy_fixed<T: Copy, const N: usize>(src: &[T], dst: &mut [T]) {
+    if let (Ok(s), Ok(d)) = (<&[T; N]>::try_from(src), <&mut [T; N]>::try_from(dst)) {
+        *d = *s;
     }
 }
