@@ -6,6 +6,7 @@ use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Derived, Error, GradMode, LrnParams, Pool2dParams,
     Rectifier, ResizeMode, Result, Shape, Tensor,
 };
+use rayon::iter::ParallelExtend;
 use std::sync::Arc;
 
 /// The CPU backend; its device memory is host memory behind an `Arc`. Clones share one cache
@@ -161,12 +162,26 @@ fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
         .collect()
 }
 
-/// A new tensor of `shape` whose values `f` writes.
+/// A new tensor of `shape` whose values `f` writes (into zeros).
 fn make(shape: impl Into<Shape>, f: impl FnOnce(&mut [f32])) -> T {
     let shape = shape.into();
-    let mut data = vec![0.0f32; shape.numel()];
+    let mut data = zeros(shape.numel());
     f(&mut data);
     Tensor::from_parts(shape, Arc::new(data))
+}
+
+/// Values from which [`zeros`] fills on every thread.
+const PARALLEL_ZEROS: usize = 1 << 16;
+
+/// `len` zeros; a large vector zeroed by every thread (a tensor's zeroing, on one thread while
+/// the other waited, took 4 % of ResNet-50's Guided Grad-CAM).
+fn zeros(len: usize) -> Vec<f32> {
+    if len < PARALLEL_ZEROS {
+        return vec![0.0; len];
+    }
+    let mut data = Vec::with_capacity(len);
+    data.par_extend(rayon::iter::repeat_n(0.0f32, len));
+    data
 }
 
 fn data(t: &T) -> &[f32] {

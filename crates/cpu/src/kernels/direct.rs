@@ -24,12 +24,19 @@ use super::packed::{buffer, Kernel, Store, KC, MR};
 use super::{ranges, Element, SharedMut};
 use rayon::prelude::*;
 
-/// Output positions up to which a 3×3 convolution is computed by [`forward`] (112×112: 128
-/// filters there 19.0–19.6 ms against im2col's 20.2–21.9). On larger planes im2col's
-/// packing, amortised over long panels, costs less than the direct convolution's scattered
-/// reads and stores (64 filters at 224×224: 24.2–24.6 ms against 21.8–22.1; at 3 channels,
-/// where each tile's sums are stored after 27 steps, 6.4 against 1.4).
+/// Output positions up to which a 3×3 convolution is computed by [`forward`] with the AVX-512
+/// kernel (112×112: 128 filters there 19.0–19.6 ms against im2col's 20.2–21.9). On larger
+/// planes im2col's packing, amortised over 64-wide panels, cost less than the direct
+/// convolution's scattered reads and stores (64 filters at 224×224: 24.2–24.6 ms against
+/// 21.8–22.1). With the AVX2 kernel there is no such limit: at 224×224, 64 filters took 27.5
+/// ms against im2col's 38.5 ([`Kernel::direct_plane`]).
 pub const MAX_PLANE: usize = 112 * 112;
+
+/// The fewest steps (`c·kh·kw`) of a 3×3 convolution taken by [`forward`]: each tile's sums
+/// are stored, transposed, after that many steps (at 3 channels, 27 steps, 64 filters at
+/// 224×224 took 6.4 ms against im2col's 1.4 with the AVX-512 kernel, 6.7 against 2.2 with the
+/// AVX2 one; at 64 channels, 576 steps, it is the faster).
+pub const MIN_DEPTH: usize = 64;
 
 /// Strips of [`MR`] positions whose tiles are taken through every block of steps before the
 /// next group's: their partial sums stay in a small buffer (16 strips × 16 filters: 6 KiB with
@@ -39,17 +46,22 @@ pub const MAX_PLANE: usize = 112 * 112;
 const GROUP: usize = 16;
 
 /// Whether [`forward`] computes a convolution of geometry `g` with `kernel`: one group, and a
-/// 3×3 kernel (any stride, padding or dilation) with at most [`MAX_PLANE`] output positions,
-/// or a stem (a kernel of 7×7 or more with a stride of 2 or more). That is where it was
-/// measured faster than im2col (`examples/winograd_variants.rs`,
-/// `examples/strided_variants.rs`): ResNet-50's 3×3 layers by 6–38 %, its 7×7 stem by 18 %,
-/// AlexNet's 11×11 one by 32 %; 1×1 layers (read in place or strided) and AlexNet's 5×5 one
-/// were not faster.
+/// 3×3 kernel (any stride, padding or dilation) of at least [`MIN_DEPTH`] steps with at most
+/// [`Kernel::direct_plane`] output positions, or a stem (a kernel of 7×7 or more with a stride
+/// of 2 or more). That is where it was measured faster than im2col
+/// (`examples/winograd_variants.rs`, `examples/strided_variants.rs`): ResNet-50's 3×3 layers
+/// by 6–38 %, its 7×7 stem by 18 %, AlexNet's 11×11 one by 32 %; 1×1 layers (read in place or
+/// strided) and, with the AVX-512 kernel, AlexNet's 5×5 one were not faster.
 pub fn applies<T>(kernel: Option<Kernel<T>>, g: &ConvGeom) -> bool {
-    let three = [g.kh, g.kw] == [3, 3] && g.oh * g.ow <= MAX_PLANE;
+    let Some(kernel) = kernel else {
+        return false;
+    };
+    let three = [g.kh, g.kw] == [3, 3]
+        && g.oh * g.ow <= kernel.direct_plane
+        && g.c * g.kh * g.kw >= MIN_DEPTH;
     let stem = g.kh.min(g.kw) >= 7 && g.p.stride[0].min(g.p.stride[1]) >= 2;
     let empty = [g.n, g.c, g.k, g.h, g.w, g.oh, g.ow].contains(&0);
-    kernel.is_some() && g.p.groups == 1 && !empty && (three || stem)
+    g.p.groups == 1 && !empty && (three || stem)
 }
 
 /// The weight `[k, c, kh, kw]` as [`forward`]'s B: `wᵀ [c·kh·kw, k]` in panels of `nr`

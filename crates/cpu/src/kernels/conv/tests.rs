@@ -136,14 +136,14 @@ fn direct_convolutions_agree_with_f64() {
     // not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3, batch 2,
     // 7×7 and 11×11 stems.
     let cases = [
-        ([2, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1)),
+        ([2, 8, 13, 11], [7, 8, 3, 3], Conv2dParams::new(1, 1)),
         ([1, 37, 17, 19], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
-        ([2, 6, 23, 29], [131, 6, 3, 3], Conv2dParams::new(2, 1)),
+        ([2, 8, 23, 29], [131, 8, 3, 3], Conv2dParams::new(2, 1)),
         ([1, 9, 31, 26], [5, 9, 3, 3], Conv2dParams::new(3, 2)),
-        ([1, 4, 7, 7], [9, 4, 3, 3], Conv2dParams::new(1, 0)),
+        ([1, 8, 7, 7], [9, 8, 3, 3], Conv2dParams::new(1, 0)),
         (
-            [2, 6, 19, 21],
-            [11, 6, 3, 3],
+            [2, 8, 19, 21],
+            [11, 8, 3, 3],
             Conv2dParams::new(1, 2).with_dilation(2),
         ),
         ([2, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
@@ -160,6 +160,37 @@ fn direct_convolutions_agree_with_f64() {
         case(x, w, p);
         same_bits_as_im2col(x, w, p);
     }
+}
+
+#[test]
+fn direct_convolution_takes_deep_enough_3x3_layers_and_stems() {
+    let geom = |x: [usize; 4], w: [usize; 4], p: Conv2dParams| {
+        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
+    };
+    for kernel in packed::f32_kernels() {
+        let takes = |x, w, p| direct::applies(Some(kernel), &geom(x, w, p));
+        let three = Conv2dParams::new(1, 1);
+        assert!(takes([1, 64, 56, 56], [64, 64, 3, 3], three));
+        assert!(takes([1, 8, 9, 9], [4, 8, 3, 3], three), "72 steps");
+        assert!(!takes([1, 7, 9, 9], [4, 7, 3, 3], three), "63 steps");
+        assert!(!takes([1, 3, 224, 224], [64, 3, 3, 3], three), "27 steps");
+        assert!(takes(
+            [1, 3, 224, 224],
+            [64, 3, 7, 7],
+            Conv2dParams::new(2, 3)
+        ));
+        assert!(!takes(
+            [1, 64, 56, 56],
+            [64, 64, 1, 1],
+            Conv2dParams::new(1, 0)
+        ));
+        let large = takes([1, 64, 224, 224], [64, 64, 3, 3], three);
+        assert_eq!(large, kernel.direct_plane >= 224 * 224, "{}", kernel.name);
+    }
+    assert!(!direct::applies::<f32>(
+        None,
+        &geom([1, 64, 9, 9], [4, 64, 3, 3], Conv2dParams::new(1, 1))
+    ));
 }
 
 /// The direct convolution gives the im2col GEMM's result bit for bit (same steps, same

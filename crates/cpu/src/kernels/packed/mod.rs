@@ -136,6 +136,9 @@ pub struct Kernel<T> {
     /// cache line each and a plane apart, conflict in L1 (3136 values apart, 56×56, they
     /// fall into 16 of its 64 sets); packed, ResNet-50's 1×1 layers ran 8 % faster.
     pub in_place: bool,
+    /// The largest output plane (positions) of a 3×3 convolution that the direct convolution
+    /// takes with this kernel ([`super::direct::applies`]).
+    pub direct_plane: usize,
 }
 
 /// The f32 micro-kernels this CPU can run, fastest first (empty off x86-64 or without AVX2).
@@ -154,6 +157,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 tail: avx512::kernel_tail,
                 gather: avx512::kernel_gather,
                 in_place: true,
+                direct_plane: super::direct::MAX_PLANE,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -167,6 +171,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 tail: avx2::kernel_tail,
                 gather: avx2::kernel_gather,
                 in_place: false,
+                direct_plane: usize::MAX,
             });
         }
     }
