@@ -240,18 +240,30 @@ impl<T: Element> Pack<T> for Im2col<'_, T> {
 /// Contiguous index ranges.
 type Ranges = Vec<(usize, usize)>;
 
+/// About `parts` ranges of at least 64 of `n` columns, each but the last a whole number of
+/// `nr`-column panels (a 784-position plane in four 196-column parts left 4 columns of each
+/// to a panel of their own).
+fn column_ranges(n: usize, parts: usize, nr: usize) -> Ranges {
+    let step = n.div_ceil(parts.max(1)).max(64).next_multiple_of(nr.max(1));
+    (0..n)
+        .step_by(step)
+        .map(|s| (s, (s + step).min(n)))
+        .collect()
+}
+
 /// How one image-and-group's GEMM (`kg` rows × `plane` columns) is split into tasks: by
 /// columns when there are many (each task packs its own columns), else by rows (each task
 /// reads only its rows of the weights: at 7×7 the weights dominate).
-fn splits(g: &ConvGeom, by_rows: bool) -> (Ranges, Ranges) {
+fn splits<T>(g: &ConvGeom, kernel: Option<packed::Kernel<T>>) -> (Ranges, Ranges) {
     let parts = tasks_per_image(g);
     let plane = g.out_plane();
-    if !by_rows {
-        (ranges(plane, parts, 64), vec![(0, g.kg())])
-    } else if parts == 1 {
+    let Some(kernel) = kernel else {
+        return (ranges(plane, parts, 64), vec![(0, g.kg())]);
+    };
+    if parts == 1 {
         (vec![(0, plane)], vec![(0, g.kg())])
     } else if plane >= 128 * parts {
-        (ranges(plane, parts, 64), vec![(0, g.kg())])
+        (column_ranges(plane, parts, kernel.nr), vec![(0, g.kg())])
     } else {
         // One task per thread: each packs the whole plane, so more would pack it again.
         let threads = rayon::current_num_threads();
@@ -315,7 +327,7 @@ pub fn forward_fused<T: Element>(
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());
     let fused_bias = b.filter(|_| plan.kernel.is_some());
     let late_bias = b.filter(|_| plan.kernel.is_none());
-    let (cols, rows) = splits(g, plan.kernel.is_some());
+    let (cols, rows) = splits(g, plan.kernel);
     let mut tasks = Vec::with_capacity(g.n * g.p.groups * cols.len() * rows.len());
     for n in 0..g.n {
         for gi in 0..g.p.groups {
@@ -592,7 +604,8 @@ fn backward_data_pointwise<T: Element>(
     let (cg, kg, plane) = (g.cg(), g.kg(), g.out_plane());
     let parts = tasks_per_image(g);
     let (cols, rows) = if plane >= 128 * parts {
-        (ranges(plane, parts, 64), vec![(0, cg)])
+        let nr = plan.kernel.map_or(64, |k| k.nr);
+        (column_ranges(plane, parts, nr), vec![(0, cg)])
     } else {
         let threads = rayon::current_num_threads().div_ceil(g.n * g.p.groups);
         (vec![(0, plane)], ranges(cg, threads, packed::MR))

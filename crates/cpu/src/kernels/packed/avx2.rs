@@ -30,7 +30,7 @@ pub unsafe fn kernel(
     store: &Store<f32>,
 ) {
     debug_assert!(store.residual.is_null());
-    kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<false, 2>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
 }
 
 /// [`kernel`] with the [`Store`]'s residual added (an instance of its own, so that the plain
@@ -52,11 +52,15 @@ pub unsafe fn kernel_residual(
     cols: usize,
     store: &Store<f32>,
 ) {
-    kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<true, 2>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
 }
 
-/// [`kernel`] or [`kernel_residual`], as the [`Store`] says: the kernel for the columns left
-/// over by full panels (as wide as they are), whose stores may take a residual.
+/// Columns per panel of the narrow kernel, for the columns left over by the wide one.
+pub const NR_TAIL: usize = 8;
+
+/// The narrow kernel: a 6 × 8 tile (six sums, one vector of B per step), its store taking a
+/// residual when the [`Store`] has one. For the few columns left over by full panels (a
+/// 196-position plane's last 4): a 16-wide tile for them computed four times as many.
 ///
 /// # Safety
 /// As [`kernel`].
@@ -75,16 +79,17 @@ pub unsafe fn kernel_tail(
     store: &Store<f32>,
 ) {
     if store.residual.is_null() {
-        kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+        kernel_body::<false, 1>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
     } else {
-        kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+        kernel_body::<true, 1>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
     }
 }
 
-/// [`kernel`]'s loop and store, adding the residual when `RES`.
+/// [`kernel`]'s loop and store for a tile of `V` vectors per row, adding the residual when
+/// `RES`.
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
-unsafe fn kernel_body<const RES: bool>(
+unsafe fn kernel_body<const RES: bool, const V: usize>(
     kc: usize,
     a: &[*const f32; MR],
     acs: usize,
@@ -96,14 +101,14 @@ unsafe fn kernel_body<const RES: bool>(
     cols: usize,
     store: &Store<f32>,
 ) {
-    let mut s = [[_mm256_setzero_ps(); 2]; MR];
+    let mut s = [[_mm256_setzero_ps(); V]; MR];
     let mut ap = *a;
     let mut bp = b;
     for _ in 0..kc {
-        let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
+        let bv: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(bp.add(8 * j)));
         for i in 0..MR {
             let av = _mm256_set1_ps(*ap[i]);
-            for j in 0..2 {
+            for j in 0..V {
                 s[i][j] = _mm256_fmadd_ps(av, bv[j], s[i][j]);
             }
             // Past the last step the pointer may leave A: never read, so wrapping.
@@ -111,7 +116,7 @@ unsafe fn kernel_body<const RES: bool>(
         }
         bp = bp.wrapping_add(ldb);
     }
-    store_tile::<RES>(&s, c, ldc, rows, cols, store);
+    store_tile::<RES, V>(&s, c, ldc, rows, cols, store);
 }
 
 /// See [`super::GatherKernel`]: A's rows gathered from an image through tap offsets, B packed.
@@ -172,7 +177,7 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const RUNS: bool>(
     // A residual comes only with the transposed store (the last block's).
     debug_assert!(store.residual.is_null() || !store.transposed.is_null());
     if store.transposed.is_null() {
-        store_tile::<false>(&s, c, ldc, rows, cols, store);
+        store_tile::<false, 2>(&s, c, ldc, rows, cols, store);
     } else {
         store_transposed(&s, c, ldc, rows, cols, store);
     }
@@ -266,10 +271,10 @@ unsafe fn load(p: *const f32, n: usize) -> __m256 {
     }
 }
 
-/// Stores a 6 × 16 tile's sums as [`Store`] says: `rows` rows, `cols` columns.
+/// Stores a tile's sums (`V` vectors per row) as [`Store`] says: `rows` rows, `cols` columns.
 #[inline(always)]
-unsafe fn store_tile<const RES: bool>(
-    s: &[[__m256; 2]; MR],
+unsafe fn store_tile<const RES: bool, const V: usize>(
+    s: &[[__m256; V]; MR],
     c: *mut f32,
     ldc: usize,
     rows: usize,

@@ -167,7 +167,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 nr: avx2::NR,
                 run: avx2::kernel,
                 run_residual: avx2::kernel_residual,
-                tail_nr: avx2::NR,
+                tail_nr: avx2::NR_TAIL,
                 tail: avx2::kernel_tail,
                 gather: avx2::kernel_gather,
                 in_place: false,
