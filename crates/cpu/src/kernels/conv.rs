@@ -543,6 +543,10 @@ pub fn backward_data<T: Element>(
     let kernel = plan.kernel;
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     let per_group = ranges(cg, tasks_per_image(g), 1);
+    let threads = rayon::current_num_threads();
+    if g.n * g.p.groups * per_group.len() < 2 * threads && oplane >= 128 * threads {
+        return backward_data_few_channels(plan, dy, prepared, g, dx);
+    }
     // Tasks in dx order: (image, group, channel range); each owns a contiguous slice of dx.
     let mut tasks = Vec::new();
     let mut rest: &mut [T] = dx;
@@ -587,6 +591,66 @@ pub fn backward_data<T: Element>(
         out.iter_mut().for_each(|v| *v = T::zero());
         col2im(&cols, g, cc, out);
     });
+}
+
+/// [`backward_data`] through columns for an input of few channels (an RGB stem at batch 1):
+/// per image and group, `wᵀ · dy` into one column matrix, its positions split among the
+/// threads, then col2im a channel per task. Split by channels, the three of an RGB image were
+/// three tasks for two threads (one did two thirds of the work).
+fn backward_data_few_channels<T: Element>(
+    plan: Plan<T>,
+    dy: &[T],
+    prepared: &[T],
+    g: &ConvGeom,
+    dx: &mut [T],
+) {
+    let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
+    assert!(prepared.len() >= g.k * cg * kk && dy.len() >= g.n * g.k * oplane);
+    assert!(dx.len() >= g.n * g.c * iplane, "dx too short");
+    let nr = plan.kernel.map_or(64, |k| k.nr);
+    let parts = column_ranges(oplane, tasks_per_image(g), nr);
+    // Every element is written by the GEMM (no accumulation): a reused buffer.
+    let mut cols = packed::buffer::take::<T>(packed::buffer::Slot::Tiles, cg * kk * oplane);
+    for n in 0..g.n {
+        for gi in 0..g.p.groups {
+            let a = &prepared[gi * kg * cg * kk..];
+            let cp = SharedMut(cols.as_mut_ptr());
+            parts.par_iter().for_each(|&(p0, p1)| {
+                let pack = Strided {
+                    data: dy,
+                    off: n * g.k * oplane + gi * kg * oplane + p0,
+                    rs: oplane,
+                    cs: 1,
+                };
+                // SAFETY: A's last element (cg·kk−1, kg−1) is in bounds (asserted); this
+                // task alone writes columns p0..p1 of the cg·kk rows of `cols`.
+                unsafe {
+                    packed::gemm(
+                        plan.kernel,
+                        cg * kk,
+                        kg,
+                        p1 - p0,
+                        a.as_ptr(),
+                        kg,
+                        1,
+                        &pack,
+                        false,
+                        cp.ptr().add(p0),
+                        oplane,
+                    )
+                };
+            });
+            let at = (n * g.c + gi * cg) * iplane;
+            let cols: &[T] = &cols;
+            dx[at..at + cg * iplane]
+                .par_chunks_mut(iplane)
+                .enumerate()
+                .for_each(|(ci, plane)| {
+                    plane.iter_mut().for_each(|v| *v = T::zero());
+                    col2im(&cols[ci * kk * oplane..(ci + 1) * kk * oplane], g, 1, plane);
+                });
+        }
+    }
 }
 
 /// [`backward_data`] of a 1×1 stride-1 convolution: `dx = wᵀ · dy` straight into `dx`, split

@@ -97,6 +97,9 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
 fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([3, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1));
     case([2, 3, 17, 19], [13, 3, 7, 7], Conv2dParams::new(2, 3));
+    // One image of three channels: backward-data's columns split by positions (up to 19
+    // threads), then col2im a channel per task.
+    case([1, 3, 101, 97], [13, 3, 7, 7], Conv2dParams::new(2, 3));
     case([1, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(1, 0));
     case([2, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(2, 0));
     case(
