@@ -281,6 +281,18 @@ unsafe fn store_tile<const RES: bool, const V: usize>(
     cols: usize,
     store: &Store<f32>,
 ) {
+    if rows == MR && cols >= 8 * V {
+        // A whole tile: every index a constant, so that no sum waits on the stack for a row
+        // known only at run time.
+        for i in 0..MR {
+            for j in 0..V {
+                let p = c.add(i * ldc + 8 * j);
+                let res = RES.then(|| _mm256_loadu_ps(store.residual.add(i * ldc + 8 * j)));
+                _mm256_storeu_ps(p, finish(s[i][j], i, 8 * j, 8, p, res, store));
+            }
+        }
+        return;
+    }
     for (i, si) in s.iter().enumerate().take(rows) {
         let crow = c.add(i * ldc);
         for (j, &v) in si.iter().enumerate() {
