@@ -284,11 +284,11 @@ unsafe fn store_tile<const RES: bool, const V: usize>(
     if rows == MR && cols >= 8 * V {
         // A whole tile: every index a constant, so that no sum waits on the stack for a row
         // known only at run time.
-        for i in 0..MR {
-            for j in 0..V {
+        for (i, si) in s.iter().enumerate() {
+            for (j, &v) in si.iter().enumerate() {
                 let p = c.add(i * ldc + 8 * j);
                 let res = RES.then(|| _mm256_loadu_ps(store.residual.add(i * ldc + 8 * j)));
-                _mm256_storeu_ps(p, finish(s[i][j], i, 8 * j, 8, p, res, store));
+                _mm256_storeu_ps(p, finish(v, i, 8 * j, 8, p, res, store));
             }
         }
         return;
