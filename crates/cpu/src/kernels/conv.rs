@@ -240,14 +240,18 @@ impl<T: Element> Pack<T> for Im2col<'_, T> {
 /// Contiguous index ranges.
 type Ranges = Vec<(usize, usize)>;
 
-/// About `parts` ranges of at least 64 of `n` columns, each but the last a whole number of
-/// `nr`-column panels (a 784-position plane in four 196-column parts left 4 columns of each
-/// to a panel of their own).
+/// Up to `parts` ranges of `n` columns (no more than one per 64), each but the last a whole
+/// number of `nr`-column panels, the last taking the rest (a 784-position plane in four 196-column parts
+/// left 4 columns of each to a panel of their own; in 16-column panels it is now 192, 192, 192
+/// and 208).
 fn column_ranges(n: usize, parts: usize, nr: usize) -> Ranges {
-    let step = n.div_ceil(parts.max(1)).max(64).next_multiple_of(nr.max(1));
-    (0..n)
-        .step_by(step)
-        .map(|s| (s, (s + step).min(n)))
+    let nr = nr.max(1);
+    let parts = parts.min(n.div_ceil(64)).max(1);
+    // Whole panels per part, rounded down, so that no part is left a sliver.
+    let step = (n / parts / nr).max(1) * nr;
+    let k = parts.min(n.div_ceil(step));
+    (0..k)
+        .map(|i| (i * step, if i + 1 == k { n } else { (i + 1) * step }))
         .collect()
 }
 

@@ -1,4 +1,5 @@
-//! The AVX2 + FMA micro-kernel: a 6 × 16 tile of C in 12 ymm registers.
+//! The AVX2 + FMA micro-kernels: a 6 × 16 tile of C in 12 ymm registers, and a 6 × 8 one for
+//! the columns left over.
 //!
 //! As in the AVX-512 kernels, the loops producing the sums keep them in registers: the stores
 //! are vector stores, a residual has a kernel instance of its own, and the transposed store
@@ -141,7 +142,7 @@ pub unsafe fn kernel_gather(
     let args = (first, steps, a, pp, b, c, ldc, rows, cols, store);
     match taps.len() {
         1 => gather::<_, false>(&[taps[0]], args),
-        // A 3×3 kernel without dilation along rows: three runs of three adjacent values.
+        // A 3×3 kernel without dilation within a row: three runs of three adjacent values.
         9 if (0..9).all(|t| taps[t] == taps[t / 3 * 3] + t % 3) && taps[0] == 0 => {
             gather::<_, true>(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args)
         }

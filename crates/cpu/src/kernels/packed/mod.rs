@@ -68,7 +68,9 @@ pub type GatherKernel<T> = unsafe fn(
 /// lo, hi)` when `clamp` is set (`max` then `min`, NaN giving `lo`, as `f32::max`); `v` goes
 /// to C, or to `transposed[j·ldt + i]` when that is not null (C then only read). A
 /// convolution's bias, a residual sum and a rectifier so cost no pass of their own over the
-/// output.
+/// output. Not every kernel takes every part: a transposed store only the gather kernels
+/// ([`GatherKernel`], which take a residual only with it); a residual, of the others, only
+/// [`Kernel::run_residual`] and [`Kernel::tail`] (the plain `run` may ignore it).
 #[derive(Clone, Copy)]
 pub struct Store<T> {
     /// Add to C's values.
