@@ -544,7 +544,6 @@ pub fn backward_data<T: Element>(
     if g.is_pointwise() {
         return backward_data_pointwise(plan, dy, prepared, g, dx);
     }
-    let kernel = plan.kernel;
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     let per_group = ranges(cg, tasks_per_image(g), 1);
     let threads = rayon::current_num_threads();
@@ -568,26 +567,19 @@ pub fn backward_data<T: Element>(
         let cc = c1 - c0;
         // A = wᵀ by rows: element (r, j) = prepared[gi·cg·kk·kg + (c0·kk + r)·kg + j].
         let a = &prepared[gi * kg * cg * kk + c0 * kk * kg..];
-        let pack = Strided {
-            data: dy,
-            off: n * g.k * oplane + gi * kg * oplane,
-            rs: oplane,
-            cs: 1,
-        };
         // Every element is written by the GEMM (no accumulation): a reused buffer.
         let mut cols = packed::buffer::take::<T>(packed::buffer::Slot::Tiles, cc * kk * oplane);
-        // SAFETY: A's last element (cc·kk−1, kg−1) and `cols` (cc·kk × oplane) are in bounds.
+        // SAFETY: A's cc·kk rows of kg lie in `prepared` (asserted); `cols` (cc·kk × oplane)
+        // is this task's own.
         unsafe {
-            packed::gemm(
-                kernel,
+            wt_dy(
+                plan,
+                g,
+                dy,
+                a,
                 cc * kk,
-                kg,
-                oplane,
-                a.as_ptr(),
-                kg,
-                1,
-                &pack,
-                false,
+                (n, gi),
+                (0, oplane),
                 cols.as_mut_ptr(),
                 oplane,
             )
@@ -595,6 +587,48 @@ pub fn backward_data<T: Element>(
         out.iter_mut().for_each(|v| *v = T::zero());
         col2im(&cols, g, cc, out);
     });
+}
+
+/// The GEMM of every backward-data: `out (m × (p1 − p0), rows ldc apart) = A · dy`, A's `m`
+/// rows of `kg` values from `a` (the prepared `wᵀ`), `dy`'s columns p0..p1 of image `n`, group
+/// `gi` (packed by the GEMM).
+///
+/// # Safety
+/// `a` holds `m·kg` values; `out`'s `m` rows of `p1 − p0` values, `ldc` apart, are inside one
+/// allocation that nothing else touches meanwhile; `dy` holds image `n`'s gradient.
+#[allow(clippy::too_many_arguments)]
+unsafe fn wt_dy<T: Element>(
+    plan: Plan<T>,
+    g: &ConvGeom,
+    dy: &[T],
+    a: &[T],
+    m: usize,
+    (n, gi): (usize, usize),
+    (p0, p1): (usize, usize),
+    out: *mut T,
+    ldc: usize,
+) {
+    let (kg, plane) = (g.kg(), g.out_plane());
+    assert!(a.len() >= m * kg, "backward weight too short");
+    let pack = Strided {
+        data: dy,
+        off: (n * g.k + gi * kg) * plane + p0,
+        rs: plane,
+        cs: 1,
+    };
+    packed::gemm(
+        plan.kernel,
+        m,
+        kg,
+        p1 - p0,
+        a.as_ptr(),
+        kg,
+        1,
+        &pack,
+        false,
+        out,
+        ldc,
+    )
 }
 
 /// [`backward_data`] through columns for an input of few channels (an RGB stem at batch 1):
@@ -620,28 +654,11 @@ fn backward_data_few_channels<T: Element>(
             let a = &prepared[gi * kg * cg * kk..];
             let cp = SharedMut(cols.as_mut_ptr());
             parts.par_iter().for_each(|&(p0, p1)| {
-                let pack = Strided {
-                    data: dy,
-                    off: n * g.k * oplane + gi * kg * oplane + p0,
-                    rs: oplane,
-                    cs: 1,
-                };
-                // SAFETY: A's last element (cg·kk−1, kg−1) is in bounds (asserted); this
-                // task alone writes columns p0..p1 of the cg·kk rows of `cols`.
+                // SAFETY: A's cg·kk rows of kg lie in `prepared` (asserted); this task alone
+                // writes columns p0..p1 of the cg·kk rows of `cols`.
                 unsafe {
-                    packed::gemm(
-                        plan.kernel,
-                        cg * kk,
-                        kg,
-                        p1 - p0,
-                        a.as_ptr(),
-                        kg,
-                        1,
-                        &pack,
-                        false,
-                        cp.ptr().add(p0),
-                        oplane,
-                    )
+                    let out = cp.ptr().add(p0);
+                    wt_dy(plan, g, dy, a, cg * kk, (n, gi), (p0, p1), out, oplane)
                 };
             });
             let at = (n * g.c + gi * cg) * iplane;
@@ -692,31 +709,13 @@ fn backward_data_pointwise<T: Element>(
     tasks.par_iter().for_each(|&(n, gi, (p0, p1), (r0, r1))| {
         // A = wᵀ by rows: element (r, j) = prepared[gi·cg·kg + r·kg + j].
         let a = &prepared[gi * kg * cg + r0 * kg..];
-        let pack = Strided {
-            data: dy,
-            off: n * g.k * plane + gi * kg * plane + p0,
-            rs: plane,
-            cs: 1,
-        };
-        // SAFETY: A's last element (r1−1, kg−1) is in bounds (asserted); this task alone
-        // writes columns p0..p1 of image n's channels gi·cg + r0..r1 (tasks partition images
-        // × groups × column ranges × channel ranges), rows `plane` apart, inside `dx`
+        // SAFETY: A's rows r0..r1 of kg lie in `prepared` (asserted); this task alone writes
+        // columns p0..p1 of image n's channels gi·cg + r0..r1 (tasks partition images ×
+        // groups × column ranges × channel ranges), rows `plane` apart, inside `dx`
         // (asserted).
         unsafe {
             let out = dxp.ptr().add((n * g.c + gi * cg + r0) * plane + p0);
-            packed::gemm(
-                plan.kernel,
-                r1 - r0,
-                kg,
-                p1 - p0,
-                a.as_ptr(),
-                kg,
-                1,
-                &pack,
-                false,
-                out,
-                plane,
-            )
+            wt_dy(plan, g, dy, a, r1 - r0, (n, gi), (p0, p1), out, plane)
         };
     });
 }
