@@ -12,7 +12,7 @@ use gradcam::{
     Backend, Classes, CpuBackend, Explainer, Method, Model, Options, Result, Shape, Tensor,
 };
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 /// The CPU backend, counting calls per primitive.
 #[derive(Default)]
@@ -42,7 +42,7 @@ impl Counting {
 }
 
 impl Backend for Counting {
-    type Buffer = Arc<Vec<f32>>;
+    type Buffer = <CpuBackend as Backend>::Buffer;
     fn name(&self) -> String {
         "counting-cpu".into()
     }

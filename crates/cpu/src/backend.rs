@@ -1,12 +1,12 @@
 //! [`CpuBackend`]: the trait implementation, shape checks first, then the kernels.
 
+use crate::host::{self, HostBuf};
 use crate::kernels::winograd::{self, Variant};
 use crate::kernels::{activation, cam, conv, direct, layout, linear, lrn, pool, winograd4};
 use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Derived, Error, GradMode, LrnParams, Pool2dParams,
     Rectifier, ResizeMode, Result, Shape, Tensor,
 };
-use rayon::iter::ParallelExtend;
 use std::sync::Arc;
 
 /// The CPU backend; its device memory is host memory behind an `Arc`. Clones share one cache
@@ -15,7 +15,7 @@ use std::sync::Arc;
 #[derive(Clone, Debug, Default)]
 pub struct CpuBackend {
     /// Rearranged weights (flipped, transposed, Winograd-transformed).
-    derived: Arc<Derived<Vec<f32>, Vec<f32>>>,
+    derived: Arc<Derived<HostBuf, HostBuf>>,
     reference: bool,
     winograd_forward: bool,
 }
@@ -74,7 +74,8 @@ impl CpuBackend {
             out,
             *p,
         );
-        Ok(make(out, |y| {
+        // Every path writes each output value (the first block of steps stores, not adds).
+        Ok(make_filled(out, |y| {
             self.forward_geom(
                 data(x),
                 w.buffer(),
@@ -97,7 +98,7 @@ impl CpuBackend {
     fn forward_geom(
         &self,
         x: &[f32],
-        w: &Arc<Vec<f32>>,
+        w: &Arc<HostBuf>,
         dims: &[usize],
         b: Option<&[f32]>,
         residual: Option<&[f32]>,
@@ -116,20 +117,20 @@ impl CpuBackend {
         match plan.winograd(g, backward || self.winograd_forward) {
             Some(Variant::F2) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 0), |w| {
-                    winograd::transform_weight(w, g.k, g.c)
+                    HostBuf::new(winograd::transform_weight(w, g.k, g.c))
                 });
                 winograd::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
             }
             Some(Variant::F4) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 3), |w| {
-                    winograd4::transform_weight(w, g.k, g.c)
+                    HostBuf::new(winograd4::transform_weight(w, g.k, g.c))
                 });
                 winograd4::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
             }
             None => match plan.direct_kernel(g) {
                 Some(k) => {
                     let wt = self.derived.get(w, &tag(dims, g.p.groups, 4), |w| {
-                        direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr)
+                        HostBuf::new(direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr))
                     });
                     return direct::forward(k, x, &wt, b, residual, clamp, g, y);
                 }
@@ -165,23 +166,17 @@ fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
 /// A new tensor of `shape` whose values `f` writes (into zeros).
 fn make(shape: impl Into<Shape>, f: impl FnOnce(&mut [f32])) -> T {
     let shape = shape.into();
-    let mut data = zeros(shape.numel());
+    let mut data = host::zeros(shape.numel());
     f(&mut data);
     Tensor::from_parts(shape, Arc::new(data))
 }
 
-/// Values from which [`zeros`] fills on every thread.
-const PARALLEL_ZEROS: usize = 1 << 16;
-
-/// `len` zeros; a large vector zeroed by every thread (a tensor's zeroing, on one thread while
-/// the other waited, took 4 % of ResNet-50's Guided Grad-CAM).
-fn zeros(len: usize) -> Vec<f32> {
-    if len < PARALLEL_ZEROS {
-        return vec![0.0; len];
-    }
-    let mut data = Vec::with_capacity(len);
-    data.par_extend(rayon::iter::repeat_n(0.0f32, len));
-    data
+/// A new tensor of `shape` whose every value `f` writes (into a recycled buffer, whose old
+/// values it must not read: [`host::filled_by`]): convolutions, rectifiers, sums, max
+/// pooling.
+fn make_filled(shape: impl Into<Shape>, f: impl FnOnce(&mut [f32])) -> T {
+    let shape = shape.into();
+    Tensor::from_parts(shape.clone(), Arc::new(host::filled_by(shape.numel(), f)))
 }
 
 fn data(t: &T) -> &[f32] {
@@ -198,7 +193,7 @@ fn pool_geom(x: [usize; 4], y: [usize; 4]) -> pool::PoolGeom {
 }
 
 impl Backend for CpuBackend {
-    type Buffer = Arc<Vec<f32>>;
+    type Buffer = Arc<HostBuf>;
 
     fn name(&self) -> String {
         if self.reference {
@@ -217,7 +212,10 @@ impl Backend for CpuBackend {
                 format!("{} values for {shape}", d.len()),
             ));
         }
-        Ok(Tensor::from_parts(shape, Arc::new(d.to_vec())))
+        Ok(Tensor::from_parts(
+            shape,
+            Arc::new(HostBuf::new(d.to_vec())),
+        ))
     }
 
     fn download(&self, x: &T) -> Result<Vec<f32>> {
@@ -264,11 +262,12 @@ impl Backend for CpuBackend {
         let prepared = self.derived.get(
             w.buffer(),
             &tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
-            |w| conv::prepare_backward(plan, w, &g),
+            |w| HostBuf::new(conv::prepare_backward(plan, w, &g)),
         );
         match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
-            // Stride 1: the forward convolution of dy with the flipped weight.
-            Some(t) => Ok(make(xs, |dx| {
+            // Stride 1: the forward convolution of dy with the flipped weight (which writes
+            // every value).
+            Some(t) => Ok(make_filled(xs, |dx| {
                 self.forward_geom(
                     data(dy),
                     &prepared,
@@ -349,14 +348,14 @@ impl Backend for CpuBackend {
     }
 
     fn rectifier(&self, x: &T, r: Rectifier) -> Result<T> {
-        Ok(make(x.shape().clone(), |y| {
+        Ok(make_filled(x.shape().clone(), |y| {
             activation::rectifier(data(x), r, y)
         }))
     }
 
     fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, mode: GradMode) -> Result<T> {
         check::same("rectifier backward", y.shape(), dy.shape())?;
-        Ok(make(y.shape().clone(), |dx| {
+        Ok(make_filled(y.shape().clone(), |dx| {
             activation::rectifier_backward(data(y), data(dy), r, mode, dx)
         }))
     }
@@ -392,7 +391,7 @@ impl Backend for CpuBackend {
     fn max_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
         let out = check::pool2d(x.shape(), p, "max_pool2d")?;
         let g = pool_geom(x.shape().nchw("max_pool2d")?, out);
-        Ok(make(out, |y| pool::max_forward(data(x), &g, p, y)))
+        Ok(make_filled(out, |y| pool::max_forward(data(x), &g, p, y)))
     }
 
     fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
@@ -452,14 +451,14 @@ impl Backend for CpuBackend {
 
     fn add(&self, a: &T, b: &T) -> Result<T> {
         check::same("add", a.shape(), b.shape())?;
-        Ok(make(a.shape().clone(), |y| {
+        Ok(make_filled(a.shape().clone(), |y| {
             layout::add(data(a), data(b), y)
         }))
     }
 
     fn add_rectified(&self, a: &T, b: &T, r: Rectifier) -> Result<T> {
         check::same("add", a.shape(), b.shape())?;
-        Ok(make(a.shape().clone(), |y| {
+        Ok(make_filled(a.shape().clone(), |y| {
             layout::add_clamped(data(a), data(b), r.lo, r.hi, y)
         }))
     }

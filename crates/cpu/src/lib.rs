@@ -5,9 +5,11 @@
 //! the finite-difference tests run the very same code in f64.
 
 mod backend;
+mod host;
 pub mod kernels;
 
 pub use backend::CpuBackend;
+pub use host::HostBuf;
 
 /// Sizes the global rayon pool the CPU kernels run on; call once, before any work.
 pub fn set_threads(n: usize) -> gradcam_core::Result<()> {

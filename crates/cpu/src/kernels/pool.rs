@@ -126,7 +126,8 @@ fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dPar
 /// The larger of `m` and `v`, NaN winning: the comparison of [`argmax`] as a select.
 #[inline(always)]
 fn nan_max<T: Element>(m: T, v: T) -> T {
-    if v > m || v.is_nan() {
+    // `|`, not `||`: no branch, so that the loops over rows vectorise.
+    if (v > m) | v.is_nan() {
         v
     } else {
         m
@@ -135,19 +136,21 @@ fn nan_max<T: Element>(m: T, v: T) -> T {
 
 /// [`max_forward`] without dilation, separably: for each output row, the maximum over its
 /// window's input rows column by column (contiguous, vectorised), then over each window's
-/// columns. The same values as a per-window scan — max is associative and a NaN anywhere wins
-/// — and an empty window is −∞.
+/// columns, tap by tap. The same values as a per-window scan — max is associative, a NaN
+/// anywhere wins, the −∞ padding changes no maximum — and an empty window is −∞.
 fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut [T]) {
     let range = dense_range;
-    let cols: Vec<(usize, usize)> = (0..g.ow)
-        .map(|ox| range(ox, p.kernel[1], p.stride[1], p.padding[1], g.w))
-        .collect();
+    let [k, s, pad] = [p.kernel[1], p.stride[1], p.padding[1]];
+    // The row maxima padded with −∞: `pad` before the row, and after it as far as the last
+    // window reaches.
+    let padded = ((g.ow.max(1) - 1) * s + k).max(pad + g.w);
     y.par_chunks_mut(g.oh * g.ow)
         .zip(x.par_chunks(g.h * g.w))
         .for_each(|(y, x)| {
-            let mut column = vec![T::neg_infinity(); g.w];
+            let mut buf = vec![T::neg_infinity(); padded];
             for oy in 0..g.oh {
                 let (y0, y1) = range(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                let column = &mut buf[pad..pad + g.w];
                 column.fill(T::neg_infinity());
                 for iy in y0..y1 {
                     let row = &x[iy * g.w..(iy + 1) * g.w];
@@ -157,10 +160,14 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
                         .for_each(|(m, &v)| *m = nan_max(*m, v));
                 }
                 let out = &mut y[oy * g.ow..(oy + 1) * g.ow];
-                for (o, &(x0, x1)) in out.iter_mut().zip(&cols) {
-                    *o = column[x0..x1]
-                        .iter()
-                        .fold(T::neg_infinity(), |m, &v| nan_max(m, v));
+                // Tap by tap over all outputs (the padding's −∞ changes no maximum): loops the
+                // compiler vectorises, where a scan per window did not.
+                out.fill(T::neg_infinity());
+                for t in 0..k {
+                    let taps = buf[t..].iter().step_by(s);
+                    out.iter_mut()
+                        .zip(taps)
+                        .for_each(|(o, &v)| *o = nan_max(*o, v));
                 }
             }
         });

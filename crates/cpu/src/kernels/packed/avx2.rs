@@ -174,7 +174,13 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const RUNS: bool>(
     args: GatherArgs<'_>,
 ) {
     let (first, steps, a, pp, b, c, ldc, rows, cols, store) = args;
-    let s = gather_sums::<RUNS>(taps.as_ref(), first, steps, a, pp, b);
+    let taps = taps.as_ref();
+    // A strip of three positions or fewer (a plane's last, as at 7×7) at half the cost.
+    let s = if rows > MR / 2 {
+        gather_sums::<RUNS, MR>(taps, first, steps, a, pp, b)
+    } else {
+        gather_few::<RUNS>(taps, first, steps, a, pp, b)
+    };
     // A residual comes only with the transposed store (the last block's).
     debug_assert!(store.residual.is_null() || !store.transposed.is_null());
     if store.transposed.is_null() {
@@ -184,7 +190,23 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const RUNS: bool>(
     }
 }
 
-/// The sums of [`kernel_gather`]'s steps: the first channel's taps from `first`, whole
+/// [`gather_sums`] of three rows, out of line (inlined beside the six-row loop, it cost that
+/// loop 1 % at 56×56).
+#[inline(never)]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn gather_few<const RUNS: bool>(
+    all: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const f32; MR],
+    pp: usize,
+    b: *const f32,
+) -> [[__m256; 2]; MR] {
+    gather_sums::<RUNS, { MR / 2 }>(all, first, steps, a, pp, b)
+}
+
+/// The sums of [`kernel_gather`]'s steps for the tile's first `R` rows (the others zero,
+/// unused): the first channel's taps from `first`, whole
 /// channels, the last channel's first taps — the packed GEMM's order of steps, so that its
 /// blocks of steps are the same. Returned by value: a function of its own, whose sums are only
 /// ever indexed by constants, so that they stay in registers (with the store's loops over
@@ -194,7 +216,7 @@ unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const RUNS: bool>(
 /// the compiler kept a pointer per position and tap (54) on the stack and loaded one per
 /// value; this way 3×3 layers ran 4–9 % faster.
 #[inline(always)]
-unsafe fn gather_sums<const RUNS: bool>(
+unsafe fn gather_sums<const RUNS: bool, const R: usize>(
     all: &[usize],
     first: usize,
     steps: usize,
@@ -210,7 +232,7 @@ unsafe fn gather_sums<const RUNS: bool>(
     macro_rules! step {
         ($ap:expr, $t:expr) => {{
             let bv = [_mm256_loadu_ps(bp), _mm256_loadu_ps(bp.add(8))];
-            for i in 0..MR {
+            for i in 0..R {
                 let av = _mm256_set1_ps(*$ap[i].add($t));
                 for j in 0..2 {
                     s[i][j] = _mm256_fmadd_ps(av, bv[j], s[i][j]);
@@ -329,6 +351,9 @@ unsafe fn store_transposed(
     cols: usize,
     store: &Store<f32>,
 ) {
+    if rows == MR && cols == NR {
+        return store_transposed_whole(s, c, ldc, store);
+    }
     let mut lanes = [0f32; 8];
     for (i, si) in s.iter().enumerate().take(rows) {
         for (j, &v) in si.iter().enumerate() {
@@ -351,6 +376,77 @@ unsafe fn store_transposed(
             for (l, &x) in lanes.iter().enumerate().take(left) {
                 *to.add(l * store.ldt) = x;
             }
+        }
+    }
+}
+
+/// [`store_transposed`] of a whole tile (six positions × sixteen filters): each half's six
+/// row vectors transposed in registers (an 8 × 8 transpose, two rows zero), so that a
+/// filter's six positions go out as two stores (four values and two), where storing lane by
+/// lane took 4 % of a 3×3 layer. The same operations on each value, so the same bits: the
+/// bias (or C) is added before the transpose, the residual and the clamp after it.
+#[inline(always)]
+unsafe fn store_transposed_whole(
+    s: &[[__m256; 2]; MR],
+    c: *const f32,
+    ldc: usize,
+    store: &Store<f32>,
+) {
+    let ldt = store.ldt;
+    for (j, lane) in [0, 8].into_iter().enumerate() {
+        let no_clamp = Store {
+            clamp: None,
+            ..*store
+        };
+        // A loop, not `array::from_fn`: a closure would not inherit the target features.
+        let mut r = [_mm256_setzero_ps(); MR];
+        for (i, r) in r.iter_mut().enumerate() {
+            let p = c.wrapping_add(i * ldc + lane);
+            *r = finish(s[i][j], i, lane, 8, p, None, &no_clamp);
+        }
+        let zero = _mm256_setzero_ps();
+        let t0 = _mm256_unpacklo_ps(r[0], r[1]);
+        let t1 = _mm256_unpackhi_ps(r[0], r[1]);
+        let t2 = _mm256_unpacklo_ps(r[2], r[3]);
+        let t3 = _mm256_unpackhi_ps(r[2], r[3]);
+        let t4 = _mm256_unpacklo_ps(r[4], r[5]);
+        let t5 = _mm256_unpackhi_ps(r[4], r[5]);
+        let u = [
+            _mm256_shuffle_ps::<0x44>(t0, t2),
+            _mm256_shuffle_ps::<0xEE>(t0, t2),
+            _mm256_shuffle_ps::<0x44>(t1, t3),
+            _mm256_shuffle_ps::<0xEE>(t1, t3),
+        ];
+        let v = [
+            _mm256_shuffle_ps::<0x44>(t4, zero),
+            _mm256_shuffle_ps::<0xEE>(t4, zero),
+            _mm256_shuffle_ps::<0x44>(t5, zero),
+            _mm256_shuffle_ps::<0xEE>(t5, zero),
+        ];
+        // Column l of the half: positions 0–3 in u's half, 4–5 in v's.
+        for l in 0..8 {
+            let (q, hi) = (l % 4, l >= 4);
+            let (mut lo4, mut hi2) = if hi {
+                (
+                    _mm256_extractf128_ps::<1>(u[q]),
+                    _mm256_extractf128_ps::<1>(v[q]),
+                )
+            } else {
+                (_mm256_castps256_ps128(u[q]), _mm256_castps256_ps128(v[q]))
+            };
+            let to = store.transposed.add((lane + l) * ldt);
+            if !store.residual.is_null() {
+                let rp = store.residual.add((lane + l) * ldt);
+                lo4 = _mm_add_ps(lo4, _mm_loadu_ps(rp));
+                hi2 = _mm_add_ps(hi2, _mm_castpd_ps(_mm_load_sd(rp.add(4).cast())));
+            }
+            if let Some((lo, hi)) = store.clamp {
+                let (lo, hi) = (_mm_set1_ps(lo), _mm_set1_ps(hi));
+                lo4 = _mm_min_ps(_mm_max_ps(lo4, lo), hi);
+                hi2 = _mm_min_ps(_mm_max_ps(hi2, lo), hi);
+            }
+            _mm_storeu_ps(to, lo4);
+            _mm_store_sd(to.add(4).cast(), _mm_castps_pd(hi2));
         }
     }
 }
