@@ -148,7 +148,6 @@ pub fn forward<T: Element>(
         pad(img, g, &mut xpad, pp, wp);
         let xp: &[T] = &xpad;
         let op = SharedMut(out.as_mut_ptr());
-        let at = &offsets;
         tasks.par_iter().for_each(|&((pa, pb), (sa, sb))| {
             // The partial sums of a group's tiles over all blocks but the last: a few
             // kilobytes, in L1 (none when one block covers the depth).
@@ -192,7 +191,7 @@ pub fn forward<T: Element>(
                             }
                             let rows = MR.min(plane - i0);
                             let rowp =
-                                |r: usize| xp[ci0 * pp + at[i0 + r.min(rows - 1)]..].as_ptr();
+                                |r: usize| xp[ci0 * pp + offsets[i0 + r.min(rows - 1)]..].as_ptr();
                             let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
                             // SAFETY: A's reads end at `end` (asserted inside the copy); B's
                             // at panel p's row k0 + kc − 1 < depth, inside `wt` (asserted);

@@ -393,11 +393,11 @@ unsafe fn store_transposed_whole(
     store: &Store<f32>,
 ) {
     let ldt = store.ldt;
+    let no_clamp = Store {
+        clamp: None,
+        ..*store
+    };
     for (j, lane) in [0, 8].into_iter().enumerate() {
-        let no_clamp = Store {
-            clamp: None,
-            ..*store
-        };
         // A loop, not `array::from_fn`: a closure would not inherit the target features.
         let mut r = [_mm256_setzero_ps(); MR];
         for (i, r) in r.iter_mut().enumerate() {
@@ -438,7 +438,9 @@ unsafe fn store_transposed_whole(
             if !store.residual.is_null() {
                 let rp = store.residual.add((lane + l) * ldt);
                 lo4 = _mm_add_ps(lo4, _mm_loadu_ps(rp));
-                hi2 = _mm_add_ps(hi2, _mm_castpd_ps(_mm_load_sd(rp.add(4).cast())));
+                // Unaligned 8-byte accesses (`_mm_loadu_si64`, not `_mm_load_sd`, whose `f64`
+                // pointer must be aligned).
+                hi2 = _mm_add_ps(hi2, _mm_castsi128_ps(_mm_loadu_si64(rp.add(4).cast())));
             }
             if let Some((lo, hi)) = store.clamp {
                 let (lo, hi) = (_mm_set1_ps(lo), _mm_set1_ps(hi));
@@ -446,7 +448,7 @@ unsafe fn store_transposed_whole(
                 hi2 = _mm_min_ps(_mm_max_ps(hi2, lo), hi);
             }
             _mm_storeu_ps(to, lo4);
-            _mm_store_sd(to.add(4).cast(), _mm_castps_pd(hi2));
+            _mm_storeu_si64(to.add(4).cast(), _mm_castps_si128(hi2));
         }
     }
 }
