@@ -21,7 +21,7 @@
 
 use super::conv::ConvGeom;
 use super::packed::{buffer, Kernel, Store, KC, MR};
-use super::{ranges, Element, SharedMut};
+use super::{prefetch, ranges, Element, SharedMut};
 use rayon::prelude::*;
 
 /// Output positions up to which a 3×3 convolution is computed by [`forward`] with the AVX-512
@@ -166,6 +166,20 @@ pub fn forward<T: Element>(
                         let kc = KC.min(depth - k0);
                         let (ci0, first) = (k0 / kk, k0 % kk);
                         let bp = wt[(p * depth + k0) * nr..].as_ptr();
+                        // In the first group, the weight's next block (this panel's, or the
+                        // next panel's first) is asked for ahead of its first use, a part
+                        // before each of this block's strips: a 512-filter 3×3 layer at 7×7
+                        // whose weight came from memory ran 1.545 → 1.483 ms (all in one
+                        // burst, it ran slower: 1.646).
+                        let ahead = if s0 == sa {
+                            let next = (p * depth + k0 + kc) * nr;
+                            let end = (pb * depth * nr).min(wt.len());
+                            &wt[next.min(end)..(next + KC * nr).min(end)]
+                        } else {
+                            &[]
+                        };
+                        let strips_here = (s0 + group).min(sb) - s0;
+                        let part = ahead.len().div_ceil(strips_here).div_ceil(16) * 16;
                         let last = k0 + kc == depth;
                         let mut store = Store {
                             accumulate: k0 > 0,
@@ -179,6 +193,8 @@ pub fn forward<T: Element>(
                             residual: std::ptr::null(),
                         };
                         for s in s0..(s0 + group).min(sb) {
+                            let from = ((s - s0) * part).min(ahead.len());
+                            prefetch(&ahead[from..(from + part).min(ahead.len())]);
                             let i0 = s * MR;
                             if last {
                                 // The last block's sums go to the output, transposed (the

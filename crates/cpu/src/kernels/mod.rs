@@ -44,3 +44,20 @@ pub(crate) fn ranges(n: usize, parts: usize, min: usize) -> Vec<(usize, usize)> 
         .map(|s| (s, (s + step).min(n)))
         .collect()
 }
+
+/// Asks the CPU to bring `data` into L2 ahead of its use (a hint: no effect off x86-64), one
+/// request per 64-byte line.
+#[inline]
+pub(crate) fn prefetch<T>(data: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T1};
+        let p = data.as_ptr().cast::<i8>();
+        for off in (0..std::mem::size_of_val(data)).step_by(64) {
+            // SAFETY: a prefetch reads nothing and cannot fault; the address is inside `data`.
+            unsafe { _mm_prefetch::<_MM_HINT_T1>(p.add(off)) };
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = data;
+}
