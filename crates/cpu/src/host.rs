@@ -147,13 +147,15 @@ pub(crate) fn filled_by(len: usize, f: impl FnOnce(&mut [f32])) -> HostBuf {
         pool().take(len)
     };
     let mut buf = match recycled {
-        Some(v) => HostBuf(v),
+        Some(mut v) => {
+            if cfg!(debug_assertions) {
+                v.fill(f32::NAN);
+            }
+            HostBuf(v)
+        }
         None if cfg!(debug_assertions) => HostBuf(vec![f32::NAN; len]),
         None => zeros(len),
     };
-    if cfg!(debug_assertions) {
-        buf.fill(f32::NAN);
-    }
     f(&mut buf);
     buf
 }
@@ -197,6 +199,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(debug_assertions)]
     fn filled_buffers_start_as_nan_in_tests_and_keep_what_was_written() {
         let len = RECYCLED + 12_347;
         let a = filled_by(len, |v| {
