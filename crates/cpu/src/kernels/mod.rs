@@ -15,6 +15,7 @@ pub mod linear;
 pub mod lrn;
 pub mod packed;
 pub mod pool;
+pub mod vector;
 pub mod winograd;
 pub mod winograd4;
 
