@@ -105,22 +105,63 @@ fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dPar
             dx.iter_mut().for_each(|v| *v = T::zero());
             for oy in 0..g.oh {
                 let (y0, y1) = dense_range(oy, p.kernel[0], p.stride[0], p.padding[0], g.h);
+                if y0 == y1 {
+                    continue;
+                }
                 for (ox, &(x0, x1)) in cols.iter().enumerate() {
-                    let mut best: Option<(usize, T)> = None;
+                    if x0 == x1 {
+                        continue;
+                    }
+                    // Which tap wins is data: scanned with a branch per tap, the
+                    // mispredictions cost more than the scan (ResNet-50's pool on random
+                    // values 3.24 ms, against 1.41 on a pattern the predictor learns). So the
+                    // window's maximum first (a chain of `max`), then its first position
+                    // (taps from the last, the position kept where the value equals it):
+                    // selects the compiler makes without branches (1.66 ms). A window holding
+                    // a NaN takes the scan, whose last NaN wins.
+                    let mut m = T::neg_infinity();
+                    let mut nan = false;
                     for iy in y0..y1 {
-                        for ix in x0..x1 {
-                            let v = x[iy * g.w + ix];
-                            if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
-                                best = Some((iy * g.w + ix, v));
+                        for &v in &x[iy * g.w + x0..iy * g.w + x1] {
+                            m = if v > m { v } else { m };
+                            nan |= v.is_nan();
+                        }
+                    }
+                    let mut at = y0 * g.w + x0;
+                    if nan {
+                        at = scan_argmax(x, g.w, (y0, y1), (x0, x1));
+                    } else {
+                        for iy in (y0..y1).rev() {
+                            for ix in (x0..x1).rev() {
+                                let i = iy * g.w + ix;
+                                at = if x[i] == m { i } else { at };
                             }
                         }
                     }
-                    if let Some((i, _)) = best {
-                        dx[i] += dy[oy * g.ow + ox];
-                    }
+                    dx[at] += dy[oy * g.ow + ox];
                 }
             }
         });
+}
+
+/// The first maximum's position in a window (rows `y0..y1`, columns `x0..x1` of a plane `w`
+/// wide), a NaN counting as larger than anything and the last NaN winning: PyTorch's scan.
+fn scan_argmax<T: Element>(
+    x: &[T],
+    w: usize,
+    (y0, y1): (usize, usize),
+    (x0, x1): (usize, usize),
+) -> usize {
+    let mut best: Option<(usize, T)> = None;
+    for iy in y0..y1 {
+        for ix in x0..x1 {
+            let v = x[iy * w + ix];
+            if best.is_none_or(|(_, m)| v > m || v.is_nan()) {
+                best = Some((iy * w + ix, v));
+            }
+        }
+    }
+    best.map_or(y0 * w + x0, |(i, _)| i)
 }
 
 /// The larger of `m` and `v`, NaN winning: the comparison of [`argmax`] as a select.
@@ -307,7 +348,8 @@ mod tests {
     use super::*;
 
     /// The dense max-pool backward sends each window's gradient where [`argmax`] says, on
-    /// values full of ties, NaNs and −∞, with padding and ceil-mode windows cut by the edge.
+    /// values full of ties (zeros of both signs among them), NaNs and −∞, with padding and
+    /// ceil-mode windows cut by the edge.
     #[test]
     fn dense_backward_picks_argmax_s_maximum() {
         let cases = [
@@ -323,6 +365,7 @@ mod tests {
                 .map(|i| match (i * 7 + i / 5) % 11 {
                     0 => f32::NAN,
                     1 => f32::NEG_INFINITY,
+                    5 => -0.0,
                     v => (v % 4) as f32,
                 })
                 .collect();
