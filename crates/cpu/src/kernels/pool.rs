@@ -383,4 +383,29 @@ mod tests {
             assert_eq!(got, want, "{p:?} {h}×{w}");
         }
     }
+
+    /// Ties of zeros of both signs go to the first of them, whichever its sign, and a window
+    /// of −∞ only to its first position, as the scan's strict `>` does.
+    #[test]
+    fn dense_backward_ties_of_signed_zeros_and_minus_infinity() {
+        let p = Pool2dParams {
+            kernel: [1, 2],
+            stride: [1, 2],
+            ..Pool2dParams::new(2, 2, 0)
+        };
+        let g = PoolGeom {
+            h: 1,
+            w: 8,
+            oh: 1,
+            ow: 4,
+        };
+        let ninf = f32::NEG_INFINITY;
+        let x = [-0.0, 0.0, 0.0, -0.0, ninf, ninf, -1.0, -0.0];
+        let mut got = [f32::NAN; 8];
+        max_backward(&x, &[1.0, 2.0, 3.0, 4.0], &g, &p, &mut got);
+        assert_eq!(
+            got.map(f32::to_bits),
+            [1.0, 0.0, 2.0, 0.0, 3.0, 0.0, 0.0, 4.0].map(f32::to_bits)
+        );
+    }
 }

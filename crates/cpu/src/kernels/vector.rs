@@ -1,6 +1,7 @@
 //! The vector loops of the batch-1 linear layers ([`super::linear`]): a dot product and a
 //! scaled sum, each bound by reading a weight row from memory. The arithmetic is fixed (each
-//! product rounded, then added: no fused multiply-add), so every path gives the same bits;
+//! product rounded, then added: no fused multiply-add), so every path gives the same bits (a
+//! NaN's payload aside); `GRADCAM_CPU_KERNEL=portable` keeps to the portable loop;
 //! f32 on an AVX2 CPU runs it eight lanes at a time: through the portable loop (SSE2 code, as
 //! the crate is compiled for any x86-64) VGG-16's three linear layers read their 494 MB of
 //! weights at 24.8 GB/s, through the AVX2 one at 32.6, about what the two cores can read
@@ -65,6 +66,7 @@ fn axpy_portable<T: Element>(s: T, v: &[T], d: &mut [T]) {
 }
 
 /// `a` as `&[f32]` when `T` is f32.
+#[cfg(target_arch = "x86_64")]
 fn as_f32<T: Element>(a: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32 (checked), so the slice is one of f32.
@@ -72,6 +74,7 @@ fn as_f32<T: Element>(a: &[T]) -> Option<&[f32]> {
 }
 
 /// `a` as `&mut [f32]` when `T` is f32.
+#[cfg(target_arch = "x86_64")]
 fn as_f32_mut<T: Element>(a: &mut [T]) -> Option<&mut [f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32 (checked), so the slice is one of f32.
@@ -167,12 +170,19 @@ mod tests {
             axpy_portable(0.37, &a, &mut e);
             assert_eq!(bits(&d), bits(&want), "axpy {len}");
             assert_eq!(bits(&e), bits(&want), "portable axpy {len}");
+            // The shorter length of two.
+            let half = &b[..len / 2];
+            assert_eq!(
+                dot(&a, half).to_bits(),
+                dot_ref(&a[..len / 2], half).to_bits()
+            );
             #[cfg(target_arch = "x86_64")]
-            if avx2() {
+            if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 is present; the slices have the same length.
                 let got = unsafe { dot_avx2(&a, &b) };
                 assert_eq!(got.to_bits(), dot_ref(&a, &b).to_bits(), "AVX2 dot {len}");
                 let mut d = d0.clone();
+                // SAFETY: as above.
                 unsafe { axpy_avx2(0.37, &a, &mut d) };
                 assert_eq!(bits(&d), bits(&want), "AVX2 axpy {len}");
             }
