@@ -1,14 +1,16 @@
 //! The CPU backend's convolutions at every distinct layer shape of ResNet-50 and VGG-16
 //! (batch 1, 224×224), forward and backward-data; 3×3 stride-1 layers also forward on the
 //! `cpu-winograd` backend (Winograd forward convolutions). Throughput is in FLOP ("elements") per
-//! second, so criterion's `Gelem/s` reads as GFLOP/s. Run:
+//! second, so criterion's `Gelem/s` reads as GFLOP/s. Then the layers bound by memory or by
+//! their data rather than by arithmetic: VGG-16's fc6 at batch 1 (throughput in weight bytes
+//! read) and ResNet-50's max pool backward on random values (in input elements). Run:
 //! `cargo bench --bench cpu_layers -- [filter]`; `GRADCAM_CPU_KERNEL=avx2|portable` times the
 //! other micro-kernels.
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gradcam::core::Conv2dParams;
+use gradcam::core::{Conv2dParams, Pool2dParams};
 use gradcam::{Backend, CpuBackend, Shape};
 
 /// (label, input channels, output channels, kernel, stride, input side).
@@ -80,6 +82,41 @@ fn layers(c: &mut Criterion) {
             it.iter(|| b.conv2d_backward_data(&dy, &w, &p, &s).unwrap())
         });
     }
+    g.finish();
+    memory_bound(c, &b);
+}
+
+/// VGG-16's fc6 (a 411 MB weight read once per call) and ResNet-50's max pool backward, whose
+/// window maxima fall where random data puts them (a scan with a branch per tap paid for its
+/// mispredictions: docs/PERFORMANCE.md).
+fn memory_bound(c: &mut Criterion, b: &CpuBackend) {
+    let mut g = c.benchmark_group("cpu_memory_bound");
+    g.sample_size(10);
+    let (i, o) = (25088, 4096);
+    let up = |dims: &[usize], seed, scale| {
+        let s = Shape::from(dims);
+        b.upload(&common::random(s.numel(), seed, scale), s)
+            .unwrap()
+    };
+    let (x, w, dy) = (
+        up(&[1, i], 5, 1.0),
+        up(&[o, i], 6, 0.01),
+        up(&[1, o], 7, 1.0),
+    );
+    g.throughput(Throughput::Bytes((4 * i * o) as u64));
+    g.bench_function("vgg16 fc6 linear forward", |it| {
+        it.iter(|| b.linear(&x, &w, None).unwrap())
+    });
+    g.bench_function("vgg16 fc6 linear backward-data", |it| {
+        it.iter(|| b.linear_backward_data(&dy, &w).unwrap())
+    });
+    let p = Pool2dParams::new(3, 2, 1);
+    let x = up(&[1, 64, 112, 112], 8, 1.0);
+    let dy = up(&[1, 64, 56, 56], 9, 1.0);
+    g.throughput(Throughput::Elements(x.numel() as u64));
+    g.bench_function("resnet50 max pool backward", |it| {
+        it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
+    });
     g.finish();
 }
 
