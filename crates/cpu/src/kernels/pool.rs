@@ -183,8 +183,9 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
     let range = dense_range;
     let [k, s, pad] = [p.kernel[1], p.stride[1], p.padding[1]];
     // The row maxima padded with −∞: `pad` before the row, and after it as far as the last
-    // window reaches.
-    let padded = ((g.ow.max(1) - 1) * s + k).max(pad + g.w);
+    // window reaches (and a stride more, so that every tap has a whole last pair).
+    let padded = ((g.ow.max(1) - 1) * s + k).max(pad + g.w) + s;
+
     y.par_chunks_mut(g.oh * g.ow)
         .zip(x.par_chunks(g.h * g.w))
         .for_each(|(y, x)| {
@@ -205,6 +206,14 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
                 // compiler vectorises, where a scan per window did not.
                 out.fill(T::neg_infinity());
                 for t in 0..k {
+                    if s == 2 {
+                        // Stride 2 as pairs: a loop the compiler vectorises (through
+                        // `step_by` it did not): ResNet-50's pool 0.338 → 0.260 ms.
+                        out.iter_mut()
+                            .zip(buf[t..].chunks_exact(2))
+                            .for_each(|(o, v)| *o = nan_max(*o, v[0]));
+                        continue;
+                    }
                     let taps = buf[t..].iter().step_by(s);
                     out.iter_mut()
                         .zip(taps)
@@ -381,6 +390,41 @@ mod tests {
             let mut got = vec![f32::NAN; h * w];
             max_backward(&x, &dy, &g, &p, &mut got);
             assert_eq!(got, want, "{p:?} {h}×{w}");
+        }
+    }
+
+    /// The separable forward gives each window's maximum, as [`argmax`] finds it (NaN
+    /// winning), at strides 1, 2 and 3 with padding and ceil-mode windows.
+    #[test]
+    fn dense_forward_gives_each_window_s_maximum() {
+        let cases = [
+            (Pool2dParams::new(3, 2, 1), 13, 12),
+            (Pool2dParams::new(2, 2, 0).ceil(), 9, 7),
+            (Pool2dParams::new(3, 1, 1), 6, 11),
+            (Pool2dParams::new(3, 3, 0).ceil(), 10, 8),
+        ];
+        for (p, h, w) in cases {
+            let [_, _, oh, ow] = p.output_shape([1, 1, h, w], "test").unwrap();
+            let g = PoolGeom { h, w, oh, ow };
+            let x: Vec<f32> = (0..h * w)
+                .map(|i| match (i * 7 + i / 5) % 13 {
+                    0 => f32::NAN,
+                    1 => f32::NEG_INFINITY,
+                    v => ((v * 5) % 9) as f32 - 4.0,
+                })
+                .collect();
+            let mut got = vec![0f32; oh * ow];
+            max_forward(&x, &g, &p, &mut got);
+            for oy in 0..oh {
+                for ox in 0..ow {
+                    let want = argmax(&x, &g, &p, oy, ox).map_or(f32::NEG_INFINITY, |i| x[i]);
+                    let v = got[oy * ow + ox];
+                    assert!(
+                        v == want || v.is_nan() && want.is_nan(),
+                        "{p:?} {h}×{w} ({oy}, {ox})"
+                    );
+                }
+            }
         }
     }
 
