@@ -356,20 +356,29 @@ pub fn adaptive_backward<T: Element>(dy: &[T], g: &PoolGeom, dx: &mut [T]) {
 mod tests {
     use super::*;
 
+    /// Strides 1, 2 and 3, with padding and with ceil-mode windows cut by the edge.
+    fn cases() -> Vec<(Pool2dParams, PoolGeom)> {
+        [
+            (Pool2dParams::new(3, 2, 1), 13, 12),
+            (Pool2dParams::new(2, 2, 0).ceil(), 9, 7),
+            (Pool2dParams::new(3, 1, 1), 6, 11),
+            (Pool2dParams::new(3, 3, 0).ceil(), 10, 8),
+        ]
+        .into_iter()
+        .map(|(p, h, w)| {
+            let [_, _, oh, ow] = p.output_shape([1, 1, h, w], "test").unwrap();
+            (p, PoolGeom { h, w, oh, ow })
+        })
+        .collect()
+    }
+
     /// The dense max-pool backward sends each window's gradient where [`argmax`] says, on
     /// values full of ties (zeros of both signs among them), NaNs and −∞, with padding and
     /// ceil-mode windows cut by the edge.
     #[test]
     fn dense_backward_picks_argmax_s_maximum() {
-        let cases = [
-            (Pool2dParams::new(3, 2, 1), 13, 12),
-            (Pool2dParams::new(2, 2, 0).ceil(), 9, 7),
-            (Pool2dParams::new(3, 1, 1), 6, 11),
-            (Pool2dParams::new(3, 3, 0).ceil(), 10, 8),
-        ];
-        for (p, h, w) in cases {
-            let [_, _, oh, ow] = p.output_shape([1, 1, h, w], "test").unwrap();
-            let g = PoolGeom { h, w, oh, ow };
+        for (p, g) in cases() {
+            let PoolGeom { h, w, oh, ow } = g;
             let x: Vec<f32> = (0..h * w)
                 .map(|i| match (i * 7 + i / 5) % 11 {
                     0 => f32::NAN,
@@ -397,15 +406,8 @@ mod tests {
     /// winning), at strides 1, 2 and 3 with padding and ceil-mode windows.
     #[test]
     fn dense_forward_gives_each_window_s_maximum() {
-        let cases = [
-            (Pool2dParams::new(3, 2, 1), 13, 12),
-            (Pool2dParams::new(2, 2, 0).ceil(), 9, 7),
-            (Pool2dParams::new(3, 1, 1), 6, 11),
-            (Pool2dParams::new(3, 3, 0).ceil(), 10, 8),
-        ];
-        for (p, h, w) in cases {
-            let [_, _, oh, ow] = p.output_shape([1, 1, h, w], "test").unwrap();
-            let g = PoolGeom { h, w, oh, ow };
+        for (p, g) in cases() {
+            let PoolGeom { h, w, oh, ow } = g;
             let x: Vec<f32> = (0..h * w)
                 .map(|i| match (i * 7 + i / 5) % 13 {
                     0 => f32::NAN,
