@@ -6,11 +6,16 @@
 //! `nr` columns; the micro-kernel keeps an `MR × nr` tile of C in registers, broadcasting six
 //! values of A and loading `nr` of B per step. Loop order: column blocks of [`NC`] (the packed
 //! block stays in L2), depth blocks of [`KC`], row strips of `MR` (six rows of A, from L1),
-//! then the panels. The micro-kernel is chosen at run time (AVX-512F, AVX2 + FMA); elsewhere,
-//! and for f64, B is packed as one row-major matrix and handed to `matrixmultiply`.
+//! then the panels. A block's leftover columns go to a narrow kernel (`tail_nr` wide) or, when
+//! few (`rows_cols`) and A's steps contiguous, to a kernel with C's rows in the vector lanes
+//! ([`RowsKernel`], AVX2: `avx2_rows.rs`), every [`ROWS_EVERY`] rows. The micro-kernel is
+//! chosen at run time (AVX-512F, AVX2 + FMA); elsewhere, and for f64, B is packed as one
+//! row-major matrix and handed to `matrixmultiply`.
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx2_rows;
 #[cfg(target_arch = "x86_64")]
 mod avx512;
 pub(crate) mod buffer;
@@ -26,6 +31,9 @@ pub const MR: usize = 6;
 pub const KC: usize = 256;
 /// Columns of one packed block (a multiple of every kernel's panel width).
 pub const NC: usize = 512;
+/// Rows of C per call of a [`RowsKernel`]: a multiple of [`MR`] and of eight, whose A (24 rows
+/// of up to [`KC`] steps: 24 KiB) is still in L1 from the wide panels.
+const ROWS_EVERY: usize = 24;
 
 /// A micro-kernel: `C[rows × cols] = store(Σ_k A[i][k] · B[k][j])` over `kc` steps, A's row
 /// `i` at `a[i]` advancing by `acs` per step, B a `kc × nr` panel whose rows are `ldb` apart
@@ -35,6 +43,23 @@ pub type MicroKernel<T> = unsafe fn(
     kc: usize,
     a: &[*const T; MR],
     acs: usize,
+    b: *const T,
+    ldb: usize,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<T>,
+);
+
+/// A kernel for a block's last few columns with the rows in the vector lanes:
+/// `C[rows × cols] = store(Σ_k A[i][k] · B[k][j])` over `kc` steps for `cols` up to
+/// [`Kernel::rows_cols`], A's row `i` at `a + i·ars` (its steps contiguous), B a narrow panel
+/// (rows `ldb` apart), `store` as [`Store`] says for row 0 (bias and residual by row).
+pub type RowsKernel<T> = unsafe fn(
+    kc: usize,
+    a: *const T,
+    ars: usize,
     b: *const T,
     ldb: usize,
     c: *mut T,
@@ -131,6 +156,11 @@ pub struct Kernel<T> {
     pub tail_nr: usize,
     /// That kernel.
     pub tail: MicroKernel<T>,
+    /// A kernel for up to `rows_cols` leftover columns with the rows in the vector lanes
+    /// ([`RowsKernel`]), used instead of `tail` where A's steps are contiguous.
+    pub rows: Option<RowsKernel<T>>,
+    /// The most leftover columns `rows` takes.
+    pub rows_cols: usize,
     /// `run` with A gathered from an image ([`GatherKernel`]; B in panels of `nr`).
     pub gather: GatherKernel<T>,
     /// Whether full panels of a B that is row-major already are read in place rather than
@@ -157,6 +187,8 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 run_residual: avx512::kernel_residual,
                 tail_nr: avx512::NR_TAIL,
                 tail: avx512::kernel_tail,
+                rows: None,
+                rows_cols: 0,
                 gather: avx512::kernel_gather,
                 in_place: true,
                 direct_plane: super::direct::MAX_PLANE,
@@ -171,6 +203,8 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 run_residual: avx2::kernel_residual,
                 tail_nr: avx2::NR_TAIL,
                 tail: avx2::kernel_tail,
+                rows: Some(avx2_rows::kernel),
+                rows_cols: avx2_rows::MAX_COLS,
                 gather: avx2::kernel_gather,
                 in_place: false,
                 direct_plane: usize::MAX,
@@ -328,6 +362,12 @@ pub unsafe fn gemm_with<T: Element>(
             let bias = epi.bias.filter(|_| !acc);
             let last = k0 + kc == k;
             let clamp = epi.clamp.filter(|_| last);
+            // Few leftover columns, A's steps contiguous: the rows kernel takes them for every
+            // [`ROWS_EVERY`] rows, right after those rows' wide panels (their A still in L1).
+            let by_rows = kern
+                .rows
+                .filter(|_| acs == 1 && tail > 0 && nc - main <= kern.rows_cols);
+            let mut rows_done = 0;
             for i0 in (0..m).step_by(MR) {
                 let rows = MR.min(m - i0);
                 let rowp = |r: usize| a.add((i0 + r.min(rows - 1)) * ars + k0 * acs);
@@ -364,6 +404,37 @@ pub unsafe fn gemm_with<T: Element>(
                         kern.run_residual
                     };
                     run(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
+                }
+                if let Some(rows_kernel) = by_rows {
+                    let end = i0 + rows;
+                    if end.is_multiple_of(ROWS_EVERY) || end == m {
+                        let store = Store {
+                            accumulate: acc,
+                            bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().add(rows_done)),
+                            by_column: false,
+                            transposed: std::ptr::null_mut(),
+                            ldt: 0,
+                            clamp,
+                            residual: epi
+                                .residual
+                                .filter(|_| last)
+                                .map_or(std::ptr::null(), |r| r.add(rows_done * ldc + j0 + main)),
+                        };
+                        rows_kernel(
+                            kc,
+                            a.add(rows_done * ars + k0),
+                            ars,
+                            narrow.as_ptr(),
+                            tnr,
+                            c.add(rows_done * ldc + j0 + main),
+                            ldc,
+                            end - rows_done,
+                            nc - main,
+                            &store,
+                        );
+                        rows_done = end;
+                    }
+                    continue;
                 }
                 for p in 0..tail / tnr {
                     let cols = tnr.min(nc - main - p * tnr);

@@ -250,3 +250,88 @@ fn b_is_read_in_place_only_within_its_slice() {
     assert!(s(0, usize::MAX).in_place(3, 4).is_none(), "overflow");
     assert!(s(0, 4).in_place(0, 4).is_none());
 }
+
+#[test]
+fn the_rows_kernel_gives_the_narrow_kernels_bits() {
+    // Leftover columns 1–4 after full panels (49 = 3·16 + 1, 196 = 12·16 + 4), rows that are
+    // no multiple of eight or of 24, depths within one block, across blocks and with a
+    // remainder of fewer than eight steps; every kind of store.
+    for kernel in f32_kernels().into_iter().filter(|k| k.rows.is_some()) {
+        let narrow = Kernel {
+            rows: None,
+            ..kernel
+        };
+        for &(m, k, n) in &[
+            (1, 1, 1),
+            (7, 5, 17),
+            (13, 64, 49),
+            (29, 515, 34),
+            (50, 256, 195),
+            (24, 9, 3),
+            (61, 300, 51),
+        ] {
+            assert!(n % kernel.nr > 0 && n % kernel.nr <= kernel.rows_cols);
+            let a = values(m * k, 1);
+            let b = values(k * n, 2);
+            let bias = values(m, 4);
+            let residual = values(m * n, 5);
+            let before = values(m * n, 3);
+            let pack = Strided {
+                data: &b,
+                off: 0,
+                rs: n,
+                cs: 1,
+            };
+            let epilogues = [
+                Epilogue::plain(false),
+                Epilogue::plain(true),
+                Epilogue {
+                    accumulate: false,
+                    bias: Some(&bias),
+                    clamp: Some((-0.05, 0.1)),
+                    residual: None,
+                },
+                Epilogue {
+                    accumulate: false,
+                    bias: Some(&bias),
+                    clamp: Some((0.0, f32::MAX)),
+                    residual: Some(residual.as_ptr()),
+                },
+            ];
+            for (e, epi) in epilogues.into_iter().enumerate() {
+                let run = |kernel: Kernel<f32>| {
+                    let mut c = before.clone();
+                    // SAFETY: sizes match the allocations (the residual laid out as C); c
+                    // is distinct.
+                    unsafe {
+                        gemm_with(
+                            Some(kernel),
+                            m,
+                            k,
+                            n,
+                            a.as_ptr(),
+                            k,
+                            1,
+                            &pack,
+                            epi,
+                            c.as_mut_ptr(),
+                            n,
+                        )
+                    };
+                    c
+                };
+                let (got, want) = (run(kernel), run(narrow));
+                for (i, (g, w)) in got.iter().zip(&want).enumerate() {
+                    assert_eq!(
+                        g.to_bits(),
+                        w.to_bits(),
+                        "{} m{m} k{k} n{n} epilogue {e} ({}, {}): {g} vs {w}",
+                        kernel.name,
+                        i / n,
+                        i % n
+                    );
+                }
+            }
+        }
+    }
+}
