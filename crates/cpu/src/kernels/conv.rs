@@ -7,6 +7,7 @@ use super::{direct, winograd};
 use super::{gemm, ranges, Element, Mat, MatMut, SharedMut};
 use gradcam_core::Conv2dParams;
 use rayon::prelude::*;
+use subsampled::Subsampled;
 
 /// Geometry of one convolution, derived once from the checked shapes.
 #[derive(Clone, Copy, Debug)]
@@ -356,8 +357,9 @@ pub fn forward_fused<T: Element>(
             let out = yp.ptr().add(off);
             let a = w.as_ptr().add((gi * kg + r0) * cg * kk);
             let (m, k) = (r1 - r0, cg * kk);
-            // B: the image itself for a 1×1 stride-1 convolution, else its im2col columns.
-            let (strided, columns);
+            // B: the image itself for a 1×1 stride-1 convolution, its subsampled planes for
+            // a strided one, else its im2col columns.
+            let (strided, subsampled, columns);
             let pack: &dyn Pack<T> = if g.is_pointwise() {
                 strided = Strided {
                     data: img,
@@ -366,6 +368,9 @@ pub fn forward_fused<T: Element>(
                     cs: 1,
                 };
                 &strided
+            } else if let Some(s) = Subsampled::new(img, g, gi * cg, p0) {
+                subsampled = s;
+                &subsampled
             } else {
                 columns = Im2col {
                     img,
@@ -784,5 +789,6 @@ pub fn backward_bias<T: Element>(dy: &[T], n: usize, k: usize, plane: usize, db:
     });
 }
 
+mod subsampled;
 #[cfg(test)]
 mod tests;
