@@ -13,6 +13,7 @@ mod gemm;
 pub mod layout;
 pub mod linear;
 pub mod lrn;
+mod max_vector;
 pub mod packed;
 pub mod pool;
 pub mod vector;

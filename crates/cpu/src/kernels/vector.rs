@@ -67,7 +67,7 @@ fn axpy_portable<T: Element>(s: T, v: &[T], d: &mut [T]) {
 
 /// `a` as `&[f32]` when `T` is f32.
 #[cfg(target_arch = "x86_64")]
-fn as_f32<T: Element>(a: &[T]) -> Option<&[f32]> {
+pub(super) fn as_f32<T: Element>(a: &[T]) -> Option<&[f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32 (checked), so the slice is one of f32.
         .then(|| unsafe { std::slice::from_raw_parts(a.as_ptr().cast::<f32>(), a.len()) })
@@ -75,7 +75,7 @@ fn as_f32<T: Element>(a: &[T]) -> Option<&[f32]> {
 
 /// `a` as `&mut [f32]` when `T` is f32.
 #[cfg(target_arch = "x86_64")]
-fn as_f32_mut<T: Element>(a: &mut [T]) -> Option<&mut [f32]> {
+pub(super) fn as_f32_mut<T: Element>(a: &mut [T]) -> Option<&mut [f32]> {
     (std::any::TypeId::of::<T>() == std::any::TypeId::of::<f32>())
         // SAFETY: T is f32 (checked), so the slice is one of f32.
         .then(|| unsafe { std::slice::from_raw_parts_mut(a.as_mut_ptr().cast::<f32>(), a.len()) })
@@ -83,7 +83,7 @@ fn as_f32_mut<T: Element>(a: &mut [T]) -> Option<&mut [f32]> {
 
 /// Whether this CPU runs AVX2 (detected once).
 #[cfg(target_arch = "x86_64")]
-fn avx2() -> bool {
+pub(super) fn avx2() -> bool {
     static AVX2: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
     *AVX2.get_or_init(|| {
         std::arch::is_x86_feature_detected!("avx2")
