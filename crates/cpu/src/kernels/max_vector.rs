@@ -99,7 +99,7 @@ unsafe fn max_into_avx2(m: &mut [f32], v: &[f32]) {
 }
 
 /// [`max_into_even`] for f32 with AVX2: sixteen values, their even ones gathered by a shuffle
-/// and a permute.
+/// and a permute ([`tap_s2`]).
 ///
 /// # Safety
 /// The CPU runs AVX2; `v` holds at least `2·m.len()` values.
@@ -110,13 +110,7 @@ unsafe fn max_into_even_avx2(m: &mut [f32], v: &[f32]) {
     let whole = m.len() / 8 * 8;
     let (pm, pv) = (m.as_mut_ptr(), v.as_ptr());
     for o in (0..whole).step_by(8) {
-        let (a, b) = (
-            _mm256_loadu_ps(pv.add(2 * o)),
-            _mm256_loadu_ps(pv.add(2 * o + 8)),
-        );
-        // [a0 a2 b0 b2 | a4 a6 b4 b6], then its 64-bit pairs reordered: a0 a2 a4 a6 b0 b2 b4 b6.
-        let mixed = _mm256_castps_pd(_mm256_shuffle_ps::<0x88>(a, b));
-        let even = _mm256_castpd_ps(_mm256_permute4x64_pd::<0xD8>(mixed));
+        let even = tap_s2(pv.add(2 * o), 0);
         _mm256_storeu_ps(pm.add(o), nan_max8(_mm256_loadu_ps(pm.add(o)), even));
     }
     for (o, m) in m.iter_mut().enumerate().skip(whole) {
@@ -129,8 +123,8 @@ unsafe fn max_into_even_avx2(m: &mut [f32], v: &[f32]) {
 /// `l`, the offset from `at` of its first tap (row-major) equal to its maximum, the maximum
 /// taken tap by tap in that order as `if v > m { v } else { m }` from −∞ — the dense
 /// backward's arithmetic, so the same positions. `None` where a window holds a NaN (the scan
-/// decides those), where the CPU has no AVX2 or `T` is not f32, or where the sixteen values
-/// read per row would pass the end of `x`.
+/// decides those), where the CPU has no AVX2 or `T` is not f32, where the sixteen values read
+/// per row would pass the end of `x`, or where `w` is `i32::MAX / 4` or more.
 pub fn first_max_s2<T: Element, const K: usize>(
     x: &[T],
     at: usize,

@@ -95,7 +95,8 @@ pub type GatherKernel<T> = unsafe fn(
 /// convolution's bias, a residual sum and a rectifier so cost no pass of their own over the
 /// output. Not every kernel takes every part: a transposed store only the gather kernels
 /// ([`GatherKernel`], which take a residual only with it); a residual, of the others, only
-/// [`Kernel::run_residual`] and [`Kernel::tail`] (the plain `run` may ignore it).
+/// [`Kernel::run_residual`], [`Kernel::tail`] and [`Kernel::rows`] (the plain `run` may
+/// ignore it).
 #[derive(Clone, Copy)]
 pub struct Store<T> {
     /// Add to C's values.
@@ -408,17 +409,14 @@ pub unsafe fn gemm_with<T: Element>(
                 if let Some(rows_kernel) = by_rows {
                     let end = i0 + rows;
                     if end.is_multiple_of(ROWS_EVERY) || end == m {
+                        // The block's store, from row `rows_done`.
                         let store = Store {
-                            accumulate: acc,
                             bias: bias.map_or(std::ptr::null(), |b| b.as_ptr().add(rows_done)),
-                            by_column: false,
-                            transposed: std::ptr::null_mut(),
-                            ldt: 0,
-                            clamp,
                             residual: epi
                                 .residual
                                 .filter(|_| last)
                                 .map_or(std::ptr::null(), |r| r.add(rows_done * ldc + j0 + main)),
+                            ..store
                         };
                         rows_kernel(
                             kc,

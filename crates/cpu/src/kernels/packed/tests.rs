@@ -253,9 +253,10 @@ fn b_is_read_in_place_only_within_its_slice() {
 
 #[test]
 fn the_rows_kernel_gives_the_narrow_kernels_bits() {
-    // Leftover columns 1–4 after full panels (49 = 3·16 + 1, 196 = 12·16 + 4), rows that are
-    // no multiple of eight or of 24, depths within one block, across blocks and with a
-    // remainder of fewer than eight steps; every kind of store.
+    // Leftover columns 1–3 after full panels (49 = 3·16 + 1; 561 = 512 + 49: in the second
+    // column block), rows that are no multiple of eight or of 24, depths within one block,
+    // across blocks and with a remainder of fewer than eight steps; every kind of store. (A
+    // NaN's payload aside: none here.)
     for kernel in f32_kernels().into_iter().filter(|k| k.rows.is_some()) {
         let narrow = Kernel {
             rows: None,
@@ -269,6 +270,7 @@ fn the_rows_kernel_gives_the_narrow_kernels_bits() {
             (50, 256, 195),
             (24, 9, 3),
             (61, 300, 51),
+            (9, 40, 561),
         ] {
             assert!(n % kernel.nr > 0 && n % kernel.nr <= kernel.rows_cols);
             let a = values(m * k, 1);
