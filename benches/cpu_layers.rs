@@ -3,7 +3,8 @@
 //! `cpu-winograd` backend (Winograd forward convolutions). Throughput is in FLOP ("elements") per
 //! second, so criterion's `Gelem/s` reads as GFLOP/s. Then the layers bound by memory or by
 //! their data rather than by arithmetic: VGG-16's fc6 at batch 1 (throughput in weight bytes
-//! read) and ResNet-50's max pool backward on random values (in input elements). Run:
+//! read) and the max pools of ResNet-50 (3×3, stride 2) and VGG-16 (2×2) on random values, forward
+//! and backward (in input elements). Run:
 //! `cargo bench --bench cpu_layers -- [filter]`; `GRADCAM_CPU_KERNEL=avx2|portable` times the
 //! other micro-kernels.
 
@@ -27,9 +28,12 @@ const LAYERS: &[(&str, usize, usize, usize, usize, usize)] = &[
     ("resnet50 l2 1x1 128->512", 128, 512, 1, 1, 28),
     ("resnet50 l2 1x1 512->128", 512, 128, 1, 1, 28),
     ("resnet50 l3 3x3/2 256", 256, 256, 3, 2, 28),
+    ("resnet50 l3 1x1/2 512->1024", 512, 1024, 1, 2, 28),
     ("resnet50 l3 3x3 256", 256, 256, 3, 1, 14),
     ("resnet50 l3 1x1 256->1024", 256, 1024, 1, 1, 14),
     ("resnet50 l3 1x1 1024->256", 1024, 256, 1, 1, 14),
+    ("resnet50 l4 3x3/2 512", 512, 512, 3, 2, 14),
+    ("resnet50 l4 1x1/2 1024->2048", 1024, 2048, 1, 2, 14),
     ("resnet50 l4 3x3 512", 512, 512, 3, 1, 7),
     ("resnet50 l4 1x1 512->2048", 512, 2048, 1, 1, 7),
     ("resnet50 l4 1x1 2048->512", 2048, 512, 1, 1, 7),
@@ -116,6 +120,20 @@ fn memory_bound(c: &mut Criterion, b: &CpuBackend) {
     g.throughput(Throughput::Elements(x.numel() as u64));
     g.bench_function("resnet50 max pool backward", |it| {
         it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
+    });
+    g.bench_function("resnet50 max pool forward", |it| {
+        it.iter(|| b.max_pool2d(&x, &p).unwrap())
+    });
+    // VGG-16's first pool: 2×2 windows, stride 2.
+    let p = Pool2dParams::new(2, 2, 0);
+    let x = up(&[1, 64, 224, 224], 10, 1.0);
+    let dy = up(&[1, 64, 112, 112], 11, 1.0);
+    g.throughput(Throughput::Elements(x.numel() as u64));
+    g.bench_function("vgg16 max pool 2x2 backward", |it| {
+        it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
+    });
+    g.bench_function("vgg16 max pool 2x2 forward", |it| {
+        it.iter(|| b.max_pool2d(&x, &p).unwrap())
     });
     g.finish();
 }
