@@ -114,27 +114,22 @@ fn memory_bound(c: &mut Criterion, b: &CpuBackend) {
     g.bench_function("vgg16 fc6 linear backward-data", |it| {
         it.iter(|| b.linear_backward_data(&dy, &w).unwrap())
     });
-    let p = Pool2dParams::new(3, 2, 1);
-    let x = up(&[1, 64, 112, 112], 8, 1.0);
-    let dy = up(&[1, 64, 56, 56], 9, 1.0);
-    g.throughput(Throughput::Elements(x.numel() as u64));
-    g.bench_function("resnet50 max pool backward", |it| {
-        it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
-    });
-    g.bench_function("resnet50 max pool forward", |it| {
-        it.iter(|| b.max_pool2d(&x, &p).unwrap())
-    });
-    // VGG-16's first pool: 2×2 windows, stride 2.
-    let p = Pool2dParams::new(2, 2, 0);
-    let x = up(&[1, 64, 224, 224], 10, 1.0);
-    let dy = up(&[1, 64, 112, 112], 11, 1.0);
-    g.throughput(Throughput::Elements(x.numel() as u64));
-    g.bench_function("vgg16 max pool 2x2 backward", |it| {
-        it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
-    });
-    g.bench_function("vgg16 max pool 2x2 forward", |it| {
-        it.iter(|| b.max_pool2d(&x, &p).unwrap())
-    });
+    // ResNet-50's pool (3×3, stride 2, padding 1) and VGG-16's first (2×2, stride 2).
+    let pools = [
+        ("resnet50 max pool", Pool2dParams::new(3, 2, 1), 112),
+        ("vgg16 max pool 2x2", Pool2dParams::new(2, 2, 0), 224),
+    ];
+    for (seed, (label, p, side)) in (8..).step_by(2).zip(pools) {
+        let x = up(&[1, 64, side, side], seed, 1.0);
+        let dy = up(&[1, 64, side / 2, side / 2], seed + 1, 1.0);
+        g.throughput(Throughput::Elements(x.numel() as u64));
+        g.bench_function(format!("{label} backward"), |it| {
+            it.iter(|| b.max_pool2d_backward(&x, &dy, &p).unwrap())
+        });
+        g.bench_function(format!("{label} forward"), |it| {
+            it.iter(|| b.max_pool2d(&x, &p).unwrap())
+        });
+    }
     g.finish();
 }
 

@@ -368,7 +368,7 @@ pub fn forward_fused<T: Element>(
                     cs: 1,
                 };
                 &strided
-            } else if let Some(s) = Subsampled::new(img, g, gi * cg, p0) {
+            } else if let Some(s) = Subsampled::new(img, g, gi * cg, p0, width) {
                 subsampled = s;
                 &subsampled
             } else {

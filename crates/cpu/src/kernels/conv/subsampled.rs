@@ -3,43 +3,47 @@
 //! `(oy·sh, ox·sw)`. That is im2col with a single tap and no padding, whose general packer
 //! found each panel's part of a row by a call per 16 values (a division, the row's bounds,
 //! then a strided loop): packing took 39 % of ResNet-18's 64 → 128 shortcut on one thread.
-//! Here each block's source offsets are computed once and every row copies through them.
+//! Here the task's source offsets are computed once and every row copies through them.
 
 use super::ConvGeom;
 use crate::kernels::packed::Pack;
 use crate::kernels::Element;
 
-/// One image's strided 1×1 columns for channels `c0..`, output columns from `p0`.
+/// One image's strided 1×1 columns for channels `c0..`, output positions `p0..p0 + width`.
 pub(super) struct Subsampled<'a, T> {
     /// The image (all channels).
-    pub img: &'a [T],
-    /// The convolution: a 1×1 kernel without padding.
-    pub g: &'a ConvGeom,
+    img: &'a [T],
+    /// Input values per channel.
+    plane: usize,
     /// First channel (the group's).
-    pub c0: usize,
-    /// First output position.
-    pub p0: usize,
+    c0: usize,
+    /// Each column's input within a channel's plane (inside it: the output shape was checked
+    /// against the input's), computed once for the task's columns.
+    offsets: Vec<usize>,
 }
 
 impl<'a, T> Subsampled<'a, T> {
-    /// The packer for `g`, where its kernel is 1×1 and unpadded (any stride or dilation).
-    pub fn new(img: &'a [T], g: &'a ConvGeom, c0: usize, p0: usize) -> Option<Self> {
+    /// The packer for `g`'s output positions `p0..p0 + width`, where its kernel is 1×1 and
+    /// unpadded (any stride or dilation).
+    pub fn new(img: &'a [T], g: &ConvGeom, c0: usize, p0: usize, width: usize) -> Option<Self> {
         let one = [g.kh, g.kw] == [1, 1] && g.p.padding == [0, 0];
-        one.then_some(Subsampled { img, g, c0, p0 })
+        let [sh, sw] = g.p.stride;
+        one.then(|| Subsampled {
+            img,
+            plane: g.h * g.w,
+            c0,
+            offsets: (p0..p0 + width)
+                .map(|p| (p / g.ow) * sh * g.w + (p % g.ow) * sw)
+                .collect(),
+        })
     }
 }
 
 impl<T: Element> Pack<T> for Subsampled<'_, T> {
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]) {
-        let g = self.g;
-        let [sh, sw] = g.p.stride;
-        let plane = g.h * g.w;
+        let plane = self.plane;
         debug_assert_eq!(dst.len(), nc.div_ceil(nr) * kc * nr);
-        // Each column's input within a channel's plane (inside it: the output shape was
-        // checked against the input's).
-        let offsets: Vec<usize> = (self.p0 + j0..self.p0 + j0 + nc)
-            .map(|p| (p / g.ow) * sh * g.w + (p % g.ow) * sw)
-            .collect();
+        let offsets = &self.offsets[j0..j0 + nc];
         for r in 0..kc {
             let at = (self.c0 + k0 + r) * plane;
             let src = &self.img[at..at + plane];
@@ -87,7 +91,8 @@ mod tests {
                     for nr in [16, 8] {
                         let len = nc.div_ceil(nr) * kc * nr;
                         let (mut got, mut want) = (vec![f32::NAN; len], vec![f32::NAN; len]);
-                        let sub = Subsampled::new(&img, &g, gi * cg, p0).expect("1×1, unpadded");
+                        let sub = Subsampled::new(&img, &g, gi * cg, p0, plane - p0)
+                            .expect("1×1, unpadded");
                         sub.pack(k0, kc, j0, nc, nr, &mut got);
                         let im2col = Im2col {
                             img: &img,
@@ -112,6 +117,6 @@ mod tests {
             [1, 3, 7, 7],
             Conv2dParams::new(1, 1),
         );
-        assert!(Subsampled::new(&[0f32; 50], &padded, 0, 0).is_none());
+        assert!(Subsampled::new(&[0f32; 50], &padded, 0, 0, 49).is_none());
     }
 }

@@ -93,6 +93,36 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
     }
 }
 
+/// [`gemm_with`] on a row-major A (`m × k`) and B's packer into C (`m × n`, rows `n` apart); a
+/// residual in `epi` must be laid out as C.
+fn run_gemm(
+    kernel: Option<Kernel<f32>>,
+    (m, k, n): (usize, usize, usize),
+    a: &[f32],
+    pack: &dyn Pack<f32>,
+    epi: Epilogue<'_, f32>,
+    c: &mut [f32],
+) {
+    assert!(a.len() >= m * k && c.len() >= m * n);
+    // SAFETY: A and C hold their values (asserted); C is distinct from A and B; the caller
+    // lays a residual out as C.
+    unsafe {
+        gemm_with(
+            kernel,
+            m,
+            k,
+            n,
+            a.as_ptr(),
+            k,
+            1,
+            pack,
+            epi,
+            c.as_mut_ptr(),
+            n,
+        )
+    }
+}
+
 #[test]
 fn every_kernel_matches_a_plain_product_on_awkward_sizes() {
     let mut kernels: Vec<Option<Kernel<f32>>> = f32_kernels().into_iter().map(Some).collect();
@@ -150,22 +180,7 @@ fn the_epilogue_adds_the_bias_once_and_clamps_the_final_sums() {
                 clamp: Some((lo, hi)),
                 residual: None,
             };
-            // SAFETY: sizes match the allocations; c is distinct.
-            unsafe {
-                gemm_with(
-                    kernel,
-                    m,
-                    k,
-                    n,
-                    a.as_ptr(),
-                    k,
-                    1,
-                    &pack,
-                    epi,
-                    c.as_mut_ptr(),
-                    n,
-                )
-            };
+            run_gemm(kernel, (m, k, n), &a, &pack, epi, &mut c);
             let mut clamped = 0;
             for i in 0..m {
                 for j in 0..n {
@@ -210,22 +225,7 @@ fn a_nan_sum_clamps_to_the_lower_bound_as_f32_max_does() {
             clamp: Some((0.0, 6.0)),
             residual: None,
         };
-        // SAFETY: sizes match the allocations; c is distinct.
-        unsafe {
-            gemm_with(
-                Some(kernel),
-                m,
-                k,
-                n,
-                a.as_ptr(),
-                k,
-                1,
-                &pack,
-                epi,
-                c.as_mut_ptr(),
-                n,
-            )
-        };
+        run_gemm(Some(kernel), (m, k, n), &a, &pack, epi, &mut c);
         assert!(
             c[n..2 * n].iter().all(|&v| v == f32::NAN.max(0.0)),
             "{}",
@@ -303,23 +303,7 @@ fn the_rows_kernel_gives_the_narrow_kernels_bits() {
             for (e, epi) in epilogues.into_iter().enumerate() {
                 let run = |kernel: Kernel<f32>| {
                     let mut c = before.clone();
-                    // SAFETY: sizes match the allocations (the residual laid out as C); c
-                    // is distinct.
-                    unsafe {
-                        gemm_with(
-                            Some(kernel),
-                            m,
-                            k,
-                            n,
-                            a.as_ptr(),
-                            k,
-                            1,
-                            &pack,
-                            epi,
-                            c.as_mut_ptr(),
-                            n,
-                        )
-                    };
+                    run_gemm(Some(kernel), (m, k, n), &a, &pack, epi, &mut c);
                     c
                 };
                 let (got, want) = (run(kernel), run(narrow));
