@@ -6,7 +6,10 @@
 // tiles of A (BM×BK) and B (BK×BN) staged through two shared-memory buffers (the next tile is
 // fetched into registers while the current one is multiplied: double buffering), each thread
 // accumulating a TM×TN register tile (8×8 for 128×128 tiles, 4×4 for 64×64), read from shared
-// memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned.
+// memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned. A
+// convolution's gather divides by the kernel's taps once per block, not per tile: each thread
+// carries its depth row's (channel, tap row, tap column) forward by BK, and in the forward its
+// four columns' first-tap offsets, to which a load adds one row offset.
 //
 // TC (tensor cores): the same tiles multiplied by mma.sync m16n8k8 in TF32 (operands rounded
 // to 10-bit mantissas, f32 accumulation), the 8 warps as 2 × 4 blocks of the tile (64×32 of a
@@ -88,20 +91,25 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
     const unsigned int b_k = tid / B_TPR, b_c = (tid % B_TPR) * 4;
     long long cbase[4];
     int cy[4], cx[4];
+    unsigned int cmask = 0;  // bit j: column j exists (col < NC)
+    auto cvalid = [&](int j) { return ((cmask >> j) & 1u) != 0u; };
 #pragma unroll
     for (int j = 0; j < 4; ++j) {
         unsigned int col = col0 + b_c + j;
-        cbase[j] = -1;
+        cbase[j] = 0;
         cy[j] = 0; cx[j] = 0;
         if (col < NC) {
+            cmask |= 1u << j;
             if (MODE == MODE_GEMM) {
                 cbase[j] = (long long)col * p.b[3];
             } else {
                 unsigned int img = col / P, q = col % P;
                 if (MODE == MODE_CONV_FWD) {
-                    cbase[j] = ((long long)img * C + g * cg) * H * W;
                     cy[j] = (int)((q / OW) * SH) - (int)PH;
                     cx[j] = (int)((q % OW) * SW) - (int)PW;
+                    // The column's first tap's offset (outside the image where padded): a
+                    // load adds its row's offset, once for all four columns.
+                    cbase[j] = ((long long)img * C + g * cg) * H * W + (long long)cy[j] * W + cx[j];
                 } else {
                     cbase[j] = ((long long)img * K + g * kg) * OH * OW;
                     cy[j] = (int)(q / W + PH);
@@ -109,6 +117,15 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
                 }
             }
         }
+    }
+
+    // This thread's B depth row as (channel, tap row, tap column), for the depth the next load
+    // reads; each load advances it by BK with carries instead of dividing by the taps.
+    unsigned int bci = 0, bki = 0, bkj = 0, sci = 0, ski = 0, skj = 0;
+    if (MODE != MODE_GEMM) {
+        const unsigned int d = k_begin + b_k, t = d % KK, st = BK % KK;
+        bci = d / KK; bki = t / KW; bkj = t % KW;
+        sci = BK / KK; ski = st / KW; skj = st % KW;
     }
 
     float ra[4], rb[4];
@@ -140,22 +157,26 @@ __device__ __forceinline__ void tile_gemm(const Params &p, const float *__restri
         // B: one depth row, four columns, gathered.
         unsigned int d = k0 + b_k;
         bool live = d < k_end;
-        unsigned int ci = 0, ki = 0, kj = 0;
-        if (MODE != MODE_GEMM && live) {
-            ci = d / KK;
-            unsigned int t = d % KK;
-            ki = t / KW; kj = t % KW;
+        const unsigned int ci = bci, ki = bki, kj = bkj;
+        if (MODE != MODE_GEMM) {
+            bkj += skj;
+            if (bkj >= KW) { bkj -= KW; ++bki; }
+            bki += ski;
+            if (bki >= KH) { bki -= KH; ++bci; }
+            bci += sci;
         }
+        // Forward: this depth row's offset from a column's first tap, and its tap's shift.
+        const int oy = (int)(ki * DH), ox = (int)(kj * DW);
+        const long long roff = (long long)ci * H * W + (long long)oy * W + ox;
 #pragma unroll
         for (int j = 0; j < 4; ++j) {
             float v = 0.0f;
-            if (live && cbase[j] >= 0) {
+            if (live && cvalid(j)) {
                 if (MODE == MODE_GEMM) {
                     v = src1[(unsigned long long)d * p.b[2] + cbase[j]];
                 } else if (MODE == MODE_CONV_FWD) {
-                    int iy = cy[j] + (int)(ki * DH), ix = cx[j] + (int)(kj * DW);
-                    if (iy >= 0 && iy < (int)H && ix >= 0 && ix < (int)W)
-                        v = src0[cbase[j] + ((long long)ci * H + iy) * W + ix];
+                    if ((unsigned int)(cy[j] + oy) < H && (unsigned int)(cx[j] + ox) < W)
+                        v = src0[cbase[j] + roff];
                 } else {
                     int ty = cy[j] - (int)(ki * DH), tx = cx[j] - (int)(kj * DW);
                     if (ty >= 0 && tx >= 0 && ty % (int)SH == 0 && tx % (int)SW == 0) {

@@ -3,9 +3,9 @@
 # one call: checks every backend's primitives against the CPU backend on the GPU (CUDA in f32
 # and TF32, and wgpu on the GPU's Vulkan), runs the fixture cases there, checks resnet50 against
 # PyTorch + pytorch-grad-cam, then times end-to-end explanations against PyTorch on the same GPU,
-# the forward op by op, and the kernels against cuDNN; prints a short table of each. Logs and
-# JSON lines go to ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in
-# docs/PERFORMANCE.md.
+# the forward op by op, the kernels against cuDNN, and the card's FP32 throughput
+# (scripts/gpu_peak.py); prints a short table of each. Logs and JSON lines go to
+# ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in docs/PERFORMANCE.md.
 #
 # Prepare on the development machine with scripts/gpu-build.sh, then call the device tool with
 #   command: bash scripts/gpu-check.sh     carry: [".gpu-bin", ".gl", ".whl"]
@@ -131,6 +131,8 @@ if [ "$quick" != 1 ] && [ -x "$bin/kernels" ]; then
   if [ "${GPU_CHECK_CUDNN:-1}" = 1 ]; then
     step "cuDNN on the same convolutions (TF32 off, then on)"
     PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
+    step "the card's FP32 throughput: an FMA loop, cuBLAS SGEMM (TF32 off, then on)"
+    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu_peak.py --json "$out/peak.jsonl" 2>&1
   fi
 fi
 exit $status

@@ -84,7 +84,8 @@ pub(crate) struct Plan {
 /// In f32 the large tile needs four blocks per multiprocessor (H100, 128ch 28×28 at batch 32:
 /// 196 large tiles ran 343 µs, 784 small ones 320 µs); on the tensor cores one wave of them
 /// suffices (the same layer: 182 µs against 221 µs). `GRADCAM_CUDA_TILE=64|128` forces one
-/// size where it applies (for measuring the two).
+/// size where it applies and `GRADCAM_CUDA_SPLITS=N` a number of depth slices, for either size
+/// (both for measuring).
 pub(crate) fn plan(
     m: usize,
     nc: usize,
@@ -93,32 +94,52 @@ pub(crate) fn plan(
     sms: usize,
     tf32: bool,
 ) -> Plan {
+    plan_with(
+        m,
+        nc,
+        depth,
+        groups,
+        sms,
+        tf32,
+        tile_override(),
+        split_override(),
+    )
+}
+
+/// [`plan`] with the two overrides given.
+#[allow(clippy::too_many_arguments)]
+fn plan_with(
+    m: usize,
+    nc: usize,
+    depth: usize,
+    groups: usize,
+    sms: usize,
+    tf32: bool,
+    tile: Option<usize>,
+    forced: Option<usize>,
+) -> Plan {
     let blocks = |t: usize| m.div_ceil(t) * nc.div_ceil(t) * groups;
     let waves = if tf32 { 1 } else { 4 };
-    let big = match tile_override() {
+    let big = match tile {
         Some(128) => m > 64,
         Some(_) => false,
         None => m > 64 && blocks(128) >= waves * sms,
     };
-    if big {
-        return Plan {
-            big: true,
-            splits: 1,
-            per: depth,
-        };
-    }
-    let b64 = blocks(64).max(1);
     let mut splits = 1;
-    if b64 < 2 * sms {
-        splits = (2 * sms).div_ceil(b64).min(depth / 128).clamp(1, 64);
-        splits = splits.min(65535 / groups.max(1)).max(1);
+    if let Some(s) = forced {
+        splits = s.min(depth.div_ceil(16));
+    } else if !big {
+        let b64 = blocks(64).max(1);
+        if b64 < 2 * sms {
+            splits = (2 * sms).div_ceil(b64).min(depth / 128).clamp(1, 64);
+        }
     }
-    let per = depth.div_ceil(splits).div_ceil(16) * 16;
-    let splits = depth.div_ceil(per.max(1)).max(1);
+    let splits = splits.min(65535 / groups.max(1)).max(1);
+    let per = (depth.div_ceil(splits).div_ceil(16) * 16).max(1);
     Plan {
-        big: false,
-        splits,
-        per: per.max(1),
+        big,
+        splits: depth.div_ceil(per).max(1),
+        per,
     }
 }
 
@@ -131,6 +152,18 @@ fn tile_override() -> Option<usize> {
             .ok()
             .and_then(|v| v.parse().ok())
             .filter(|t| [64, 128].contains(t))
+    })
+}
+
+/// The depth slices `GRADCAM_CUDA_SPLITS` asks for (1 to 64), read once; `None` lets [`plan`]
+/// choose.
+fn split_override() -> Option<usize> {
+    static SPLITS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
+    *SPLITS.get_or_init(|| {
+        std::env::var("GRADCAM_CUDA_SPLITS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .filter(|s| (1..=64).contains(s))
     })
 }
 
@@ -1183,7 +1216,7 @@ impl Backend for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{plan, transposed_conv};
+    use super::{plan, plan_with, transposed_conv};
     use gradcam_core::{Backend, Conv2dParams, Shape};
 
     /// The identity behind the stride-1 backward-data path, on the CPU backend: backward-data
@@ -1259,5 +1292,12 @@ mod tests {
         assert!(p.splits * p.per >= 4608 && (p.splits - 1) * p.per < 4608);
         // Shallow depth is never split below 128 per slice.
         assert_eq!(plan(64, 49, 100, 1, 132, false).splits, 1);
+        // Forced: 128×128 tiles in three depth slices; never more slices than 16-deep steps.
+        let p = plan_with(128, 32 * 28 * 28, 1152, 1, 132, false, Some(128), Some(3));
+        assert_eq!((p.big, p.splits, p.per), (true, 3, 384));
+        assert_eq!(
+            plan_with(64, 49, 40, 1, 132, false, None, Some(8)).splits,
+            3
+        );
     }
 }
