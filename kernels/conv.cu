@@ -9,9 +9,10 @@
 // Forward tiles: f32 128×128 / 64×64, TF32 128×128 / 64×64, each also with the rectifier's
 // clamp in its epilogue (`_clamp`, used without split-K; the plain kernels stay exactly the
 // unfused code, whose registers a run-time flag would otherwise raise). The f32 64×64 tile is
-// bounded to three blocks per multiprocessor (80 registers, 4 bytes spilled on sm_90): with the
-// gather's offsets hoisted it would take 89 and fit only two (H200, batch 32, 3×3 128ch 28×28:
-// 282 µs bounded; 305 µs at 79 registers without the hoisting; 320 µs before either).
+// bounded to three blocks per multiprocessor (80 registers, 4 bytes spilled, by NVRTC 13's
+// ptxas for sm_90): with the gather's offsets hoisted it would take 89 and fit only two (H200,
+// batch 32, 3×3 128ch 28×28: 282 µs bounded; 306 µs at 79 registers without the hoisting;
+// 322 µs before either).
 #define CONV_FORWARD(name, bounds, BM, BK, TC)                                 \
     KERNEL void __launch_bounds__ bounds name(ARGS) {                          \
         tile_gemm<MODE_CONV_FWD, BM, BM, BK, TC>(p, src0, src1, src2, dst);    \

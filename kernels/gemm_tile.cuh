@@ -7,9 +7,11 @@
 // fetched into registers while the current one is multiplied: double buffering), each thread
 // accumulating a TM×TN register tile (8×8 for 128×128 tiles, 4×4 for 64×64), read from shared
 // memory as 16-byte vectors. Weight rows are read as 16-byte vectors when aligned. A
-// convolution's gather divides by the kernel's taps once per block, not per tile: each thread
-// carries its depth row's (channel, tap row, tap column) forward by BK, and in the forward its
-// four columns' first-tap offsets, to which a load adds one row offset.
+// convolution's B gather divides by the kernel's taps once per thread, before the loop: each
+// thread carries its depth row's (channel, tap row, tap column) forward by BK, and in the
+// forward keeps its four columns' first-tap offsets, to which a load adds one row offset.
+// (Backward-data's weight load and stride tests still divide per element: it runs only where
+// the flipped weight cannot, e.g. with dilation.)
 //
 // TC (tensor cores): the same tiles multiplied by mma.sync m16n8k8 in TF32 (operands rounded
 // to 10-bit mantissas, f32 accumulation), the 8 warps as 2 × 4 blocks of the tile (64×32 of a

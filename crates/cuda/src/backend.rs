@@ -125,6 +125,13 @@ fn plan_with(
         Some(_) => false,
         None => m > 64 && blocks(128) >= waves * sms,
     };
+    if big && forced.is_none() {
+        return Plan {
+            big,
+            splits: 1,
+            per: depth,
+        };
+    }
     let mut splits = 1;
     if let Some(s) = forced {
         splits = s.min(depth.div_ceil(16));
@@ -1216,7 +1223,7 @@ impl Backend for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{plan, plan_with, transposed_conv};
+    use super::{plan, plan_with, transposed_conv, Plan};
     use gradcam_core::{Backend, Conv2dParams, Shape};
 
     /// The identity behind the stride-1 backward-data path, on the CPU backend: backward-data
@@ -1292,6 +1299,15 @@ mod tests {
         assert!(p.splits * p.per >= 4608 && (p.splits - 1) * p.per < 4608);
         // Shallow depth is never split below 128 per slice.
         assert_eq!(plan(64, 49, 100, 1, 132, false).splits, 1);
+        // Large tiles take the whole depth in one slice unless a split is forced.
+        assert_eq!(
+            plan(256, 32 * 56 * 56, 64, 1, 132, false),
+            Plan {
+                big: true,
+                splits: 1,
+                per: 64
+            }
+        );
         // Forced: 128×128 tiles in three depth slices; never more slices than 16-deep steps.
         let p = plan_with(128, 32 * 28 * 28, 1152, 1, 132, false, Some(128), Some(3));
         assert_eq!((p.big, p.splits, p.per), (true, 3, 384));
