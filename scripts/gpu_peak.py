@@ -5,8 +5,9 @@ jiterator, which uses NVRTC) and cuBLAS's SGEMM at 8192³ with TF32 off, then on
 warm-up, median of --reps. Prints one line per measurement (TFLOP/s). Optional tooling for
 scripts/gpu-check.sh; never needed by CI or the tests.
 """
-import argparse, json, statistics
+import argparse, json
 import torch
+from conv_cudnn import time_ms  # CUDA events, warm-up, median (same folder)
 
 ITERS = 512
 CHAINS = 8
@@ -22,21 +23,6 @@ template <typename T> T fma_peak(T x) {
   return a0 + a1 + a2 + a3 + a4 + a5 + a6 + a7;
 }
 """.replace("ITERS", str(ITERS))
-
-
-def time_ms(f, reps):
-    for _ in range(3):
-        f()
-    torch.cuda.synchronize()
-    t = []
-    for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        f()
-        e.record()
-        e.synchronize()
-        t.append(s.elapsed_time(e))
-    return statistics.median(t)
 
 
 def report(out, what, flops, ms):

@@ -83,9 +83,8 @@ pub(crate) struct Plan {
 /// split-K when even those leave most multiprocessors idle (batch 1, deep layers, small maps).
 /// In f32 the large tile needs four blocks per multiprocessor (H100, 128ch 28×28 at batch 32:
 /// 196 large tiles ran 343 µs, 784 small ones 320 µs); on the tensor cores one wave of them
-/// suffices (the same layer: 182 µs against 221 µs). `GRADCAM_CUDA_TILE=64|128` forces one
-/// size where it applies and `GRADCAM_CUDA_SPLITS=N` a number of depth slices, for either size
-/// (both for measuring).
+/// suffices (the same layer: 182 µs against 221 µs). `forced` overrides the tile size where it
+/// applies, the number of depth slices for either size, or both (for measuring).
 pub(crate) fn plan(
     m: usize,
     nc: usize,
@@ -93,39 +92,16 @@ pub(crate) fn plan(
     groups: usize,
     sms: usize,
     tf32: bool,
-) -> Plan {
-    plan_with(
-        m,
-        nc,
-        depth,
-        groups,
-        sms,
-        tf32,
-        tile_override(),
-        split_override(),
-    )
-}
-
-/// [`plan`] with the two overrides given.
-#[allow(clippy::too_many_arguments)]
-fn plan_with(
-    m: usize,
-    nc: usize,
-    depth: usize,
-    groups: usize,
-    sms: usize,
-    tf32: bool,
-    tile: Option<usize>,
-    forced: Option<usize>,
+    forced: Forced,
 ) -> Plan {
     let blocks = |t: usize| m.div_ceil(t) * nc.div_ceil(t) * groups;
     let waves = if tf32 { 1 } else { 4 };
-    let big = match tile {
+    let big = match forced.tile {
         Some(128) => m > 64,
         Some(_) => false,
         None => m > 64 && blocks(128) >= waves * sms,
     };
-    if big && forced.is_none() {
+    if big && forced.splits.is_none() {
         return Plan {
             big,
             splits: 1,
@@ -133,7 +109,7 @@ fn plan_with(
         };
     }
     let mut splits = 1;
-    if let Some(s) = forced {
+    if let Some(s) = forced.splits {
         splits = s.min(depth.div_ceil(16));
     } else if !big {
         let b64 = blocks(64).max(1);
@@ -150,28 +126,26 @@ fn plan_with(
     }
 }
 
-/// The tile size `GRADCAM_CUDA_TILE` asks for (64 or 128), read once; `None` lets [`plan`]
-/// choose.
-fn tile_override() -> Option<usize> {
-    static TILE: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *TILE.get_or_init(|| {
-        std::env::var("GRADCAM_CUDA_TILE")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|t| [64, 128].contains(t))
-    })
+/// What [`plan`] is told to choose instead of choosing itself.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Forced {
+    /// The tile size (64 or 128).
+    pub tile: Option<usize>,
+    /// The number of depth slices (1 to 64).
+    pub splits: Option<usize>,
 }
 
-/// The depth slices `GRADCAM_CUDA_SPLITS` asks for (1 to 64), read once; `None` lets [`plan`]
-/// choose.
-fn split_override() -> Option<usize> {
-    static SPLITS: std::sync::OnceLock<Option<usize>> = std::sync::OnceLock::new();
-    *SPLITS.get_or_init(|| {
-        std::env::var("GRADCAM_CUDA_SPLITS")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .filter(|s| (1..=64).contains(s))
-    })
+impl Forced {
+    /// `GRADCAM_CUDA_TILE=64|128` and `GRADCAM_CUDA_SPLITS=1..64`, read once; other values are
+    /// ignored.
+    pub(crate) fn from_env() -> Self {
+        static FORCED: std::sync::OnceLock<Forced> = std::sync::OnceLock::new();
+        let var = |name: &str| std::env::var(name).ok().and_then(|v| v.parse().ok());
+        *FORCED.get_or_init(|| Forced {
+            tile: var("GRADCAM_CUDA_TILE").filter(|t| [64, 128].contains(t)),
+            splits: var("GRADCAM_CUDA_SPLITS").filter(|s| (1..=64).contains(s)),
+        })
+    }
 }
 
 /// For a stride-1 convolution, the parameters of the forward convolution that computes its
@@ -373,7 +347,15 @@ impl CudaBackend {
             return Ok(Self::tensor(shape, out));
         }
         let tf32 = self.tf32 && !tiles.plain[2].is_empty();
-        let pl = plan(m, nc, depth, groups, self.dev.sms as usize, tf32);
+        let pl = plan(
+            m,
+            nc,
+            depth,
+            groups,
+            self.dev.sms as usize,
+            tf32,
+            Forced::from_env(),
+        );
         p.e = [
             u(pl.splits),
             u(pl.per),
@@ -1223,7 +1205,7 @@ impl Backend for CudaBackend {
 
 #[cfg(test)]
 mod tests {
-    use super::{plan, plan_with, transposed_conv, Plan};
+    use super::{plan, transposed_conv, Forced, Plan};
     use gradcam_core::{Backend, Conv2dParams, Shape};
 
     /// The identity behind the stride-1 backward-data path, on the CPU backend: backward-data
@@ -1287,21 +1269,25 @@ mod tests {
 
     #[test]
     fn plans_fill_the_device() {
+        const NONE: Forced = Forced {
+            tile: None,
+            splits: None,
+        };
         // Batch 32, ResNet-50 layer2 3×3: one wave of 128×128 tiles, enough on the tensor
         // cores, not in f32; layer1's 64 filters would leave half of each tile's rows idle.
-        assert!(plan(128, 32 * 28 * 28, 1152, 1, 132, true).big);
-        assert!(!plan(128, 32 * 28 * 28, 1152, 1, 132, false).big);
-        assert!(plan(256, 32 * 56 * 56, 64, 1, 132, false).big);
-        assert!(!plan(64, 32 * 56 * 56, 576, 1, 132, true).big);
+        assert!(plan(128, 32 * 28 * 28, 1152, 1, 132, true, NONE).big);
+        assert!(!plan(128, 32 * 28 * 28, 1152, 1, 132, false, NONE).big);
+        assert!(plan(256, 32 * 56 * 56, 64, 1, 132, false, NONE).big);
+        assert!(!plan(64, 32 * 56 * 56, 576, 1, 132, true, NONE).big);
         // Batch 1, layer4 3×3 (512 filters, 7×7): split-K over 64×64 tiles.
-        let p = plan(512, 49, 4608, 1, 132, false);
+        let p = plan(512, 49, 4608, 1, 132, false, NONE);
         assert!(!p.big && p.splits > 1 && p.per.is_multiple_of(16));
         assert!(p.splits * p.per >= 4608 && (p.splits - 1) * p.per < 4608);
         // Shallow depth is never split below 128 per slice.
-        assert_eq!(plan(64, 49, 100, 1, 132, false).splits, 1);
+        assert_eq!(plan(64, 49, 100, 1, 132, false, NONE).splits, 1);
         // Large tiles take the whole depth in one slice unless a split is forced.
         assert_eq!(
-            plan(256, 32 * 56 * 56, 64, 1, 132, false),
+            plan(256, 32 * 56 * 56, 64, 1, 132, false, NONE),
             Plan {
                 big: true,
                 splits: 1,
@@ -1309,10 +1295,33 @@ mod tests {
             }
         );
         // Forced: 128×128 tiles in three depth slices; never more slices than 16-deep steps.
-        let p = plan_with(128, 32 * 28 * 28, 1152, 1, 132, false, Some(128), Some(3));
+        let p = plan(
+            128,
+            32 * 28 * 28,
+            1152,
+            1,
+            132,
+            false,
+            Forced {
+                tile: Some(128),
+                splits: Some(3),
+            },
+        );
         assert_eq!((p.big, p.splits, p.per), (true, 3, 384));
         assert_eq!(
-            plan_with(64, 49, 40, 1, 132, false, None, Some(8)).splits,
+            plan(
+                64,
+                49,
+                40,
+                1,
+                132,
+                false,
+                Forced {
+                    tile: None,
+                    splits: Some(8)
+                }
+            )
+            .splits,
             3
         );
     }
