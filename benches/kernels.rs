@@ -47,7 +47,7 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
         ),
     ];
     // On a GPU, also ResNet-50's 3×3 and 1×1 layers at batch 32 (what scripts/conv_cudnn.py
-    // times with cuDNN).
+    // times with cuDNN, and scripts/gpu-sweep.sh under forced plans).
     let batched = [
         (
             "conv3x3 64ch 56x56 b32",
@@ -77,6 +77,19 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
             "conv1x1 1024->256 14x14 b32",
             [32, 1024, 14, 14],
             [256, 1024, 1, 1],
+            0,
+        ),
+        // Layer 4's 1×1 convolutions: deep, few columns (7×7), where the plan splits the depth.
+        (
+            "conv1x1 2048->512 7x7 b32",
+            [32, 2048, 7, 7],
+            [512, 2048, 1, 1],
+            0,
+        ),
+        (
+            "conv1x1 512->2048 7x7 b32",
+            [32, 512, 7, 7],
+            [2048, 512, 1, 1],
             0,
         ),
     ];

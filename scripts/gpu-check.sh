@@ -36,7 +36,10 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-if [ "$root" != /work/main ]; then mkdir -p /work && ln -sfn "$root" /work/main; fi
+# (Only where /work/main is not a real folder: run elsewhere, ln would put a link inside it.)
+if [ "$root" != /work/main ] && { [ -L /work/main ] || [ ! -e /work/main ]; }; then
+  mkdir -p /work && ln -sfn "$root" /work/main
+fi
 export WGPU_BACKEND=vulkan GRADCAM_REQUIRE_WGPU=1 GRADCAM_REQUIRE_CUDA=1 XDG_RUNTIME_DIR=/tmp
 # The NVRTC that matches the driver (a newer one's output may not load): the toolkit's first.
 for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
