@@ -79,7 +79,8 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
             [256, 1024, 1, 1],
             0,
         ),
-        // Layer 4's 1×1 convolutions: deep, few columns (7×7), where the plan splits the depth.
+        // Layer 4's 1×1 convolutions: few columns (7×7), where the plan splits the depth of one
+        // direction of each (2048→512 forward, 512→2048 backward-data).
         (
             "conv1x1 2048->512 7x7 b32",
             [32, 2048, 7, 7],

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Prepares a call of scripts/gpu-check.sh on a lent GPU machine, which has no Rust toolchain and
-# no network: builds the release binaries it runs (the CLI, the backend and fixture tests, the
-# kernel benches) here and copies them to `.gpu-bin/`; fetches Debian's Vulkan loader into
-# `.gl/` and the pytorch-grad-cam wheels into `.whl/` once. All three folders are git-ignored
+# Prepares a call of scripts/gpu-check.sh (or gpu-sweep.sh, gpu-profile.sh) on a lent GPU
+# machine, which has no Rust toolchain and no network: builds the release binaries they run (the
+# CLI, the backend and fixture tests, the kernel benches) here and packs them into
+# `.gpu-bin/bin.tar.xz`; fetches Debian's Vulkan loader into `.gl/` and the pytorch-grad-cam
+# wheels into `.whl/` once. All three folders are git-ignored
 # and travel with the call: `carry: [".gpu-bin", ".gl", ".whl"]`.
 #
 # Usage: scripts/gpu-build.sh [cargo feature list, default "wgpu cuda"]
@@ -45,4 +46,8 @@ for line in sys.stdin:
 cargo build --release -p gradcam-cli --features "$features"
 cp target/release/gradcam .gpu-bin/
 strip .gpu-bin/*
+# Packed: the working tree and what a call carries may not pass 64 MiB together (the binaries
+# are ~55 MB, ~10 MB packed). The GPU scripts unpack it first.
+pack="${TMPDIR:-/tmp}/gradcam-gpu-bin.tar.xz"
+tar cJf "$pack" -C .gpu-bin . && rm -f .gpu-bin/* && mv "$pack" .gpu-bin/bin.tar.xz
 du -sh .gpu-bin .gl .whl

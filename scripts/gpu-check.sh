@@ -5,18 +5,23 @@
 # PyTorch + pytorch-grad-cam, then times end-to-end explanations against PyTorch on the same GPU,
 # the forward op by op, the kernels against cuDNN, and the card's FP32 throughput
 # (scripts/gpu_peak.py); prints a short table of each. Logs and JSON lines go to
-# ${OUT:-/tmp/gradcam-gpu}. Record card, date and figures in docs/PERFORMANCE.md.
+# ${GPU_CHECK_LOGS:-/tmp/gradcam-gpu}, and where $OUT is set (the device tool's folder, which
+# returns at most 8 files) into one archive, $OUT/gpu-check.tgz. Record card, date and figures
+# in docs/PERFORMANCE.md.
 #
 # Prepare on the development machine with scripts/gpu-build.sh, then call the device tool with
 #   command: bash scripts/gpu-check.sh     carry: [".gpu-bin", ".gl", ".whl"]
 # Knobs: GPU_CHECK_BACKENDS (default "cuda cuda-tf32 wgpu"), GPU_CHECK_KERNELS (criterion
 # filter, default "kernels/(cuda|wgpu)"), GPU_CHECK_PROFILE=0 to skip the op-by-op profile,
-# GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PYTORCH_METHODS (default
-# forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for batch 1 only and no kernel benches.
+# GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PEAK=0 to skip the FP32 peak,
+# GPU_CHECK_PYTORCH_METHODS (default forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for
+# batch 1 only and no kernel benches, cuDNN or peak.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-out="${OUT:-/tmp/gradcam-gpu}"
+# scripts/gpu-build.sh packs the binaries: unpacked here once.
+if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
+out="${GPU_CHECK_LOGS:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
 bin="$root/.gpu-bin"
 quick="${GPU_CHECK_QUICK:-0}"
@@ -84,7 +89,7 @@ if python3 -c "import torch, pytorch_grad_cam" 2>/dev/null; then
     note=""; [ "$b" = cuda-tf32 ] && note=" (TF32: rounding beyond the f32 tolerances is expected)"
     echo "-- --backend $b$note"
     trace=""; [ "$b" = cuda ] && trace="--trace cpu"
-    timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" $trace \
+    OUT="$out" timeout 120 python3 scripts/compare_pytorch.py --arch resnet50 --backend "$b" $trace \
       --gradcam "$bin/gradcam" 2>&1 | tee -a "$out/pytorch.log" | tail -30
   done
 fi
@@ -127,15 +132,21 @@ fi
 
 if [ "$quick" != 1 ] && [ -x "$bin/kernels" ]; then
   step "kernels (criterion; 'elements' are FLOPs for convs and GEMMs)"
-  timeout 240 "$bin/kernels" --bench --noplot --warm-up-time 0.5 --measurement-time 1 \
+  timeout 300 "$bin/kernels" --bench --noplot --warm-up-time 0.5 --measurement-time 1 \
     "$kernels" 2>&1 | tee "$out/kernels.log" |
     grep -E "^kernels|time:|thrpt:" | paste - - - | sed 's/  */ /g; s/kernels\///; s/NVIDIA //' |
-    awk -F'\t' '{split($2,t,"[][]"); split($3,r,"[][]"); print $1 " |" t[2] " |" r[2]}' | cut -c1-140
-  if [ "${GPU_CHECK_CUDNN:-1}" = 1 ]; then
-    step "cuDNN on the same convolutions (TF32 off, then on)"
-    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
-    step "the card's FP32 throughput: an FMA loop, cuBLAS SGEMM (TF32 off, then on)"
-    PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu_peak.py --json "$out/peak.jsonl" 2>&1
-  fi
+    awk -F'\t' '{split($2,t,"[][]"); split($3,r,"[][]"); print $1 " |" t[2] " |" r[2]}' |
+    cut -c1-140 || status=1
+fi
+if [ "$quick" != 1 ] && [ "${GPU_CHECK_CUDNN:-1}" = 1 ]; then
+  step "cuDNN on the same convolutions (TF32 off, then on)"
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/conv_cudnn.py --json "$out/cudnn.jsonl" 2>&1
+fi
+if [ "$quick" != 1 ] && [ "${GPU_CHECK_PEAK:-1}" = 1 ]; then
+  step "the card's FP32 throughput: an FMA loop, cuBLAS SGEMM (TF32 off, then on)"
+  PYTHONUNBUFFERED=1 timeout 120 python3 scripts/gpu_peak.py --json "$out/peak.jsonl" 2>&1
+fi
+if [ -n "${OUT:-}" ] && [ "$OUT" != "$out" ]; then
+  tar czf "$OUT/gpu-check.tgz" -C "$out" . && echo "logs: \$OUT/gpu-check.tgz"
 fi
 exit $status

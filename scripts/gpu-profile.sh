@@ -6,6 +6,8 @@
 # `.gpu-bin/gradcam` (scripts/gpu-build.sh). Output in ${OUT:-/tmp/gradcam-gpu}.
 set -uo pipefail
 cd "$(dirname "$0")/.."
+# scripts/gpu-build.sh packs the binaries: unpacked here once.
+if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
 out="${OUT:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
 bin=.gpu-bin/gradcam

@@ -1,22 +1,32 @@
 #!/usr/bin/env bash
 # Times the CUDA convolution tiles under forced plans, for deciding the backend's tiling rule
 # (`plan` in crates/cuda/src/backend.rs) on a lent GPU machine. Run after scripts/gpu-build.sh,
-# like scripts/gpu-check.sh (same carry: [".gpu-bin", ".gl", ".whl"]); a few minutes.
+# with the device tool: command `bash scripts/gpu-sweep.sh`, carry [".gpu-bin"], timeout_s 600
+# (about 5 minutes with the default plans).
 #
-# First the CUDA backend tests with each forced plan (what runs the tile and split-K
+# First the CUDA backend tests under each forced plan (they run the tile and split-K
 # combinations the tests' small shapes do not reach by default), then, for each plan, the
 # batch-32 convolutions of benches/kernels.rs (ResNet-50's 3×3 and 1×1 layers, forward and
-# backward-data, f32 unless GPU_SWEEP_FILTER says otherwise). Logs go to ${OUT:-/tmp/gradcam-gpu}.
-# Knobs: GPU_SWEEP_PLANS (default "auto 64:0 128:0 128:2 128:4 128:6 128:8 64:2 64:4": `auto` is
-# the backend's own plan, TILE:SLICES forces the tile size and, unless SLICES is 0, the number
-# of depth slices), GPU_SWEEP_FILTER (criterion filter).
+# backward-data; f32 unless GPU_SWEEP_FILTER says otherwise). Logs go to
+# ${GPU_SWEEP_LOGS:-/tmp/gradcam-gpu-sweep} (sweep-tests.log, sweep-kernels.log), and where $OUT
+# is set into one archive, $OUT/gpu-sweep.tgz; the exit status is non-zero when a test or a
+# bench failed, and the last line names the plans that did.
+# Knobs: GPU_SWEEP_PLANS (default "auto 128:0 128:2 128:4 128:8 64:2": `auto` is the backend's
+# own plan; TILE:SLICES forces the tile size, 64 or 128 — 128 only where a GEMM has more than
+# 64 rows — and, unless SLICES is 0, the number of depth slices), GPU_SWEEP_FILTER (criterion
+# filter).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 root="$PWD"
-out="${OUT:-/tmp/gradcam-gpu}"
+# scripts/gpu-build.sh packs the binaries: unpacked here once.
+if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
+out="${GPU_SWEEP_LOGS:-/tmp/gradcam-gpu-sweep}"
 mkdir -p "$out"
+: >"$out/sweep-tests.log"
+: >"$out/sweep-kernels.log"
 bin="$root/.gpu-bin"
-# (Only where /work/main is not a real folder: run elsewhere, ln would put a link inside it.)
+# The test binaries find their data through /work/main, where they were built (only where
+# /work/main is not a real folder: run elsewhere, ln would put a link inside it).
 if [ "$root" != /work/main ] && { [ -L /work/main ] || [ ! -e /work/main ]; }; then
   mkdir -p /work && ln -sfn "$root" /work/main
 fi
@@ -25,25 +35,39 @@ for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
   /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
   [ -e "$d/libnvrtc.so.13" ] || [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
 done
-plans="${GPU_SWEEP_PLANS:-auto 64:0 128:0 128:2 128:4 128:6 128:8 64:2 64:4}"
+plans="${GPU_SWEEP_PLANS:-auto 128:0 128:2 128:4 128:8 64:2}"
 filter="${GPU_SWEEP_FILTER:-cuda:[^(]*/conv.*b32 (forward|backward-data)\$}"
-nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader | tee "$out/sweep-machine.txt"
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
+  tee "$out/sweep-machine.txt"
 status=0
+failed=""
+valid=""
+for v in $plans; do
+  case "$v" in
+    auto | 64:[0-9]* | 128:[0-9]*) valid="$valid $v" ;;
+    *) echo "bad plan '$v' (auto, 64:N or 128:N)"; status=1; failed="$failed $v" ;;
+  esac
+done
 env_of() { # tile:slices → the variables that force it (none for auto)
   [ "$1" = auto ] && return 0
-  local t=${1%:*} s=${1#*:}
-  echo "GRADCAM_CUDA_TILE=$t"
-  [ "$s" = 0 ] || echo "GRADCAM_CUDA_SPLITS=$s"
+  echo "GRADCAM_CUDA_TILE=${1%:*}"
+  [ "${1#*:}" = 0 ] || echo "GRADCAM_CUDA_SPLITS=${1#*:}"
 }
-for v in $plans; do
-  echo "== CUDA backend tests, plan $v: $(env_of "$v" | tr '\n' ' ')"
+for v in $valid; do
+  echo "== CUDA backend tests, plan $v: $(env_of "$v" | tr '\n' ' ')" | tee -a "$out/sweep-tests.log"
   env $(env_of "$v") timeout 120 "$bin/backends" --test-threads 1 cuda 2>&1 |
-    tee "$out/sweep-test-$v.log" | grep -E "test result|FAILED|panicked" || status=1
+    tee -a "$out/sweep-tests.log" | grep -E "test result|FAILED|panicked" ||
+    { status=1; failed="$failed tests:$v"; }
 done
-for v in $plans; do
-  echo "== kernels, plan $v: $(env_of "$v" | tr '\n' ' ')"
+for v in $valid; do
+  echo "== kernels, plan $v: $(env_of "$v" | tr '\n' ' ')" | tee -a "$out/sweep-kernels.log"
   env $(env_of "$v") timeout 120 "$bin/kernels" --bench --noplot --warm-up-time 0.3 \
-    --measurement-time 0.7 "$filter" 2>&1 | tee "$out/sweep-kernels-$v.log" |
-    grep -E "^kernels|time:" | grep -v "%" | paste - - | sed 's/  */ /g; s/kernels\///'
+    --measurement-time 0.7 "$filter" 2>&1 | tee -a "$out/sweep-kernels.log" |
+    grep -E "^kernels|time:" | grep -v "%" | paste - - | sed 's/  */ /g; s/kernels\/cuda:[^/]*\///' ||
+    { status=1; failed="$failed kernels:$v"; }
 done
+if [ -n "${OUT:-}" ] && [ "$OUT" != "$out" ]; then
+  tar czf "$OUT/gpu-sweep.tgz" -C "$out" . && echo "logs: \$OUT/gpu-sweep.tgz"
+fi
+echo "failed plans:${failed:- none}"
 exit $status
