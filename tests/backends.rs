@@ -239,6 +239,16 @@ fn conv<B: Backend>(b: &B) {
             b.conv2d_backward_data(&dy.dev, &w.dev, &p, &xsh),
             k.cpu.conv2d_backward_data(&dy.cpu, &w.cpu, &p, &xsh),
         );
+        // Summed into a gradient the input already has: the bits of the two ops, every path.
+        let acc = k.rand(&xs);
+        k.bits(
+            &format!("conv2d_backward_data_add #{i}"),
+            b.conv2d_backward_data_add(&dy.dev, &w.dev, &p, &xsh, &acc.dev),
+            b.add(
+                &acc.dev,
+                &b.conv2d_backward_data(&dy.dev, &w.dev, &p, &xsh).unwrap(),
+            ),
+        );
         let wsh = Shape::from(ws);
         k.same(
             &format!("conv2d weight #{i}"),

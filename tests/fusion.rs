@@ -2,10 +2,11 @@
 //! residual sum and rectifier after it, changes no value: the fused primitives give the bits
 //! of the ops they replace (fast, Winograd-forward and reference CPU kernels), and a whole
 //! forward pass with every fusion gives the bits of one with none (keeping a node's output
-//! turns its fusion off).
+//! turns its fusion off); so does a whole backward pass whose gradient sums are fused into
+//! backward-data against one that computes weight gradients (which turns them off).
 
-use gradcam::core::{Conv2dParams, Rectifier};
-use gradcam::runtime::{NodeId, Op};
+use gradcam::core::{Conv2dParams, GradMode, Rectifier};
+use gradcam::runtime::{BackwardSpec, NodeId, Op, RectifierRule, Stop};
 use gradcam::{arch, Backend, CpuBackend, Model, Shape};
 use std::collections::BTreeSet;
 
@@ -128,5 +129,49 @@ fn a_forward_pass_with_fusions_gives_the_bits_of_one_without() {
             "node {}",
             id.0
         );
+    }
+}
+
+#[test]
+fn a_backward_pass_with_fused_gradient_sums_gives_the_bits_of_one_without() {
+    // ResNet-18's sums follow 3×3 and strided backward-data, ResNet-50's 1×1 ones (the GEMM's
+    // store).
+    for arch_name in ["resnet18", "resnet50"] {
+        let g = arch::build(arch_name, &arch::random_weights(arch_name, 10, 7).unwrap())
+            .unwrap()
+            .fold_batch_norm(&[])
+            .unwrap();
+        let cpu = CpuBackend::new();
+        let m = Model::new(cpu.clone(), g).unwrap();
+        let x = cpu
+            .upload(&random(2 * 3 * 48 * 48, 11), Shape::new([2, 3, 48, 48]))
+            .unwrap();
+        let spec = |weight_grads| BackwardSpec {
+            from: m.graph().output(),
+            stop: Stop::Input,
+            rule: RectifierRule {
+                mode: GradMode::Guided,
+                relu_only: false,
+            },
+            weight_grads,
+        };
+        let keep = m.backward_needs(&spec(true)).unwrap();
+        let acts = m.forward(&x, &keep).unwrap();
+        let seed = || m.one_hot(10, &[3, 7]).unwrap();
+        let fused = m.backward_trace(&acts, &spec(false), seed()).unwrap();
+        let plain = m.backward_trace(&acts, &spec(true), seed()).unwrap();
+        let mut compared = 0;
+        for (i, (f, p)) in fused.iter().zip(&plain).enumerate() {
+            assert_eq!(f.is_some(), p.is_some(), "{arch_name} node {i}");
+            if let (Some(f), Some(p)) = (f, p) {
+                assert_eq!(
+                    bits(cpu.download(f).unwrap()),
+                    bits(cpu.download(p).unwrap()),
+                    "{arch_name} node {i}"
+                );
+                compared += 1;
+            }
+        }
+        assert!(compared >= 40, "{arch_name}: {compared} gradients compared");
     }
 }

@@ -98,6 +98,22 @@ impl Backend for Counting {
         self.hit("conv2d_backward_data");
         wrap(self.inner.conv2d_backward_data(&cpu(dy), &cpu(w), p, s))
     }
+    fn conv2d_backward_data_add(
+        &self,
+        dy: &T,
+        w: &T,
+        p: &Conv2dParams,
+        s: &Shape,
+        acc: &T,
+    ) -> Result<T> {
+        self.hit("conv2d_backward_data");
+        self.hit("add");
+        self.hit("conv2d_backward_data_add");
+        wrap(
+            self.inner
+                .conv2d_backward_data_add(&cpu(dy), &cpu(w), p, s, &cpu(acc)),
+        )
+    }
     fn conv2d_backward_weight(&self, x: &T, dy: &T, p: &Conv2dParams, s: &Shape) -> Result<T> {
         self.hit("conv2d_backward_weight");
         wrap(self.inner.conv2d_backward_weight(&cpu(x), &cpu(dy), p, s))
@@ -335,6 +351,12 @@ fn all_gradient_methods_share_one_forward_pass() {
     );
     // Three passes to the input (guided, deconvnet, saliency) run through every conv.
     assert_eq!(b.count("conv2d_backward_data"), 3 * convs);
+    // A residual block's input gets two gradients: the second one's backward-data and the sum
+    // ran as one op.
+    assert!(
+        b.count("conv2d_backward_data_add") >= 3,
+        "fused gradient sums"
+    );
 }
 
 #[test]

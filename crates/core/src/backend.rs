@@ -94,6 +94,23 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor<Self>>
     where
         Self: Sized;
+    /// `acc + conv2d_backward_data(dy, w)`: the gradient of an input that another consumer
+    /// already gave one (`acc`, of `x_shape`), summed in one pass where the backend can (the
+    /// default runs [`Backend::conv2d_backward_data`] and [`Backend::add`]). Bit-identical to
+    /// them (NaN payloads aside).
+    fn conv2d_backward_data_add(
+        &self,
+        dy: &Tensor<Self>,
+        w: &Tensor<Self>,
+        p: &Conv2dParams,
+        x_shape: &Shape,
+        acc: &Tensor<Self>,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        self.add(acc, &self.conv2d_backward_data(dy, w, p, x_shape)?)
+    }
     /// `∂L/∂w` of [`Backend::conv2d`] (training only); summed over the batch.
     fn conv2d_backward_weight(
         &self,

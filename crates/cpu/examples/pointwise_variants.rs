@@ -43,7 +43,7 @@ fn main() {
             conv::forward_clamped(plan, &x, &w, Some(&b), Some((0.0, f32::MAX)), &g, &mut y);
             bf = bf.min(t.elapsed().as_secs_f64() * 1e3);
             let t = Instant::now();
-            conv::backward_data(plan, &y, &prepared, &g, &mut dx);
+            conv::backward_data(plan, &y, &prepared, &g, None, &mut dx);
             bb = bb.min(t.elapsed().as_secs_f64() * 1e3);
         }
         let flops = 2.0 * (c * k * s * s) as f64;

@@ -142,6 +142,52 @@ impl CpuBackend {
         }
     }
 
+    /// [`Backend::conv2d_backward_data`], plus `acc` (of the input's shape) when given, in the
+    /// same pass (the flipped forward's store, or the GEMM's; after col2im, a pass of its own).
+    fn backward_data(
+        &self,
+        dy: &T,
+        w: &T,
+        p: &Conv2dParams,
+        x_shape: &Shape,
+        acc: Option<&T>,
+    ) -> Result<T> {
+        check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
+        let xs = x_shape.nchw("conv2d")?;
+        let g = conv::ConvGeom::new(
+            xs,
+            w.shape().nchw("conv2d")?,
+            dy.shape().nchw("conv2d")?,
+            *p,
+        );
+        let plan = self.plan();
+        let prepared = self.derived.get(
+            w.buffer(),
+            &tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
+            |w| HostBuf::new(conv::prepare_backward(plan, w, &g)),
+        );
+        match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
+            // Stride 1: the forward convolution of dy with the flipped weight (which writes
+            // every value).
+            Some(t) => Ok(make_filled(xs, |dx| {
+                self.forward_geom(
+                    data(dy),
+                    &prepared,
+                    w.dims(),
+                    None,
+                    acc.map(data),
+                    None,
+                    &t,
+                    true,
+                    dx,
+                )
+            })),
+            None => Ok(make(xs, |dx| {
+                conv::backward_data(plan, data(dy), &prepared, &g, acc.map(data), dx)
+            })),
+        }
+    }
+
     fn plan(&self) -> conv::Plan<f32> {
         if self.reference {
             conv::Plan::reference()
@@ -250,40 +296,19 @@ impl Backend for CpuBackend {
     }
 
     fn conv2d_backward_data(&self, dy: &T, w: &T, p: &Conv2dParams, x_shape: &Shape) -> Result<T> {
-        check::conv2d_backward(x_shape, w.shape(), dy.shape(), p)?;
-        let xs = x_shape.nchw("conv2d")?;
-        let g = conv::ConvGeom::new(
-            xs,
-            w.shape().nchw("conv2d")?,
-            dy.shape().nchw("conv2d")?,
-            *p,
-        );
-        let plan = self.plan();
-        let prepared = self.derived.get(
-            w.buffer(),
-            &tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
-            |w| HostBuf::new(conv::prepare_backward(plan, w, &g)),
-        );
-        match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
-            // Stride 1: the forward convolution of dy with the flipped weight (which writes
-            // every value).
-            Some(t) => Ok(make_filled(xs, |dx| {
-                self.forward_geom(
-                    data(dy),
-                    &prepared,
-                    w.dims(),
-                    None,
-                    None,
-                    None,
-                    &t,
-                    true,
-                    dx,
-                )
-            })),
-            None => Ok(make(xs, |dx| {
-                conv::backward_data(plan, data(dy), &prepared, &g, dx)
-            })),
-        }
+        self.backward_data(dy, w, p, x_shape, None)
+    }
+
+    fn conv2d_backward_data_add(
+        &self,
+        dy: &T,
+        w: &T,
+        p: &Conv2dParams,
+        x_shape: &Shape,
+        acc: &T,
+    ) -> Result<T> {
+        check::same("conv2d gradient sum", acc.shape(), x_shape)?;
+        self.backward_data(dy, w, p, x_shape, Some(acc))
     }
 
     fn conv2d_backward_weight(

@@ -72,6 +72,7 @@ fn conv_case(name: &str, x: [usize; 4], w: [usize; 4], p: Conv2dParams, seed: u6
             &dy,
             &conv::prepare_backward(plan, &wv, &g),
             &g,
+            None,
             &mut dx,
         );
         check(&format!("{name} data"), |v| fwd(v, &wv, &bv), &xv, &dy, &dx);

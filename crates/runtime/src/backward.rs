@@ -193,9 +193,11 @@ impl<B: Backend> Model<B> {
             let Some(dy) = dy else { continue };
             let node = &g.nodes()[i];
             let started = timing.is_some().then(std::time::Instant::now);
-            let inputs = self
-                .node_backward(i, &dy, acts, spec, &mut pgrads)
-                .map_err(|e| layer_error(&node.name, e))?;
+            let inputs = match self.summed_backward_data(i, &dy, acts, spec, &region, &mut grads) {
+                Some(done) => done.map(|()| Vec::new()),
+                None => self.node_backward(i, &dy, acts, spec, &mut pgrads),
+            }
+            .map_err(|e| layer_error(&node.name, e))?;
             for (inp, dx) in node.inputs.iter().zip(inputs) {
                 if !region[inp.0] {
                     continue;
@@ -215,6 +217,34 @@ impl<B: Backend> Model<B> {
             }
         }
         Ok((grads, pgrads))
+    }
+
+    /// For a convolution whose input already has a gradient (a tensor with two consumers, as a
+    /// residual block's input) and no weight gradient to compute: the backward-data and the
+    /// sum in one op ([`Backend::conv2d_backward_data_add`]), the sum stored as the input's
+    /// gradient. `None` for any other node (nothing done).
+    fn summed_backward_data(
+        &self,
+        i: usize,
+        dy: &Tensor<B>,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        region: &[bool],
+        grads: &mut [Option<Tensor<B>>],
+    ) -> Option<Result<()>> {
+        let node = &self.graph().nodes()[i];
+        let (Op::Conv2d { weight, params, .. }, [inp]) = (&node.op, node.inputs.as_slice()) else {
+            return None;
+        };
+        if spec.weight_grads || !region[inp.0] {
+            return None;
+        }
+        let acc = grads[inp.0].take()?;
+        let w = self.param(*weight);
+        let summed =
+            self.backend()
+                .conv2d_backward_data_add(dy, w, params, &acts.shapes[inp.0], &acc);
+        Some(summed.map(|dx| grads[inp.0] = Some(dx)))
     }
 
     /// Gradients for each input of node `i` given its output gradient `dy`.

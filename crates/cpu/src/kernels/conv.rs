@@ -532,23 +532,44 @@ pub fn prepare_backward<T: Element>(plan: Plan<T>, w: &[T], g: &ConvGeom) -> Vec
     out
 }
 
-/// `dx [n,c,h,w]` from `dy [n,k,oh,ow]` and the weight as [`prepare_backward`] gives it. When
-/// [`Plan::flips`]: the forward convolution of `dy` with the flipped, transposed weight (as
-/// [`forward`] computes it, no col2im). Else `wᵀ · dy` through the packed GEMM into columns, folded
-/// back with col2im (1×1 stride-1: straight into `dx`).
+/// `dx [n,c,h,w]` from `dy [n,k,oh,ow]` and the weight as [`prepare_backward`] gives it, plus
+/// `residual` (laid out as `dx`: a gradient already summed for the same input) when given —
+/// `residual + dx`, the bits of the sum after the product. When [`Plan::flips`]: the forward
+/// convolution of `dy` with the flipped, transposed weight (as [`forward_fused`] computes it,
+/// no col2im). Else `wᵀ · dy` through the packed GEMM into columns, folded back with col2im
+/// (1×1 stride-1: straight into `dx`, the residual in the GEMM's store).
 pub fn backward_data<T: Element>(
+    plan: Plan<T>,
+    dy: &[T],
+    prepared: &[T],
+    g: &ConvGeom,
+    residual: Option<&[T]>,
+    dx: &mut [T],
+) {
+    assert!(
+        residual.is_none_or(|r| r.len() >= g.n * g.c * g.in_plane()),
+        "residual too short"
+    );
+    if let (Some(t), true) = (transposed_geom(g), plan.flips(g)) {
+        return forward_fused(plan, dy, prepared, None, residual, None, &t, dx);
+    }
+    if g.is_pointwise() {
+        return backward_data_pointwise(plan, dy, prepared, g, residual, dx);
+    }
+    backward_data_columns(plan, dy, prepared, g, dx);
+    if let Some(r) = residual {
+        super::layout::add_in_place(dx, r, None);
+    }
+}
+
+/// [`backward_data`] through columns and col2im (strided, padded or dilated convolutions).
+fn backward_data_columns<T: Element>(
     plan: Plan<T>,
     dy: &[T],
     prepared: &[T],
     g: &ConvGeom,
     dx: &mut [T],
 ) {
-    if let (Some(t), true) = (transposed_geom(g), plan.flips(g)) {
-        return forward(plan, dy, prepared, None, &t, dx);
-    }
-    if g.is_pointwise() {
-        return backward_data_pointwise(plan, dy, prepared, g, dx);
-    }
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     let per_group = ranges(cg, tasks_per_image(g), 1);
     let threads = rayon::current_num_threads();
@@ -587,6 +608,7 @@ pub fn backward_data<T: Element>(
                 (0, oplane),
                 cols.as_mut_ptr(),
                 oplane,
+                None,
             )
         };
         out.iter_mut().for_each(|v| *v = T::zero());
@@ -594,13 +616,14 @@ pub fn backward_data<T: Element>(
     });
 }
 
-/// The GEMM of every backward-data: `out (m × (p1 − p0), rows ldc apart) = A · dy`, A's `m`
-/// rows of `kg` values from `a` (the prepared `wᵀ`), `dy`'s columns p0..p1 of image `n`, group
-/// `gi` (packed by the GEMM).
+/// The GEMM of every backward-data: `out (m × (p1 − p0), rows ldc apart) = A · dy (+ residual,
+/// laid out as out)`, A's `m` rows of `kg` values from `a` (the prepared `wᵀ`), `dy`'s columns
+/// p0..p1 of image `n`, group `gi` (packed by the GEMM).
 ///
 /// # Safety
 /// `a` holds `m·kg` values; `out`'s `m` rows of `p1 − p0` values, `ldc` apart, are inside one
-/// allocation that nothing else touches meanwhile; `dy` holds image `n`'s gradient.
+/// allocation that nothing else touches meanwhile; the residual's, laid out alike, are inside
+/// its allocation, which nothing writes meanwhile; `dy` holds image `n`'s gradient.
 #[allow(clippy::too_many_arguments)]
 unsafe fn wt_dy<T: Element>(
     plan: Plan<T>,
@@ -612,6 +635,7 @@ unsafe fn wt_dy<T: Element>(
     (p0, p1): (usize, usize),
     out: *mut T,
     ldc: usize,
+    residual: Option<*const T>,
 ) {
     let (kg, plane) = (g.kg(), g.out_plane());
     assert!(a.len() >= m * kg, "backward weight too short");
@@ -621,7 +645,11 @@ unsafe fn wt_dy<T: Element>(
         rs: plane,
         cs: 1,
     };
-    packed::gemm(
+    let epi = packed::Epilogue {
+        residual,
+        ..packed::Epilogue::plain(false)
+    };
+    packed::gemm_with(
         plan.kernel,
         m,
         kg,
@@ -630,7 +658,7 @@ unsafe fn wt_dy<T: Element>(
         kg,
         1,
         &pack,
-        false,
+        epi,
         out,
         ldc,
     )
@@ -663,7 +691,18 @@ fn backward_data_few_channels<T: Element>(
                 // writes columns p0..p1 of the cg·kk rows of `cols`.
                 unsafe {
                     let out = cp.ptr().add(p0);
-                    wt_dy(plan, g, dy, a, cg * kk, (n, gi), (p0, p1), out, oplane)
+                    wt_dy(
+                        plan,
+                        g,
+                        dy,
+                        a,
+                        cg * kk,
+                        (n, gi),
+                        (p0, p1),
+                        out,
+                        oplane,
+                        None,
+                    )
                 };
             });
             let at = (n * g.c + gi * cg) * iplane;
@@ -689,6 +728,7 @@ fn backward_data_pointwise<T: Element>(
     dy: &[T],
     prepared: &[T],
     g: &ConvGeom,
+    residual: Option<&[T]>,
     dx: &mut [T],
 ) {
     let (cg, kg, plane) = (g.cg(), g.kg(), g.out_plane());
@@ -717,10 +757,23 @@ fn backward_data_pointwise<T: Element>(
         // SAFETY: A's rows r0..r1 of kg lie in `prepared` (asserted); this task alone writes
         // columns p0..p1 of image n's channels gi·cg + r0..r1 (tasks partition images ×
         // groups × column ranges × channel ranges), rows `plane` apart, inside `dx`
-        // (asserted).
+        // (asserted), and reads the residual's same elements (its length asserted by
+        // `backward_data`).
         unsafe {
-            let out = dxp.ptr().add((n * g.c + gi * cg + r0) * plane + p0);
-            wt_dy(plan, g, dy, a, r1 - r0, (n, gi), (p0, p1), out, plane)
+            let at = (n * g.c + gi * cg + r0) * plane + p0;
+            let res = residual.map(|r| r.as_ptr().add(at));
+            wt_dy(
+                plan,
+                g,
+                dy,
+                a,
+                r1 - r0,
+                (n, gi),
+                (p0, p1),
+                dxp.ptr().add(at),
+                plane,
+                res,
+            )
         };
     });
 }

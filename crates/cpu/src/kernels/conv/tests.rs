@@ -62,7 +62,14 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
     let p64 = Plan::<f64>::reference();
     forward(p64, &xs, &ws, Some(&bs), &g, &mut y64);
     let mut dx64 = vec![0f64; xs.len()];
-    backward_data(p64, &dys, &prepare_backward(p64, &ws, &g), &g, &mut dx64);
+    backward_data(
+        p64,
+        &dys,
+        &prepare_backward(p64, &ws, &g),
+        &g,
+        None,
+        &mut dx64,
+    );
     let f = |v: &[f64]| v.iter().map(|&u| u as f32).collect::<Vec<f32>>();
     let (x32, w32, b32, dy32) = (f(&xs), f(&ws), f(&bs), f(&dys));
     for plan in every_plan() {
@@ -84,11 +91,30 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
         let e = rel_l2(&y, &want);
         assert!(e < 1e-6, "{name} clamped {x:?} {w:?} {p:?}: rel L2 {e}");
         let mut dx = vec![0f32; dx64.len()];
-        backward_data(plan, &dy32, &prepare_backward(plan, &w32, &g), &g, &mut dx);
+        backward_data(
+            plan,
+            &dy32,
+            &prepare_backward(plan, &w32, &g),
+            &g,
+            None,
+            &mut dx,
+        );
         let e = rel_l2(&dx, &dx64);
         assert!(
             e < 1e-6,
             "{name} backward-data {x:?} {w:?} {p:?}: rel L2 {e}"
+        );
+        // Summed into a gradient already there: the bits of the sum after the product.
+        let res = f(&values(dx64.len(), 5));
+        let mut sum = vec![0f32; dx64.len()];
+        let prepared = prepare_backward(plan, &w32, &g);
+        backward_data(plan, &dy32, &prepared, &g, Some(&res), &mut sum);
+        let same = sum.iter().zip(dx.iter().zip(&res));
+        assert!(
+            same.clone()
+                .all(|(s, (d, r))| s.to_bits() == (r + d).to_bits()),
+            "{name} backward-data + residual {x:?} {w:?} {p:?}: {:?}",
+            same.map(|(s, (d, r))| (*s, r + d)).find(|(s, t)| s != t)
         );
     }
 }
@@ -102,6 +128,9 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([1, 3, 101, 97], [13, 3, 7, 7], Conv2dParams::new(2, 3));
     case([1, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(1, 0));
     case([2, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(2, 0));
+    // Backward-data 300 deep (two of the GEMM's depth blocks): a residual in the second's
+    // accumulating store.
+    case([1, 8, 13, 11], [300, 8, 1, 1], Conv2dParams::new(1, 0));
     case(
         [1, 8, 9, 31],
         [12, 4, 3, 3],
