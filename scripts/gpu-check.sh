@@ -18,18 +18,14 @@
 # batch 1 only and no kernel benches, cuDNN or peak.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD"
-# scripts/gpu-build.sh packs the binaries: unpacked here once.
-if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
+. scripts/gpu-env.sh
 out="${GPU_CHECK_LOGS:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
-bin="$root/.gpu-bin"
 quick="${GPU_CHECK_QUICK:-0}"
 backends="${GPU_CHECK_BACKENDS:-cuda cuda-tf32 wgpu}"
 kernels="${GPU_CHECK_KERNELS:-kernels/(cuda|wgpu)}"
 
-# Vulkan loader and the NVIDIA ICD (device README), the wheels, and the test binaries' paths:
-# they were built in /work/main and find their data through it.
+# Vulkan loader and the NVIDIA ICD (device README), and the wheels.
 if compgen -G ".gl/*.deb" >/dev/null; then
   for f in .gl/*.deb; do dpkg -x "$f" /; done
   ldconfig
@@ -41,16 +37,7 @@ if compgen -G ".whl/*.whl" >/dev/null; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
     --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site
 fi
-# (Only where /work/main is not a real folder: run elsewhere, ln would put a link inside it.)
-if [ "$root" != /work/main ] && { [ -L /work/main ] || [ ! -e /work/main ]; }; then
-  mkdir -p /work && ln -sfn "$root" /work/main
-fi
 export WGPU_BACKEND=vulkan GRADCAM_REQUIRE_WGPU=1 GRADCAM_REQUIRE_CUDA=1 XDG_RUNTIME_DIR=/tmp
-# The NVRTC that matches the driver (a newer one's output may not load): the toolkit's first.
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-  /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
-  [ -e "$d/libnvrtc.so.13" ] || [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
-done
 
 {
   nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.max.sm --format=csv,noheader

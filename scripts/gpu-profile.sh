@@ -6,18 +6,13 @@
 # `.gpu-bin/gradcam` (scripts/gpu-build.sh). Output in ${OUT:-/tmp/gradcam-gpu}.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-# scripts/gpu-build.sh packs the binaries: unpacked here once.
-if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
+. scripts/gpu-env.sh
 out="${OUT:-/tmp/gradcam-gpu}"
 mkdir -p "$out"
-bin=.gpu-bin/gradcam
-for d in /usr/local/cuda/lib64 /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
-  [ -e "$d/libnvrtc.so.13" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
-done
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | tee "$out/machine.txt"
 for b in ${GPU_PROFILE_BACKENDS:-cuda cuda-tf32}; do
   for n in 1 32; do
-    timeout 120 "$bin" bench --arch resnet50 --backend "$b" --batch "$n" --reps 10 \
+    timeout 120 "$bin/gradcam" bench --arch resnet50 --backend "$b" --batch "$n" --reps 10 \
       --method forward,gradcam,guided-backprop,guided-gradcam --profile 2>&1 | tee -a "$out/profile.txt"
   done
 done
@@ -25,7 +20,7 @@ nsys=$(command -v nsys || ls /usr/local/cuda*/bin/nsys /opt/nvidia/nsight-system
 if [ -n "$nsys" ]; then
   for n in 1 32; do
     timeout 120 "$nsys" profile -o "$out/guided-b$n" --force-overwrite true \
-      "$bin" bench --arch resnet50 --backend cuda --batch "$n" --reps 5 --method guided-gradcam >/dev/null 2>&1
+      "$bin/gradcam" bench --arch resnet50 --backend cuda --batch "$n" --reps 5 --method guided-gradcam >/dev/null 2>&1
     timeout 60 "$nsys" stats -q --report cuda_gpu_kern_sum --format csv "$out/guided-b$n.nsys-rep" \
       >"$out/kernels-b$n.csv" 2>/dev/null && head -25 "$out/kernels-b$n.csv" | cut -c1-200
     rm -f "$out/guided-b$n.nsys-rep" "$out/guided-b$n.sqlite"

@@ -17,24 +17,12 @@
 # filter).
 set -uo pipefail
 cd "$(dirname "$0")/.."
-root="$PWD"
-# scripts/gpu-build.sh packs the binaries: unpacked here once.
-if [ -f .gpu-bin/bin.tar.xz ] && [ ! -e .gpu-bin/gradcam ]; then tar xJf .gpu-bin/bin.tar.xz -C .gpu-bin; fi
+. scripts/gpu-env.sh
 out="${GPU_SWEEP_LOGS:-/tmp/gradcam-gpu-sweep}"
 mkdir -p "$out"
 : >"$out/sweep-tests.log"
 : >"$out/sweep-kernels.log"
-bin="$root/.gpu-bin"
-# The test binaries find their data through /work/main, where they were built (only where
-# /work/main is not a real folder: run elsewhere, ln would put a link inside it).
-if [ "$root" != /work/main ] && { [ -L /work/main ] || [ ! -e /work/main ]; }; then
-  mkdir -p /work && ln -sfn "$root" /work/main
-fi
 export GRADCAM_REQUIRE_CUDA=1
-for d in /usr/local/cuda/lib64 /usr/local/cuda/targets/x86_64-linux/lib \
-  /usr/local/cuda-13.0/targets/x86_64-linux/lib; do
-  [ -e "$d/libnvrtc.so.13" ] || [ -e "$d/libnvrtc.so" ] && export LD_LIBRARY_PATH="$d:${LD_LIBRARY_PATH:-}" && break
-done
 plans="${GPU_SWEEP_PLANS:-auto 128:0 128:2 128:4 128:8 64:2}"
 filter="${GPU_SWEEP_FILTER:-cuda:[^(]*/conv.*b32 (forward|backward-data)\$}"
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm --format=csv,noheader |
