@@ -142,8 +142,9 @@ impl CpuBackend {
         }
     }
 
-    /// [`Backend::conv2d_backward_data`], plus `acc` (of the input's shape) when given, in the
-    /// same pass (the flipped forward's store, or the GEMM's; after col2im, a pass of its own).
+    /// [`Backend::conv2d_backward_data`], plus `acc` (of the input's shape) when given: in the
+    /// direct kernel's or the GEMM's store, after Winograd's output transform or col2im in a
+    /// pass of its own.
     fn backward_data(
         &self,
         dy: &T,
