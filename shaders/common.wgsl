@@ -24,39 +24,95 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 
 // The tiled GEMMs (conv forward and backward-data, linear): a 16-deep slice of a 64-row tile of A
 // and a 64-column tile of B in workgroup memory, and each of the 16×16 invocations' 4×4 block of
-// the product, accumulated in registers.
-var<workgroup> ta: array<f32, 1024>; // 16 (depth) × 64 (rows)
-var<workgroup> tb: array<f32, 1024>; // 16 (depth) × 64 (columns)
+// the product, accumulated in four vec4 registers (one per row). Both tiles are vec4s
+// written whole by one invocation (no two invocations write parts of one vector) and read two
+// per four multiply-adds of a row. No integer division in a loop: gathers carry their indices.
+var<workgroup> ta: array<vec4<f32>, 256>; // [row 0..63][depth quad 0..3]: four depths of a row
+var<workgroup> tb: array<vec4<f32>, 256>; // [depth 0..15][column quad 0..15]: four columns
 
-// Loads the 64-row × 16-deep A tile with one 16-byte load per invocation: row `r0 + tid/4`,
-// depth `k0 + 4·(tid%4)` .. +3, at `base(row) + depth` in `v` viewed as vec4s. The caller
-// guarantees 16-byte alignment (row starts and depth multiples of 4).
-fn load_a_vec4(tid: u32, row0: u32, rows: u32, k0: u32, depth: u32, row_base: u32, row_stride: u32, from_src0: bool) {
-    let i = tid / 4u;
-    let q = (tid % 4u) * 4u;
-    let r = row0 + i;
-    let kc = k0 + q;
+// This invocation's part of the A tile: row `tid / 4`, depths `4·(tid % 4)` .. +3 of the slice.
+fn a_row(tid: u32) -> u32 { return tid / 4u; }
+fn a_quad(tid: u32) -> u32 { return tid % 4u; }
+// Its part of the B tile: depth `tid / 16` of the slice, columns `4·(tid % 16)` .. +3.
+fn b_depth(tid: u32) -> u32 { return tid / 16u; }
+fn b_quad(tid: u32) -> u32 { return tid % 16u; }
+
+// Loads the A tile's vec4 of this invocation from `v` viewed as vec4s: row `row0 + a_row`,
+// depths `k0 + 4·a_quad` .. +3 at `base + row·stride + depth`. The caller guarantees 16-byte
+// alignment (row starts and depth multiples of 4), so a quad is whole or past the depth.
+fn load_a_vec4(tid: u32, row0: u32, rows: u32, k0: u32, depth: u32, base: u32, stride: u32, from_src0: bool) {
+    let r = row0 + a_row(tid);
+    let kc = k0 + 4u * a_quad(tid);
     var v = vec4<f32>(0.0);
     if (r < rows && kc < depth) {
-        let at = (row_base + r * row_stride + kc) / 4u;
+        let at = (base + r * stride + kc) / 4u;
         if (from_src0) { v = src0v[at]; } else { v = src1v[at]; }
     }
-    ta[q * 64u + i] = v.x;
-    ta[(q + 1u) * 64u + i] = v.y;
-    ta[(q + 2u) * 64u + i] = v.z;
-    ta[(q + 3u) * 64u + i] = v.w;
+    ta[a_row(tid) * 4u + a_quad(tid)] = v;
 }
 
-fn tile_multiply(acc: ptr<function, array<f32, 16>>, lid: vec3<u32>) {
-    for (var kk = 0u; kk < 16u; kk = kk + 1u) {
-        var av: array<f32, 4>;
-        var bv: array<f32, 4>;
-        for (var r = 0u; r < 4u; r = r + 1u) { av[r] = ta[kk * 64u + lid.y * 4u + r]; }
-        for (var c = 0u; c < 4u; c = c + 1u) { bv[c] = tb[kk * 64u + lid.x * 4u + c]; }
-        for (var r = 0u; r < 4u; r = r + 1u) {
-            for (var c = 0u; c < 4u; c = c + 1u) {
-                (*acc)[r * 4u + c] = (*acc)[r * 4u + c] + av[r] * bv[c];
-            }
-        }
+// s_r += Σ over the slice's 16 depths of A[r][kk] · B[kk][4 columns], depth by depth in order:
+// four vec4 accumulators, for the rows `4·lid.y` .. +3 and columns `4·lid.x` .. +3.
+fn tile_multiply(s0: ptr<function, vec4<f32>>, s1: ptr<function, vec4<f32>>, s2: ptr<function, vec4<f32>>,
+                 s3: ptr<function, vec4<f32>>, lid: vec3<u32>) {
+    var r0 = *s0; var r1 = *s1; var r2 = *s2; var r3 = *s3;
+    for (var q = 0u; q < 4u; q = q + 1u) {
+        let b0 = tb[(4u * q) * 16u + lid.x];
+        let b1 = tb[(4u * q + 1u) * 16u + lid.x];
+        let b2 = tb[(4u * q + 2u) * 16u + lid.x];
+        let b3 = tb[(4u * q + 3u) * 16u + lid.x];
+        let a0 = ta[(lid.y * 4u) * 4u + q];
+        let a1 = ta[(lid.y * 4u + 1u) * 4u + q];
+        let a2 = ta[(lid.y * 4u + 2u) * 4u + q];
+        let a3 = ta[(lid.y * 4u + 3u) * 4u + q];
+        r0 = r0 + a0.x * b0 + a0.y * b1 + a0.z * b2 + a0.w * b3;
+        r1 = r1 + a1.x * b0 + a1.y * b1 + a1.z * b2 + a1.w * b3;
+        r2 = r2 + a2.x * b0 + a2.y * b1 + a2.z * b2 + a2.w * b3;
+        r3 = r3 + a3.x * b0 + a3.y * b1 + a3.z * b2 + a3.w * b3;
     }
+    *s0 = r0; *s1 = r1; *s2 = r2; *s3 = r3;
+}
+
+// src0[at] where `ok`, else zero (no vector or array indexed at run time: the gathers' four
+// values are four calls).
+fn read0(ok: bool, at: u32) -> f32 {
+    if (ok) { return src0[at]; }
+    return 0.0;
+}
+
+// src1[at] where `ok`, else zero.
+fn read1(ok: bool, at: u32) -> f32 {
+    if (ok) { return src1[at]; }
+    return 0.0;
+}
+
+// src2[at] (the bias) where `ok`, else zero.
+fn read2(ok: bool, at: u32) -> f32 {
+    if (ok) { return src2[at]; }
+    return 0.0;
+}
+
+// A tile row's four values to dst[at] .. +3, those of columns `col` .. +3 below `n`, if `ok`.
+fn store4(v: vec4<f32>, ok: bool, at: u32, col: u32, n: u32) {
+    if (!ok) { return; }
+    if (col < n) { dst[at] = v.x; }
+    if (col + 1u < n) { dst[at + 1u] = v.y; }
+    if (col + 2u < n) { dst[at + 2u] = v.z; }
+    if (col + 3u < n) { dst[at + 3u] = v.w; }
+}
+
+// A tap position (channel, tap row, tap column) of a convolution's GEMM depth, carried forward by
+// a fixed step without division: `step` holds the step's (channels, rows, columns).
+fn advance(pos: vec3<u32>, step: vec3<u32>, kh: u32, kw: u32) -> vec3<u32> {
+    var n = pos + step;
+    if (n.z >= kw) { n.z = n.z - kw; n.y = n.y + 1u; }
+    if (n.y >= kh) { n.y = n.y - kh; n.x = n.x + 1u; }
+    return n;
+}
+
+// The position of depth `d` (one division, outside the loops) and of the step `d` itself.
+fn tap_of(d: u32, kh: u32, kw: u32) -> vec3<u32> {
+    let kk = kh * kw;
+    let t = d % kk;
+    return vec3<u32>(d / kk, t / kw, t % kw);
 }

@@ -5,7 +5,9 @@
 
 // Forward as an implicit GEMM per (image, group): y_g [kg × oh·ow] = w_g [kg × cg·kh·kw] · cols,
 // the columns gathered on the fly. 64×64 workgroup tiles, 4×4 register tiles per invocation;
-// workgroup z indexes image × group, so grouped and depthwise convs need one dispatch.
+// workgroup z indexes image × group, so grouped and depthwise convs need one dispatch. Each
+// invocation gathers the same four columns at every slice: their first taps' rows and columns
+// are computed once, and its depth row's (channel, tap row, tap column) carried forward.
 @compute @workgroup_size(16, 16)
 fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let C = p.a.y; let H = p.a.z; let W = p.a.w;
@@ -16,51 +18,56 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let img = wid.z / G; let g = wid.z % G;
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
+    let plane0 = (img * C + g * cg) * H;
+    // B: depth row `kb` of each slice, four columns; where each column's window starts.
+    let kb = b_depth(tid);
+    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let live = cols < vec4<u32>(P);
+    let oy0 = vec4<i32>((cols / OW) * SH) - i32(PH);
+    let ox0 = vec4<i32>((cols % OW) * SW) - i32(PW);
+    var pos = tap_of(kb, KH, KW);
+    let step = tap_of(16u, KH, KW);
+    // A: the weight's row `a_row`, four depths.
+    let ar = row0 + a_row(tid);
+    let wbase = (g * kg + ar) * depth;
+    var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
         if (p.f.y > 0.5) {
             // Weight rows are 16-byte aligned when cg·kh·kw is a multiple of 4.
             load_a_vec4(tid, row0, kg, k0, depth, g * kg * depth, depth, false);
         } else {
-            for (var e = 0u; e < 4u; e = e + 1u) {
-                let idx = tid + e * 256u;
-                let i = idx / 16u; let kk = idx % 16u;
-                let r = row0 + i; let kc = k0 + kk;
-                var v = 0.0;
-                if (r < kg && kc < depth) { v = src1[(g * kg + r) * depth + kc]; }
-                ta[kk * 64u + i] = v;
-            }
+            let kc = k0 + 4u * a_quad(tid);
+            let ok = ar < kg;
+            ta[a_row(tid) * 4u + a_quad(tid)] = vec4<f32>(
+                read1(ok && kc < depth, wbase + kc),
+                read1(ok && kc + 1u < depth, wbase + kc + 1u),
+                read1(ok && kc + 2u < depth, wbase + kc + 2u),
+                read1(ok && kc + 3u < depth, wbase + kc + 3u));
         }
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let kk = idx / 64u; let j = idx % 64u;
-            let col = col0 + j; let kr = k0 + kk;
-            var v = 0.0;
-            if (col < P && kr < depth) {
-                let ci = kr / KK; let t = kr % KK; let ki = t / KW; let kj = t % KW;
-                let iy = i32((col / OW) * SH + ki * DH) - i32(PH);
-                let ix = i32((col % OW) * SW + kj * DW) - i32(PW);
-                if (iy >= 0 && iy < i32(H) && ix >= 0 && ix < i32(W)) {
-                    v = src0[((img * C + g * cg + ci) * H + u32(iy)) * W + u32(ix)];
-                }
-            }
-            tb[kk * 64u + j] = v;
-        }
+        let iy = oy0 + i32(pos.y * DH);
+        let ix = ox0 + i32(pos.z * DW);
+        let inside = live & vec4<bool>(k0 + kb < depth) & (iy >= vec4<i32>(0))
+            & (iy < vec4<i32>(i32(H))) & (ix >= vec4<i32>(0)) & (ix < vec4<i32>(i32(W)));
+        let at = vec4<u32>(iy * i32(W) + ix) + (plane0 + pos.x * H) * W;
+        tb[kb * 16u + b_quad(tid)] = vec4<f32>(read0(inside.x, at.x), read0(inside.y, at.y),
+                                               read0(inside.z, at.z), read0(inside.w, at.w));
+        pos = advance(pos, step, KH, KW);
         workgroupBarrier();
-        tile_multiply(&acc, lid);
+        tile_multiply(&s0, &s1, &s2, &s3, lid);
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r = r + 1u) {
-        let row = row0 + lid.y * 4u + r;
-        if (row >= kg) { continue; }
-        var bias = 0.0;
-        if (p.f.x > 0.5) { bias = src2[g * kg + row]; }
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            let col = col0 + lid.x * 4u + c;
-            if (col < P) { dst[(img * K + g * kg + row) * P + col] = acc[r * 4u + c] + bias; }
-        }
-    }
+    let row = row0 + lid.y * 4u;
+    let col = col0 + lid.x * 4u;
+    let at = (img * K + g * kg + row) * P + col;
+    let has_bias = p.f.x > 0.5;
+    let bias = vec4<f32>(read2(has_bias && row < kg, g * kg + row), read2(has_bias && row + 1u < kg, g * kg + row + 1u),
+                         read2(has_bias && row + 2u < kg, g * kg + row + 2u), read2(has_bias && row + 3u < kg, g * kg + row + 3u));
+    store4(s0 + bias.x, row < kg, at, col, P);
+    store4(s1 + bias.y, row + 1u < kg, at + P, col, P);
+    store4(s2 + bias.z, row + 2u < kg, at + 2u * P, col, P);
+    store4(s3 + bias.w, row + 3u < kg, at + 3u * P, col, P);
 }
+
 
 // Backward-data as a gather: one invocation per input element sums the filter taps and output
 // positions that read it. src0 = dy, src1 = weight.
@@ -168,8 +175,8 @@ fn conv_forward_direct(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(n
 
 // Backward-data as an implicit GEMM per (image, group): dx_g [cg × h·w] = w_gᵀ · dy columns,
 // depth kg·kh·kw; the column element for tap (ki, kj) of input pixel (iy, ix) is the dy value
-// at the output position that read it, or zero where the stride skips it. Same tiling as the
-// forward. src0 = dy, src1 = weight.
+// at the output position that read it, or zero where the stride skips it. Same tiling and
+// carried indices as the forward. src0 = dy, src1 = weight.
 @compute @workgroup_size(16, 16)
 fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let C = p.a.y; let H = p.a.z; let W = p.a.w;
@@ -180,47 +187,61 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     let img = wid.z / G; let g = wid.z % G;
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
+    let strided = SH != 1u || SW != 1u;
+    let dy0 = (img * K + g * kg) * OH;
+    // B: depth row `kb` of each slice, four input pixels, padded coordinates.
+    let kb = b_depth(tid);
+    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let live = cols < vec4<u32>(P);
+    let py = vec4<i32>(cols / W + PH);
+    let px = vec4<i32>(cols % W + PW);
+    var pos = tap_of(kb, KH, KW);
+    let step = tap_of(16u, KH, KW);
+    // A: input channel `a_row` of the weight's filters, four depths (filter, tap) from `apos`.
+    let ar = row0 + a_row(tid);
+    var apos = tap_of(4u * a_quad(tid), KH, KW);
+    var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let i = idx / 16u; let kk = idx % 16u;
-            let r = row0 + i; let kc = k0 + kk;
-            var v = 0.0;
-            if (r < cg && kc < depth) {
-                let kl = kc / KK; let t = kc % KK;
-                v = src1[((g * kg + kl) * cg + r) * KK + t];
-            }
-            ta[kk * 64u + i] = v;
+        // The weight at (filter q.x, tap q.y·KW + q.z) for input channel `ar`, four taps on.
+        let kc = k0 + 4u * a_quad(tid);
+        let ok = ar < cg;
+        let q0 = apos;
+        let q1 = advance(q0, vec3<u32>(0u, 0u, 1u), KH, KW);
+        let q2 = advance(q1, vec3<u32>(0u, 0u, 1u), KH, KW);
+        let q3 = advance(q2, vec3<u32>(0u, 0u, 1u), KH, KW);
+        let wrow = g * kg * cg + ar;
+        ta[a_row(tid) * 4u + a_quad(tid)] = vec4<f32>(
+            read1(ok && kc < depth, (wrow + q0.x * cg) * KK + q0.y * KW + q0.z),
+            read1(ok && kc + 1u < depth, (wrow + q1.x * cg) * KK + q1.y * KW + q1.z),
+            read1(ok && kc + 2u < depth, (wrow + q2.x * cg) * KK + q2.y * KW + q2.z),
+            read1(ok && kc + 3u < depth, (wrow + q3.x * cg) * KK + q3.y * KW + q3.z));
+        apos = advance(apos, step, KH, KW);
+        let ty = py - i32(pos.y * DH);
+        let tx = px - i32(pos.z * DW);
+        var oy = ty;
+        var ox = tx;
+        var hit = live & vec4<bool>(k0 + kb < depth) & (ty >= vec4<i32>(0)) & (tx >= vec4<i32>(0));
+        if (strided) {
+            let sh = vec4<i32>(i32(SH));
+            let sw = vec4<i32>(i32(SW));
+            hit = hit & (ty % sh == vec4<i32>(0)) & (tx % sw == vec4<i32>(0));
+            oy = ty / sh;
+            ox = tx / sw;
         }
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let kk = idx / 64u; let j = idx % 64u;
-            let col = col0 + j; let kr = k0 + kk;
-            var v = 0.0;
-            if (col < P && kr < depth) {
-                let kl = kr / KK; let t = kr % KK; let ki = t / KW; let kj = t % KW;
-                let ty = i32(col / W + PH) - i32(ki * DH);
-                let tx = i32(col % W + PW) - i32(kj * DW);
-                if (ty >= 0 && tx >= 0 && ty % i32(SH) == 0 && tx % i32(SW) == 0) {
-                    let oy = u32(ty) / SH; let ox = u32(tx) / SW;
-                    if (oy < OH && ox < OW) {
-                        v = src0[((img * K + g * kg + kl) * OH + oy) * OW + ox];
-                    }
-                }
-            }
-            tb[kk * 64u + j] = v;
-        }
+        hit = hit & (oy < vec4<i32>(i32(OH))) & (ox < vec4<i32>(i32(OW)));
+        let at = vec4<u32>(oy * i32(OW) + ox) + (dy0 + pos.x * OH) * OW;
+        tb[kb * 16u + b_quad(tid)] = vec4<f32>(read0(hit.x, at.x), read0(hit.y, at.y),
+                                               read0(hit.z, at.z), read0(hit.w, at.w));
+        pos = advance(pos, step, KH, KW);
         workgroupBarrier();
-        tile_multiply(&acc, lid);
+        tile_multiply(&s0, &s1, &s2, &s3, lid);
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r = r + 1u) {
-        let row = row0 + lid.y * 4u + r;
-        if (row >= cg) { continue; }
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            let col = col0 + lid.x * 4u + c;
-            if (col < P) { dst[(img * C + g * cg + row) * P + col] = acc[r * 4u + c]; }
-        }
-    }
+    let row = row0 + lid.y * 4u;
+    let col = col0 + lid.x * 4u;
+    let at = (img * C + g * cg + row) * P + col;
+    store4(s0, row < cg, at, col, P);
+    store4(s1, row + 1u < cg, at + P, col, P);
+    store4(s2, row + 2u < cg, at + 2u * P, col, P);
+    store4(s3, row + 3u < cg, at + 3u * P, col, P);
 }

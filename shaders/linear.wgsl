@@ -11,46 +11,63 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let M = p.a.x; let N = p.a.y; let KD = p.a.z;
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
-    var acc: array<f32, 16>;
+    let ar = row0 + a_row(tid);
+    let kb = b_depth(tid);
+    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let live = cols < vec4<u32>(N);
+    let boff = cols * p.b.w;
+    var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
     for (var k0 = 0u; k0 < KD; k0 = k0 + 16u) {
         if (p.a.w == 1u) {
             // A rows contiguous and 16-byte aligned (a_cs = 1, a_rs, a_off and k multiples of 4).
             load_a_vec4(tid, row0, M, k0, KD, p.d.x, p.b.x, true);
         } else {
-            for (var e = 0u; e < 4u; e = e + 1u) {
-                let idx = tid + e * 256u;
-                let i = idx / 16u; let kk = idx % 16u;
-                let r = row0 + i; let kc = k0 + kk;
-                var v = 0.0;
-                if (r < M && kc < KD) { v = src0[p.d.x + r * p.b.x + kc * p.b.y]; }
-                ta[kk * 64u + i] = v;
-            }
+            let kc = k0 + 4u * a_quad(tid);
+            let ok = ar < M;
+            let at = p.d.x + ar * p.b.x + kc * p.b.y;
+            ta[a_row(tid) * 4u + a_quad(tid)] = vec4<f32>(
+                read0(ok && kc < KD, at), read0(ok && kc + 1u < KD, at + p.b.y),
+                read0(ok && kc + 2u < KD, at + 2u * p.b.y), read0(ok && kc + 3u < KD, at + 3u * p.b.y));
         }
-        for (var e = 0u; e < 4u; e = e + 1u) {
-            let idx = tid + e * 256u;
-            let kk = idx / 64u; let j = idx % 64u;
-            let col = col0 + j; let kr = k0 + kk;
-            var v = 0.0;
-            if (col < N && kr < KD) { v = src1[kr * p.b.z + col * p.b.w]; }
-            tb[kk * 64u + j] = v;
-        }
+        let kr = k0 + kb;
+        let ok = live & vec4<bool>(kr < KD);
+        let at = boff + kr * p.b.z;
+        tb[kb * 16u + b_quad(tid)] = vec4<f32>(read1(ok.x, at.x), read1(ok.y, at.y),
+                                               read1(ok.z, at.z), read1(ok.w, at.w));
         workgroupBarrier();
-        tile_multiply(&acc, lid);
+        tile_multiply(&s0, &s1, &s2, &s3, lid);
         workgroupBarrier();
     }
-    for (var r = 0u; r < 4u; r = r + 1u) {
-        let row = row0 + lid.y * 4u + r;
-        if (row >= M) { continue; }
-        for (var c = 0u; c < 4u; c = c + 1u) {
-            let col = col0 + lid.x * 4u + c;
-            if (col >= N) { continue; }
-            var v = acc[r * 4u + c];
-            if (p.f.x > 0.5) { v = v + src2[p.c.y + col]; }
-            let o = row * p.c.x + p.c.y + col;
-            if (p.c.z == 1u) { v = v + dst[o]; }
-            dst[o] = v;
-        }
+    let row = row0 + lid.y * 4u;
+    let col = col0 + lid.x * 4u;
+    gemm_store(s0, row, col);
+    gemm_store(s1, row + 1u, col);
+    gemm_store(s2, row + 2u, col);
+    gemm_store(s3, row + 3u, col);
+}
+
+// Row `row` of a tile (columns `col` .. +3): plus the bias, plus what C holds when accumulating.
+fn gemm_store(v: vec4<f32>, row: u32, col: u32) {
+    if (row >= p.a.x) { return; }
+    let N = p.a.y;
+    let o = row * p.c.x + p.c.y + col;
+    var s = v;
+    if (p.f.x > 0.5) {
+        s = s + vec4<f32>(read2(col < N, p.c.y + col), read2(col + 1u < N, p.c.y + col + 1u),
+                          read2(col + 2u < N, p.c.y + col + 2u), read2(col + 3u < N, p.c.y + col + 3u));
     }
+    if (p.c.z == 1u) {
+        s = s + vec4<f32>(read_dst(col < N, o), read_dst(col + 1u < N, o + 1u),
+                          read_dst(col + 2u < N, o + 2u), read_dst(col + 3u < N, o + 3u));
+    }
+    store4(s, true, o, col, N);
+}
+
+
+// dst[at] (C, when accumulating) where `ok`, else zero.
+fn read_dst(ok: bool, at: u32) -> f32 {
+    if (ok) { return dst[at]; }
+    return 0.0;
 }
 
 // Column sums of a row-major [rows × cols] matrix (the linear bias gradient). a = (rows, cols).
