@@ -23,17 +23,19 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
 }
 
 // The tiled GEMMs (conv forward and backward-data, linear): a 16-deep slice of a 64-row tile of A
-// and a 64-column tile of B in workgroup memory, and each of the 16×16 invocations' 4×4 block of
-// the product, accumulated in four vec4 registers (one per row). Both tiles are vec4s
+// and a 64-column tile of B in workgroup memory, and each of the 16×16 invocations' 4 rows × 4
+// columns (16 apart) of the product, in four vec4 registers (one per row). Both tiles are vec4s
 // written whole by one invocation (no two invocations write parts of one vector) and read two
-// per four multiply-adds of a row. No integer division in a loop: gathers carry their indices.
+// per four multiply-adds of a row. The gathers carry their indices: no integer division in the
+// loop (but for the strided backward-data's stride test).
 var<workgroup> ta: array<vec4<f32>, 256>; // [row 0..63][depth quad 0..3]: four depths of a row
-var<workgroup> tb: array<vec4<f32>, 256>; // [depth 0..15][column quad 0..15]: four columns
+var<workgroup> tb: array<vec4<f32>, 256>; // [depth 0..15][j 0..15]: columns j, j+16, j+32, j+48
 
 // This invocation's part of the A tile: row `tid / 4`, depths `4·(tid % 4)` .. +3 of the slice.
 fn a_row(tid: u32) -> u32 { return tid / 4u; }
 fn a_quad(tid: u32) -> u32 { return tid % 4u; }
-// Its part of the B tile: depth `tid / 16` of the slice, columns `4·(tid % 16)` .. +3.
+// Its part of the B tile: depth `tid / 16` of the slice, columns `tid % 16` + 0, 16, 32, 48 (so
+// that neighbouring invocations read neighbouring columns, and store them).
 fn b_depth(tid: u32) -> u32 { return tid / 16u; }
 fn b_quad(tid: u32) -> u32 { return tid % 16u; }
 
@@ -52,7 +54,7 @@ fn load_a_vec4(tid: u32, row0: u32, rows: u32, k0: u32, depth: u32, base: u32, s
 }
 
 // s_r += Σ over the slice's 16 depths of A[r][kk] · B[kk][4 columns], depth by depth in order:
-// four vec4 accumulators, for the rows `4·lid.y` .. +3 and columns `4·lid.x` .. +3.
+// four vec4 accumulators, for the rows `4·lid.y` .. +3 and columns `lid.x` + 0, 16, 32, 48.
 fn tile_multiply(s0: ptr<function, vec4<f32>>, s1: ptr<function, vec4<f32>>, s2: ptr<function, vec4<f32>>,
                  s3: ptr<function, vec4<f32>>, lid: vec3<u32>) {
     var r0 = *s0; var r1 = *s1; var r2 = *s2; var r3 = *s3;
@@ -92,13 +94,14 @@ fn read2(ok: bool, at: u32) -> f32 {
     return 0.0;
 }
 
-// A tile row's four values to dst[at] .. +3, those of columns `col` .. +3 below `n`, if `ok`.
+// A tile row's four values (columns `col` + 0, 16, 32, 48) to dst[at + 0, 16, 32, 48], those of
+// columns below `n`, if `ok`.
 fn store4(v: vec4<f32>, ok: bool, at: u32, col: u32, n: u32) {
     if (!ok) { return; }
     if (col < n) { dst[at] = v.x; }
-    if (col + 1u < n) { dst[at + 1u] = v.y; }
-    if (col + 2u < n) { dst[at + 2u] = v.z; }
-    if (col + 3u < n) { dst[at + 3u] = v.w; }
+    if (col + 16u < n) { dst[at + 16u] = v.y; }
+    if (col + 32u < n) { dst[at + 32u] = v.z; }
+    if (col + 48u < n) { dst[at + 48u] = v.w; }
 }
 
 // A tap position (channel, tap row, tap column) of a convolution's GEMM depth, carried forward by

@@ -2,7 +2,6 @@
 // d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias, f.y = 1 for vec4 weight loads.
 // src0 = x, src1 = weight [k, c/groups, kh, kw], src2 = bias.
 
-
 // Forward as an implicit GEMM per (image, group): y_g [kg × oh·ow] = w_g [kg × cg·kh·kw] · cols,
 // the columns gathered on the fly. 64×64 workgroup tiles, 4×4 register tiles per invocation;
 // workgroup z indexes image × group, so grouped and depthwise convs need one dispatch. Each
@@ -21,12 +20,12 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let plane0 = (img * C + g * cg) * H;
     // B: depth row `kb` of each slice, four columns; where each column's window starts.
     let kb = b_depth(tid);
-    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let cols = vec4<u32>(col0 + b_quad(tid)) + vec4<u32>(0u, 16u, 32u, 48u);
     let live = cols < vec4<u32>(P);
     let oy0 = vec4<i32>((cols / OW) * SH) - i32(PH);
     let ox0 = vec4<i32>((cols % OW) * SW) - i32(PW);
     var pos = tap_of(kb, KH, KW);
-    let step = tap_of(16u, KH, KW);
+    let slice_step = tap_of(16u, KH, KW);
     // A: the weight's row `a_row`, four depths.
     let ar = row0 + a_row(tid);
     let wbase = (g * kg + ar) * depth;
@@ -51,23 +50,25 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
         let at = vec4<u32>(iy * i32(W) + ix) + (plane0 + pos.x * H) * W;
         tb[kb * 16u + b_quad(tid)] = vec4<f32>(read0(inside.x, at.x), read0(inside.y, at.y),
                                                read0(inside.z, at.z), read0(inside.w, at.w));
-        pos = advance(pos, step, KH, KW);
+        pos = advance(pos, slice_step, KH, KW);
         workgroupBarrier();
         tile_multiply(&s0, &s1, &s2, &s3, lid);
         workgroupBarrier();
     }
     let row = row0 + lid.y * 4u;
-    let col = col0 + lid.x * 4u;
+    let col = col0 + lid.x;
     let at = (img * K + g * kg + row) * P + col;
     let has_bias = p.f.x > 0.5;
-    let bias = vec4<f32>(read2(has_bias && row < kg, g * kg + row), read2(has_bias && row + 1u < kg, g * kg + row + 1u),
-                         read2(has_bias && row + 2u < kg, g * kg + row + 2u), read2(has_bias && row + 3u < kg, g * kg + row + 3u));
+    let bias = vec4<f32>(
+        read2(has_bias && row < kg, g * kg + row),
+        read2(has_bias && row + 1u < kg, g * kg + row + 1u),
+        read2(has_bias && row + 2u < kg, g * kg + row + 2u),
+        read2(has_bias && row + 3u < kg, g * kg + row + 3u));
     store4(s0 + bias.x, row < kg, at, col, P);
     store4(s1 + bias.y, row + 1u < kg, at + P, col, P);
     store4(s2 + bias.z, row + 2u < kg, at + 2u * P, col, P);
     store4(s3 + bias.w, row + 3u < kg, at + 3u * P, col, P);
 }
-
 
 // Backward-data as a gather: one invocation per input element sums the filter taps and output
 // positions that read it. src0 = dy, src1 = weight.
@@ -191,12 +192,12 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     let dy0 = (img * K + g * kg) * OH;
     // B: depth row `kb` of each slice, four input pixels, padded coordinates.
     let kb = b_depth(tid);
-    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let cols = vec4<u32>(col0 + b_quad(tid)) + vec4<u32>(0u, 16u, 32u, 48u);
     let live = cols < vec4<u32>(P);
     let py = vec4<i32>(cols / W + PH);
     let px = vec4<i32>(cols % W + PW);
     var pos = tap_of(kb, KH, KW);
-    let step = tap_of(16u, KH, KW);
+    let slice_step = tap_of(16u, KH, KW);
     // A: input channel `a_row` of the weight's filters, four depths (filter, tap) from `apos`.
     let ar = row0 + a_row(tid);
     var apos = tap_of(4u * a_quad(tid), KH, KW);
@@ -215,7 +216,7 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
             read1(ok && kc + 1u < depth, (wrow + q1.x * cg) * KK + q1.y * KW + q1.z),
             read1(ok && kc + 2u < depth, (wrow + q2.x * cg) * KK + q2.y * KW + q2.z),
             read1(ok && kc + 3u < depth, (wrow + q3.x * cg) * KK + q3.y * KW + q3.z));
-        apos = advance(apos, step, KH, KW);
+        apos = advance(apos, slice_step, KH, KW);
         let ty = py - i32(pos.y * DH);
         let tx = px - i32(pos.z * DW);
         var oy = ty;
@@ -232,13 +233,13 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
         let at = vec4<u32>(oy * i32(OW) + ox) + (dy0 + pos.x * OH) * OW;
         tb[kb * 16u + b_quad(tid)] = vec4<f32>(read0(hit.x, at.x), read0(hit.y, at.y),
                                                read0(hit.z, at.z), read0(hit.w, at.w));
-        pos = advance(pos, step, KH, KW);
+        pos = advance(pos, slice_step, KH, KW);
         workgroupBarrier();
         tile_multiply(&s0, &s1, &s2, &s3, lid);
         workgroupBarrier();
     }
     let row = row0 + lid.y * 4u;
-    let col = col0 + lid.x * 4u;
+    let col = col0 + lid.x;
     let at = (img * C + g * cg + row) * P + col;
     store4(s0, row < cg, at, col, P);
     store4(s1, row + 1u < cg, at + P, col, P);

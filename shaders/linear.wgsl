@@ -5,7 +5,6 @@
 // d = (a_off).
 // 64×64 tiles, 4×4 per invocation. A weight split across buffers runs one dispatch per part.
 
-
 @compute @workgroup_size(16, 16)
 fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     let M = p.a.x; let N = p.a.y; let KD = p.a.z;
@@ -13,7 +12,7 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
     let tid = lid.y * 16u + lid.x;
     let ar = row0 + a_row(tid);
     let kb = b_depth(tid);
-    let cols = vec4<u32>(col0 + 4u * b_quad(tid)) + vec4<u32>(0u, 1u, 2u, 3u);
+    let cols = vec4<u32>(col0 + b_quad(tid)) + vec4<u32>(0u, 16u, 32u, 48u);
     let live = cols < vec4<u32>(N);
     let boff = cols * p.b.w;
     var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
@@ -39,30 +38,30 @@ fn gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation_id) lid
         workgroupBarrier();
     }
     let row = row0 + lid.y * 4u;
-    let col = col0 + lid.x * 4u;
+    let col = col0 + lid.x;
     gemm_store(s0, row, col);
     gemm_store(s1, row + 1u, col);
     gemm_store(s2, row + 2u, col);
     gemm_store(s3, row + 3u, col);
 }
 
-// Row `row` of a tile (columns `col` .. +3): plus the bias, plus what C holds when accumulating.
+// Row `row` of a tile (columns `col` + 0, 16, 32, 48): plus the bias, plus what C holds when
+// accumulating.
 fn gemm_store(v: vec4<f32>, row: u32, col: u32) {
     if (row >= p.a.x) { return; }
     let N = p.a.y;
     let o = row * p.c.x + p.c.y + col;
     var s = v;
     if (p.f.x > 0.5) {
-        s = s + vec4<f32>(read2(col < N, p.c.y + col), read2(col + 1u < N, p.c.y + col + 1u),
-                          read2(col + 2u < N, p.c.y + col + 2u), read2(col + 3u < N, p.c.y + col + 3u));
+        s = s + vec4<f32>(read2(col < N, p.c.y + col), read2(col + 16u < N, p.c.y + col + 16u),
+                          read2(col + 32u < N, p.c.y + col + 32u), read2(col + 48u < N, p.c.y + col + 48u));
     }
     if (p.c.z == 1u) {
-        s = s + vec4<f32>(read_dst(col < N, o), read_dst(col + 1u < N, o + 1u),
-                          read_dst(col + 2u < N, o + 2u), read_dst(col + 3u < N, o + 3u));
+        s = s + vec4<f32>(read_dst(col < N, o), read_dst(col + 16u < N, o + 16u),
+                          read_dst(col + 32u < N, o + 32u), read_dst(col + 48u < N, o + 48u));
     }
     store4(s, true, o, col, N);
 }
-
 
 // dst[at] (C, when accumulating) where `ok`, else zero.
 fn read_dst(ok: bool, at: u32) -> f32 {

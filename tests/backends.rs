@@ -124,8 +124,10 @@ fn conv<B: Backend>(b: &B) {
     // The rest: strided backward-data as one forward convolution per stride phase (1×1 at
     // stride 2 with its all-zero phases, stride 3, a phase whose padding would be negative);
     // the direct gather at stride 2 and 3 for 1, 3, 10 channels per group, with dilation;
-    // uneven strides, and an input shorter than the stride (phases with no position).
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 22] = [
+    // uneven strides, and an input shorter than the stride (phases with no position). The last
+    // two: a 1×7 kernel and a 7×7 one of 17 channels, whose tap positions wrap within a depth
+    // slice, through the tiled GEMMs both ways.
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 24] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -200,6 +202,15 @@ fn conv<B: Backend>(b: &B) {
                 ..Conv2dParams::new(1, 0)
             },
         ),
+        (
+            [1, 16, 12, 12],
+            [16, 16, 1, 7],
+            Conv2dParams {
+                padding: [0, 3],
+                ..Conv2dParams::new(1, 0)
+            },
+        ),
+        ([1, 17, 11, 13], [18, 17, 7, 7], Conv2dParams::new(1, 3)),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
         let (x, w, bias) = (k.rand(&xs), k.rand(&ws), k.rand(&[ws[0]]));
