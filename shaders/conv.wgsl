@@ -71,7 +71,10 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
 }
 
 // Backward-data as a gather: one invocation per input element sums the filter taps and output
-// positions that read it. src0 = dy, src1 = weight.
+// positions that read it. src0 = dy, src1 = weight. Only the taps that land on an output
+// position are visited (at stride 2, a quarter of a 7×7 stem's): they recur every
+// `S / gcd(S, D)` taps, from the first found, their output position moving by a constant.
+// The same taps in the same order as a scan of every tap: the same sums.
 @compute @workgroup_size(256)
 fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let N = p.a.x; let C = p.a.y; let H = p.a.z; let W = p.a.w;
@@ -83,24 +86,53 @@ fn conv_backward_data(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(nu
     let cg = C / G; let kg = K / G;
     let ix = i % W; var t = i / W; let iy = t % H; t = t / H; let ch = t % C; let img = t / C;
     let g = ch / cg; let cl = ch % cg;
+    let ry = SH / gcd(SH, DH);
+    let rx = SW / gcd(SW, DW);
+    let ky0 = first_tap(i32(iy + PH), KH, ry, DH, SH);
+    let kx0 = first_tap(i32(ix + PW), KW, rx, DW, SW);
+    // Per filter: the weight moves by cg·KH·KW, dy by OH·OW.
+    let wk = cg * KH * KW;
+    let yk = OH * OW;
     var s = 0.0;
-    for (var ki = 0u; ki < KH; ki = ki + 1u) {
+    for (var ki = ky0; ki < KH; ki = ki + ry) {
         let ty = i32(iy + PH) - i32(ki * DH);
-        if (ty < 0 || ty % i32(SH) != 0) { continue; }
+        if (ty < 0) { break; }
         let oy = u32(ty) / SH;
         if (oy >= OH) { continue; }
-        for (var kj = 0u; kj < KW; kj = kj + 1u) {
+        for (var kj = kx0; kj < KW; kj = kj + rx) {
             let tx = i32(ix + PW) - i32(kj * DW);
-            if (tx < 0 || tx % i32(SW) != 0) { continue; }
+            if (tx < 0) { break; }
             let ox = u32(tx) / SW;
             if (ox >= OW) { continue; }
+            var wi = ((g * kg * cg + cl) * KH + ki) * KW + kj;
+            var yi = ((img * K + g * kg) * OH + oy) * OW + ox;
             for (var kl = 0u; kl < kg; kl = kl + 1u) {
-                let k = g * kg + kl;
-                s = s + src1[((k * cg + cl) * KH + ki) * KW + kj] * src0[((img * K + k) * OH + oy) * OW + ox];
+                s = s + src1[wi] * src0[yi];
+                wi = wi + wk;
+                yi = yi + yk;
             }
         }
     }
     dst[i] = s;
+}
+
+fn gcd(a: u32, b: u32) -> u32 {
+    var x = a;
+    var y = b;
+    while (y != 0u) {
+        let r = x % y;
+        x = y;
+        y = r;
+    }
+    return x;
+}
+
+// The first tap k < n (of those that recur every r) with pt − k·d divisible by s, or n if none.
+fn first_tap(pt: i32, n: u32, r: u32, d: u32, s: u32) -> u32 {
+    for (var k = 0u; k < min(r, n); k = k + 1u) {
+        if ((pt - i32(k * d)) % i32(s) == 0) { return k; }
+    }
+    return n;
 }
 
 // Backward-weight as a gather: one invocation per weight element. src0 = x, src1 = dy.

@@ -124,10 +124,11 @@ fn conv<B: Backend>(b: &B) {
     // The rest: strided backward-data as one forward convolution per stride phase (1×1 at
     // stride 2 with its all-zero phases, stride 3, a phase whose padding would be negative);
     // the direct gather at stride 2 and 3 for 1, 3, 10 channels per group, with dilation;
-    // uneven strides, and an input shorter than the stride (phases with no position). The last
-    // two: a 1×7 kernel and a 7×7 one of 17 channels, whose tap positions wrap within a depth
-    // slice, through the tiled GEMMs both ways.
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 24] = [
+    // uneven strides, and an input shorter than the stride (phases with no position). Then a
+    // 1×7 kernel and a 7×7 one of 17 channels, whose tap positions wrap within a depth slice,
+    // through the tiled GEMMs both ways; last, the gathers with a stride and a dilation that
+    // share a factor (the taps that land on an output recur every stride / gcd).
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 25] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -211,6 +212,11 @@ fn conv<B: Backend>(b: &B) {
             },
         ),
         ([1, 17, 11, 13], [18, 17, 7, 7], Conv2dParams::new(1, 3)),
+        (
+            [2, 6, 13, 11],
+            [4, 6, 3, 3],
+            Conv2dParams::new(2, 2).with_dilation(2),
+        ),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
         let (x, w, bias) = (k.rand(&xs), k.rand(&ws), k.rand(&[ws[0]]));
