@@ -106,6 +106,14 @@ for r in rows:
     print(f"{r['backend'][:40]:<40} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
 PY
 
+if has wgpu; then
+  # The wgpu convolutions split their depth where the tiles are few (crates/wgpu/src/splitk.rs,
+  # not measured on a GPU when written): the same at batch 1 without the split, to compare.
+  step "wgpu, resnet50 batch 1, without split-K (GRADCAM_WGPU_SPLITS=1; the default is above)"
+  GRADCAM_WGPU_SPLITS=1 timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \
+    --method forward,gradcam --batch 1 --reps 10 2>&1 | tail -3 | tee "$out/wgpu-unsplit.txt" || status=1
+fi
+
 if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then
   step "where the forward's time goes, op by op (batch 1, then 32)"
   for b in $backends; do

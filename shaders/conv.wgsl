@@ -1,5 +1,6 @@
 // 2-D convolution. Parameters: a = (n, c, h, w), b = (k, kh, kw, oh), c = (ow, sh, sw, ph),
-// d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias, f.y = 1 for vec4 weight loads.
+// d = (pw, dh, dw, groups), f.x = 1 when src2 holds a bias, f.y = 1 for vec4 weight loads,
+// f.z = the tiled GEMMs' depth slices (split-K, `crates/wgpu/src/splitk.rs`; 0 or 1: none).
 // src0 = x, src1 = weight [k, c/groups, kh, kw], src2 = bias.
 
 // Forward as an implicit GEMM per (image, group): y_g [kg × oh·ow] = w_g [kg × cg·kh·kw] · cols,
@@ -14,7 +15,12 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let OW = p.c.x; let SH = p.c.y; let SW = p.c.z; let PH = p.c.w;
     let PW = p.d.x; let DH = p.d.y; let DW = p.d.z; let G = p.d.w;
     let cg = C / G; let kg = K / G; let P = OH * OW; let KK = KH * KW; let depth = cg * KK;
-    let img = wid.z / G; let g = wid.z % G;
+    // Workgroup z: (image, group, slice of the depth); a slice is whole 16-deep steps.
+    let S = max(u32(p.f.z), 1u);
+    let zi = wid.z / S; let split = wid.z % S;
+    let img = zi / G; let g = zi % G;
+    let chunk = (depth + 16u * S - 1u) / (16u * S) * 16u;
+    let kbeg = split * chunk; let kend = min(kbeg + chunk, depth);
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
     let plane0 = (img * C + g * cg) * H;
@@ -24,13 +30,13 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let live = cols < vec4<u32>(P);
     let oy0 = vec4<i32>((cols / OW) * SH) - i32(PH);
     let ox0 = vec4<i32>((cols % OW) * SW) - i32(PW);
-    var pos = tap_of(kb, KH, KW);
+    var pos = tap_of(kbeg + kb, KH, KW);
     let slice_step = tap_of(16u, KH, KW);
     // A: the weight's row `a_row`, four depths.
     let ar = row0 + a_row(tid);
     let wbase = (g * kg + ar) * depth;
     var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
+    for (var k0 = kbeg; k0 < kend; k0 = k0 + 16u) {
         if (p.f.y > 0.5) {
             // Weight rows are 16-byte aligned when cg·kh·kw is a multiple of 4.
             load_a_vec4(tid, row0, kg, k0, depth, g * kg * depth, depth, false);
@@ -57,8 +63,9 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     }
     let row = row0 + lid.y * 4u;
     let col = col0 + lid.x;
-    let at = (img * K + g * kg + row) * P + col;
-    let has_bias = p.f.x > 0.5;
+    // Split, each slice's sums go to its own copy of the output, the bias to the sum's.
+    let at = split * p.a.x * K * P + (img * K + g * kg + row) * P + col;
+    let has_bias = p.f.x > 0.5 && S == 1u;
     let bias = vec4<f32>(
         read2(has_bias && row < kg, g * kg + row),
         read2(has_bias && row + 1u < kg, g * kg + row + 1u),
@@ -217,7 +224,11 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     let OW = p.c.x; let SH = p.c.y; let SW = p.c.z; let PH = p.c.w;
     let PW = p.d.x; let DH = p.d.y; let DW = p.d.z; let G = p.d.w;
     let cg = C / G; let kg = K / G; let P = H * W; let KK = KH * KW; let depth = kg * KK;
-    let img = wid.z / G; let g = wid.z % G;
+    let S = max(u32(p.f.z), 1u);
+    let zi = wid.z / S; let split = wid.z % S;
+    let img = zi / G; let g = zi % G;
+    let chunk = (depth + 16u * S - 1u) / (16u * S) * 16u;
+    let kbeg = split * chunk; let kend = min(kbeg + chunk, depth);
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
     let strided = SH != 1u || SW != 1u;
@@ -228,13 +239,13 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     let live = cols < vec4<u32>(P);
     let py = vec4<i32>(cols / W + PH);
     let px = vec4<i32>(cols % W + PW);
-    var pos = tap_of(kb, KH, KW);
+    var pos = tap_of(kbeg + kb, KH, KW);
     let slice_step = tap_of(16u, KH, KW);
     // A: input channel `a_row` of the weight's filters, four depths (filter, tap) from `apos`.
     let ar = row0 + a_row(tid);
-    var apos = tap_of(4u * a_quad(tid), KH, KW);
+    var apos = tap_of(kbeg + 4u * a_quad(tid), KH, KW);
     var s0 = vec4<f32>(0.0); var s1 = vec4<f32>(0.0); var s2 = vec4<f32>(0.0); var s3 = vec4<f32>(0.0);
-    for (var k0 = 0u; k0 < depth; k0 = k0 + 16u) {
+    for (var k0 = kbeg; k0 < kend; k0 = k0 + 16u) {
         // The weight at (filter q.x, tap q.y·KW + q.z) for input channel `ar`, four taps on.
         let kc = k0 + 4u * a_quad(tid);
         let ok = ar < cg;
@@ -272,9 +283,22 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     }
     let row = row0 + lid.y * 4u;
     let col = col0 + lid.x;
-    let at = (img * C + g * cg + row) * P + col;
+    let at = split * p.a.x * C * P + (img * C + g * cg + row) * P + col;
     store4(s0, row < cg, at, col, P);
     store4(s1, row + 1u < cg, at + P, col, P);
     store4(s2, row + 2u < cg, at + 2u * P, col, P);
     store4(s3, row + 3u < cg, at + 3u * P, col, P);
+}
+
+// Split-K's sum: dst[i] = Σ over the slices of src0[s·n + i], in slice order, plus the bias
+// of i's channel (src1) when f.x = 1. a = (n, slices, plane, channels).
+@compute @workgroup_size(256)
+fn splitk_sum(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    let n = p.a.x;
+    if (i >= n) { return; }
+    var s = src0[i];
+    for (var j = 1u; j < p.a.y; j = j + 1u) { s = s + src0[j * n + i]; }
+    if (p.f.x > 0.5) { s = s + src1[(i / p.a.z) % p.a.w]; }
+    dst[i] = s;
 }

@@ -679,6 +679,20 @@ macro_rules! backend_tests {
 backend_tests!(cpu_winograd: Some(CpuBackend::new().with_winograd_forward(true)));
 #[cfg(feature = "wgpu")]
 backend_tests!(wgpu: common::wgpu_backend());
+
+/// The wgpu tiled convolution GEMMs with their depth split (split-K: slices summed by
+/// `splitk_sum`), which the default policy never does on a software adapter: every
+/// convolution case, forward and backward-data, in 3 and in 5 slices (a depth of fewer steps
+/// takes as many slices as it has).
+#[cfg(feature = "wgpu")]
+#[test]
+fn wgpu_split_k_conv2d() {
+    for n in [3, 5] {
+        if let Some(b) = common::wgpu_backend() {
+            conv(&b.with_split_k(gradcam::wgpu::SplitK::Fixed(n)));
+        }
+    }
+}
 #[cfg(feature = "cuda")]
 backend_tests!(cuda: common::cuda_backend());
 #[cfg(feature = "cuda")]

@@ -2,6 +2,7 @@
 
 use crate::context::{AdapterChoice, Context, Params};
 use crate::pool::{GpuBuffer, Storage};
+use crate::splitk::{self, SplitK};
 use gradcam_core::{
     check, Activation, Backend, Conv2dParams, Error, GradMode, LrnParams, Pool2dParams, Rectifier,
     ResizeMode, Result, Shape, Tensor,
@@ -14,6 +15,8 @@ pub struct WgpuBackend {
     ctx: Arc<Context>,
     /// A one-element buffer bound where a shader's optional input is absent.
     dummy: Arc<GpuBuffer>,
+    /// How the tiled convolution GEMMs split their depth.
+    split_k: SplitK,
 }
 
 type T = Tensor<WgpuBackend>;
@@ -40,7 +43,18 @@ impl WgpuBackend {
     pub fn with_adapter(choice: &AdapterChoice) -> Result<Self> {
         let ctx = Arc::new(Context::new(choice)?);
         let dummy = Arc::new(ctx.upload(&[0.0])?);
-        Ok(WgpuBackend { ctx, dummy })
+        Ok(WgpuBackend {
+            ctx,
+            dummy,
+            split_k: SplitK::default(),
+        })
+    }
+
+    /// This backend with the tiled convolution GEMMs' depth split as `split_k` says (the
+    /// default, [`SplitK::Auto`], splits where a convolution's output tiles are few).
+    pub fn with_split_k(mut self, split_k: SplitK) -> Self {
+        self.split_k = split_k;
+        self
     }
 
     /// The adapter's name and API.
@@ -302,13 +316,33 @@ impl Backend for WgpuBackend {
                 self.ctx.grid(shape.numel()),
             )?;
         } else {
+            let plane = out[2] * out[3];
             let groups = [
-                u((out[2] * out[3]).div_ceil(64)),
+                u(plane.div_ceil(64)),
                 u(kg.div_ceil(64)),
                 u(xs[0] * p.groups),
             ];
-            self.ctx
-                .dispatch("conv", "conv_forward", prm, &ins, &buf, groups)?;
+            let tiles = groups.iter().map(|&g| g as usize).product();
+            let splits = self
+                .split_k
+                .splits(self.is_software(), tiles, ws[1] * ws[2] * ws[3]);
+            let bias = match b {
+                Some(t) => Some(t.buffer().single("conv2d")?),
+                None => None,
+            };
+            splitk::dispatch(
+                &self.ctx,
+                "conv_forward",
+                prm,
+                &ins,
+                &buf,
+                groups,
+                splits,
+                shape.numel(),
+                plane,
+                ws[0],
+                bias,
+            )?;
         }
         Ok(Tensor::from_parts(shape, single(buf)))
     }
@@ -335,18 +369,27 @@ impl Backend for WgpuBackend {
         }
         let (shape, buf) = self.out(xs)?;
         if shape.numel() > 0 {
+            let plane = xs[2] * xs[3];
             let groups = [
-                u((xs[2] * xs[3]).div_ceil(64)),
+                u(plane.div_ceil(64)),
                 u(cg.div_ceil(64)),
                 u(xs[0] * p.groups),
             ];
-            self.ctx.dispatch(
-                "conv",
+            let tiles = groups.iter().map(|&g| g as usize).product();
+            let depth = ws[0] / p.groups * ws[2] * ws[3];
+            let splits = self.split_k.splits(self.is_software(), tiles, depth);
+            splitk::dispatch(
+                &self.ctx,
                 "conv_backward_data_gemm",
                 prm,
                 &[dy.buffer().single("conv2d")?, w.buffer().single("conv2d")?],
                 &buf,
                 groups,
+                splits,
+                shape.numel(),
+                plane,
+                xs[1],
+                None,
             )?;
         }
         Ok(Tensor::from_parts(shape, single(buf)))

@@ -10,7 +10,9 @@ mod backend;
 mod context;
 mod pool;
 mod shaders;
+mod splitk;
 
 pub use backend::WgpuBackend;
 pub use context::AdapterChoice;
 pub use shaders::SHADERS;
+pub use splitk::SplitK;
