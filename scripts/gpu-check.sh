@@ -111,7 +111,8 @@ if has wgpu; then
   # not measured on a GPU when written): the same at batch 1 without the split, to compare.
   step "wgpu, resnet50 batch 1, without split-K (GRADCAM_WGPU_SPLITS=1; the default is above)"
   GRADCAM_WGPU_SPLITS=1 timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \
-    --method forward,gradcam --batch 1 --reps 10 2>&1 | tail -3 | tee "$out/wgpu-unsplit.txt" || status=1
+    --method $methods --batch 1 --reps 20 --json 2>>"$out/bench.err" |
+    tee "$out/wgpu-unsplit.jsonl" | cut -c1-200 || status=1
 fi
 
 if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then

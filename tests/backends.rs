@@ -127,8 +127,9 @@ fn conv<B: Backend>(b: &B) {
     // uneven strides, and an input shorter than the stride (phases with no position). Then a
     // 1×7 kernel and a 7×7 one of 17 channels, whose tap positions wrap within a depth slice,
     // through the tiled GEMMs both ways; last, the gathers with a stride and a dilation that
-    // share a factor (the taps that land on an output recur every stride / gcd).
-    let cases: [([usize; 4], [usize; 4], Conv2dParams); 25] = [
+    // share a factor (the taps that land on an output recur every stride / gcd: 1, then 2 of
+    // 4 rows, with uneven strides).
+    let cases: [([usize; 4], [usize; 4], Conv2dParams); 26] = [
         (
             [2, 8, 9, 7],
             [34, 4, 3, 3],
@@ -216,6 +217,16 @@ fn conv<B: Backend>(b: &B) {
             [2, 6, 13, 11],
             [4, 6, 3, 3],
             Conv2dParams::new(2, 2).with_dilation(2),
+        ),
+        (
+            [1, 4, 15, 13],
+            [4, 4, 3, 3],
+            Conv2dParams {
+                stride: [4, 2],
+                padding: [2, 1],
+                dilation: [2, 1],
+                ..Conv2dParams::new(1, 0)
+            },
         ),
     ];
     for (i, (xs, ws, p)) in cases.into_iter().enumerate() {
