@@ -3,6 +3,19 @@
 // f.z = the tiled GEMMs' depth slices (split-K, `crates/wgpu/src/splitk.rs`; 0 or 1: none).
 // src0 = x, src1 = weight [k, c/groups, kh, kw], src2 = bias.
 
+// A tiled GEMM's workgroup z as (image, group, depth slice), and the slice's depths
+// [kbeg, kend): `slices` (f.z; 0 or 1 meaning one) slices of whole 16-deep steps.
+struct Slice { img: u32, g: u32, split: u32, slices: u32, kbeg: u32, kend: u32 }
+
+fn slice_of(z: u32, groups: u32, depth: u32) -> Slice {
+    let n = max(u32(p.f.z), 1u);
+    let zi = z / n;
+    let split = z % n;
+    let chunk = (depth + 16u * n - 1u) / (16u * n) * 16u;
+    let kbeg = split * chunk;
+    return Slice(zi / groups, zi % groups, split, n, kbeg, min(kbeg + chunk, depth));
+}
+
 // Forward as an implicit GEMM per (image, group): y_g [kg × oh·ow] = w_g [kg × cg·kh·kw] · cols,
 // the columns gathered on the fly. 64×64 workgroup tiles, 4×4 register tiles per invocation;
 // workgroup z indexes image × group, so grouped and depthwise convs need one dispatch. Each
@@ -15,12 +28,8 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let OW = p.c.x; let SH = p.c.y; let SW = p.c.z; let PH = p.c.w;
     let PW = p.d.x; let DH = p.d.y; let DW = p.d.z; let G = p.d.w;
     let cg = C / G; let kg = K / G; let P = OH * OW; let KK = KH * KW; let depth = cg * KK;
-    // Workgroup z: (image, group, slice of the depth); a slice is whole 16-deep steps.
-    let S = max(u32(p.f.z), 1u);
-    let zi = wid.z / S; let split = wid.z % S;
-    let img = zi / G; let g = zi % G;
-    let chunk = (depth + 16u * S - 1u) / (16u * S) * 16u;
-    let kbeg = split * chunk; let kend = min(kbeg + chunk, depth);
+    let sl = slice_of(wid.z, G, depth);
+    let img = sl.img; let g = sl.g; let kbeg = sl.kbeg; let kend = sl.kend;
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
     let plane0 = (img * C + g * cg) * H;
@@ -64,8 +73,8 @@ fn conv_forward(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local_invocation
     let row = row0 + lid.y * 4u;
     let col = col0 + lid.x;
     // Split, each slice's sums go to its own copy of the output, the bias to the sum's.
-    let at = split * p.a.x * K * P + (img * K + g * kg + row) * P + col;
-    let has_bias = p.f.x > 0.5 && S == 1u;
+    let at = sl.split * p.a.x * K * P + (img * K + g * kg + row) * P + col;
+    let has_bias = p.f.x > 0.5 && sl.slices == 1u;
     let bias = vec4<f32>(
         read2(has_bias && row < kg, g * kg + row),
         read2(has_bias && row + 1u < kg, g * kg + row + 1u),
@@ -224,11 +233,8 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     let OW = p.c.x; let SH = p.c.y; let SW = p.c.z; let PH = p.c.w;
     let PW = p.d.x; let DH = p.d.y; let DW = p.d.z; let G = p.d.w;
     let cg = C / G; let kg = K / G; let P = H * W; let KK = KH * KW; let depth = kg * KK;
-    let S = max(u32(p.f.z), 1u);
-    let zi = wid.z / S; let split = wid.z % S;
-    let img = zi / G; let g = zi % G;
-    let chunk = (depth + 16u * S - 1u) / (16u * S) * 16u;
-    let kbeg = split * chunk; let kend = min(kbeg + chunk, depth);
+    let sl = slice_of(wid.z, G, depth);
+    let img = sl.img; let g = sl.g; let kbeg = sl.kbeg; let kend = sl.kend;
     let row0 = wid.y * 64u; let col0 = wid.x * 64u;
     let tid = lid.y * 16u + lid.x;
     let strided = SH != 1u || SW != 1u;
@@ -283,7 +289,7 @@ fn conv_backward_data_gemm(@builtin(workgroup_id) wid: vec3<u32>, @builtin(local
     }
     let row = row0 + lid.y * 4u;
     let col = col0 + lid.x;
-    let at = split * p.a.x * C * P + (img * C + g * cg + row) * P + col;
+    let at = sl.split * p.a.x * C * P + (img * C + g * cg + row) * P + col;
     store4(s0, row < cg, at, col, P);
     store4(s1, row + 1u < cg, at + P, col, P);
     store4(s2, row + 2u < cg, at + 2u * P, col, P);
