@@ -294,15 +294,12 @@ impl Backend for WgpuBackend {
         let (xs, ws) = (x.shape().nchw("conv2d")?, w.shape().nchw("conv2d")?);
         let (shape, buf) = self.out(out)?;
         let kg = ws[0] / p.groups;
-        let bias = match b {
-            Some(t) => t.buffer().single("conv2d")?,
-            None => self.dummy.as_ref(),
-        };
+        let bias = b.map(|t| t.buffer().single("conv2d")).transpose()?;
         let prm = Self::conv_params(xs, ws, out, p, b.is_some());
         let ins = [
             x.buffer().single("conv2d")?,
             w.buffer().single("conv2d")?,
-            bias,
+            bias.unwrap_or(self.dummy.as_ref()),
         ];
         if shape.numel() == 0 {
         } else if kg < 16 {
@@ -326,10 +323,6 @@ impl Backend for WgpuBackend {
             let splits = self
                 .split_k
                 .splits(self.is_software(), tiles, ws[1] * ws[2] * ws[3]);
-            let bias = match b {
-                Some(t) => Some(t.buffer().single("conv2d")?),
-                None => None,
-            };
             splitk::dispatch(
                 &self.ctx,
                 "conv_forward",
