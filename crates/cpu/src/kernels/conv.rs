@@ -390,7 +390,8 @@ pub fn forward_fused<T: Element>(
                     .filter(|_| kernel.is_some())
                     .map(|r| r.as_ptr().add(off)),
             };
-            packed::gemm_with(kernel, m, k, width, a, k, 1, pack, epi, out, plane);
+            let kc = direct::depth_block(g);
+            packed::gemm_with(kernel, m, k, width, a, k, 1, pack, epi, out, plane, kc);
         }
     });
     let late = plan.kernel.is_none();
@@ -661,6 +662,7 @@ unsafe fn wt_dy<T: Element>(
         epi,
         out,
         ldc,
+        packed::KC,
     )
 }
 

@@ -9,9 +9,11 @@
 //! broadcasts its six rows' values straight from the image — whatever the stride, with no
 //! column computed and dropped — and loads the filters' packed values as B. The tile it keeps
 //! is positions × filters (the bias added by column); the sums of the last block of steps are
-//! stored transposed, into the `[k, oh, ow]` output. The steps run in im2col's order and in the packed GEMM's blocks of
-//! [`KC`], so the result is the GEMM's, bit for bit: choosing one or the other moves no
-//! rectifier mask (Guided Backprop on ResNet-50 moved by 1.6e-4 when the blocks differed).
+//! stored transposed, into the `[k, oh, ow]` output. The steps run in im2col's order and in
+//! the blocks the packed GEMM takes over im2col's rows for the same convolution
+//! ([`depth_block`]), so the result is the GEMM's, bit for bit: choosing one or the other
+//! moves no rectifier mask (Guided Backprop on ResNet-50 moved by 1.6e-4 when the blocks
+//! differed).
 //!
 //! Against im2col, which copies `c·kh·kw` values per output position and reuses each only
 //! for the layer's filters (a fourth of the time of a 64-filter layer), this copies the image
@@ -38,6 +40,17 @@ pub const MAX_PLANE: usize = 112 * 112;
 /// AVX2 one; at 64 channels, 576 steps, it is the faster).
 pub const MIN_DEPTH: usize = 64;
 
+/// The most steps per depth block of a convolution the direct convolution may take
+/// ([`depth_block`]), in whole channels: 32 channels of a 3×3 kernel. Blocks of whole channels
+/// start each channel's taps at its first, and 288 steps of 16 filters (the AVX2 kernel's
+/// panel: 18 KiB of packed weight) stay in L1. Against blocks of [`KC`] steps, with the AVX2
+/// kernel (interleaved `gradcam bench --threads 2`, medians of 5–7 rounds' medians):
+/// ResNet-18's forward 23.22 → 22.67 ms, ResNet-50's 53.21 → 52.33, VGG-16's 163.9 → 162.3;
+/// 252 steps (28 channels) gave 22.86 and 53.00, 216 and 360 no more than 288. The AVX-512
+/// kernel takes the same blocks (not measured: no AVX-512 machine since), so that every
+/// instruction set gives the same bits.
+pub const BLOCK: usize = 288;
+
 /// Strips of [`MR`] positions whose tiles are taken through every block of steps before the
 /// next group's: their partial sums stay in a small buffer (16 strips × 16 filters: 6 KiB with
 /// the AVX2 kernel; 24 KiB with the AVX-512 one) while each block of the packed weight is used
@@ -56,12 +69,29 @@ pub fn applies<T>(kernel: Option<Kernel<T>>, g: &ConvGeom) -> bool {
     let Some(kernel) = kernel else {
         return false;
     };
-    let three = [g.kh, g.kw] == [3, 3]
-        && g.oh * g.ow <= kernel.direct_plane
-        && g.c * g.kh * g.kw >= MIN_DEPTH;
-    let stem = g.kh.min(g.kw) >= 7 && g.p.stride[0].min(g.p.stride[1]) >= 2;
+    let three = g.oh * g.ow <= kernel.direct_plane && g.c * g.kh * g.kw >= MIN_DEPTH;
     let empty = [g.n, g.c, g.k, g.h, g.w, g.oh, g.ow].contains(&0);
-    g.p.groups == 1 && !empty && (three || stem)
+    shaped(g) && !empty && (three || [g.kh, g.kw] != [3, 3])
+}
+
+/// Whether `g` has the shape of a convolution [`applies`] may accept with some kernel: one
+/// group, and a 3×3 kernel or a stem (a kernel of 7×7 or more with a stride of 2 or more).
+fn shaped(g: &ConvGeom) -> bool {
+    let stem = g.kh.min(g.kw) >= 7 && g.p.stride[0].min(g.p.stride[1]) >= 2;
+    g.p.groups == 1 && ([g.kh, g.kw] == [3, 3] || stem)
+}
+
+/// The steps per depth block of a convolution of geometry `g`, by [`forward`] or by the packed
+/// GEMM over im2col's rows (the same blocks, so the same bits): for a geometry [`shaped`] as the
+/// direct convolution's, whole channels up to [`BLOCK`] steps (at least one channel); else
+/// [`KC`], the packed GEMM's.
+pub fn depth_block(g: &ConvGeom) -> usize {
+    if shaped(g) {
+        let kk = g.kh * g.kw;
+        (BLOCK / kk).max(1) * kk
+    } else {
+        KC
+    }
 }
 
 /// The weight `[k, c, kh, kw]` as [`forward`]'s B: `wᵀ [c·kh·kw, k]` in panels of `nr`
@@ -133,7 +163,8 @@ pub fn forward<T: Element>(
         .flat_map(|&p| by_strip.iter().map(move |&s| (p, s)))
         .collect();
     let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
-    let blocks = depth.div_ceil(KC);
+    let bk = depth_block(g);
+    let blocks = depth.div_ceil(bk);
     // Each output position's first read in a channel of the padded image, computed once, not
     // by a division per row of every tile.
     let offsets: Vec<usize> = (0..plane)
@@ -160,10 +191,10 @@ pub fn forward<T: Element>(
             for p in pa..pb {
                 let cols = nr.min(g.k - p * nr);
                 for s0 in (sa..sb).step_by(group) {
-                    // Blocks of KC steps, as the packed GEMM takes them over im2col's rows
-                    // (the same sums in the same order: the same result, bit for bit).
-                    for k0 in (0..depth).step_by(KC) {
-                        let kc = KC.min(depth - k0);
+                    // Blocks of `bk` steps, as the packed GEMM takes them over im2col's
+                    // rows (the same sums in the same order: the same result, bit for bit).
+                    for k0 in (0..depth).step_by(bk) {
+                        let kc = bk.min(depth - k0);
                         let (ci0, first) = (k0 / kk, k0 % kk);
                         let bp = wt[(p * depth + k0) * nr..].as_ptr();
                         // In the first group, the weight's next block (this panel's, or the
@@ -174,7 +205,7 @@ pub fn forward<T: Element>(
                         let ahead = if s0 == sa {
                             let next = (p * depth + k0 + kc) * nr;
                             let end = (pb * depth * nr).min(wt.len());
-                            &wt[next.min(end)..(next + KC * nr).min(end)]
+                            &wt[next.min(end)..(next + bk * nr).min(end)]
                         } else {
                             &[]
                         };

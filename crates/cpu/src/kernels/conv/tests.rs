@@ -163,8 +163,8 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
 #[test]
 fn direct_convolutions_agree_with_f64() {
     // 3×3 layers the direct convolution takes (their stride-1 backward-data too, through the
-    // flipped weight): several blocks of steps (37 · 9 and 7 · 121 > KC, blocks starting
-    // inside a channel's taps), filters over one panel and not a multiple of it, positions
+    // flipped weight): several blocks of steps (37 · 9 and 7 · 121 steps: with blocks of KC,
+    // blocks starting inside a channel's taps; of whole channels, a short last block), filters over one panel and not a multiple of it, positions
     // not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3, batch 2,
     // 7×7 and 11×11 stems.
     let cases = [
@@ -180,6 +180,8 @@ fn direct_convolutions_agree_with_f64() {
         ),
         ([2, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
         ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
+        // A channel's taps (289) beyond the AVX2 kernel's block: blocks of one channel.
+        ([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
     ];
     for (x, w, p) in cases {
         let out = p.output_shape(x, w, "test").unwrap();
@@ -223,6 +225,32 @@ fn direct_convolution_takes_deep_enough_3x3_layers_and_stems() {
         None,
         &geom([1, 64, 9, 9], [4, 64, 3, 3], Conv2dParams::new(1, 1))
     ));
+}
+
+#[test]
+fn depth_blocks_are_whole_channels_where_the_direct_convolution_may_run() {
+    let block = |x: [usize; 4], w: [usize; 4], p: Conv2dParams| {
+        direct::depth_block(&ConvGeom::new(
+            x,
+            w,
+            p.output_shape(x, w, "test").unwrap(),
+            p,
+        ))
+    };
+    let three = Conv2dParams::new(1, 1);
+    assert_eq!(block([1, 64, 9, 9], [8, 64, 3, 3], three), 288);
+    assert_eq!(
+        block([1, 3, 64, 64], [8, 3, 7, 7], Conv2dParams::new(2, 3)),
+        5 * 49
+    );
+    assert_eq!(
+        block([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
+        289
+    );
+    let pointwise = block([1, 64, 9, 9], [8, 64, 1, 1], Conv2dParams::new(1, 0));
+    let grouped = block([1, 64, 9, 9], [8, 32, 3, 3], three.with_groups(2));
+    let unstrided_7x7 = block([1, 8, 9, 9], [8, 8, 7, 7], Conv2dParams::new(1, 3));
+    assert_eq!([pointwise, grouped, unstrided_7x7], [packed::KC; 3]);
 }
 
 /// The direct convolution gives the im2col GEMM's result bit for bit (same steps, same

@@ -266,12 +266,15 @@ pub unsafe fn gemm<T: Element>(
         Epilogue::plain(accumulate),
         c,
         ldc,
+        KC,
     )
 }
 
 /// [`gemm`] with an [`Epilogue`]: `C = clamp(A·B + bias + residual)` (a bias needs
 /// `!accumulate`; with the portable fallback the bias, residual and clamp are applied after
-/// the product).
+/// the product), over depth blocks of `kc_block` steps ([`KC`] for [`gemm`]; a convolution
+/// the direct convolution may also take passes [`super::direct::depth_block`], so that both
+/// give the same bits).
 ///
 /// # Safety
 /// As [`gemm`]; a bias has at least `m` values; a residual's `m` rows of `n` values, `ldc`
@@ -289,6 +292,7 @@ pub unsafe fn gemm_with<T: Element>(
     epi: Epilogue<'_, T>,
     c: *mut T,
     ldc: usize,
+    kc_block: usize,
 ) {
     if m == 0 || n == 0 {
         return;
@@ -340,7 +344,8 @@ pub unsafe fn gemm_with<T: Element>(
             (full, rem.div_ceil(tnr) * tnr)
         }
     };
-    let kc_max = KC.min(k);
+    assert!(kc_block > 0, "a depth block of no steps");
+    let kc_max = kc_block.min(k);
     let mut buf = buffer::take::<T>(buffer::Slot::Pack, NC.min(n).div_ceil(nr) * nr * kc_max);
     let direct = pack.in_place(k, n).filter(|_| kern.in_place);
     for j0 in (0..n).step_by(NC) {
@@ -349,8 +354,8 @@ pub unsafe fn gemm_with<T: Element>(
         // Full panels of a B that is already row-major with contiguous columns are read in
         // place (no copy) by a kernel that takes them so; the rest is packed.
         let unpacked = if direct.is_some() { nc / nr * nr } else { 0 };
-        for k0 in (0..k).step_by(KC) {
-            let kc = KC.min(k - k0);
+        for k0 in (0..k).step_by(kc_block) {
+            let kc = kc_block.min(k - k0);
             let packed_wide = main - unpacked;
             let (wide, narrow) = buf[..(packed_wide + tail) * kc].split_at_mut(packed_wide * kc);
             if packed_wide > 0 {

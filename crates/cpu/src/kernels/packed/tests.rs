@@ -32,7 +32,12 @@ impl Pack<f32> for Copying<'_> {
     }
 }
 
-fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: bool) {
+fn check(
+    kernel: Option<Kernel<f32>>,
+    (m, k, n): (usize, usize, usize),
+    transposed: bool,
+    kc: usize,
+) {
     let a = values(m * k, 1);
     let b = values(k * n, 2);
     let (ars, acs) = if transposed { (1, m) } else { (k, 1) };
@@ -59,7 +64,7 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
         c.copy_from_slice(&before);
         // SAFETY: sizes match the allocations; c is distinct.
         unsafe {
-            gemm(
+            gemm_with(
                 kernel,
                 m,
                 k,
@@ -68,9 +73,10 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
                 ars,
                 acs,
                 pack,
-                accumulate,
+                Epilogue::plain(accumulate),
                 c.as_mut_ptr(),
                 ldc,
+                kc,
             )
         };
         for i in 0..m {
@@ -85,7 +91,7 @@ fn check(kernel: Option<Kernel<f32>>, m: usize, k: usize, n: usize, transposed: 
                 };
                 assert!(
                     (got - expect).abs() <= 1e-5 * (1.0 + k as f64).sqrt(),
-                    "{} m{m} k{k} n{n} t{transposed} acc{accumulate} ({i},{j}): {got} vs {expect}",
+                    "{} m{m} k{k} n{n} t{transposed} acc{accumulate} kc{kc} ({i},{j}): {got} vs {expect}",
                     kernel.map_or("portable", |k| k.name)
                 );
             }
@@ -119,6 +125,7 @@ fn run_gemm(
             epi,
             c.as_mut_ptr(),
             n,
+            KC,
         )
     }
 }
@@ -137,9 +144,13 @@ fn every_kernel_matches_a_plain_product_on_awkward_sizes() {
             (19, 7, 17),
             (2, 0, 5),
         ] {
-            check(kernel, m, k, n, false);
-            check(kernel, m, k, n, true);
+            check(kernel, (m, k, n), false, KC);
+            check(kernel, (m, k, n), true, KC);
         }
+        // Depth blocks other than KC (a convolution's, `direct::depth_block`): uneven, and
+        // of a single step.
+        check(kernel, (13, 257, 130), false, 100);
+        check(kernel, (7, 13, 65), true, 1);
     }
 }
 
