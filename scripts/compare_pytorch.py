@@ -12,7 +12,7 @@ It builds the torchvision model with seeded random weights (or `--weights FILE` 
 state dict), saves them as safetensors, runs pytorch-grad-cam's GradCAM and the guided
 backprop of `GuidedBackpropReLUModel` on a seeded input, runs `gradcam explain --save-tensors`
 on the same weights and input, and prints the relative L2 difference of every shared tensor.
-Exit status 1 if any exceeds the fixtures' tolerances.
+Exit status 1 if any of gradcam's exceeds the fixtures' tolerances.
 
 Guided Backprop's rectifier masks are decided by the signs of the forward's values, so where a
 random network has values within rounding of zero, any two f32 computations (two summation
@@ -77,7 +77,7 @@ def main():
                 print(f" {name}")
             for k, err in e.items():
                 ok = err < tol[k]
-                bad |= not ok
+                bad |= not ok and name != "pytorch-f32"
                 rows.setdefault((name, k), []).append(err)
                 print(f"  {k:<16} relative L2 {err:.2e}  (tolerance {tol[k]:.0e}) {'ok' if ok else 'EXCEEDED'}")
         sys.stdout.flush()

@@ -40,15 +40,16 @@ pub const MAX_PLANE: usize = 112 * 112;
 /// AVX2 one; at 64 channels, 576 steps, it is the faster).
 pub const MIN_DEPTH: usize = 64;
 
-/// The most steps per depth block of a convolution the direct convolution may take
-/// ([`depth_block`]), in whole channels: 32 channels of a 3×3 kernel. Blocks of whole channels
-/// start each channel's taps at its first, and 288 steps of 16 filters (the AVX2 kernel's
-/// panel: 18 KiB of packed weight) stay in L1. Against blocks of [`KC`] steps, with the AVX2
-/// kernel (interleaved `gradcam bench --threads 2`, medians of 5–7 rounds' medians):
-/// ResNet-18's forward 23.22 → 22.67 ms, ResNet-50's 53.21 → 52.33, VGG-16's 163.9 → 162.3;
-/// 252 steps (28 channels) gave 22.86 and 53.00, 216 and 360 no more than 288. The AVX-512
-/// kernel takes the same blocks (not measured: no AVX-512 machine since), so that every
-/// instruction set gives the same bits.
+/// The steps per depth block of a convolution the direct convolution may take
+/// ([`depth_block`]), in whole channels: as many channels as fit in 288 steps (32 of a 3×3
+/// kernel), or one channel of more taps. Blocks of whole channels start each channel's taps at
+/// its first, and 288 steps of 16 filters (the AVX2 kernel's panel: 18 KiB of packed weight)
+/// stay in L1. Against blocks of [`KC`] steps, with the AVX2 kernel (`gradcam bench --threads
+/// 2`, interleaved rounds of 3–7, the median of the rounds' medians): ResNet-18's forward 23.22
+/// → 22.67 ms, ResNet-50's 53.21 → 52.33, VGG-16's 163.9 → 162.3; at 252 steps (28 channels)
+/// 22.86 and 53.00; at 216 and 360, ResNet-18 22.83 and 23.33 against 288's 22.74 in one
+/// round. The AVX-512 kernel takes the same blocks (not measured: no AVX-512 machine since),
+/// so that every instruction set gives the same bits.
 pub const BLOCK: usize = 288;
 
 /// Strips of [`MR`] positions whose tiles are taken through every block of steps before the

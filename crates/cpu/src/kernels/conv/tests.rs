@@ -180,7 +180,7 @@ fn direct_convolutions_agree_with_f64() {
         ),
         ([2, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
         ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
-        // A channel's taps (289) beyond the AVX2 kernel's block: blocks of one channel.
+        // A channel's taps (289) beyond `direct::BLOCK`: blocks of one channel.
         ([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
     ];
     for (x, w, p) in cases {

@@ -5,7 +5,9 @@
 //! `C (m×n) = A (m×k) · B (k×n) [+ C]`. B arrives through a [`Pack`] callback in panels of
 //! `nr` columns; the micro-kernel keeps an `MR × nr` tile of C in registers, broadcasting six
 //! values of A and loading `nr` of B per step. Loop order: column blocks of [`NC`] (the packed
-//! block stays in L2), depth blocks of [`KC`], row strips of `MR` (six rows of A, from L1),
+//! block stays in L2), depth blocks of [`KC`] (a convolution's own, whole channels, when it
+//! may also run as a direct convolution: `direct::depth_block`), row strips of `MR` (six rows
+//! of A, from L1),
 //! then the panels. A block's leftover columns go to a narrow kernel (`tail_nr` wide) or, when
 //! few (`rows_cols`) and A's steps contiguous, to a kernel with C's rows in the vector lanes
 //! ([`RowsKernel`], AVX2: `avx2_rows.rs`), every [`ROWS_EVERY`] rows. The micro-kernel is
@@ -32,7 +34,8 @@ pub const KC: usize = 256;
 /// Columns of one packed block (a multiple of every kernel's panel width).
 pub const NC: usize = 512;
 /// Rows of C per call of a [`RowsKernel`]: a multiple of [`MR`] and of eight, whose A (24 rows
-/// of up to [`KC`] steps: 24 KiB) is still in L1 from the wide panels.
+/// of a depth block: 24 KiB at [`KC`] steps, 27 KiB at a 3×3 convolution's 288) is still in L1
+/// from the wide panels.
 const ROWS_EVERY: usize = 24;
 
 /// A micro-kernel: `C[rows × cols] = store(Σ_k A[i][k] · B[k][j])` over `kc` steps, A's row

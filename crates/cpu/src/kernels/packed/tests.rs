@@ -332,3 +332,79 @@ fn the_rows_kernel_gives_the_narrow_kernels_bits() {
         }
     }
 }
+
+/// Every gather kernel against a plain sum over any run of its steps: from a channel's first
+/// tap or a later one, to a channel's last or an earlier one, through one tap, a 3×3 kernel's
+/// runs of adjacent taps, nine other taps and four; six rows and two, every column and fewer.
+/// (`direct::forward` asks for blocks of whole channels only: the general contract stays
+/// tested.)
+#[test]
+fn gather_kernels_take_any_run_of_steps() {
+    let pp = 150;
+    let image = values(6 * pp, 5);
+    let runs: Vec<usize> = (0..9).map(|t| t / 3 * 12 + t % 3).collect();
+    let spread: Vec<usize> = (0..9).map(|t| t / 3 * 24 + t % 3 * 2).collect();
+    for kernel in f32_kernels() {
+        let nr = kernel.nr;
+        for taps in [vec![0], runs.clone(), spread.clone(), vec![0, 3, 17, 40]] {
+            let kk = taps.len();
+            let starts = if kk == 1 { vec![0] } else { vec![0, 1, kk - 1] };
+            for first in starts {
+                for steps in [1, kk - first, 2 * kk + 1, 4 * kk - first] {
+                    for (rows, cols) in [(MR, nr), (2, nr - 3)] {
+                        let b = values(steps * nr, 6);
+                        // Row i's pointer: positions i, 2i (a stride of 2) into the first channel.
+                        let rowp = |i: usize| image[2 * i.min(rows - 1)..].as_ptr();
+                        let a = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                        let mut c = vec![0f32; MR * nr];
+                        let store = Store {
+                            accumulate: false,
+                            bias: std::ptr::null(),
+                            by_column: true,
+                            transposed: std::ptr::null_mut(),
+                            ldt: 0,
+                            clamp: None,
+                            residual: std::ptr::null(),
+                        };
+                        // SAFETY: the farthest read, 2·5 + 5·pp + 40, lies in the image (6
+                        // channels); B holds `steps` rows of `nr`; C is MR × nr, rows nr apart.
+                        unsafe {
+                            (kernel.gather)(
+                                &taps,
+                                first,
+                                steps,
+                                &a,
+                                pp,
+                                b.as_ptr(),
+                                c.as_mut_ptr(),
+                                nr,
+                                rows,
+                                cols,
+                                &store,
+                            )
+                        };
+                        for i in 0..MR {
+                            for j in 0..nr {
+                                let want: f64 = (0..steps)
+                                    .map(|s| {
+                                        let (ci, t) = ((first + s) / kk, (first + s) % kk);
+                                        let x = image[2 * i + ci * pp + taps[t]];
+                                        x as f64 * b[s * nr + j] as f64
+                                    })
+                                    .sum();
+                                let got = c[i * nr + j] as f64;
+                                let (name, ok) = (kernel.name, i < rows && j < cols);
+                                let msg = format!("{name} {kk} taps from {first}, {steps} steps, ({i}, {j}) of {rows} × {cols}: {got} vs {want}");
+                                if ok {
+                                    assert!((got - want).abs() <= 1e-5, "{msg}");
+                                } else {
+                                    assert_eq!(got, 0.0, "{msg}: written outside the tile");
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
