@@ -163,10 +163,10 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
 #[test]
 fn direct_convolutions_agree_with_f64() {
     // 3×3 layers the direct convolution takes (their stride-1 backward-data too, through the
-    // flipped weight): several blocks of steps (37 · 9 and 7 · 121 steps: with blocks of KC,
-    // blocks starting inside a channel's taps; of whole channels, a short last block), filters over one panel and not a multiple of it, positions
-    // not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3, batch 2,
-    // 7×7 and 11×11 stems.
+    // flipped weight): several blocks of steps (37 · 9 and 7 · 121 steps: blocks of whole
+    // channels, a short last one), filters over one panel and not a multiple of it,
+    // positions not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3,
+    // batch 2, 7×7, 11×11 and 17×17 stems.
     let cases = [
         ([2, 8, 13, 11], [7, 8, 3, 3], Conv2dParams::new(1, 1)),
         ([1, 37, 17, 19], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
