@@ -101,10 +101,9 @@ def parse_seeds(spec):
     return [int(v) for v in spec.split(",")]
 
 
-def references(model, x, layer, targets):
-    """pytorch-grad-cam's Grad-CAM and Guided Backprop of `model` on `x` (in the model's dtype)."""
-    with torch.no_grad():
-        logits = model(x)
+def references(model, x, layer, targets, logits):
+    """pytorch-grad-cam's Grad-CAM and Guided Backprop of `model` on `x` (in the model's dtype),
+    beside the model's `logits` on `x`."""
     with GradCAM(model=model, target_layers=[module(model, layer)]) as cam:
         gradcam = cam(input_tensor=x, targets=[ClassifierOutputTarget(t) for t in targets])
     gb = GuidedBackpropReLUModel(model=model, device="cpu")
@@ -138,16 +137,20 @@ def run_seed(a, seed, backends):
         layer = f"features.{len(model.features) - 1}"
     x = torch.randn(a.batch, 3, a.size, a.size, generator=torch.Generator().manual_seed(seed))
     with torch.no_grad():
-        targets = model(x).argmax(1).tolist()
+        logits = model(x)
+    targets = logits.argmax(1).tolist()
     # A copy taken before pytorch-grad-cam's guided backprop, which puts back one shared ReLU
     # module for every ReLU it swapped: a Grad-CAM hooked to a ReLU target (VGG's features.29)
     # on that model would see every ReLU's activations.
     pristine = copy.deepcopy(model) if a.reference == "f64" else None
-    ref = references(model, x, layer, targets)
+    ref = references(model, x, layer, targets, logits)
     errs = {}
     if a.reference == "f64":
         f32 = ref
-        ref = references(pristine.double(), x.double(), layer, targets)
+        pristine, x64 = pristine.double(), x.double()
+        with torch.no_grad():
+            logits64 = pristine(x64)
+        ref = references(pristine, x64, layer, targets, logits64)
         errs["pytorch-f32"] = {k: rel_l2(f32[k], r) for k, r in ref.items()}
 
     with tempfile.TemporaryDirectory() as d:
