@@ -8,6 +8,7 @@
 
 use super::{Store, MR};
 use std::arch::x86_64::*;
+use std::ptr::null_mut;
 
 /// Columns per panel: two vectors of 8.
 pub const NR: usize = 16;
@@ -31,7 +32,7 @@ pub unsafe fn kernel(
     store: &Store<f32>,
 ) {
     debug_assert!(store.residual.is_null());
-    kernel_body::<false, 2>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<false, 2, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
 }
 
 /// [`kernel`] with the [`Store`]'s residual added (an instance of its own, so that the plain
@@ -53,7 +54,7 @@ pub unsafe fn kernel_residual(
     cols: usize,
     store: &Store<f32>,
 ) {
-    kernel_body::<true, 2>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<true, 2, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
 }
 
 /// Columns per panel of the narrow kernel, for the columns left over by the wide one.
@@ -80,22 +81,51 @@ pub unsafe fn kernel_tail(
     store: &Store<f32>,
 ) {
     if store.residual.is_null() {
-        kernel_body::<false, 1>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+        kernel_body::<false, 1, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
     } else {
-        kernel_body::<true, 1>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+        kernel_body::<true, 1, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
     }
 }
 
-/// [`kernel`]'s loop and store for a tile of `V` vectors per row, adding the residual when
-/// `RES`.
+/// See [`super::PackingKernel`]: [`kernel`] (with the [`Store`]'s residual when it has one)
+/// reading a full panel of B where it lies, `ldb` apart, and copying each step's sixteen
+/// values to `dst`, so that the panel is packed by the first row block that uses it.
+///
+/// # Safety
+/// As [`kernel`]; `dst` holds `kc·16` values and overlaps nothing else.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn kernel_body<const RES: bool, const V: usize>(
+#[target_feature(enable = "avx2,fma")]
+pub unsafe fn kernel_packing(
     kc: usize,
     a: &[*const f32; MR],
     acs: usize,
     b: *const f32,
     ldb: usize,
+    dst: *mut f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    if store.residual.is_null() {
+        kernel_body::<false, 2, true>(kc, a, acs, b, ldb, dst, c, ldc, rows, cols, store)
+    } else {
+        kernel_body::<true, 2, true>(kc, a, acs, b, ldb, dst, c, ldc, rows, cols, store)
+    }
+}
+
+/// [`kernel`]'s loop and store for a tile of `V` vectors per row, adding the residual when
+/// `RES`, and with `PACK` storing each step's values of B to `dst` (`8·V` apart).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kernel_body<const RES: bool, const V: usize, const PACK: bool>(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -105,8 +135,15 @@ unsafe fn kernel_body<const RES: bool, const V: usize>(
     let mut s = [[_mm256_setzero_ps(); V]; MR];
     let mut ap = *a;
     let mut bp = b;
+    let mut dp = dst;
     for _ in 0..kc {
         let bv: [__m256; V] = std::array::from_fn(|j| _mm256_loadu_ps(bp.add(8 * j)));
+        if PACK {
+            for (j, &v) in bv.iter().enumerate() {
+                _mm256_storeu_ps(dp.add(8 * j), v);
+            }
+            dp = dp.add(8 * V);
+        }
         for i in 0..MR {
             let av = _mm256_set1_ps(*ap[i]);
             for j in 0..V {
@@ -241,8 +278,13 @@ unsafe fn gather_sums<const RUNS: bool, const R: usize>(
             bp = bp.add(NR);
         }};
     }
-    // Past the last channel the pointers may leave the image: never read, so wrapping.
-    let next = |ap: &mut [*const f32; MR]| ap.iter_mut().for_each(|p| *p = p.wrapping_add(pp));
+    // Past the last channel the pointers may leave the image: never read, so wrapping. Each
+    // channel's pointers pass through `opaque`: seeing them advance by `pp`, the compiler
+    // kept a pointer per position and tap (54 with `RUNS`) on the stack, outside the loop, and
+    // loaded one for every value; so it keeps six, and the taps' offsets (ResNet-50's 3×3
+    // layers 1.5–2 % faster, ResNet-18's forward 0.7 %).
+    let next =
+        |ap: &mut [*const f32; MR]| ap.iter_mut().for_each(|p| *p = opaque(p.wrapping_add(pp)));
     let head = (kk - first).min(steps);
     if first > 0 {
         for &t in &all[first..first + head] {
@@ -274,6 +316,18 @@ unsafe fn gather_sums<const RUNS: bool, const R: usize>(
         step!(ap, t);
     }
     s
+}
+
+/// `p`, through an empty `asm!` the compiler cannot see into: an address it cannot compute
+/// ahead of the loop that uses it.
+#[inline(always)]
+fn opaque(p: *const f32) -> *const f32 {
+    let mut addr = p.addr();
+    // SAFETY: the template is empty: no instruction runs, no memory is touched.
+    unsafe {
+        std::arch::asm!("/* {0} */", inout(reg) addr, options(pure, nomem, nostack, preserves_flags))
+    };
+    p.with_addr(addr)
 }
 
 /// `n` (< 8) values from `p` as a vector, the other lanes zero.

@@ -3,7 +3,8 @@
 //! place (no packing of the left operand: at batch 1 it is the larger one).
 //!
 //! `C (m×n) = A (m×k) · B (k×n) [+ C]`. B arrives through a [`Pack`] callback in panels of
-//! `nr` columns; the micro-kernel keeps an `MR × nr` tile of C in registers, broadcasting six
+//! `nr` columns (a row-major B's full panels, with the AVX2 kernel, copied by the first row
+//! strip's kernel calls as they compute: [`PackingKernel`]); the micro-kernel keeps an `MR × nr` tile of C in registers, broadcasting six
 //! values of A and loading `nr` of B per step. Loop order: column blocks of [`NC`] (the packed
 //! block stays in L2), depth blocks of [`KC`] (a convolution's own, whole channels, when it
 //! may also run as a direct convolution: `direct::depth_block`), row strips of `MR` (six rows
@@ -48,6 +49,25 @@ pub type MicroKernel<T> = unsafe fn(
     acs: usize,
     b: *const T,
     ldb: usize,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<T>,
+);
+
+/// A [`MicroKernel`] for a full panel of a B that lies row-major in memory (`b`, rows `ldb`
+/// apart), which also copies each step's `nr` values to `dst` (`kc·nr` values, contiguous):
+/// the panel packed by the first row block that uses it, its reads among that block's
+/// arithmetic, where a pass of its own before the block waited on memory. The sums, and so
+/// the bits, are the plain kernel's.
+pub type PackingKernel<T> = unsafe fn(
+    kc: usize,
+    a: &[*const T; MR],
+    acs: usize,
+    b: *const T,
+    ldb: usize,
+    dst: *mut T,
     c: *mut T,
     ldc: usize,
     rows: usize,
@@ -156,6 +176,9 @@ pub struct Kernel<T> {
     pub run: MicroKernel<T>,
     /// The kernel for a [`Store`] with a residual (`run` may take none).
     pub run_residual: MicroKernel<T>,
+    /// `run` (or `run_residual`, by the [`Store`]) packing the panel of B it reads in place
+    /// ([`PackingKernel`]), for kernels that do not read full panels in place anyway.
+    pub run_packing: Option<PackingKernel<T>>,
     /// Columns per panel of the kernel for the columns left over by `run`'s full panels.
     pub tail_nr: usize,
     /// That kernel.
@@ -189,6 +212,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 nr: avx512::NR,
                 run: avx512::kernel,
                 run_residual: avx512::kernel_residual,
+                run_packing: None,
                 tail_nr: avx512::NR_TAIL,
                 tail: avx512::kernel_tail,
                 rows: None,
@@ -205,6 +229,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 nr: avx2::NR,
                 run: avx2::kernel,
                 run_residual: avx2::kernel_residual,
+                run_packing: Some(avx2::kernel_packing),
                 tail_nr: avx2::NR_TAIL,
                 tail: avx2::kernel_tail,
                 rows: Some(avx2_rows::kernel),
@@ -351,6 +376,13 @@ pub unsafe fn gemm_with<T: Element>(
     let kc_max = kc_block.min(k);
     let mut buf = buffer::take::<T>(buffer::Slot::Pack, NC.min(n).div_ceil(nr) * nr * kc_max);
     let direct = pack.in_place(k, n).filter(|_| kern.in_place);
+    // Otherwise, with B row-major in memory and a kernel that packs as it computes, a block's
+    // full panels are packed by the first row strip's kernel calls (`PackingKernel`):
+    // ResNet-50's 1×1 layers at 56×56 ran 10–20 % faster than after a packing pass.
+    let source = pack
+        .in_place(k, n)
+        .filter(|_| !kern.in_place)
+        .zip(kern.run_packing);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let (main, tail) = layout(nc);
@@ -361,8 +393,11 @@ pub unsafe fn gemm_with<T: Element>(
             let kc = kc_block.min(k - k0);
             let packed_wide = main - unpacked;
             let (wide, narrow) = buf[..(packed_wide + tail) * kc].split_at_mut(packed_wide * kc);
-            if packed_wide > 0 {
-                pack.pack(k0, kc, j0 + unpacked, main.min(nc) - unpacked, nr, wide);
+            // Full panels the first row strip packs (none read in place then: `unpacked` 0).
+            let fused = if source.is_some() { nc / nr * nr } else { 0 };
+            if packed_wide > fused {
+                let (cols, dst) = (main.min(nc) - unpacked - fused, &mut wide[fused * kc..]);
+                pack.pack(k0, kc, j0 + unpacked + fused, cols, nr, dst);
             }
             if tail > 0 {
                 pack.pack(k0, kc, j0 + main, nc - main, tnr, narrow);
@@ -407,12 +442,21 @@ pub unsafe fn gemm_with<T: Element>(
                         residual: residual(p * nr),
                         ..store
                     };
-                    let run = if store.residual.is_null() {
-                        kern.run
-                    } else {
-                        kern.run_residual
-                    };
-                    run(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
+                    match source {
+                        Some(((src, ld), packing)) if i0 == 0 && p * nr < fused => {
+                            let from = src.add(k0 * ld + j0 + p * nr);
+                            let dst = wide.as_mut_ptr().add(p * nr * kc);
+                            packing(kc, &ap, acs, from, ld, dst, at, ldc, rows, cols, &store);
+                        }
+                        _ => {
+                            let run = if store.residual.is_null() {
+                                kern.run
+                            } else {
+                                kern.run_residual
+                            };
+                            run(kc, &ap, acs, b, ldb, at, ldc, rows, cols, &store);
+                        }
+                    }
                 }
                 if let Some(rows_kernel) = by_rows {
                     let end = i0 + rows;

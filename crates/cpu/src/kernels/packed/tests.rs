@@ -51,8 +51,11 @@ fn check(
         cs: 1,
     };
     let want = naive(m, k, n, &a, ars, acs, &b);
-    // B read in place (full panels) and B packed.
+    // B read in place (full panels, or packed by the first row strip's kernel calls: the AVX2
+    // kernel's `run_packing`) and B packed by a pass of its own: the same sums, so the same
+    // bits.
     let (direct, copying) = (strided(), Copying(strided()));
+    let mut results: Vec<(bool, Vec<u32>)> = Vec::new();
     for (accumulate, pack) in [
         (false, &direct as &dyn Pack<f32>),
         (true, &direct),
@@ -96,6 +99,15 @@ fn check(
                 );
             }
         }
+        let bits = c.iter().map(|v| v.to_bits()).collect();
+        if let Some((_, first)) = results.iter().find(|(acc, _)| *acc == accumulate) {
+            assert!(
+                *first == bits,
+                "{}: B in place and B packed differ (m{m} k{k} n{n} t{transposed} acc{accumulate} kc{kc})",
+                kernel.map_or("portable", |k| k.name)
+            );
+        }
+        results.push((accumulate, bits));
     }
 }
 
@@ -267,11 +279,16 @@ fn the_rows_kernel_gives_the_narrow_kernels_bits() {
     // Leftover columns 1–3 after full panels (49 = 3·16 + 1; 561 = 512 + 49: in the second
     // column block), rows that are no multiple of eight or of 24, depths within one block,
     // across blocks and with a remainder of fewer than eight steps; every kind of store. (A
-    // NaN's payload aside: none here.)
+    // NaN's payload aside: none here.) And the full panels packed by the first row strip's
+    // kernel calls (`run_packing`) give the bits of a packing pass, with every kind of store.
     for kernel in f32_kernels().into_iter().filter(|k| k.rows.is_some()) {
         let narrow = Kernel {
             rows: None,
             ..kernel
+        };
+        let packing_pass = Kernel {
+            run_packing: None,
+            ..narrow
         };
         for &(m, k, n) in &[
             (1, 1, 1),
@@ -318,6 +335,12 @@ fn the_rows_kernel_gives_the_narrow_kernels_bits() {
                     c
                 };
                 let (got, want) = (run(kernel), run(narrow));
+                let (fused, unfused) = (run(narrow), run(packing_pass));
+                assert!(
+                    fused.iter().zip(&unfused).all(|(f, u)| f.to_bits() == u.to_bits()),
+                    "{} m{m} k{k} n{n} epilogue {e}: packed by the first row strip and by a pass differ",
+                    kernel.name
+                );
                 for (i, (g, w)) in got.iter().zip(&want).enumerate() {
                     assert_eq!(
                         g.to_bits(),
