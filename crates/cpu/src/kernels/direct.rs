@@ -95,6 +95,22 @@ pub fn depth_block(g: &ConvGeom) -> usize {
     }
 }
 
+/// The most bytes of packed weight for which [`strips_first`] may hold.
+const STRIPS_FIRST_WEIGHT: usize = 384 << 10;
+
+/// Whether [`forward`] splits the output positions among its tasks, each task taking a group of
+/// strips through every panel of filters before the next group, rather than the filters: where
+/// the packed weight (`weight` bytes) stays in L2 and is smaller than the padded image
+/// (`image` bytes), which is then read once rather than once per panel. Not for a stem.
+/// ResNet-18's 3×3 layers at 56×56 (64 channels, 144 KiB of weight against 841 KiB of image)
+/// ran 1.37 → 1.34 ms, its 64 → 128 stride-2 one 0.77 → 0.72; where the weight was larger
+/// (28×28 and below), the same split ran up to 55 % slower (each task read the whole weight), and
+/// so did the stem (1.51 → 1.56 ms).
+fn strips_first(g: &ConvGeom, weight: usize, image: usize) -> bool {
+    let stem = g.kh.min(g.kw) >= 7;
+    !stem && weight <= STRIPS_FIRST_WEIGHT && weight < image
+}
+
 /// The weight `[k, c, kh, kw]` as [`forward`]'s B: `wᵀ [c·kh·kw, k]` in panels of `nr`
 /// filters (`[panel][c·kh·kw][nr]`, the last panel's missing filters zero).
 pub fn pack_weight<T: Element>(w: &[T], k: usize, depth: usize, nr: usize) -> Vec<T> {
@@ -150,11 +166,16 @@ pub fn forward<T: Element>(
     // copy: the output's shape was checked against the padded input.
     let end = (g.c - 1) * pp + ((g.oh - 1) * sh) * wp + (g.ow - 1) * sw + taps[kk - 1];
     assert!(end < g.c * pp, "convolution reads past its padded input");
-    // Tasks: the filters' panels split among the threads when there are enough (each task
-    // reads only its part of the weight), else each panel with a share of the positions.
+    // Tasks: the positions' strips split among the threads where [`strips_first`] (each task
+    // takes every panel), else the filters' panels when there are enough (each task reads only
+    // its part of the weight), else each panel with a share of the positions.
     let want = 2 * rayon::current_num_threads();
     let strips = plane.div_ceil(MR);
-    let (by_panel, by_strip) = if panels >= want {
+    let size = std::mem::size_of::<T>();
+    let by_strips = strips_first(g, panels * depth * nr * size, g.c * pp * size);
+    let (by_panel, by_strip) = if by_strips {
+        (vec![(0, panels)], ranges(strips, want, 1))
+    } else if panels >= want {
         (ranges(panels, want, 1), vec![(0, strips)])
     } else {
         (ranges(panels, panels, 1), ranges(strips, want / panels, 1))
@@ -189,82 +210,89 @@ pub fn forward<T: Element>(
                 if blocks > 1 { group * MR * nr } else { 0 },
             );
             let sp = sums.as_mut_ptr();
-            for p in pa..pb {
+            // Groups of strips within panels, or (strips first) panels within groups: a
+            // group's image lines then serve every panel from L1 and L2, the whole weight
+            // staying in L2.
+            let (groups, panels_here) = ((sb - sa).div_ceil(group), pb - pa);
+            for i in 0..groups * panels_here {
+                let (p, s0) = if by_strips {
+                    (pa + i % panels_here, sa + i / panels_here * group)
+                } else {
+                    (pa + i / groups, sa + i % groups * group)
+                };
                 let cols = nr.min(g.k - p * nr);
-                for s0 in (sa..sb).step_by(group) {
-                    // Blocks of `bk` steps, as the packed GEMM takes them over im2col's
-                    // rows (the same sums in the same order: the same result, bit for bit).
-                    for k0 in (0..depth).step_by(bk) {
-                        let kc = bk.min(depth - k0);
-                        let (ci0, first) = (k0 / kk, k0 % kk);
-                        let bp = wt[(p * depth + k0) * nr..].as_ptr();
-                        // In the first group, the weight's next block (this panel's, or the
-                        // next panel's first) is asked for ahead of its first use, a part
-                        // before each of this block's strips: a 512-filter 3×3 layer at 7×7
-                        // whose weight came from memory ran 1.545 → 1.483 ms (all in one
-                        // burst, it ran slower: 1.646).
-                        let ahead = if s0 == sa {
-                            let next = (p * depth + k0 + kc) * nr;
-                            let end = (pb * depth * nr).min(wt.len());
-                            &wt[next.min(end)..(next + bk * nr).min(end)]
-                        } else {
-                            &[]
-                        };
-                        let strips_here = (s0 + group).min(sb) - s0;
-                        let part = ahead.len().div_ceil(strips_here).div_ceil(16) * 16;
-                        let last = k0 + kc == depth;
-                        let mut store = Store {
-                            accumulate: k0 > 0,
-                            bias: b
-                                .filter(|_| k0 == 0)
-                                .map_or(std::ptr::null(), |b| b[p * nr..].as_ptr()),
-                            by_column: true,
-                            clamp: clamp.filter(|_| last),
-                            transposed: std::ptr::null_mut(),
-                            ldt: plane,
-                            residual: std::ptr::null(),
-                        };
-                        for s in s0..(s0 + group).min(sb) {
-                            let from = ((s - s0) * part).min(ahead.len());
-                            prefetch(&ahead[from..(from + part).min(ahead.len())]);
-                            let i0 = s * MR;
-                            if last {
-                                // The last block's sums go to the output, transposed (the
-                                // residual read alike).
-                                let at = p * nr * plane + i0;
-                                store.transposed = op.ptr().wrapping_add(at);
-                                if let Some(r) = residual {
-                                    store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
-                                }
+                // Blocks of `bk` steps, as the packed GEMM takes them over im2col's
+                // rows (the same sums in the same order: the same result, bit for bit).
+                for k0 in (0..depth).step_by(bk) {
+                    let kc = bk.min(depth - k0);
+                    let (ci0, first) = (k0 / kk, k0 % kk);
+                    let bp = wt[(p * depth + k0) * nr..].as_ptr();
+                    // In the first group, the weight's next block (this panel's, or the
+                    // next panel's first) is asked for ahead of its first use, a part
+                    // before each of this block's strips: a 512-filter 3×3 layer at 7×7
+                    // whose weight came from memory ran 1.545 → 1.483 ms (all in one
+                    // burst, it ran slower: 1.646).
+                    let ahead = if s0 == sa {
+                        let next = (p * depth + k0 + kc) * nr;
+                        let end = (pb * depth * nr).min(wt.len());
+                        &wt[next.min(end)..(next + bk * nr).min(end)]
+                    } else {
+                        &[]
+                    };
+                    let strips_here = (s0 + group).min(sb) - s0;
+                    let part = ahead.len().div_ceil(strips_here).div_ceil(16) * 16;
+                    let last = k0 + kc == depth;
+                    let mut store = Store {
+                        accumulate: k0 > 0,
+                        bias: b
+                            .filter(|_| k0 == 0)
+                            .map_or(std::ptr::null(), |b| b[p * nr..].as_ptr()),
+                        by_column: true,
+                        clamp: clamp.filter(|_| last),
+                        transposed: std::ptr::null_mut(),
+                        ldt: plane,
+                        residual: std::ptr::null(),
+                    };
+                    for s in s0..(s0 + group).min(sb) {
+                        let from = ((s - s0) * part).min(ahead.len());
+                        prefetch(&ahead[from..(from + part).min(ahead.len())]);
+                        let i0 = s * MR;
+                        if last {
+                            // The last block's sums go to the output, transposed (the
+                            // residual read alike).
+                            let at = p * nr * plane + i0;
+                            store.transposed = op.ptr().wrapping_add(at);
+                            if let Some(r) = residual {
+                                store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
                             }
-                            let rows = MR.min(plane - i0);
-                            let rowp =
-                                |r: usize| xp[ci0 * pp + offsets[i0 + r.min(rows - 1)]..].as_ptr();
-                            let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
-                            // SAFETY: A's reads end at `end` (asserted inside the copy); B's
-                            // at panel p's row k0 + kc − 1 < depth, inside `wt` (asserted);
-                            // the tile's partial sums (MR × nr, rows nr apart) are this
-                            // task's own buffer; the output's filters p·nr.. at positions
-                            // i0..i0 + rows belong to this task alone (tasks partition
-                            // strips × panels); the bias has a value per filter.
-                            unsafe {
-                                (kern.gather)(
-                                    &taps,
-                                    first,
-                                    kc,
-                                    &ap,
-                                    pp,
-                                    bp,
-                                    // Wrapping: with one block the buffer is empty, never
-                                    // read.
-                                    sp.wrapping_add((s - s0) * MR * nr),
-                                    nr,
-                                    rows,
-                                    cols,
-                                    &store,
-                                )
-                            };
                         }
+                        let rows = MR.min(plane - i0);
+                        let rowp =
+                            |r: usize| xp[ci0 * pp + offsets[i0 + r.min(rows - 1)]..].as_ptr();
+                        let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                        // SAFETY: A's reads end at `end` (asserted inside the copy); B's
+                        // at panel p's row k0 + kc − 1 < depth, inside `wt` (asserted);
+                        // the tile's partial sums (MR × nr, rows nr apart) are this
+                        // task's own buffer; the output's filters p·nr.. at positions
+                        // i0..i0 + rows belong to this task alone (tasks partition
+                        // strips × panels); the bias has a value per filter.
+                        unsafe {
+                            (kern.gather)(
+                                &taps,
+                                first,
+                                kc,
+                                &ap,
+                                pp,
+                                bp,
+                                // Wrapping: with one block the buffer is empty, never
+                                // read.
+                                sp.wrapping_add((s - s0) * MR * nr),
+                                nr,
+                                rows,
+                                cols,
+                                &store,
+                            )
+                        };
                     }
                 }
             }

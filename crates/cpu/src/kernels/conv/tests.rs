@@ -166,7 +166,7 @@ fn direct_convolutions_agree_with_f64() {
     // flipped weight): several blocks of steps (37 · 9 and 7 · 121 steps: blocks of whole
     // channels, a short last one), filters over one panel and not a multiple of it,
     // positions not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3,
-    // batch 2, 7×7, 11×11 and 17×17 stems.
+    // batch 2, 7×7, 11×11 and 17×17 stems; tasks by panels and by strips.
     let cases = [
         ([2, 8, 13, 11], [7, 8, 3, 3], Conv2dParams::new(1, 1)),
         ([1, 37, 17, 19], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
@@ -182,6 +182,9 @@ fn direct_convolutions_agree_with_f64() {
         ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
         // A channel's taps (289) beyond `direct::BLOCK`: blocks of one channel.
         ([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
+        // A weight smaller than the image: tasks split the strips, each taking them group by
+        // group through both panels, in two blocks of steps (`direct::strips_first`).
+        ([1, 40, 30, 31], [20, 40, 3, 3], Conv2dParams::new(1, 1)),
     ];
     for (x, w, p) in cases {
         let out = p.output_shape(x, w, "test").unwrap();
