@@ -127,36 +127,45 @@ fn im2col<T: Element>(
 
 /// Folds `cols [cc·kh·kw, oh·ow]` back onto `cc` channel planes, accumulating.
 fn col2im<T: Element>(cols: &[T], g: &ConvGeom, cc: usize, dx: &mut [T]) {
+    let rows = g.kk() * g.out_plane();
+    for (ci, plane) in dx.chunks_mut(g.in_plane()).take(cc).enumerate() {
+        col2im_rows(&cols[ci * rows..(ci + 1) * rows], g, 0, plane);
+    }
+}
+
+/// [`col2im`] of one channel (`cols [kh·kw, oh·ow]`) onto rows `iy0..` of its plane (`part`,
+/// whole rows), accumulating. Each value of `part` takes its terms in the order it takes them
+/// from the whole plane's fold, so a plane folded in parts has the same bits.
+fn col2im_rows<T: Element>(cols: &[T], g: &ConvGeom, iy0: usize, part: &mut [T]) {
     let width = g.out_plane();
     let [sh, sw] = g.p.stride;
     let [ph, pw] = g.p.padding;
     let [dh, dw] = g.p.dilation;
-    for ci in 0..cc {
-        let plane = &mut dx[ci * g.in_plane()..(ci + 1) * g.in_plane()];
-        for ki in 0..g.kh {
-            for kj in 0..g.kw {
-                let r = (ci * g.kh + ki) * g.kw + kj;
-                let row = &cols[r * width..(r + 1) * width];
-                // ix = ox·sw + kj·dw − pw lies in 0..w for ox in lo..hi.
-                let shift = (kj * dw) as isize - pw as isize;
-                let lo = ((-shift).max(0) as usize).div_ceil(sw);
-                let hi = ((g.w as isize - shift).max(0) as usize)
-                    .div_ceil(sw)
-                    .min(g.ow);
-                for oy in 0..g.oh {
-                    let Some(iy) = ConvGeom::src(oy, ki, sh, ph, dh, g.h) else {
-                        continue;
-                    };
-                    if lo >= hi {
-                        continue;
-                    }
-                    let src = &row[oy * g.ow + lo..oy * g.ow + hi];
-                    let first = (lo * sw) as isize + shift;
-                    let dst = plane[iy * g.w..(iy + 1) * g.w][first as usize..]
-                        .iter_mut()
-                        .step_by(sw);
-                    dst.zip(src).for_each(|(d, &v)| *d += v);
-                }
+    let iy1 = iy0 + part.len() / g.w;
+    for ki in 0..g.kh {
+        for kj in 0..g.kw {
+            let row = &cols[(ki * g.kw + kj) * width..][..width];
+            // ix = ox·sw + kj·dw − pw lies in 0..w for ox in lo..hi.
+            let shift = (kj * dw) as isize - pw as isize;
+            let lo = ((-shift).max(0) as usize).div_ceil(sw);
+            let hi = ((g.w as isize - shift).max(0) as usize)
+                .div_ceil(sw)
+                .min(g.ow);
+            if lo >= hi {
+                continue;
+            }
+            for oy in 0..g.oh {
+                let Some(iy) =
+                    ConvGeom::src(oy, ki, sh, ph, dh, g.h).filter(|iy| (iy0..iy1).contains(iy))
+                else {
+                    continue;
+                };
+                let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                let first = (lo * sw) as isize + shift;
+                let dst = part[(iy - iy0) * g.w..(iy - iy0 + 1) * g.w][first as usize..]
+                    .iter_mut()
+                    .step_by(sw);
+                dst.zip(src).for_each(|(d, &v)| *d += v);
             }
         }
     }
@@ -707,14 +716,29 @@ fn backward_data_few_channels<T: Element>(
                     )
                 };
             });
+            // The fold in parts of whole rows, about two per thread over the channels (a
+            // channel per task, the three of an RGB image were three tasks for two threads).
             let at = (n * g.c + gi * cg) * iplane;
             let cols: &[T] = &cols;
+            let rows =
+                g.h.div_ceil((2 * rayon::current_num_threads()).div_ceil(cg));
             dx[at..at + cg * iplane]
                 .par_chunks_mut(iplane)
                 .enumerate()
-                .for_each(|(ci, plane)| {
-                    plane.iter_mut().for_each(|v| *v = T::zero());
-                    col2im(&cols[ci * kk * oplane..(ci + 1) * kk * oplane], g, 1, plane);
+                .flat_map(|(ci, plane)| {
+                    plane
+                        .par_chunks_mut(rows * g.w)
+                        .enumerate()
+                        .map(move |(r, part)| (ci, r * rows, part))
+                })
+                .for_each(|(ci, iy0, part)| {
+                    part.iter_mut().for_each(|v| *v = T::zero());
+                    col2im_rows(
+                        &cols[ci * kk * oplane..(ci + 1) * kk * oplane],
+                        g,
+                        iy0,
+                        part,
+                    );
                 });
         }
     }

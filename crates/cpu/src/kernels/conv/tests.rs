@@ -478,3 +478,39 @@ fn residual_sum_in_the_store_gives_the_bits_of_the_ops() {
         }
     }
 }
+
+/// The fold of a channel in parts of whole rows gives the whole plane's fold bit for bit
+/// (each value takes its terms in the same order), whatever the parts' size.
+#[test]
+fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
+    let cases = [
+        ([1, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
+        ([1, 2, 23, 19], [4, 2, 5, 5], Conv2dParams::new(1, 4).with_dilation(2)),
+        ([1, 1, 30, 33], [3, 1, 11, 11], Conv2dParams::new(4, 2)),
+    ];
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let cols: Vec<f32> = values(g.c * g.kk() * g.out_plane(), 12)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let mut whole = vec![0f32; g.c * g.in_plane()];
+        col2im(&cols, &g, g.c, &mut whole);
+        for rows in [1, 2, 5, g.h] {
+            let mut parts = vec![0f32; whole.len()];
+            let per = g.kk() * g.out_plane();
+            for (ci, plane) in parts.chunks_mut(g.in_plane()).enumerate() {
+                for (r, part) in plane.chunks_mut(rows * g.w).enumerate() {
+                    col2im_rows(&cols[ci * per..(ci + 1) * per], &g, r * rows, part);
+                }
+            }
+            let differ = whole
+                .iter()
+                .zip(&parts)
+                .filter(|(a, b)| a.to_bits() != b.to_bits())
+                .count();
+            assert_eq!(differ, 0, "{x:?} {w:?} {p:?} rows {rows}");
+        }
+    }
+}
