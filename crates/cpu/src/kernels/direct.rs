@@ -105,7 +105,7 @@ const STRIPS_FIRST_WEIGHT: usize = 384 << 10;
 /// (`image` bytes), which is then read once rather than once per panel. Not for a stem.
 /// ResNet-18's 3×3 layers at 56×56 (64 channels, 144 KiB of weight against 841 KiB of image)
 /// ran 1.37 → 1.34 ms, its 64 → 128 stride-2 one 0.77 → 0.72; where the weight was larger
-/// (28×28 and below), the same split ran up to 55 % slower (each task read the whole weight), and
+/// (28×28 and below), the same split ran up to 57 % slower (each task read the whole weight), and
 /// so did the stem (1.51 → 1.56 ms).
 fn strips_first(g: &ConvGeom, weight: usize, image: usize) -> bool {
     let stem = g.kh.min(g.kw) >= 7;
