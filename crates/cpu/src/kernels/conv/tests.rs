@@ -485,7 +485,11 @@ fn residual_sum_in_the_store_gives_the_bits_of_the_ops() {
 fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
     let cases = [
         ([1, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
-        ([1, 2, 23, 19], [4, 2, 5, 5], Conv2dParams::new(1, 4).with_dilation(2)),
+        (
+            [1, 2, 23, 19],
+            [4, 2, 5, 5],
+            Conv2dParams::new(1, 4).with_dilation(2),
+        ),
         ([1, 1, 30, 33], [3, 1, 11, 11], Conv2dParams::new(4, 2)),
     ];
     for (x, w, p) in cases {
