@@ -127,6 +127,9 @@ fn im2col<T: Element>(
 
 /// Folds `cols [cc·kh·kw, oh·ow]` back onto `cc` channel planes, accumulating.
 fn col2im<T: Element>(cols: &[T], g: &ConvGeom, cc: usize, dx: &mut [T]) {
+    if g.in_plane() == 0 {
+        return;
+    }
     let rows = g.kk() * g.out_plane();
     for (ci, plane) in dx.chunks_mut(g.in_plane()).take(cc).enumerate() {
         col2im_rows(&cols[ci * rows..(ci + 1) * rows], g, 0, plane);
@@ -141,6 +144,10 @@ fn col2im_rows<T: Element>(cols: &[T], g: &ConvGeom, iy0: usize, part: &mut [T])
     let [sh, sw] = g.p.stride;
     let [ph, pw] = g.p.padding;
     let [dh, dw] = g.p.dilation;
+    debug_assert!(
+        g.w > 0 && part.len().is_multiple_of(g.w),
+        "a part of whole rows"
+    );
     let iy1 = iy0 + part.len() / g.w;
     for ki in 0..g.kh {
         for kj in 0..g.kw {
@@ -677,8 +684,9 @@ unsafe fn wt_dy<T: Element>(
 
 /// [`backward_data`] through columns for an input of few channels (an RGB stem at batch 1):
 /// per image and group, `wᵀ · dy` into one column matrix, its positions split among the
-/// threads, then col2im a channel per task. Split by channels, the three of an RGB image were
-/// three tasks for two threads (one did two thirds of the work).
+/// threads, then col2im in parts of whole rows, at least two per thread. Split by channels,
+/// the three of an RGB image were three tasks for two threads (one did two thirds of the
+/// work), in the GEMM and then in the fold.
 fn backward_data_few_channels<T: Element>(
     plan: Plan<T>,
     dy: &[T],
@@ -689,6 +697,9 @@ fn backward_data_few_channels<T: Element>(
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     assert!(prepared.len() >= g.k * cg * kk && dy.len() >= g.n * g.k * oplane);
     assert!(dx.len() >= g.n * g.c * iplane, "dx too short");
+    if iplane == 0 {
+        return;
+    }
     let nr = plan.kernel.map_or(64, |k| k.nr);
     let parts = column_ranges(oplane, tasks_per_image(g), nr);
     // Every element is written by the GEMM (no accumulation): a reused buffer.
@@ -716,8 +727,9 @@ fn backward_data_few_channels<T: Element>(
                     )
                 };
             });
-            // The fold in parts of whole rows, about two per thread over the channels (a
-            // channel per task, the three of an RGB image were three tasks for two threads).
+            // The fold in parts of whole rows, at least two per thread over the channels (a
+            // channel per task, the three of an RGB image were three tasks for two threads):
+            // each channel's plane in ⌈2·threads / channels⌉ parts.
             let at = (n * g.c + gi * cg) * iplane;
             let cols: &[T] = &cols;
             let rows =

@@ -19,8 +19,8 @@
 //! for the layer's filters (a fourth of the time of a 64-filter layer), this copies the image
 //! once. Small planes gain most: im2col's columns fill the wide panels badly (49 positions at
 //! 7×7) and are packed by both threads, while here the positions fill rows of six and the
-//! threads split the filters (or, where the weight is the smaller, the positions:
-//! `strips_first`).
+//! threads split the filters (or, where the weight stays in L2 and is smaller than the
+//! image, the positions: `strips_first`).
 
 use super::conv::ConvGeom;
 use super::packed::{buffer, Kernel, Store, KC, MR};

@@ -124,7 +124,7 @@ fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([3, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1));
     case([2, 3, 17, 19], [13, 3, 7, 7], Conv2dParams::new(2, 3));
     // One image of three channels: backward-data's columns split by positions (up to 19
-    // threads), then col2im a channel per task.
+    // threads), then col2im in parts of whole rows.
     case([1, 3, 101, 97], [13, 3, 7, 7], Conv2dParams::new(2, 3));
     case([1, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(1, 0));
     case([2, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(2, 0));
@@ -166,7 +166,8 @@ fn direct_convolutions_agree_with_f64() {
     // flipped weight): several blocks of steps (37 · 9 and 7 · 121 steps: blocks of whole
     // channels, a short last one), filters over one panel and not a multiple of it,
     // positions not a multiple of the tile's six rows, strides 1–4, dilation, padding 0–3,
-    // batch 2, 7×7, 11×11 and 17×17 stems; tasks by panels and by strips.
+    // batch 2, 7×7, 11×11 and 17×17 stems; tasks by panels and, where the weight is the
+    // smaller, by strips (one panel).
     let cases = [
         ([2, 8, 13, 11], [7, 8, 3, 3], Conv2dParams::new(1, 1)),
         ([1, 37, 17, 19], [70, 37, 3, 3], Conv2dParams::new(1, 1)),
@@ -182,9 +183,6 @@ fn direct_convolutions_agree_with_f64() {
         ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
         // A channel's taps (289) beyond `direct::BLOCK`: blocks of one channel.
         ([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
-        // A weight smaller than the image: tasks split the strips, each taking them group by
-        // group through both panels, in two blocks of steps (`direct::strips_first`).
-        ([1, 40, 30, 31], [20, 40, 3, 3], Conv2dParams::new(1, 1)),
     ];
     for (x, w, p) in cases {
         let out = p.output_shape(x, w, "test").unwrap();
@@ -197,6 +195,22 @@ fn direct_convolutions_agree_with_f64() {
         case(x, w, p);
         same_bits_as_im2col(x, w, p);
     }
+}
+
+/// A weight smaller than the image: tasks split the strips, each taking them group by group
+/// through every panel (two with AVX2), in two blocks of steps (`direct::strips_first`). In a
+/// pool of two threads, so that each task's strips span several groups whatever the cores.
+#[test]
+fn strips_first_takes_every_group_through_every_panel() {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(2)
+        .build()
+        .unwrap();
+    pool.install(|| {
+        let (x, w, p) = ([1, 40, 30, 31], [20, 40, 3, 3], Conv2dParams::new(1, 1));
+        case(x, w, p);
+        same_bits_as_im2col(x, w, p);
+    });
 }
 
 #[test]
@@ -516,5 +530,28 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
                 .count();
             assert_eq!(differ, 0, "{x:?} {w:?} {p:?} rows {rows}");
         }
+    }
+}
+
+/// An input of no rows whose padding still gives outputs (3×3, stride 2, padding 2): the
+/// backward-data through columns folds onto an empty plane without a panic.
+#[test]
+fn backward_data_onto_an_empty_plane() {
+    let (x, w, p) = ([1, 3, 0, 5], [4, 3, 3, 3], Conv2dParams::new(2, 2));
+    let out = p.output_shape(x, w, "test").unwrap();
+    assert!(out.iter().product::<usize>() > 0, "{out:?}");
+    let g = ConvGeom::new(x, w, out, p);
+    let ws = vec![0.5f32; w.iter().product()];
+    let dy = vec![1f32; out.iter().product()];
+    for plan in every_plan() {
+        let mut dx = Vec::<f32>::new();
+        backward_data(
+            plan,
+            &dy,
+            &prepare_backward(plan, &ws, &g),
+            &g,
+            None,
+            &mut dx,
+        );
     }
 }

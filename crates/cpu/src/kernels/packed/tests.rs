@@ -163,6 +163,9 @@ fn every_kernel_matches_a_plain_product_on_awkward_sizes() {
         // of a single step.
         check(kernel, (13, 257, 130), false, 100);
         check(kernel, (7, 13, 65), true, 1);
+        // Several row strips, depth blocks and column blocks at once, the second block's
+        // leftover columns (10 of 16) in one more wide panel, partly masked.
+        check(kernel, (13, 300, 538), false, KC);
     }
 }
 
