@@ -628,6 +628,24 @@ fn rejects_bad_shapes<B: Backend>(b: &B) {
     assert!(b.upload(&[0.0; 5], Shape::new([2, 3])).is_err());
 }
 
+/// Uploads come back unchanged, by a copy or by the buffer itself (`download_owned`: a tensor
+/// given up, or one whose buffer a reshaped view still shares), small or pooled (≥ 64 Ki values
+/// on the CPU: a recycled buffer, its old values overwritten).
+fn downloads<B: Backend>(b: &B) {
+    let mut rng = Rng(8);
+    for n in [13, 70_001] {
+        for _ in 0..2 {
+            let v = rng.vec(n);
+            let t = b.upload(&v, Shape::new([n])).unwrap();
+            assert_eq!(b.download(&t).unwrap(), v, "download of {n}");
+            let view = t.reshape([1, n]).unwrap();
+            assert_eq!(b.download_owned(t).unwrap(), v, "shared buffer of {n}");
+            assert_eq!(b.download(&view).unwrap(), v, "the view after");
+            assert_eq!(b.download_owned(view).unwrap(), v, "own buffer of {n}");
+        }
+    }
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $make:expr) => {
         mod $backend {
@@ -675,6 +693,12 @@ macro_rules! backend_tests {
             fn shape_errors() {
                 if let Some(b) = backend() {
                     rejects_bad_shapes(&b)
+                }
+            }
+            #[test]
+            fn download_and_upload() {
+                if let Some(b) = backend() {
+                    downloads(&b)
                 }
             }
             #[test]

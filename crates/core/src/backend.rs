@@ -33,6 +33,15 @@ pub trait Backend: Send + Sync {
     fn download(&self, x: &Tensor<Self>) -> Result<Vec<f32>>
     where
         Self: Sized;
+    /// [`Backend::download`] of a tensor the caller gives up: a backend whose memory is the
+    /// host's may hand over the buffer itself when nothing else shares it, rather than a copy.
+    /// The default downloads a copy.
+    fn download_owned(&self, x: Tensor<Self>) -> Result<Vec<f32>>
+    where
+        Self: Sized,
+    {
+        self.download(&x)
+    }
     /// Waits until all work queued on the device has finished (for timing op by op). The default
     /// does nothing: it suits backends whose calls return when their work is done.
     fn synchronize(&self) -> Result<()> {

@@ -52,6 +52,11 @@ impl<B: Backend + ?Sized> Tensor<B> {
         &self.buffer
     }
 
+    /// The device buffer, the tensor given up. For backend implementations.
+    pub fn into_buffer(self) -> B::Buffer {
+        self.buffer
+    }
+
     /// The same data under another shape with as many elements.
     pub fn reshape(&self, shape: impl Into<Shape>) -> Result<Self> {
         let shape = shape.into();

@@ -326,6 +326,13 @@ impl<B: Backend> Model<B> {
     pub fn to_host(&self, t: &Tensor<B>) -> Result<HostTensor> {
         HostTensor::new(t.shape().clone(), self.backend.download(t)?)
     }
+
+    /// [`Model::to_host`] of a tensor no longer needed ([`Backend::download_owned`]: on the
+    /// CPU, its buffer itself when not shared).
+    pub fn into_host(&self, t: Tensor<B>) -> Result<HostTensor> {
+        let shape = t.shape().clone();
+        HostTensor::new(shape, self.backend.download_owned(t)?)
+    }
 }
 
 /// How many inputs of later nodes each node's output is.
