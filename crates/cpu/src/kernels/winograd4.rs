@@ -157,24 +157,36 @@ pub fn forward<T: Element>(
             buffer::take::<T>(Slot::Products, P * k * BLOCK),
         )
     };
-    if blocks.len() >= 2 * rayon::current_num_threads() {
-        // Enough blocks to keep every thread busy: one task per block, its phases serial.
-        blocks.into_par_iter().for_each(|blk| {
-            let (mut v, mut m) = scratch();
-            input(&geo, x, blk, 0..c, v.as_mut_ptr());
-            products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
-            output(&geo, &out, blk, 0..k, &m);
-        });
+    // Whole rounds of full blocks, one block per thread at a time, its phases serial; then the
+    // rest (the full blocks short of a round, the partial ones) one at a time, each phase split
+    // over the threads. Every block's sums are the same either way. At 56×56 (196 tiles: three
+    // full blocks and four tiles) on two threads, all four blocks in parallel left one thread
+    // two full blocks and the other one and the four tiles.
+    let threads = rayon::current_num_threads();
+    let (mut full, rest): (Vec<Block>, Vec<Block>) =
+        blocks.into_iter().partition(|b| b.len == BLOCK);
+    let rest: Vec<Block> = if full.len() >= threads {
+        let alone = full.split_off(full.len() / threads * threads);
+        alone.into_iter().chain(rest).collect()
     } else {
-        // Few blocks (small planes): one block at a time, each phase split over the threads.
+        full.drain(..).chain(rest).collect()
+    };
+    full.into_par_iter().for_each(|blk| {
         let (mut v, mut m) = scratch();
-        for blk in blocks {
-            let vs = SharedMut(v.as_mut_ptr());
-            par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
-            let ms = SharedMut(m.as_mut_ptr());
-            par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
-            par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
-        }
+        input(&geo, x, blk, 0..c, v.as_mut_ptr());
+        products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
+        output(&geo, &out, blk, 0..k, &m);
+    });
+    if rest.is_empty() {
+        return;
+    }
+    let (mut v, mut m) = scratch();
+    for blk in rest {
+        let vs = SharedMut(v.as_mut_ptr());
+        par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
+        let ms = SharedMut(m.as_mut_ptr());
+        par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
+        par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
     }
 }
 

@@ -213,6 +213,44 @@ fn strips_first_takes_every_group_through_every_panel() {
     });
 }
 
+/// F(4×4)'s blocks give the same bits however they are scheduled: each on one thread, its
+/// phases serial (a round of full blocks per thread), or one at a time with each phase split
+/// over the threads (the rest). At 196 tiles per image (three full blocks and four tiles) and
+/// batch 2: one or two threads run the six full blocks in rounds, four run four and leave two,
+/// seven run none so; the partial blocks are always the rest.
+#[test]
+fn winograd4_blocks_give_the_same_bits_however_scheduled() {
+    let p = Conv2dParams::new(1, 1);
+    let (x, w) = ([2, 16, 55, 56], [21, 16, 3, 3]);
+    let g = ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p);
+    let f = |v: Vec<f64>| v.into_iter().map(|u| u as f32).collect::<Vec<f32>>();
+    let (xs, ws, bs) = (
+        f(values(x.iter().product(), 11)),
+        f(values(w.iter().product(), 12)),
+        f(values(w[0], 13)),
+    );
+    let u = winograd4::transform_weight(&ws, w[0], w[1]);
+    let mut kernels: Vec<Option<packed::Kernel<f32>>> =
+        packed::f32_kernels().into_iter().map(Some).collect();
+    kernels.push(None);
+    for k in kernels {
+        let run = |threads: usize| {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            let mut y = vec![f32::NAN; 2 * 21 * 55 * 56];
+            pool.install(|| winograd4::forward(k, &xs, &u, Some(&bs), None, &g, &mut y));
+            y.iter().map(|v| v.to_bits()).collect::<Vec<u32>>()
+        };
+        let one = run(1);
+        assert!(one.iter().all(|&b| !f32::from_bits(b).is_nan()));
+        for threads in [2, 4, 7] {
+            assert!(run(threads) == one, "{threads} threads");
+        }
+    }
+}
+
 #[test]
 fn direct_convolution_takes_deep_enough_3x3_layers_and_stems() {
     let geom = |x: [usize; 4], w: [usize; 4], p: Conv2dParams| {
