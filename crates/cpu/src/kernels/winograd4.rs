@@ -5,9 +5,10 @@
 //! The tiles are processed in blocks of [`BLOCK`] (one panel of the wide micro-kernel): a
 //! block's transformed input `V [36][c][BLOCK]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
 //! channels by channels × tiles, through the packed GEMM, `V[ξ]` read in place) and the output
-//! transform run back to back while the block is in cache. With at least two blocks per thread
-//! (large planes, batch > 1) the blocks run in parallel, each on one thread; with fewer (small
-//! planes at batch 1) one block at a time runs its three phases in parallel over channels,
+//! transform run back to back while the block is in cache. Whole rounds of full blocks (as many
+//! as a multiple of the threads) run in parallel, each on one thread; the rest (a plane's
+//! partial block, full blocks short of a round, every block of a plane with fewer full blocks
+//! than threads) run one at a time, each of the three phases in parallel over channels,
 //! positions and filters.
 //!
 //! The transforms run on all of a block's tiles at once (loops over the tile index, which the
