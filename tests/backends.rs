@@ -630,11 +630,13 @@ fn rejects_bad_shapes<B: Backend>(b: &B) {
 
 /// Uploads come back unchanged, by a copy or by the buffer itself (`download_owned`: a tensor
 /// given up, or one whose buffer a reshaped view still shares), small or pooled (≥ 64 Ki values
-/// on the CPU: a recycled buffer, its old values overwritten).
+/// on the CPU: a tensor of that length dropped first, its buffer recycled for the upload, its
+/// old values overwritten).
 fn downloads<B: Backend>(b: &B) {
     let mut rng = Rng(8);
     for n in [13, 70_001] {
         for _ in 0..2 {
+            drop(b.upload(&rng.vec(n), Shape::new([n])).unwrap());
             let v = rng.vec(n);
             let t = b.upload(&v, Shape::new([n])).unwrap();
             assert_eq!(b.download(&t).unwrap(), v, "download of {n}");

@@ -7,7 +7,7 @@ use crate::{
 };
 
 /// A compute backend. Tensors stay on the device between calls: only [`Backend::upload`] and
-/// [`Backend::download`] move data to or from the host, so a whole explanation runs without an
+/// [`Backend::download`] (or [`Backend::download_owned`]) move data to or from the host, so a whole explanation runs without an
 /// intermediate readback.
 ///
 /// Shapes are checked by every method; a mismatch is an [`crate::Error::Shape`], never a panic.

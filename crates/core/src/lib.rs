@@ -2,7 +2,8 @@
 //!
 //! Every backend (CPU, CUDA, WebGPU) implements [`Backend`] on its own device-resident buffers;
 //! the runtime and the explain methods are written once against the trait. Only
-//! [`Backend::upload`] and [`Backend::download`] touch host memory.
+//! [`Backend::upload`] and [`Backend::download`] (or [`Backend::download_owned`]) touch host
+//! memory.
 
 mod backend;
 pub mod check;

@@ -4,8 +4,8 @@ use crate::{Backend, DType, Error, Result, Shape};
 
 /// A tensor living on backend `B`: a shape and a handle to device memory.
 ///
-/// Cloning clones the handle, not the data. Reshaping is free. Only [`Backend::download`]
-/// brings the data to the host.
+/// Cloning clones the handle, not the data. Reshaping is free. Only [`Backend::download`] (or
+/// [`Backend::download_owned`]) brings the data to the host.
 pub struct Tensor<B: Backend + ?Sized> {
     shape: Shape,
     buffer: B::Buffer,

@@ -136,6 +136,23 @@ pub(crate) fn zeros(len: usize) -> HostBuf {
     HostBuf(data)
 }
 
+/// A copy of `d`: into a recycled buffer when the pool has one of that length, else a new one
+/// (one pass either way).
+pub(crate) fn copy_of(d: &[f32]) -> HostBuf {
+    let recycled = if d.len() < RECYCLED {
+        None
+    } else {
+        pool().take(d.len())
+    };
+    match recycled {
+        Some(mut v) => {
+            v.copy_from_slice(d);
+            HostBuf(v)
+        }
+        None => HostBuf(d.to_vec()),
+    }
+}
+
 /// A buffer of `len` values that `f` writes, every one of them, before it reads any: a
 /// recycled buffer when the pool has one of that length (its old values unread), else a new
 /// one. In debug builds (the tests) the buffer is filled with NaN first, recycled or not, so

@@ -5,11 +5,11 @@
 //! The tiles are processed in blocks of [`BLOCK`] (one panel of the wide micro-kernel): a
 //! block's transformed input `V [36][c][BLOCK]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
 //! channels by channels × tiles, through the packed GEMM, `V[ξ]` read in place) and the output
-//! transform run back to back while the block is in cache. Whole rounds of full blocks (as many
-//! as a multiple of the threads) run in parallel, each on one thread; the rest (a plane's
-//! partial block, full blocks short of a round, every block of a plane with fewer full blocks
-//! than threads) run one at a time, each of the three phases in parallel over channels,
-//! positions and filters.
+//! transform run back to back while the block is in cache. Blocks of one size (the full ones;
+//! the images' partial ones) run in parallel in whole rounds (as many as a multiple of the
+//! threads), a block per task; the rest (blocks short of a round: at batch 1, a plane's partial
+//! block, and its full ones when fewer than the threads) run one at a time, each of the three
+//! phases in parallel over channels, positions and filters.
 //!
 //! The transforms run on all of a block's tiles at once (loops over the tile index, which the
 //! compiler vectorises).
@@ -158,21 +158,25 @@ pub fn forward<T: Element>(
             buffer::take::<T>(Slot::Products, P * k * BLOCK),
         )
     };
-    // Whole rounds of full blocks, one block per thread at a time, its phases serial; then the
-    // rest (the full blocks short of a round, the partial ones) one at a time, each phase split
-    // over the threads. Every block's sums are the same either way. At 56×56 (196 tiles: three
-    // full blocks and four tiles) on two threads, all four blocks in parallel left one thread
-    // two full blocks and the other one and the four tiles.
+    // Blocks of one size (full ones; the images' partial ones, all as long) in whole rounds of
+    // as many as the threads, one block per task, its phases serial; then the rest one at a
+    // time, each phase split over the threads. Every block's sums are the same either way. At
+    // 56×56 (196 tiles: three full blocks and four tiles) on two threads, all four blocks in
+    // parallel left one thread two full blocks and the other one and the four tiles.
     let threads = rayon::current_num_threads();
-    let (mut full, rest): (Vec<Block>, Vec<Block>) =
-        blocks.into_iter().partition(|b| b.len == BLOCK);
-    let rest: Vec<Block> = if full.len() >= threads {
-        let alone = full.split_off(full.len() / threads * threads);
-        alone.into_iter().chain(rest).collect()
-    } else {
-        full.drain(..).chain(rest).collect()
-    };
-    full.into_par_iter().for_each(|blk| {
+    let (mut rounds, mut rest): (Vec<Block>, Vec<Block>) = (Vec::new(), Vec::new());
+    for mut same in [true, false].map(|f| {
+        blocks
+            .iter()
+            .copied()
+            .filter(|b| (b.len == BLOCK) == f)
+            .collect::<Vec<_>>()
+    }) {
+        let alone = same.split_off(same.len() / threads * threads);
+        rounds.append(&mut same);
+        rest.extend(alone);
+    }
+    rounds.into_par_iter().for_each(|blk| {
         let (mut v, mut m) = scratch();
         input(&geo, x, blk, 0..c, v.as_mut_ptr());
         products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());

@@ -216,8 +216,8 @@ fn strips_first_takes_every_group_through_every_panel() {
 /// F(4×4)'s blocks give the same bits however they are scheduled: each on one thread, its
 /// phases serial (a round of full blocks per thread), or one at a time with each phase split
 /// over the threads (the rest). At 196 tiles per image (three full blocks and four tiles) and
-/// batch 2: one or two threads run the six full blocks in rounds, four run four and leave two,
-/// seven run none so; the partial blocks are always the rest.
+/// batch 2: one or two threads run every block in rounds (six full, two partial), four run four
+/// full ones so and leave two and the partial ones, seven run none so.
 #[test]
 fn winograd4_blocks_give_the_same_bits_however_scheduled() {
     let p = Conv2dParams::new(1, 1);
