@@ -19,6 +19,9 @@ fn main() {
         (256, 56),
         (512, 28),
         (512, 14),
+        (64, 14),
+        (128, 14),
+        (128, 20),
     ];
     let kern = packed::f32_default();
     for (c, s) in layers {

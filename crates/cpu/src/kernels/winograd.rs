@@ -24,32 +24,34 @@ pub enum Variant {
 
 /// The Winograd variant worth running for `g`, if any. `relaxed` (a backward-data, or a
 /// forward convolution whose caller accepts F(4×4)'s rounding): F(4×4) where
-/// [`super::winograd4::worth`], else F(2×2) with 256 channels and filters or more at 14×14 or
-/// larger ([`applies`] relaxed). Otherwise only F(2×2), by [`applies`]'s stricter rule (its
-/// rounding moves the rectifier masks of later layers less than F(4×4)'s: see
+/// [`super::winograd4::worth`] (from 14×14 planes: wherever F(2×2) was worth running in a
+/// backward pass, F(4×4) is faster). Otherwise only F(2×2), where [`applies`] (its rounding
+/// moves the rectifier masks of later layers less than F(4×4)'s: see
 /// [`super::winograd4::worth`]).
 pub fn choose(g: &ConvGeom, relaxed: bool) -> Option<Variant> {
     if relaxed && super::winograd4::worth(g) {
         Some(Variant::F4)
-    } else if applies(g, relaxed) {
+    } else if applies(g) {
         Some(Variant::F2)
     } else {
         None
     }
 }
 
-/// Whether `g` can run, and is worth running, as Winograd F(2×2, 3×3). Measured per layer
-/// (`cargo bench --bench cpu_layers`, docs/PERFORMANCE.md): with 256 channels and filters or
-/// more it beats the direct GEMM (VGG-16's 512-channel layers 1.3–1.8×, 256 channels at 14×14
-/// 1.4×), with fewer its transforms cost more than the multiplications saved (64 channels: 3×
-/// slower), and at 7×7 (ResNet-50's layer4) it breaks even at best. Not `relaxed` (a default
-/// forward convolution), it keeps the rule it had before F(4×4) came, from 28×28 or with 512 channels:
+/// Whether `g` can run, and is worth running, as Winograd F(2×2, 3×3) in a default forward
+/// pass. Measured per layer (`cargo bench --bench cpu_layers`, docs/PERFORMANCE.md): with 256
+/// channels and filters or more it beats the direct GEMM (VGG-16's 512-channel layers
+/// 1.3–1.8×, 256 channels at 14×14 1.4×), with fewer its transforms cost more than the
+/// multiplications saved (64 channels: 3× slower), and at 7×7 (ResNet-50's layer4) it breaks
+/// even at best. It keeps the rule it had before F(4×4) came, from 28×28 or with 512 channels:
 /// a forward's rounding moves later rectifier masks (see [`super::winograd4::worth`]), which
 /// at VGG-16's layers was measured harmless (Guided Backprop 1.5e-7 from PyTorch's), while
-/// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4.
-pub fn applies(g: &ConvGeom, relaxed: bool) -> bool {
+/// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4. (A backward pass, or a
+/// forward that accepts F(4×4)'s rounding, takes F(4×4) on every plane this rule would
+/// accept: [`choose`].)
+pub fn applies(g: &ConvGeom) -> bool {
     let shape = super::winograd4::fits(g);
-    let size = g.oh >= 14 && g.ow >= 14 && (relaxed || g.c >= 512 || g.oh >= 28);
+    let size = g.oh >= 14 && g.ow >= 14 && (g.c >= 512 || g.oh >= 28);
     shape && g.c >= 256 && g.k >= 256 && size
 }
 

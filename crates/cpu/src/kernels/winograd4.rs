@@ -31,6 +31,13 @@ use rayon::prelude::*;
 /// Tiles per block: the wide micro-kernel's panel width, so a full block's `V[ξ]` is read by
 /// the GEMM in place.
 pub const BLOCK: usize = 64;
+/// Tiles per block on planes of fewer than [`BLOCK_FROM`] tiles: a 14×14 plane's sixteen make
+/// one full block (filters as the products' rows), not a partial one of 64 (tiles as the rows,
+/// their few rows a panel's height): 256 channels 1.05 → 0.65 ms, 512 channels 7.36 → 2.89
+/// (`examples/winograd_variants.rs`, two threads).
+pub const SMALL: usize = 16;
+/// The fewest tiles that [`forward`] takes in blocks of [`BLOCK`] rather than [`SMALL`].
+pub const BLOCK_FROM: usize = 49;
 /// Transform positions (6 × 6).
 const P: usize = 36;
 
@@ -47,10 +54,12 @@ pub fn fits(g: &ConvGeom) -> bool {
 }
 
 /// Whether `g` [`fits`] and is worth running as F(4×4, 3×3). Measured per layer against the
-/// GEMM and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters): with at least 49 tiles
-/// (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and faster than F(2×2); on
-/// fewer tiles (14×14, 7×7) a single block's narrow products and the 4× larger transformed
-/// weight make it slower than both. With few filters it still wins (VGG-16's first layer's
+/// GEMM, the direct convolution and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters):
+/// with at least 49 tiles (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and
+/// faster than F(2×2); from 16 tiles (14×14) in blocks of [`SMALL`] too (256 channels 0.66 ms
+/// against F(2×2)'s 0.93 and the direct convolution's 1.26; 64 channels 0.097 against 0.100;
+/// 128 at 20×20 0.42 against 0.65). At 7×7 (four tiles) the 4× larger transformed weight and
+/// the narrow products make it slower than both (512 channels 4.2 against 1.4 ms). With few filters it still wins (VGG-16's first layer's
 /// backward-data, 64 channels to 3 at 224×224: 5.8 → 3.9 ms). The 16-channel floor keeps it
 /// off the RGB stem (3 channels), where the GEMM's depth is too small for it; 16–63 channels
 /// were not measured.
@@ -64,7 +73,7 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// gradient, which changes the result by about as little: Guided Backprop with it 2.6e-7.
 pub fn worth(g: &ConvGeom) -> bool {
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    fits(g) && g.c >= 16 && tiles >= 49
+    fits(g) && g.c >= 16 && tiles >= SMALL
 }
 
 /// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);
@@ -137,15 +146,35 @@ pub fn forward<T: Element>(
     assert!(u.len() >= P * k * c, "Winograd weight too short");
     assert!(x.len() >= g.n * c * g.h * g.w && y.len() >= g.n * k * g.oh * g.ow);
     assert!(b.is_none_or(|b| b.len() >= k));
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    if tiles < BLOCK_FROM {
+        blocks::<T, SMALL>(kernel, x, u, b, clamp, g, y)
+    } else {
+        blocks::<T, BLOCK>(kernel, x, u, b, clamp, g, y)
+    }
+}
+
+/// [`forward`] in blocks of `B` tiles.
+#[allow(clippy::too_many_arguments)]
+fn blocks<T: Element, const B: usize>(
+    kernel: Option<packed::Kernel<T>>,
+    x: &[T],
+    u: &[T],
+    b: Option<&[T]>,
+    clamp: Option<(T, T)>,
+    g: &ConvGeom,
+    y: &mut [T],
+) {
+    let (c, k) = (g.c, g.k);
     let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
     let tiles = th * tw;
     let geo = Geo { g, tw, kernel };
     let blocks: Vec<Block> = (0..g.n)
         .flat_map(|n| {
-            (0..tiles).step_by(BLOCK).map(move |t0| Block {
+            (0..tiles).step_by(B).map(move |t0| Block {
                 n,
                 t0,
-                len: BLOCK.min(tiles - t0),
+                len: B.min(tiles - t0),
             })
         })
         .collect();
@@ -154,8 +183,8 @@ pub fn forward<T: Element>(
     // The block's tiles and products, reused per thread (every element read is written first).
     let scratch = || {
         (
-            buffer::take::<T>(Slot::Tiles, P * c * BLOCK),
-            buffer::take::<T>(Slot::Products, P * k * BLOCK),
+            buffer::take::<T>(Slot::Tiles, P * c * B),
+            buffer::take::<T>(Slot::Products, P * k * B),
         )
     };
     // Blocks of one size (full ones; the images' partial ones, all as long) in whole rounds of
@@ -169,7 +198,7 @@ pub fn forward<T: Element>(
         blocks
             .iter()
             .copied()
-            .filter(|b| (b.len == BLOCK) == f)
+            .filter(|b| (b.len == B) == f)
             .collect::<Vec<_>>()
     }) {
         let alone = same.split_off(same.len() / threads * threads);
@@ -178,9 +207,9 @@ pub fn forward<T: Element>(
     }
     rounds.into_par_iter().for_each(|blk| {
         let (mut v, mut m) = scratch();
-        input(&geo, x, blk, 0..c, v.as_mut_ptr());
-        products(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
-        output(&geo, &out, blk, 0..k, &m);
+        input::<T, B>(&geo, x, blk, 0..c, v.as_mut_ptr());
+        products::<T, B>(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
+        output::<T, B>(&geo, &out, blk, 0..k, &m);
     });
     if rest.is_empty() {
         return;
@@ -188,10 +217,10 @@ pub fn forward<T: Element>(
     let (mut v, mut m) = scratch();
     for blk in rest {
         let vs = SharedMut(v.as_mut_ptr());
-        par_ranges(c, 8, |r| input(&geo, x, blk, r, vs.ptr()));
+        par_ranges(c, 8, |r| input::<T, B>(&geo, x, blk, r, vs.ptr()));
         let ms = SharedMut(m.as_mut_ptr());
-        par_ranges(P, 1, |r| products(&geo, u, blk, r, &v, ms.ptr()));
-        par_ranges(k, 8, |r| output(&geo, &out, blk, r, &m));
+        par_ranges(P, 1, |r| products::<T, B>(&geo, u, blk, r, &v, ms.ptr()));
+        par_ranges(k, 8, |r| output::<T, B>(&geo, &out, blk, r, &m));
     }
 }
 
@@ -212,11 +241,17 @@ struct Out<'a, T> {
 
 /// The 6×6 input tiles of `blk` for channels `chans`, transformed (`Bᵀ d B`) into
 /// `v[(ξ·c + cc)·BLOCK + t]`.
-fn input<T: Element>(geo: &Geo<T>, x: &[T], blk: Block, chans: std::ops::Range<usize>, v: *mut T) {
+fn input<T: Element, const B: usize>(
+    geo: &Geo<T>,
+    x: &[T],
+    blk: Block,
+    chans: std::ops::Range<usize>,
+    v: *mut T,
+) {
     let g = geo.g;
     let [ph, pw] = g.p.padding;
     let plane = g.h * g.w;
-    let mut d = [[T::zero(); BLOCK]; P];
+    let mut d = [[T::zero(); B]; P];
     for cc in chans {
         let src = &x[(blk.n * g.c + cc) * plane..][..plane];
         for t in 0..blk.len {
@@ -256,9 +291,9 @@ fn input<T: Element>(geo: &Geo<T>, x: &[T], blk: Block, chans: std::ops::Range<u
             bt_in_place(&mut d, |j| i * 6 + j);
             for j in 0..6 {
                 // SAFETY: (ξ, cc) rows are this call's own (channels are split between calls);
-                // v holds P·c·BLOCK elements.
+                // v holds P·c·B elements.
                 let dst = unsafe {
-                    std::slice::from_raw_parts_mut(v.add(((i * 6 + j) * g.c + cc) * BLOCK), BLOCK)
+                    std::slice::from_raw_parts_mut(v.add(((i * 6 + j) * g.c + cc) * B), B)
                 };
                 dst.copy_from_slice(&d[i * 6 + j]);
             }
@@ -268,9 +303,9 @@ fn input<T: Element>(geo: &Geo<T>, x: &[T], blk: Block, chans: std::ops::Range<u
 
 /// `Bᵀ` applied to the six rows `d[at(0..6)]`, each a vector over the block's tiles.
 #[inline(always)]
-fn bt_in_place<T: Element>(d: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize) {
+fn bt_in_place<T: Element, const B: usize>(d: &mut [[T; B]; P], at: impl Fn(usize) -> usize) {
     let (two, four, five) = (T::of(2.0), T::of(4.0), T::of(5.0));
-    for t in 0..BLOCK {
+    for t in 0..B {
         let e: [T; 6] = std::array::from_fn(|i| d[at(i)][t]);
         d[at(0)][t] = four * e[0] - five * e[2] + e[4];
         d[at(1)][t] = e[3] + e[4] - four * (e[1] + e[2]);
@@ -286,7 +321,7 @@ fn bt_in_place<T: Element>(d: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize)
 /// them as its rows (`m[(ξ·BLOCK + t)·k + kk]`, `U[ξ]` read in place), so that few tiles
 /// still fill the micro-kernel's wide panels with filters rather than leaving them mostly
 /// masked.
-fn products<T: Element>(
+fn products<T: Element, const B: usize>(
     geo: &Geo<T>,
     u: &[T],
     blk: Block,
@@ -296,15 +331,15 @@ fn products<T: Element>(
 ) {
     let (c, k) = (geo.g.c, geo.g.k);
     // (rows, columns) of M[ξ]; A (read in place, its column stride) and B.
-    let (rows, cols, a, acs, b, b_rs) = if blk.len == BLOCK {
-        (k, BLOCK, u, k, v, BLOCK)
+    let (rows, cols, a, acs, b, b_rs) = if blk.len == B {
+        (k, B, u, k, v, B)
     } else {
-        (blk.len, k, v, BLOCK, u, k)
+        (blk.len, k, v, B, u, k)
     };
-    let (a_step, b_step) = if blk.len == BLOCK {
-        (c * k, c * BLOCK)
+    let (a_step, b_step) = if blk.len == B {
+        (c * k, c * B)
     } else {
-        (c * BLOCK, c * k)
+        (c * B, c * k)
     };
     for xi in xis {
         let pack = Strided {
@@ -314,10 +349,10 @@ fn products<T: Element>(
             cs: 1,
         };
         // SAFETY: A (rows × c, element (i, j) at i + j·acs) starts at ξ's U or V, inside `u`
-        // (size checked in `forward`) or `v` (P·c·BLOCK, taken so); M[ξ] (k·BLOCK elements) is
-        // inside `m` (P·k·BLOCK) and written only by position ξ's call.
+        // (size checked in `forward`) or `v` (P·c·B, taken so); M[ξ] (k·B elements) is
+        // inside `m` (P·k·B) and written only by position ξ's call.
         unsafe {
-            let (ap, out) = (a.as_ptr().add(xi * a_step), m.add(xi * k * BLOCK));
+            let (ap, out) = (a.as_ptr().add(xi * a_step), m.add(xi * k * B));
             packed::gemm(
                 geo.kernel, rows, c, cols, ap, 1, acs, &pack, false, out, cols,
             )
@@ -329,7 +364,7 @@ fn products<T: Element>(
 /// The transform runs over the block's tiles for one filter at a time (a full block), or over
 /// up to [`BLOCK`] filters for one tile at a time (a partial block, whose M has the filters
 /// contiguous).
-fn output<T: Element>(
+fn output<T: Element, const B: usize>(
     geo: &Geo<T>,
     out: &Out<T>,
     blk: Block,
@@ -337,23 +372,23 @@ fn output<T: Element>(
     m: &[T],
 ) {
     let k = geo.g.k;
-    let mut e = [[T::zero(); BLOCK]; P];
-    if blk.len == BLOCK {
+    let mut e = [[T::zero(); B]; P];
+    if blk.len == B {
         for kk in filters {
             for (xi, row) in e.iter_mut().enumerate() {
-                row.copy_from_slice(&m[(xi * k + kk) * BLOCK..][..BLOCK]);
+                row.copy_from_slice(&m[(xi * k + kk) * B..][..B]);
             }
             output_transform(&mut e);
-            for t in 0..BLOCK {
+            for t in 0..B {
                 store(geo, out, blk.n, blk.t0 + t, kk, |i, j| e[i * 6 + j][t]);
             }
         }
     } else {
-        for k0 in filters.clone().step_by(BLOCK) {
-            let kc = BLOCK.min(filters.end - k0);
+        for k0 in filters.clone().step_by(B) {
+            let kc = B.min(filters.end - k0);
             for t in 0..blk.len {
                 for (xi, row) in e.iter_mut().enumerate() {
-                    row[..kc].copy_from_slice(&m[(xi * BLOCK + t) * k + k0..][..kc]);
+                    row[..kc].copy_from_slice(&m[(xi * B + t) * k + k0..][..kc]);
                 }
                 output_transform(&mut e);
                 for f in 0..kc {
@@ -366,7 +401,7 @@ fn output<T: Element>(
 
 /// `Aᵀ e A` on every lane of the 6×6 rows `e[i·6 + j]`: the 4×4 result in `e[i·6 + j]`,
 /// `i, j < 4`.
-fn output_transform<T: Element>(e: &mut [[T; BLOCK]; P]) {
+fn output_transform<T: Element, const B: usize>(e: &mut [[T; B]; P]) {
     for j in 0..6 {
         at_in_place(e, |i| i * 6 + j);
     }
@@ -408,9 +443,9 @@ fn store<T: Element>(
 
 /// `Aᵀ` applied to the six rows `e[at(0..6)]`, results in `e[at(0..4)]`.
 #[inline(always)]
-fn at_in_place<T: Element>(e: &mut [[T; BLOCK]; P], at: impl Fn(usize) -> usize) {
+fn at_in_place<T: Element, const B: usize>(e: &mut [[T; B]; P], at: impl Fn(usize) -> usize) {
     let (two, four, eight) = (T::of(2.0), T::of(4.0), T::of(8.0));
-    for t in 0..BLOCK {
+    for t in 0..B {
         let v: [T; 6] = std::array::from_fn(|i| e[at(i)][t]);
         let (s12, d12, s34, d34) = (v[1] + v[2], v[1] - v[2], v[3] + v[4], v[3] - v[4]);
         e[at(0)][t] = v[0] + s12 + s34;
