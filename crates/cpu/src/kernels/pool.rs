@@ -234,7 +234,8 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
         });
 }
 
-/// Max pooling backward: each window's gradient to its first maximum.
+/// Max pooling backward: each window's gradient to its first maximum. Writes every value of
+/// `dx` (each plane zeroed first), whatever it held.
 pub fn max_backward<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
     if p.dilation == [1, 1] {
         return max_backward_dense(x, dy, g, p, dx);
@@ -295,7 +296,7 @@ pub fn avg_forward<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mut 
         });
 }
 
-/// Average pooling backward.
+/// Average pooling backward. Writes every value of `dx` (each plane zeroed first).
 pub fn avg_backward<T: Element>(dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
     dx.par_chunks_mut(g.h * g.w)
         .zip(dy.par_chunks(g.oh * g.ow))
@@ -342,7 +343,7 @@ pub fn adaptive_forward<T: Element>(x: &[T], g: &PoolGeom, y: &mut [T]) {
         });
 }
 
-/// Adaptive average pooling backward.
+/// Adaptive average pooling backward. Writes every value of `dx` (each plane zeroed first).
 pub fn adaptive_backward<T: Element>(dy: &[T], g: &PoolGeom, dx: &mut [T]) {
     dx.par_chunks_mut(g.h * g.w)
         .zip(dy.par_chunks(g.oh * g.ow))
