@@ -573,6 +573,65 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
     }
 }
 
+/// The fold gives the bits of the plainest one (each tap, each output position, in order,
+/// added where it lands): stride 2 folds two taps at once, interleaved, and must give each
+/// value the same terms in the same order. Odd and even widths, paddings that cut a tap's
+/// columns at either edge, stride 1 and 3, dilation, kernels of odd and even width.
+#[test]
+fn col2im_gives_the_plain_folds_bits() {
+    let cases = [
+        ([1, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
+        ([2, 4, 13, 12], [5, 4, 3, 3], Conv2dParams::new(2, 1)),
+        ([1, 2, 9, 10], [3, 2, 4, 4], Conv2dParams::new(2, 0)),
+        ([1, 2, 11, 11], [3, 2, 2, 2], Conv2dParams::new(2, 1)),
+        ([1, 2, 8, 9], [3, 2, 3, 3], Conv2dParams::new(2, 2)),
+        ([1, 2, 10, 10], [3, 2, 1, 1], Conv2dParams::new(2, 0)),
+        ([1, 2, 12, 11], [3, 2, 3, 3], Conv2dParams::new(1, 1)),
+        ([1, 2, 16, 17], [3, 2, 5, 5], Conv2dParams::new(3, 2)),
+        (
+            [1, 2, 23, 19],
+            [4, 2, 3, 3],
+            Conv2dParams::new(2, 2).with_dilation(2),
+        ),
+    ];
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let cols: Vec<f32> = values(x[0] * g.c * g.kk() * g.out_plane(), 14)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
+        let mut got = vec![0f32; x[0] * g.c * g.in_plane()];
+        col2im(&cols, &g, x[0] * g.c, &mut got);
+        let mut want = vec![0f32; got.len()];
+        let [sh, sw] = p.stride;
+        let [ph, pw] = p.padding;
+        let [dh, dw] = p.dilation;
+        for (ci, plane) in want.chunks_mut(g.in_plane()).enumerate() {
+            for ki in 0..g.kh {
+                for kj in 0..g.kw {
+                    let row = (ci * g.kk() + ki * g.kw + kj) * g.out_plane();
+                    for oy in 0..g.oh {
+                        for ox in 0..g.ow {
+                            let iy = ConvGeom::src(oy, ki, sh, ph, dh, g.h);
+                            let ix = ConvGeom::src(ox, kj, sw, pw, dw, g.w);
+                            if let (Some(iy), Some(ix)) = (iy, ix) {
+                                plane[iy * g.w + ix] += cols[row + oy * g.ow + ox];
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let differ = got
+            .iter()
+            .zip(&want)
+            .filter(|(a, b)| a.to_bits() != b.to_bits())
+            .count();
+        assert_eq!(differ, 0, "{x:?} {w:?} {p:?}");
+    }
+}
+
 /// An input of no rows whose padding still gives outputs (3×3, stride 2, padding 2): the
 /// backward-data through columns folds onto an empty plane without a panic.
 #[test]
