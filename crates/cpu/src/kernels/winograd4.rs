@@ -2,8 +2,9 @@
 //! tile from a 6×6 input tile with 36 multiplications per channel pair instead of 144
 //! (Lavin & Gray, interpolation points 0, ±1, ±2, ∞).
 //!
-//! The tiles are processed in blocks of [`BLOCK`] (one panel of the wide micro-kernel): a
-//! block's transformed input `V [36][c][BLOCK]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
+//! The tiles are processed in blocks of `B` tiles ([`BLOCK`], one panel of the AVX-512
+//! micro-kernel; [`SMALL`] on planes of fewer than [`BLOCK_FROM`] tiles): a block's
+//! transformed input `V [36][c][B]`, its 36 products `M[ξ] = U[ξ] · V[ξ]` (filters ×
 //! channels by channels × tiles, through the packed GEMM, `V[ξ]` read in place) and the output
 //! transform run back to back while the block is in cache. Blocks of one size (the full ones;
 //! the images' partial ones) run in parallel in whole rounds (as many as a multiple of the
@@ -31,7 +32,7 @@ use rayon::prelude::*;
 /// Tiles per block: the wide micro-kernel's panel width, so a full block's `V[ξ]` is read by
 /// the GEMM in place.
 pub const BLOCK: usize = 64;
-/// Tiles per block on planes of fewer than [`BLOCK_FROM`] tiles: a 14×14 plane's sixteen make
+/// Tiles per block on planes of fewer than [`BLOCK_FROM`] tiles: a 13×13 to 16×16 plane's make
 /// one full block (filters as the products' rows), not a partial one of 64 (tiles as the rows,
 /// their few rows a panel's height): 256 channels 1.05 → 0.65 ms, 512 channels 7.36 → 2.89
 /// (`examples/winograd_variants.rs`, two threads).
@@ -56,7 +57,7 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// Whether `g` [`fits`] and is worth running as F(4×4, 3×3). Measured per layer against the
 /// GEMM, the direct convolution and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters):
 /// with at least 49 tiles (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and
-/// faster than F(2×2); from 16 tiles (14×14) in blocks of [`SMALL`] too (256 channels 0.66 ms
+/// faster than F(2×2); from 16 tiles (13×13 planes up) in blocks of [`SMALL`] too (256 channels 0.66 ms
 /// against F(2×2)'s 0.93 and the direct convolution's 1.26; 64 channels 0.097 against 0.100;
 /// 128 at 20×20 0.42 against 0.65). At 7×7 (four tiles) the 4× larger transformed weight and
 /// the narrow products make it slower than both (512 channels 4.2 against 1.4 ms). With few filters it still wins (VGG-16's first layer's
@@ -240,7 +241,7 @@ struct Out<'a, T> {
 }
 
 /// The 6×6 input tiles of `blk` for channels `chans`, transformed (`Bᵀ d B`) into
-/// `v[(ξ·c + cc)·BLOCK + t]`.
+/// `v[(ξ·c + cc)·B + t]`.
 fn input<T: Element, const B: usize>(
     geo: &Geo<T>,
     x: &[T],
@@ -317,8 +318,9 @@ fn bt_in_place<T: Element, const B: usize>(d: &mut [[T; B]; P], at: impl Fn(usiz
 }
 
 /// `M[ξ] = U[ξ] · V[ξ]` for the positions `xis`. A full block has tiles as the product's
-/// columns (`m[(ξ·k + kk)·BLOCK + t]`, `V[ξ]` read in place: one panel of the AVX-512 kernel); a partial one has
-/// them as its rows (`m[(ξ·BLOCK + t)·k + kk]`, `U[ξ]` read in place), so that few tiles
+/// columns (`m[(ξ·k + kk)·B + t]`, `V[ξ]` read in place: at [`BLOCK`], one panel of the
+/// AVX-512 kernel); a partial one has them as its rows (`m[(ξ·B + t)·k + kk]`, `U[ξ]` read in
+/// place), so that few tiles
 /// still fill the micro-kernel's wide panels with filters rather than leaving them mostly
 /// masked.
 fn products<T: Element, const B: usize>(
@@ -362,7 +364,7 @@ fn products<T: Element, const B: usize>(
 
 /// The output tiles of `blk` for filters `filters`: `Aᵀ M A`, plus the bias, clamped, into y.
 /// The transform runs over the block's tiles for one filter at a time (a full block), or over
-/// up to [`BLOCK`] filters for one tile at a time (a partial block, whose M has the filters
+/// up to `B` filters for one tile at a time (a partial block, whose M has the filters
 /// contiguous).
 fn output<T: Element, const B: usize>(
     geo: &Geo<T>,

@@ -359,6 +359,7 @@ fn winograd_agrees_with_f64() {
         ([1, 16, 32, 32], [70, 16, 3, 3], 1),
         ([3, 5, 6, 3], [4, 5, 3, 3], 2),
         ([1, 256, 28, 28], [256, 256, 3, 3], 1),
+        ([1, 16, 12, 12], [20, 16, 3, 3], 1),
     ] {
         for clamp in [None, Some((-0.2, 0.3))] {
             winograd_case(x, w, pad, clamp);
@@ -444,6 +445,7 @@ fn winograd_choice() {
         (512, 512, 28, s1, Some(F4), Some(F2)),
         (512, 512, 14, s1, Some(F4), Some(F2)),
         (64, 64, 14, s1, Some(F4), None),
+        (64, 64, 13, s1, Some(F4), None),
         (64, 64, 12, s1, None, None),
         (3, 64, 224, s1, None, None),
         (64, 3, 224, s1, Some(F4), None),
@@ -592,6 +594,17 @@ fn col2im_gives_the_plain_folds_bits() {
             [1, 2, 23, 19],
             [4, 2, 3, 3],
             Conv2dParams::new(2, 2).with_dilation(2),
+        ),
+        // A tap that reaches no column; padding wider than the kernel; strides 1 and 2.
+        ([1, 2, 5, 1], [3, 2, 3, 3], Conv2dParams::new(2, 2)),
+        ([1, 2, 6, 7], [3, 2, 1, 1], Conv2dParams::new(2, 1)),
+        (
+            [1, 3, 9, 12],
+            [2, 3, 3, 5],
+            Conv2dParams {
+                stride: [1, 2],
+                ..Conv2dParams::new(1, 2)
+            },
         ),
     ];
     for (x, w, p) in cases {
