@@ -149,67 +149,31 @@ fn col2im_rows<T: Element>(cols: &[T], g: &ConvGeom, iy0: usize, part: &mut [T])
         "a part of whole rows"
     );
     let iy1 = iy0 + part.len() / g.w;
-    // Output columns `lo..hi` of tap column `kj` land in 0..w, from input column `first`.
-    let span = |kj: usize| {
-        // ix = ox·sw + kj·dw − pw lies in 0..w for ox in lo..hi.
-        let shift = (kj * dw) as isize - pw as isize;
-        let lo = ((-shift).max(0) as usize).div_ceil(sw);
-        let hi = ((g.w as isize - shift).max(0) as usize)
-            .div_ceil(sw)
-            .min(g.ow);
-        (lo, hi, (lo * sw) as isize + shift)
-    };
     for ki in 0..g.kh {
-        let mut kj = 0;
-        while kj < g.kw {
-            // Stride 2, no dilation: taps `kj` and `kj + 1` fill the even and odd columns of
-            // the same rows, so they are folded together, interleaved (a strided add per
-            // tap took 1.4 % of ResNet-18's Guided Grad-CAM). Each value still takes its
-            // terms in the same order: it receives one of the two.
-            let pair = sw == 2 && dw == 1 && kj + 1 < g.kw;
-            let taps = if pair { 2 } else { 1 };
-            let row = |t: usize| &cols[(ki * g.kw + kj + t) * width..][..width];
-            let spans = [span(kj), span(kj + taps - 1)];
+        for kj in 0..g.kw {
+            let row = &cols[(ki * g.kw + kj) * width..][..width];
+            // ix = ox·sw + kj·dw − pw lies in 0..w for ox in lo..hi.
+            let shift = (kj * dw) as isize - pw as isize;
+            let lo = ((-shift).max(0) as usize).div_ceil(sw);
+            let hi = ((g.w as isize - shift).max(0) as usize)
+                .div_ceil(sw)
+                .min(g.ow);
+            if lo >= hi {
+                continue;
+            }
             for oy in 0..g.oh {
                 let Some(iy) =
                     ConvGeom::src(oy, ki, sh, ph, dh, g.h).filter(|iy| (iy0..iy1).contains(iy))
                 else {
                     continue;
                 };
-                let dst = &mut part[(iy - iy0) * g.w..(iy - iy0 + 1) * g.w];
-                let src = |t: usize, a: usize, b: usize| &row(t)[oy * g.ow + a..oy * g.ow + b];
-                // Columns where both taps land, interleaved: tap kj's at `at + 2·i`, tap
-                // kj + 1's at `at + 2·i + 1`.
-                let (both_lo, both_hi) = if pair {
-                    let (lo, hi) = (spans[0].0.max(spans[1].0), spans[0].1.min(spans[1].1));
-                    (lo, hi.max(lo))
-                } else {
-                    (0, 0)
-                };
-                if both_hi > both_lo {
-                    let at = (both_lo * sw) as isize + spans[0].2 - (spans[0].0 * sw) as isize;
-                    let d = &mut dst[at as usize..at as usize + 2 * (both_hi - both_lo)];
-                    let (a, b) = (src(0, both_lo, both_hi), src(1, both_lo, both_hi));
-                    for ((p, &x), &y) in d.chunks_exact_mut(2).zip(a).zip(b) {
-                        p[0] += x;
-                        p[1] += y;
-                    }
-                }
-                // The rest, a tap at a time (for a pair, the columns only one tap reaches).
-                for (t, &(lo, hi, first)) in spans.iter().enumerate().take(taps) {
-                    let parts = if pair {
-                        [(lo, hi.min(both_lo).max(lo)), (both_hi.max(lo), hi)]
-                    } else {
-                        [(lo, hi), (hi, hi)]
-                    };
-                    for (a, b) in parts.into_iter().filter(|(a, b)| a < b) {
-                        let from = first + ((a - lo) * sw) as isize;
-                        let d = dst[from as usize..].iter_mut().step_by(sw);
-                        d.zip(src(t, a, b)).for_each(|(d, &v)| *d += v);
-                    }
-                }
+                let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                let first = (lo * sw) as isize + shift;
+                let dst = part[(iy - iy0) * g.w..(iy - iy0 + 1) * g.w][first as usize..]
+                    .iter_mut()
+                    .step_by(sw);
+                dst.zip(src).for_each(|(d, &v)| *d += v);
             }
-            kj += taps;
         }
     }
 }

@@ -576,9 +576,10 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
 }
 
 /// The fold gives the bits of the plainest one (each tap, each output position, in order,
-/// added where it lands): stride 2 folds two taps at once, interleaved, and must give each
-/// value the same terms in the same order. Odd and even widths, paddings that cut a tap's
-/// columns at either edge, stride 1 and 3, dilation, kernels of odd and even width.
+/// added where it lands), so that a faster fold must keep each value's terms in that order.
+/// Odd and even widths, rows of 32 outputs or more, paddings that cut a tap's columns at
+/// either edge or pass the kernel, a tap that reaches no column, strides 1 to 3 and unequal
+/// ones, dilation, kernels of odd and even width.
 #[test]
 fn col2im_gives_the_plain_folds_bits() {
     let cases = [
@@ -595,6 +596,12 @@ fn col2im_gives_the_plain_folds_bits() {
             [4, 2, 3, 3],
             Conv2dParams::new(2, 2).with_dilation(2),
         ),
+        // Rows of 32 outputs or more: 7×7, 3×3 and even kernels, cut by the padding or not.
+        ([1, 3, 11, 71], [4, 3, 7, 7], Conv2dParams::new(2, 3)),
+        ([2, 2, 7, 66], [3, 2, 3, 3], Conv2dParams::new(2, 1)),
+        ([1, 2, 6, 69], [3, 2, 4, 4], Conv2dParams::new(2, 0)),
+        ([1, 2, 6, 70], [3, 2, 2, 2], Conv2dParams::new(2, 1)),
+        ([1, 2, 5, 67], [3, 2, 5, 5], Conv2dParams::new(2, 4)),
         // A tap that reaches no column; padding wider than the kernel; strides 1 and 2.
         ([1, 2, 5, 1], [3, 2, 3, 3], Conv2dParams::new(2, 2)),
         ([1, 2, 6, 7], [3, 2, 1, 1], Conv2dParams::new(2, 1)),
