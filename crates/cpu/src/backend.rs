@@ -39,8 +39,9 @@ impl CpuBackend {
     }
 
     /// With `on`, forward 3×3 stride-1 convolutions also run by Winograd F(4×4, 3×3) (from
-    /// 14×14 planes and 16 channels) wherever it pays, as backward-data always does: the
-    /// forward of ResNet-50, ResNet-18 and VGG-16 10–26 % faster (docs/PERFORMANCE.md). The
+    /// 13×13 planes and 16 channels) wherever it pays, as backward-data always does: the
+    /// forward of ResNet-50, ResNet-18 and VGG-16 7–30 % faster on an AVX2 machine
+    /// (docs/PERFORMANCE.md). The
     /// cost is rounding: F(4×4)'s relative error is ≈ 1e-5 against the direct product's
     /// ≈ 1e-7, which leaves logits and Grad-CAM about 1e-6 from PyTorch's but decides more
     /// near-zero rectifier inputs' signs, so masks downstream change: Guided Backprop on
