@@ -7,8 +7,8 @@ use crate::{
 };
 
 /// A compute backend. Tensors stay on the device between calls: only [`Backend::upload`] and
-/// [`Backend::download`] (or [`Backend::download_owned`]) move data to or from the host, so a whole explanation runs without an
-/// intermediate readback.
+/// [`Backend::download`] (or [`Backend::download_owned`]) move data to or from the host, so a
+/// whole explanation runs without an intermediate readback.
 ///
 /// Shapes are checked by every method; a mismatch is an [`crate::Error::Shape`], never a panic.
 /// All tensors are f32, NCHW for images. Backward methods compute the gradient with respect to

@@ -41,12 +41,11 @@ impl CpuBackend {
     /// With `on`, forward 3×3 stride-1 convolutions also run by Winograd F(4×4, 3×3) (from
     /// 13×13 planes and 16 channels) wherever it pays, as backward-data always does: the
     /// forward of ResNet-50, ResNet-18 and VGG-16 7–30 % faster on an AVX2 machine
-    /// (docs/PERFORMANCE.md). The
-    /// cost is rounding: F(4×4)'s relative error is ≈ 1e-5 against the direct product's
-    /// ≈ 1e-7, which leaves logits and Grad-CAM about 1e-6 from PyTorch's but decides more
-    /// near-zero rectifier inputs' signs, so masks downstream change: Guided Backprop on
-    /// ResNet-50 drifted 3.3e-4 from PyTorch's (2.6e-7 without; the fixtures' tolerance is
-    /// 1e-4). Off by default, as the CUDA backend's TF32 is; the CLI's `--backend
+    /// (docs/PERFORMANCE.md). The cost is rounding: F(4×4)'s relative error is ≈ 1e-5 against
+    /// the direct product's ≈ 1e-7, which leaves logits and Grad-CAM about 1e-6 from PyTorch's
+    /// but decides more near-zero rectifier inputs' signs, so masks downstream change: Guided
+    /// Backprop on ResNet-50 drifted 3.3e-4 from PyTorch's (2.6e-7 without; the fixtures'
+    /// tolerance is 1e-4). Off by default, as the CUDA backend's TF32 is; the CLI's `--backend
     /// cpu-winograd`.
     pub fn with_winograd_forward(self, on: bool) -> Self {
         CpuBackend {

@@ -24,7 +24,7 @@ pub enum Variant {
 
 /// The Winograd variant worth running for `g`, if any. `relaxed` (a backward-data, or a
 /// forward convolution whose caller accepts F(4×4)'s rounding): F(4×4) where
-/// [`super::winograd4::worth`] (from 14×14 planes: wherever F(2×2) was worth running in a
+/// [`super::winograd4::worth`] (from 13×13 planes: wherever F(2×2) was worth running in a
 /// backward pass, F(4×4) is faster). Otherwise only F(2×2), where [`applies`] (its rounding
 /// moves the rectifier masks of later layers less than F(4×4)'s: see
 /// [`super::winograd4::worth`]).

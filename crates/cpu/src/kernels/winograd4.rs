@@ -57,11 +57,12 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// Whether `g` [`fits`] and is worth running as F(4×4, 3×3). Measured per layer against the
 /// GEMM, the direct convolution and F(2×2) (docs/PERFORMANCE.md, 64–512 channels and filters):
 /// with at least 49 tiles (planes from about 28×28) it is 1.4–2.6× faster than the GEMM and
-/// faster than F(2×2); from 16 tiles (13×13 planes up) in blocks of [`SMALL`] too (256 channels 0.66 ms
-/// against F(2×2)'s 0.93 and the direct convolution's 1.26; 64 channels 0.097 against 0.100;
-/// 128 at 20×20 0.42 against 0.65). At 7×7 (four tiles) the 4× larger transformed weight and
-/// the narrow products make it slower than both (512 channels 4.2 against 1.4 ms). With few filters it still wins (VGG-16's first layer's
-/// backward-data, 64 channels to 3 at 224×224: 5.8 → 3.9 ms). The 16-channel floor keeps it
+/// faster than F(2×2); from 16 tiles (13×13 planes up) in blocks of [`SMALL`] too (256
+/// channels at 14×14 0.66 ms against F(2×2)'s 0.93 and the direct convolution's 1.26; 64
+/// channels 0.097 against 0.100; 128 at 20×20 0.42 against 0.65). At 7×7 (four tiles) the 4×
+/// larger transformed weight and the narrow products make it slower than both (512 channels
+/// 4.2 against 1.4 ms). With few filters it still wins (VGG-16's first layer's backward-data,
+/// 64 channels to 3 at 224×224: 5.8 → 3.9 ms). The 16-channel floor keeps it
 /// off the RGB stem (3 channels), where the GEMM's depth is too small for it; 16–63 channels
 /// were not measured.
 ///
@@ -320,9 +321,8 @@ fn bt_in_place<T: Element, const B: usize>(d: &mut [[T; B]; P], at: impl Fn(usiz
 /// `M[ξ] = U[ξ] · V[ξ]` for the positions `xis`. A full block has tiles as the product's
 /// columns (`m[(ξ·k + kk)·B + t]`, `V[ξ]` read in place: at [`BLOCK`], one panel of the
 /// AVX-512 kernel); a partial one has them as its rows (`m[(ξ·B + t)·k + kk]`, `U[ξ]` read in
-/// place), so that few tiles
-/// still fill the micro-kernel's wide panels with filters rather than leaving them mostly
-/// masked.
+/// place), so that few tiles still fill the micro-kernel's wide panels with filters rather
+/// than leaving them mostly masked.
 fn products<T: Element, const B: usize>(
     geo: &Geo<T>,
     u: &[T],
