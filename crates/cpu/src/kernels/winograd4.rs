@@ -148,29 +148,25 @@ pub fn forward<T: Element>(
     assert!(u.len() >= P * k * c, "Winograd weight too short");
     assert!(x.len() >= g.n * c * g.h * g.w && y.len() >= g.n * k * g.oh * g.ow);
     assert!(b.is_none_or(|b| b.len() >= k));
-    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
-    if tiles < BLOCK_FROM {
-        blocks::<T, SMALL>(kernel, x, u, b, clamp, g, y)
+    let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
+    let geo = Geo { g, tw, kernel };
+    let out = Out {
+        y: SharedMut(y.as_mut_ptr()),
+        b,
+        clamp,
+    };
+    if th * tw < BLOCK_FROM {
+        blocks::<T, SMALL>(&geo, x, u, &out)
     } else {
-        blocks::<T, BLOCK>(kernel, x, u, b, clamp, g, y)
+        blocks::<T, BLOCK>(&geo, x, u, &out)
     }
 }
 
-/// [`forward`] in blocks of `B` tiles.
-#[allow(clippy::too_many_arguments)]
-fn blocks<T: Element, const B: usize>(
-    kernel: Option<packed::Kernel<T>>,
-    x: &[T],
-    u: &[T],
-    b: Option<&[T]>,
-    clamp: Option<(T, T)>,
-    g: &ConvGeom,
-    y: &mut [T],
-) {
+/// [`forward`] in blocks of `B` tiles, into `out` (`y`, checked long enough by [`forward`]).
+fn blocks<T: Element, const B: usize>(geo: &Geo<T>, x: &[T], u: &[T], out: &Out<T>) {
+    let g = geo.g;
     let (c, k) = (g.c, g.k);
-    let (th, tw) = (g.oh.div_ceil(4), g.ow.div_ceil(4));
-    let tiles = th * tw;
-    let geo = Geo { g, tw, kernel };
+    let tiles = g.oh.div_ceil(4) * geo.tw;
     let blocks: Vec<Block> = (0..g.n)
         .flat_map(|n| {
             (0..tiles).step_by(B).map(move |t0| Block {
@@ -180,8 +176,6 @@ fn blocks<T: Element, const B: usize>(
             })
         })
         .collect();
-    let ys = SharedMut(y.as_mut_ptr());
-    let out = Out { y: ys, b, clamp };
     // The block's tiles and products, reused per thread (every element read is written first).
     let scratch = || {
         (
@@ -209,9 +203,9 @@ fn blocks<T: Element, const B: usize>(
     }
     rounds.into_par_iter().for_each(|blk| {
         let (mut v, mut m) = scratch();
-        input::<T, B>(&geo, x, blk, 0..c, v.as_mut_ptr());
-        products::<T, B>(&geo, u, blk, 0..P, &v, m.as_mut_ptr());
-        output::<T, B>(&geo, &out, blk, 0..k, &m);
+        input::<T, B>(geo, x, blk, 0..c, v.as_mut_ptr());
+        products::<T, B>(geo, u, blk, 0..P, &v, m.as_mut_ptr());
+        output::<T, B>(geo, out, blk, 0..k, &m);
     });
     if rest.is_empty() {
         return;
@@ -219,10 +213,10 @@ fn blocks<T: Element, const B: usize>(
     let (mut v, mut m) = scratch();
     for blk in rest {
         let vs = SharedMut(v.as_mut_ptr());
-        par_ranges(c, 8, |r| input::<T, B>(&geo, x, blk, r, vs.ptr()));
+        par_ranges(c, 8, |r| input::<T, B>(geo, x, blk, r, vs.ptr()));
         let ms = SharedMut(m.as_mut_ptr());
-        par_ranges(P, 1, |r| products::<T, B>(&geo, u, blk, r, &v, ms.ptr()));
-        par_ranges(k, 8, |r| output::<T, B>(&geo, &out, blk, r, &m));
+        par_ranges(P, 1, |r| products::<T, B>(geo, u, blk, r, &v, ms.ptr()));
+        par_ranges(k, 8, |r| output::<T, B>(geo, out, blk, r, &m));
     }
 }
 
