@@ -30,8 +30,12 @@ fn run_on(name: &str, backend: &str, perturbation: bool) {
 /// `gradcam explain` with the model given by `model` (arguments), explained at `layer`.
 fn run_model(name: &str, backend: &str, perturbation: bool, model: &[String], layer: &str) {
     let case = common::load_case(name);
+    // A file of its own per run: tests run in parallel (the same case through --arch and
+    // --model, or on two backends), and each removes its files when done.
+    static RUNS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let run_id = RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let out = std::env::temp_dir().join(format!(
-        "gradcam-cli-{name}-{}.safetensors",
+        "gradcam-cli-{name}-{backend}-{run_id}-{}.safetensors",
         std::process::id()
     ));
     let (window, stride) = case.occlusion();
