@@ -144,6 +144,24 @@ fn kernels<B: Backend>(c: &mut Criterion, b: &B) {
             sync(b, &b.heatmap_fusion(&gb, &up).unwrap())
         })
     });
+    // Grad-CAM's post-processing and Guided Grad-CAM's product: two ops, or one fused call.
+    for n in [1, 32] {
+        let (raw, gb) = (upload(b, &[n, 7, 7], 9), upload(b, &[n, 3, 224, 224], 10));
+        g.throughput(Throughput::Elements(gb.numel() as u64));
+        g.bench_function(
+            format!("cam 7->224, then guided product, {n} images"),
+            |it| {
+                it.iter(|| {
+                    let map = b.cam_postprocess_fused(&raw, [224, 224]).unwrap();
+                    sync(b, &b.heatmap_fusion(&gb, &map).unwrap())
+                })
+            },
+        );
+        g.bench_function(
+            format!("cam 7->224 with guided product, {n} images"),
+            |it| it.iter(|| sync(b, &b.guided_gradcam_fused(&raw, &gb).unwrap().1)),
+        );
+    }
     g.finish();
 }
 

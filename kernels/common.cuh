@@ -14,6 +14,8 @@ struct Params {
 #define ARGS                                                                             \
     const Params p, const float *__restrict__ src0, const float *__restrict__ src1,   \
         const float *__restrict__ src2, float *__restrict__ dst
+// The same with a second output, for kernels that write two tensors in one pass.
+#define ARGS2 ARGS, float *__restrict__ dst2
 #define FLT_MAX_ 3.4028235e38f
 
 // Flat index of a 1-D launch (blocks of 256 along x).

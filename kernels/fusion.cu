@@ -1,6 +1,7 @@
 // Heatmap fusion (x ⊙ map, broadcast over channels), occlusion windows, bilinear resize, and the
-// fused CAM post-processing: rectify, min-max normalise, bilinear resize, normalise again, one
-// block per map.
+// fused CAM post-processing (rectify, min-max normalise, bilinear resize, normalise again) in two
+// kernels: the ranges, one block per map, then every output pixel at once, with Guided
+// Grad-CAM's product where asked.
 
 // dst[(i·m + j)·c + ch] = src0[i·c + ch] ⊙ src1[i·m + j] per plane; a = (count, c, m, plane).
 KERNEL void heatmap_fusion(ARGS) {
@@ -27,20 +28,28 @@ KERNEL void occlude(ARGS) {
     dst[i] = inside ? p.f[0] : src0[r];
 }
 
-// Block-wide min (is_max = false) or max of one value per thread (256 threads).
-__device__ float block_reduce(float v, bool is_max, float *red) {
-    red[threadIdx.x] = v;
-    __syncthreads();
-    for (unsigned int s = 128; s > 0; s >>= 1) {
-        if (threadIdx.x < s) {
-            float o = red[threadIdx.x + s];
-            red[threadIdx.x] = is_max ? fmaxf(red[threadIdx.x], o) : fminf(red[threadIdx.x], o);
-        }
-        __syncthreads();
+// Block-wide min and max of one pair per thread (blockDim.x a multiple of 32, at most 1024);
+// every thread gets both. `slo`/`shi` hold one value per warp.
+__device__ __forceinline__ void warp_min_max(float &lo, float &hi) {
+    for (int o = 16; o > 0; o >>= 1) {
+        lo = fminf(lo, __shfl_xor_sync(0xffffffffu, lo, o));
+        hi = fmaxf(hi, __shfl_xor_sync(0xffffffffu, hi, o));
     }
-    float r = red[0];
+}
+
+__device__ void block_min_max(float &lo, float &hi, float *slo, float *shi) {
+    warp_min_max(lo, hi);
+    unsigned int warp = threadIdx.x / 32u, lane = threadIdx.x % 32u;
+    if (lane == 0u) {
+        slo[warp] = lo;
+        shi[warp] = hi;
+    }
     __syncthreads();
-    return r;
+    bool has = lane < blockDim.x / 32u;
+    lo = has ? slo[lane] : FLT_MAX_;
+    hi = has ? shi[lane] : -FLT_MAX_;
+    warp_min_max(lo, hi);
+    __syncthreads();
 }
 
 // Bilinear resize of the last two dimensions. a = (planes·oh·ow, h, w, oh), b = (ow, mode):
@@ -79,41 +88,71 @@ KERNEL void resize_bilinear(ARGS) {
     dst[i] = top * (1.0f - ly) + bot * ly;
 }
 
-// src0 = raw maps [n, h, w]; dst = maps [n, oh, ow]. a = (h, w, oh·ow), b = (oh, ow),
-// f.x = eps. One block of 256 threads per map: five launches of the composed version in one.
-KERNEL void cam_postprocess(ARGS) {
-    __shared__ float red[256];
-    unsigned int H = p.a[0], W = p.a[1], OP = p.a[2];
-    unsigned int OH = p.b[0], OW = p.b[1];
+// Output pixel j of a CAM map resized to oh × ow (half-pixel centres): the bilinear tap of the
+// rectified raw map, min-max normalised by (m0, d0).
+__device__ __forceinline__ float cam_resized(const float *raw, unsigned int H, unsigned int W,
+                                             unsigned int OH, unsigned int OW, unsigned int j,
+                                             float m0, float d0) {
+    unsigned int y0, y1, x0, x1;
+    float ly, lx;
+    taps(0u, j / OW, OH, H, y0, y1, ly);
+    taps(0u, j % OW, OW, W, x0, x1, lx);
+    float n00 = (fmaxf(raw[y0 * W + x0], 0.0f) - m0) / d0, n01 = (fmaxf(raw[y0 * W + x1], 0.0f) - m0) / d0;
+    float n10 = (fmaxf(raw[y1 * W + x0], 0.0f) - m0) / d0, n11 = (fmaxf(raw[y1 * W + x1], 0.0f) - m0) / d0;
+    float top = n00 * (1.0f - lx) + n01 * lx, bot = n10 * (1.0f - lx) + n11 * lx;
+    return top * (1.0f - ly) + bot * ly;
+}
+
+// The CAM post-processing's ranges, one block per map: src0 = raw maps [n, h, w]; dst = [n, 4]
+// = (m0, d0, m1, d1), the rectified map's minimum and range + eps, then the resized map's (its
+// values computed, not stored). a = (h, w, oh·ow), b = (oh, ow), f.x = eps.
+// (max(v − m) = max(v) − m exactly: rounding is monotonic.)
+KERNEL void cam_stats(ARGS) {
+    __shared__ float slo[32], shi[32];
+    unsigned int H = p.a[0], W = p.a[1], OP = p.a[2], OH = p.b[0], OW = p.b[1];
     float eps = p.f[0];
     const float *raw = src0 + (unsigned long long)blockIdx.x * H * W;
-    // Rectify and normalise the raw map.
     float lo = FLT_MAX_, hi = -FLT_MAX_;
-    for (unsigned int j = threadIdx.x; j < H * W; j += 256) lo = fminf(lo, fmaxf(raw[j], 0.0f));
-    float m0 = block_reduce(lo, false, red);
-    for (unsigned int j = threadIdx.x; j < H * W; j += 256) hi = fmaxf(hi, fmaxf(raw[j], 0.0f) - m0);
-    float d0 = block_reduce(hi, true, red) + eps;
-    // Resize on the fly; the second normalisation needs the resized map's range first.
-    lo = FLT_MAX_;
-    for (unsigned int j = threadIdx.x; j < OP; j += 256) {
-        unsigned int y0, y1, x0, x1;
-        float ly, lx;
-        taps(0u, j / OW, OH, H, y0, y1, ly);
-        taps(0u, j % OW, OW, W, x0, x1, lx);
-        float n00 = (fmaxf(raw[y0 * W + x0], 0.0f) - m0) / d0, n01 = (fmaxf(raw[y0 * W + x1], 0.0f) - m0) / d0;
-        float n10 = (fmaxf(raw[y1 * W + x0], 0.0f) - m0) / d0, n11 = (fmaxf(raw[y1 * W + x1], 0.0f) - m0) / d0;
-        float top = n00 * (1.0f - lx) + n01 * lx, bot = n10 * (1.0f - lx) + n11 * lx;
-        float v = top * (1.0f - ly) + bot * ly;
-        dst[(unsigned long long)blockIdx.x * OP + j] = v;
-        lo = fminf(lo, v);
+    for (unsigned int j = threadIdx.x; j < H * W; j += blockDim.x) {
+        float r = fmaxf(raw[j], 0.0f);
+        lo = fminf(lo, r);
+        hi = fmaxf(hi, r);
     }
-    float m1 = block_reduce(lo, false, red);
+    block_min_max(lo, hi, slo, shi);
+    float m0 = lo, d0 = (hi - lo) + eps;
+    lo = FLT_MAX_;
     hi = -FLT_MAX_;
-    for (unsigned int j = threadIdx.x; j < OP; j += 256)
-        hi = fmaxf(hi, dst[(unsigned long long)blockIdx.x * OP + j] - m1);
-    float d1 = block_reduce(hi, true, red) + eps;
-    for (unsigned int j = threadIdx.x; j < OP; j += 256) {
-        unsigned long long at = (unsigned long long)blockIdx.x * OP + j;
-        dst[at] = (dst[at] - m1) / d1;
+    for (unsigned int j = threadIdx.x; j < OP; j += blockDim.x) {
+        float v = cam_resized(raw, H, W, OH, OW, j, m0, d0);
+        lo = fminf(lo, v);
+        hi = fmaxf(hi, v);
+    }
+    block_min_max(lo, hi, slo, shi);
+    if (threadIdx.x == 0u) {
+        float *s = dst + 4ull * blockIdx.x;
+        s[0] = m0;
+        s[1] = d0;
+        s[2] = lo;
+        s[3] = (hi - lo) + eps;
+    }
+}
+
+// The post-processed maps and, with c > 0, Guided Grad-CAM's product, one thread per output
+// pixel: src0 = raw maps [n, h, w], src1 = cam_stats' [n, 4], src2 = guided gradients
+// [n, c, oh, ow]; dst = maps [n, oh, ow], dst2 = guided ⊙ map [n, c, oh, ow].
+// a = (h, w, oh·ow, c), b = (oh, ow, n).
+KERNEL void cam_apply(ARGS2) {
+    unsigned long long i = flat_index();
+    unsigned int H = p.a[0], W = p.a[1], OP = p.a[2], C = p.a[3], OH = p.b[0], OW = p.b[1];
+    if (i >= (unsigned long long)p.b[2] * OP) return;
+    unsigned long long img = i / OP;
+    unsigned int j = (unsigned int)(i % OP);
+    const float *s = src1 + 4ull * img;
+    float v = cam_resized(src0 + img * H * W, H, W, OH, OW, j, s[0], s[1]);
+    float m = (v - s[2]) / s[3];
+    dst[i] = m;
+    for (unsigned int c = 0; c < C; ++c) {
+        unsigned long long at = (img * C + c) * OP + j;
+        dst2[at] = src2[at] * m;
     }
 }

@@ -582,6 +582,46 @@ fn cam_kernels<B: Backend>(b: &B) {
         b.heatmap_fusion(&img.dev, &three.dev),
         k.cpu.heatmap_fusion(&img.cpu, &three.cpu),
     );
+    // The CAM post-processing, alone and with Guided Grad-CAM's product: up, down and from a
+    // single value; a map with no positive value (its range is eps alone).
+    let negative = k.pair(
+        &[-0.5, -1.0, -0.25, -2.0, -0.75, -1.5],
+        Shape::new([2, 1, 3]),
+    );
+    for (raw, out) in [
+        (k.rand(&[3, 5, 7]), [13, 11]),
+        (k.rand(&[2, 7, 7]), [37, 41]),
+        (k.rand(&[2, 9, 6]), [4, 5]),
+        (k.rand(&[1, 1, 1]), [3, 2]),
+        (negative, [5, 3]),
+    ] {
+        let what = format!("cam {} to {out:?}", raw.cpu.shape());
+        k.same(
+            &what,
+            b.cam_postprocess_fused(&raw.dev, out),
+            k.cpu.cam_postprocess_fused(&raw.cpu, out),
+        );
+        let guided = k.rand(&[raw.cpu.dims()[0], 3, out[0], out[1]]);
+        let (map, product) = b.guided_gradcam_fused(&raw.dev, &guided.dev).unwrap();
+        let (cpu_map, cpu_product) = k.cpu.guided_gradcam_fused(&raw.cpu, &guided.cpu).unwrap();
+        k.same(&format!("{what}: map"), Ok(map.clone()), Ok(cpu_map));
+        k.same(
+            &format!("{what}: product"),
+            Ok(product.clone()),
+            Ok(cpu_product),
+        );
+        // On the device: the bits of the post-processing and the product done apart.
+        k.bits(
+            &format!("{what}: map, fused"),
+            Ok(map),
+            b.cam_postprocess_fused(&raw.dev, out),
+        );
+        let apart = b.heatmap_fusion(
+            &guided.dev,
+            &b.cam_postprocess_fused(&raw.dev, out).unwrap(),
+        );
+        k.bits(&format!("{what}: product, fused"), Ok(product), apart);
+    }
     let x1 = k.rand(&[1, 3, 11, 13]);
     let origins = [[0, 0], [3, 5], [7, 9]];
     k.same(
@@ -626,6 +666,14 @@ fn rejects_bad_shapes<B: Backend>(b: &B) {
     let g = b.upload(&[0.0; 3], Shape::new([1, 3, 1, 1])).unwrap();
     assert!(b.mul(&g, &x).is_err() && b.mul_plane_sum(&x, &g).is_err());
     assert!(b.upload(&[0.0; 5], Shape::new([2, 3])).is_err());
+    // Guided Grad-CAM's product: raw maps of another batch, not [n,h,w], or empty.
+    let raw = b.upload(&[0.0; 8], Shape::new([2, 2, 2])).unwrap();
+    assert!(b.guided_gradcam_fused(&raw, &x).is_err());
+    assert!(b.guided_gradcam_fused(&x, &x).is_err());
+    let empty = b.upload(&[], Shape::new([1, 0, 2])).unwrap();
+    assert!(b.guided_gradcam_fused(&empty, &x).is_err());
+    assert!(b.cam_postprocess_fused(&empty, [2, 2]).is_err());
+    assert!(b.cam_postprocess_fused(&x, [2, 2]).is_err());
 }
 
 /// Uploads come back unchanged, by a copy or by the buffer itself (`download_owned`: a tensor

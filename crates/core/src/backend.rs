@@ -402,10 +402,13 @@ pub trait Backend: Send + Sync {
         Self: Sized,
     {
         let d = raw.dims();
-        if d.len() != 3 {
+        if d.len() != 3 || d[1] * d[2] == 0 || out[0] * out[1] == 0 {
             return Err(crate::Error::shape(
                 "cam_postprocess",
-                format!("expected [n,h,w], got {}", raw.shape()),
+                format!(
+                    "expected a non-empty [n,h,w], got {} to {out:?}",
+                    raw.shape()
+                ),
             ));
         }
         let plane = d[1] * d[2];
@@ -413,5 +416,23 @@ pub trait Backend: Send + Sync {
         let n = self.normalize_min_max(&r, plane, crate::NORMALIZE_EPS)?;
         let up = self.resize_bilinear(&n, out, ResizeMode::HalfPixel)?;
         self.normalize_min_max(&up, out[0] * out[1], crate::NORMALIZE_EPS)
+    }
+
+    /// Grad-CAM's map and Guided Grad-CAM's product at once: `raw [n,h,w]` post-processed as
+    /// [`cam_postprocess_fused`](Self::cam_postprocess_fused) at the size of `guided
+    /// [n,c,H,W]`, and `guided ⊙ map` ([`heatmap_fusion`](Self::heatmap_fusion)): `(map
+    /// [n,H,W], product [n,c,H,W])`. A backend may compute both in one pass.
+    fn guided_gradcam_fused(
+        &self,
+        raw: &Tensor<Self>,
+        guided: &Tensor<Self>,
+    ) -> Result<(Tensor<Self>, Tensor<Self>)>
+    where
+        Self: Sized,
+    {
+        let [_, _, h, w] = crate::check::guided_gradcam(raw.shape(), guided.shape())?;
+        let map = self.cam_postprocess_fused(raw, [h, w])?;
+        let product = self.heatmap_fusion(guided, &map)?;
+        Ok((map, product))
     }
 }

@@ -248,6 +248,19 @@ pub fn fusion(x: &Shape, maps: &Shape) -> Result<([usize; 4], usize)> {
     Ok((d, m))
 }
 
+/// Guided Grad-CAM's fused product: raw maps `[n,h,w]` (non-empty) and guided gradients
+/// `[n,c,H,W]` of the same batch; the guided gradients' dims.
+pub fn guided_gradcam(raw: &Shape, guided: &Shape) -> Result<[usize; 4]> {
+    let d = guided.nchw("guided_gradcam")?;
+    match raw.dims() {
+        [n, h, w] if *n == d[0] && *h > 0 && *w > 0 && d[2] > 0 && d[3] > 0 => Ok(d),
+        _ => Err(Error::shape(
+            "guided_gradcam",
+            format!("raw maps {raw} do not match guided gradients {guided}"),
+        )),
+    }
+}
+
 /// Occlusion: x `[1,c,h,w]`, windows inside the image.
 pub fn occlude(x: &Shape, origins: &[[usize; 2]], size: [usize; 2]) -> Result<[usize; 4]> {
     let d = x.nchw("occlude")?;

@@ -9,6 +9,7 @@ use gradcam_core::{
 };
 use std::sync::Arc;
 
+mod cam;
 mod phases;
 
 /// The CUDA backend. Cloning shares the device, its compiled kernels and its memory pool.
@@ -280,7 +281,7 @@ impl CudaBackend {
         grid: [u32; 3],
     ) -> Result<()> {
         self.dev
-            .launch(file, entry, p, inputs, &self.dummy, out, grid, 256)
+            .launch(file, entry, p, inputs, &self.dummy, out, None, grid, 256)
     }
 
     /// Runs a 1-D kernel over `n` threads producing `shape`.
@@ -1167,39 +1168,14 @@ impl Backend for CudaBackend {
     }
 
     fn cam_postprocess_fused(&self, raw: &T, out: [usize; 2]) -> Result<T> {
-        let d = raw.dims();
-        if d.len() != 3 {
-            return Err(Error::shape(
-                "cam_postprocess",
-                format!("expected [n,h,w], got {}", raw.shape()),
-            ));
-        }
-        let (n, h, w) = (d[0], d[1], d[2]);
-        if h == 0 || w == 0 || out[0] == 0 || out[1] == 0 {
-            return Err(Error::shape(
-                "cam_postprocess",
-                format!("empty map {} or output {out:?}", raw.shape()),
-            ));
-        }
-        let shape = Shape::new([n, out[0], out[1]]);
-        let buf = self.alloc(shape.numel())?;
-        let prm = Params {
-            a: [u(h), u(w), u(out[0] * out[1]), 0],
-            b: [u(out[0]), u(out[1]), 0, 0],
-            f: [gradcam_core::NORMALIZE_EPS, 0.0, 0.0, 0.0],
-            ..Default::default()
-        };
-        if n > 0 {
-            self.launch(
-                "fusion",
-                "cam_postprocess",
-                prm,
-                &[Self::buffer(raw)?],
-                &buf,
-                [u(n), 1, 1],
-            )?;
-        }
-        Ok(Self::tensor(shape, buf))
+        Ok(self.cam_maps(raw, out, None)?.0)
+    }
+
+    fn guided_gradcam_fused(&self, raw: &T, guided: &T) -> Result<(T, T)> {
+        let [_, _, h, w] = check::guided_gradcam(raw.shape(), guided.shape())?;
+        let (map, product) = self.cam_maps(raw, [h, w], Some(guided))?;
+        let product = product.ok_or_else(|| err("guided_gradcam: no product was computed"))?;
+        Ok((map, product))
     }
 }
 

@@ -233,7 +233,7 @@ impl Device {
     }
 
     /// Launches `file::entry` with the parameter block, up to three inputs (absent ones bound to
-    /// `dummy`) and the output.
+    /// `dummy`) and the output; a kernel declared with `ARGS2` takes a second output, `out2`.
     #[allow(clippy::too_many_arguments)]
     pub fn launch(
         &self,
@@ -243,6 +243,7 @@ impl Device {
         inputs: &[&DeviceBuffer],
         dummy: &DeviceBuffer,
         out: &DeviceBuffer,
+        out2: Option<&DeviceBuffer>,
         grid: [u32; 3],
         block: u32,
     ) -> Result<()> {
@@ -252,13 +253,17 @@ impl Device {
             .collect();
         let mut b = self.stream.launch_builder(&f);
         b.arg(&p).arg(ins[0]).arg(ins[1]).arg(ins[2]).arg(out.raw());
+        if let Some(o) = out2 {
+            b.arg(o.raw());
+        }
         let cfg = LaunchConfig {
             grid_dim: (grid[0], grid[1], grid[2]),
             block_dim: (block, 1, 1),
             shared_mem_bytes: 0,
         };
-        // SAFETY: every kernel takes (Params, const float*, const float*, const float*, float*)
-        // and bounds its accesses by the parameters, which the callers derive from checked shapes.
+        // SAFETY: every kernel takes (Params, const float*, const float*, const float*, float*),
+        // an `ARGS2` kernel one float* more (given as `out2` by its one caller), and bounds its
+        // accesses by the parameters, which the callers derive from checked shapes.
         unsafe { b.launch(cfg) }.map_err(|e| driver_err(&format!("launching {entry}"), e))?;
         Ok(())
     }

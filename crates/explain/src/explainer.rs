@@ -1,6 +1,7 @@
 //! [`Explainer`]: one shared forward pass, the backward passes the requested methods need, and
 //! the maps, all on the backend until the final download.
 
+use crate::cam_map::CamMap;
 use crate::{
     eigen, perturb, variant, Classes, Explanation, GradCamVariant, Method, Options, Score,
 };
@@ -197,10 +198,11 @@ impl<B: Backend> Explainer<B> {
                 {
                     let (alpha, raw, map) = if opts.gradcam == GradCamVariant::default() {
                         let (alpha, raw) = b.gradcam_fused(a, &gt)?;
-                        let map = b.cam_postprocess_fused(&raw, [hh, ww])?;
-                        (alpha, raw, map)
+                        (alpha, raw.clone(), CamMap::Raw(raw))
                     } else {
-                        variant::gradcam(b, a, &gt, &opts.gradcam, [hh, ww])?
+                        let (alpha, raw, map) =
+                            variant::gradcam(b, a, &gt, &opts.gradcam, [hh, ww])?;
+                        (alpha, raw, CamMap::Done(map))
                     };
                     if opts.intermediates {
                         let [_, _, h, w] = a.shape().nchw("gradcam")?;
@@ -212,7 +214,6 @@ impl<B: Backend> Explainer<B> {
                         put("gradcam_weights", alpha);
                         put("gradcam_raw", raw);
                     }
-                    put("gradcam", map.clone());
                     gradcam_map = Some(map);
                 }
                 if has(Method::GradCamPlusPlus) {
@@ -247,12 +248,15 @@ impl<B: Backend> Explainer<B> {
             ] {
                 let Some(s) = pass else { continue };
                 let grad = m.backward(&acts, s, seed.clone())?.at_stop;
-                if let (Some((fused, method)), Some(map)) = (fused, &gradcam_map) {
+                if let (Some((fused, method)), Some(map)) = (fused, gradcam_map.as_mut()) {
                     if has(method) {
-                        put(fused, b.heatmap_fusion(&grad, map)?);
+                        put(fused, map.product(b, &grad)?);
                     }
                 }
                 put(name, grad);
+            }
+            if let Some(map) = gradcam_map {
+                put("gradcam", map.into_map(b, [hh, ww])?);
             }
             if let (Some(a), true) = (&a, has(Method::Cam)) {
                 let raw = self.cam(a, slot, target.expect("CAM has a target"))?;

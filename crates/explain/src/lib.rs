@@ -5,6 +5,7 @@
 //! Explaining never computes a weight gradient; Grad-CAM's backward stops at the target layer.
 //! Outputs are named as in the reference fixtures and match pytorch-grad-cam and Captum.
 
+mod cam_map;
 mod eigen;
 mod explainer;
 mod explanation;
