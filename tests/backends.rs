@@ -838,6 +838,47 @@ fn cpu_winograd_paths_agree_with_the_reference_kernels() {
     }
 }
 
+/// Out of device memory is an error, not a panic, and the backend works on after it: maps of
+/// 3.6 G values (14.4 GB) resized from one value, kept until an allocation fails. A weight's
+/// flipped copy for backward-data is left behind its dropped weight first, so the failing
+/// allocation also runs the path that drops kept copies (`Derived::purge`) before it gives up
+/// (not observed here: the copy is small).
+#[cfg(feature = "cuda")]
+#[test]
+fn cuda_out_of_memory_is_an_error() {
+    let Some(b) = common::cuda_backend() else {
+        return;
+    };
+    let mut r = Rng(13);
+    let (xs, ws) = ([1, 8, 9, 9], [16, 8, 3, 3]);
+    let w = b.upload(&r.vec(16 * 8 * 9), Shape::from(ws)).unwrap();
+    let dy = b
+        .upload(&r.vec(16 * 81), Shape::new([1, 16, 9, 9]))
+        .unwrap();
+    let p = Conv2dParams::new(1, 1);
+    b.conv2d_backward_data(&dy, &w, &p, &Shape::from(xs))
+        .unwrap();
+    drop(w);
+    let one = b.upload(&[0.5], Shape::new([1, 1, 1])).unwrap();
+    let mut held = Vec::new();
+    let error = loop {
+        match b.resize_bilinear(&one, [60_000, 60_000], ResizeMode::HalfPixel) {
+            Ok(t) => held.push(t),
+            Err(e) => break e.to_string(),
+        }
+        assert!(held.len() < 1000, "no allocation failed");
+    };
+    eprintln!("after {} maps of 14.4 GB: {error}", held.len());
+    assert!(error.contains("allocating"), "{error}");
+    assert!(!held.is_empty(), "not even one map fitted: {error}");
+    // The backend works on once the memory is back.
+    drop(held);
+    let y = b
+        .resize_bilinear(&one, [2, 3], ResizeMode::HalfPixel)
+        .unwrap();
+    assert_eq!(b.download(&y).unwrap(), vec![0.5; 6]);
+}
+
 /// The TF32 option really runs the tensor cores on large convolutions: its result differs from
 /// the f32 kernels' by TF32's rounding (more than f32 rounding, less than 3e-3 relative L2).
 #[cfg(feature = "cuda")]
