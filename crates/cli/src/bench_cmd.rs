@@ -57,7 +57,9 @@ pub struct BenchArgs {
     json: bool,
     /// Also time the forward pass op by op, waiting for the device after each (medians over
     /// --reps runs, summed by op kind): where the time goes. With a guided method among
-    /// --method, the guided backward to the input too (its ops labelled `backward ...`).
+    /// --method, the guided backward to the input too (its ops labelled `backward ...`). Then
+    /// the forward without waits: when the host had issued every op, and when the device had
+    /// finished (close together: the launches, not the device, set the pace).
     #[arg(long)]
     profile: bool,
 }
@@ -80,8 +82,14 @@ struct Job {
 /// Milliseconds of each timed run, per task.
 type Timings = Vec<(String, Vec<f64>)>;
 
-/// Per op kind: (label, ops, summed median milliseconds), largest first.
-type Profile = Vec<(String, usize, f64)>;
+/// Where the time goes: per op kind (label, ops, summed median milliseconds), largest first;
+/// and the whole forward without waits between ops, as median milliseconds until the host had
+/// issued it and until the device had finished it (launch-bound where the two are close).
+struct Profile {
+    kinds: Vec<(String, usize, f64)>,
+    issued_ms: f64,
+    finished_ms: f64,
+}
 
 fn median(t: &mut [f64]) -> f64 {
     t.sort_by(f64::total_cmp);
@@ -136,6 +144,16 @@ fn profile<B: Backend>(
             per_node[i].1.push(ms);
         }
     }
+    let (mut issued, mut finished) = (Vec::new(), Vec::new());
+    for _ in 0..reps {
+        let t = Instant::now();
+        let acts = model.forward(&x, &BTreeSet::new())?;
+        issued.push(t.elapsed().as_secs_f64() * 1e3);
+        model
+            .backend()
+            .download(acts.get(model.graph().output())?)?;
+        finished.push(t.elapsed().as_secs_f64() * 1e3);
+    }
     let mut kinds: Vec<(String, usize, f64)> = Vec::new();
     for (label, mut t) in per_node {
         let m = median(&mut t);
@@ -148,7 +166,11 @@ fn profile<B: Backend>(
         }
     }
     kinds.sort_by(|a, b| b.2.total_cmp(&a.2));
-    Ok(kinds)
+    Ok(Profile {
+        kinds,
+        issued_ms: median(&mut issued),
+        finished_ms: median(&mut finished),
+    })
 }
 
 impl WithBackend for Job {
@@ -288,7 +310,12 @@ pub fn run(a: BenchArgs) -> Result<()> {
             );
         }
     }
-    if let Some(prof) = prof {
+    if let Some(Profile {
+        kinds: prof,
+        issued_ms,
+        finished_ms,
+    }) = prof
+    {
         let total: f64 = prof.iter().map(|k| k.2).sum();
         if a.json {
             let kinds: Vec<_> = prof
@@ -296,9 +323,14 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .map(|(l, n, ms)| serde_json::json!({"op": l, "count": n, "ms": ms}))
                 .collect();
             let v = serde_json::json!({"arch": model_label, "backend": backend, "batch": a.batch,
-                "profile": kinds, "total_ms": total});
+                "profile": kinds, "total_ms": total, "forward_issued_ms": issued_ms,
+                "forward_finished_ms": finished_ms});
             println!("{v}");
         } else {
+            println!(
+                "forward without waits on {backend}: issued by the host after {issued_ms:.3} ms, \
+                 finished by the device after {finished_ms:.3} ms (medians)"
+            );
             let what = if prof.iter().any(|k| k.0.starts_with("backward ")) {
                 "forward and guided backward"
             } else {

@@ -51,3 +51,52 @@ fn bench_rejects_unknown_names() {
         assert!(String::from_utf8_lossy(&o.stderr).starts_with("error: "));
     }
 }
+
+#[test]
+fn bench_profile_sums_ops_and_times_the_forward_without_waits() {
+    let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
+        .args([
+            "bench",
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+            "--reps",
+            "3",
+            "--warmup",
+            "1",
+            "--method",
+            "forward",
+            "--threads",
+            "2",
+            "--json",
+            "--profile",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 2);
+    let p = &lines[1];
+    let kinds = p["profile"].as_array().unwrap();
+    // ResNet-18: 20 convolutions (the 3 downsampling 1×1 among them) and one linear layer.
+    let count = |prefix: &str| -> u64 {
+        kinds
+            .iter()
+            .filter(|k| k["op"].as_str().unwrap().starts_with(prefix))
+            .map(|k| k["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(count("conv"), 20);
+    assert_eq!(count("Linear"), 1);
+    let sum: f64 = kinds.iter().map(|k| k["ms"].as_f64().unwrap()).sum();
+    assert!((sum - p["total_ms"].as_f64().unwrap()).abs() < 1e-9);
+    let (issued, finished) = (
+        p["forward_issued_ms"].as_f64().unwrap(),
+        p["forward_finished_ms"].as_f64().unwrap(),
+    );
+    assert!(issued > 0.0 && issued <= finished, "{issued} {finished}");
+}
