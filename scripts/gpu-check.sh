@@ -15,7 +15,9 @@
 # filter, default "kernels/(cuda|wgpu)"), GPU_CHECK_PROFILE=0 to skip the op-by-op profile,
 # GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PEAK=0 to skip the FP32 peak,
 # GPU_CHECK_PYTORCH_METHODS (default forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for
-# batch 1 only and no kernel benches, cuDNN or peak.
+# batch 1 only and no kernel benches, cuDNN or peak. GPU_CHECK_BASELINE=FILE (a bin.tar.xz that
+# scripts/gpu-build.sh packed from another commit, in a carried folder): resnet50 end to end on
+# CUDA (f32), that build and this one interleaved, two rounds at batch 1 and 32 (ab.jsonl).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/gpu-env.sh
@@ -105,6 +107,34 @@ print(f"{'backend':<40} {'method':<15} {'batch':>5} {'ms/img':>9} {'median ms':>
 for r in rows:
     print(f"{r['backend'][:40]:<40} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
 PY
+
+if [ -n "${GPU_CHECK_BASELINE:-}" ]; then
+  step "resnet50 on CUDA, the baseline build ($GPU_CHECK_BASELINE) and this one interleaved"
+  mkdir -p /tmp/baseline && tar xJf "$GPU_CHECK_BASELINE" -C /tmp/baseline ./gradcam
+  : >"$out/ab.jsonl"
+  for round in 1 2; do
+    for batch in 1 32; do
+      reps=20; [ "$batch" -gt 1 ] && reps=10
+      for build in baseline this; do
+        exe="$bin/gradcam"; [ "$build" = baseline ] && exe=/tmp/baseline/gradcam
+        timeout 120 "$exe" bench --arch resnet50 --backend cuda --method $methods \
+          --batch "$batch" --reps $reps --json 2>>"$out/bench.err" |
+          sed "s/^{/{\"build\":\"$build\",\"round\":$round,/" >>"$out/ab.jsonl" || status=1
+      done
+    done
+  done
+  python3 - "$out/ab.jsonl" <<'PY'
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]) if l.startswith("{")]
+print(f"{'method':<15} {'batch':>5} {'baseline ms/img':>24} {'this ms/img':>24} {'this/base':>9}")
+for key in sorted({(r["method"], r["batch"]) for r in rows}, key=lambda k: (k[1], k[0])):
+    t = {b: [r["ms_per_image"] for r in rows if (r["method"], r["batch"]) == key and r["build"] == b]
+         for b in ("baseline", "this")}
+    f = lambda v: " ".join(f"{x:.3f}" for x in v)
+    ratio = (sum(t["this"]) / len(t["this"])) / (sum(t["baseline"]) / len(t["baseline"])) if t["this"] and t["baseline"] else float("nan")
+    print(f"{key[0]:<15} {key[1]:>5} {f(t['baseline']):>24} {f(t['this']):>24} {ratio:>9.3f}")
+PY
+fi
 
 if has wgpu; then
   # The wgpu convolutions split their depth where the tiles are few (crates/wgpu/src/splitk.rs,

@@ -14,7 +14,8 @@
 # Knobs: GPU_SWEEP_PLANS (default "auto 128:0 128:2 128:4 128:8 64:2": `auto` is the backend's
 # own plan; TILE:SLICES forces the tile size, 64 or 128 — 128 only where a GEMM has more than
 # 64 rows — and, unless SLICES is 0, the number of depth slices), GPU_SWEEP_FILTER (criterion
-# filter).
+# filter), GPU_SWEEP_TEST_PLANS (the plans the backend tests run under; default all of them,
+# "" for none).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/gpu-env.sh
@@ -41,7 +42,8 @@ env_of() { # tile:slices → the variables that force it (none for auto)
   echo "GRADCAM_CUDA_TILE=${1%:*}"
   [ "${1#*:}" = 0 ] || echo "GRADCAM_CUDA_SPLITS=${1#*:}"
 }
-for v in $valid; do
+test_plans="${GPU_SWEEP_TEST_PLANS-$valid}"
+for v in $test_plans; do
   echo "== CUDA backend tests, plan $v: $(env_of "$v" | tr '\n' ' ')" | tee -a "$out/sweep-tests.log"
   env $(env_of "$v") timeout 120 "$bin/backends" --test-threads 1 cuda 2>&1 |
     tee -a "$out/sweep-tests.log" | grep -E "test result|FAILED|panicked" ||
