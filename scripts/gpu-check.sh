@@ -15,9 +15,11 @@
 # filter, default "kernels/(cuda|wgpu)"), GPU_CHECK_PROFILE=0 to skip the op-by-op profile,
 # GPU_CHECK_CUDNN=0 to skip cuDNN's timings, GPU_CHECK_PEAK=0 to skip the FP32 peak,
 # GPU_CHECK_PYTORCH_METHODS (default forward,gradcam,guided-gradcam), GPU_CHECK_QUICK=1 for
-# batch 1 only and no kernel benches, cuDNN or peak. GPU_CHECK_BASELINE=FILE (a bin.tar.xz that
-# scripts/gpu-build.sh packed from another commit, in a carried folder): resnet50 end to end on
-# CUDA (f32), that build and this one interleaved, two rounds at batch 1 and 32 (ab.jsonl).
+# batch 1 only and no kernel benches, cuDNN or peak. GPU_CHECK_BASELINE=FILE (relative to the
+# repository root: a bin.tar.xz that scripts/gpu-build.sh packed from another commit, copied
+# into a carried, git-ignored folder such as .gpu-base/): resnet50 end to end on CUDA (f32),
+# that build and this one interleaved, two rounds at batch 1 and 32 (batch 1 only when quick;
+# ab.jsonl).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 . scripts/gpu-env.sh
@@ -62,6 +64,11 @@ for t in backends compile products onnx_models; do
   timeout 300 "$bin/$t" --test-threads 1 $f 2>&1 | tee "$out/test-$t.log" |
     grep -E "test result|FAILED|panicked|notice|TF32" || status=1
 done
+if has cuda && [ -x "$bin/backends" ]; then
+  step "out of device memory (fills the GPU: alone)"
+  timeout 120 "$bin/backends" --ignored --exact cuda_out_of_memory_is_an_error --nocapture 2>&1 |
+    tee "$out/test-oom.log" | grep -E "test result|FAILED|panicked|after .* maps" || status=1
+fi
 step "the fixture cases on the GPU (tests/fixtures_library.rs), and through the CLI"
 timeout 300 "$bin/fixtures_library" --test-threads 1 $filter 2>&1 | tee "$out/test-fixtures.log" |
   grep -E "test result|FAILED|panicked|notice" || status=1
@@ -90,7 +97,8 @@ batches="1 32"; [ "$quick" = 1 ] && batches=1
 for batch in $batches; do
   reps=20; [ "$batch" -gt 1 ] && reps=10
   for b in $backends; do
-    # wgpu runs its tiled shaders far slower than CUDA on NVIDIA (docs/PERFORMANCE.md): batch 1.
+    # wgpu on NVIDIA's Vulkan: batch 1 only (at batch 1 its host work sets the pace,
+    # docs/PERFORMANCE.md; its kernels are timed at batch 32 below).
     [ "$b" = wgpu ] && [ "$batch" -gt 1 ] && continue
     timeout 180 "$bin/gradcam" bench --arch resnet50 --backend "$b" --method $methods \
       --batch "$batch" --reps $reps --json 2>>"$out/bench.err" | tee -a "$out/bench.jsonl" >/dev/null || status=1
@@ -108,12 +116,15 @@ for r in rows:
     print(f"{r['backend'][:40]:<40} {r['method']:<15} {r['batch']:>5} {r['ms_per_image']:>9.3f} {r['median_ms']:>10.3f}")
 PY
 
-if [ -n "${GPU_CHECK_BASELINE:-}" ]; then
+if [ -n "${GPU_CHECK_BASELINE:-}" ] && has cuda; then
   step "resnet50 on CUDA, the baseline build ($GPU_CHECK_BASELINE) and this one interleaved"
-  mkdir -p /tmp/baseline && tar xJf "$GPU_CHECK_BASELINE" -C /tmp/baseline ./gradcam
+  mkdir -p /tmp/baseline
+  tar xJf "$GPU_CHECK_BASELINE" -C /tmp/baseline ./gradcam ||
+    { echo "cannot unpack the baseline's gradcam from $GPU_CHECK_BASELINE"; status=1; }
   : >"$out/ab.jsonl"
   for round in 1 2; do
-    for batch in 1 32; do
+    for batch in $batches; do
+      [ -x /tmp/baseline/gradcam ] || break 2
       reps=20; [ "$batch" -gt 1 ] && reps=10
       for build in baseline this; do
         exe="$bin/gradcam"; [ "$build" = baseline ] && exe=/tmp/baseline/gradcam

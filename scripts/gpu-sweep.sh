@@ -42,7 +42,13 @@ env_of() { # tile:slices → the variables that force it (none for auto)
   echo "GRADCAM_CUDA_TILE=${1%:*}"
   [ "${1#*:}" = 0 ] || echo "GRADCAM_CUDA_SPLITS=${1#*:}"
 }
-test_plans="${GPU_SWEEP_TEST_PLANS-$valid}"
+test_plans=""
+for v in ${GPU_SWEEP_TEST_PLANS-$valid}; do
+  case " $valid " in
+    *" $v "*) test_plans="$test_plans $v" ;;
+    *) echo "test plan '$v' is not among the plans ($valid)"; status=1; failed="$failed tests:$v" ;;
+  esac
+done
 for v in $test_plans; do
   echo "== CUDA backend tests, plan $v: $(env_of "$v" | tr '\n' ' ')" | tee -a "$out/sweep-tests.log"
   env $(env_of "$v") timeout 120 "$bin/backends" --test-threads 1 cuda 2>&1 |

@@ -610,17 +610,15 @@ fn cam_kernels<B: Backend>(b: &B) {
             Ok(product.clone()),
             Ok(cpu_product),
         );
-        // On the device: the bits of the post-processing and the product done apart.
+        // On the device: the product is the bits of `heatmap_fusion` of the map, and the map
+        // the bits of Grad-CAM's alone (the same map whether Guided Grad-CAM is asked or not).
+        let apart = b.heatmap_fusion(&guided.dev, &map);
+        k.bits(&format!("{what}: product, fused"), Ok(product), apart);
         k.bits(
-            &format!("{what}: map, fused"),
+            &format!("{what}: map, with the product"),
             Ok(map),
             b.cam_postprocess_fused(&raw.dev, out),
         );
-        let apart = b.heatmap_fusion(
-            &guided.dev,
-            &b.cam_postprocess_fused(&raw.dev, out).unwrap(),
-        );
-        k.bits(&format!("{what}: product, fused"), Ok(product), apart);
     }
     let x1 = k.rand(&[1, 3, 11, 13]);
     let origins = [[0, 0], [3, 5], [7, 9]];
@@ -839,12 +837,14 @@ fn cpu_winograd_paths_agree_with_the_reference_kernels() {
 }
 
 /// Out of device memory is an error, not a panic, and the backend works on after it: maps of
-/// 3.6 G values (14.4 GB) resized from one value, kept until an allocation fails. A weight's
+/// 1 Gi values (4 GiB) resized from one value, kept until an allocation fails. A weight's
 /// flipped copy for backward-data is left behind its dropped weight first, so the failing
 /// allocation also runs the path that drops kept copies (`Derived::purge`) before it gives up
-/// (not observed here: the copy is small).
+/// (not observed here: the copy is small). Ignored by default: it fills the GPU, which would
+/// fail the tests running beside it; `scripts/gpu-check.sh` runs it alone (`--ignored`).
 #[cfg(feature = "cuda")]
 #[test]
+#[ignore = "fills the GPU: run alone, as scripts/gpu-check.sh does"]
 fn cuda_out_of_memory_is_an_error() {
     let Some(b) = common::cuda_backend() else {
         return;
@@ -862,15 +862,14 @@ fn cuda_out_of_memory_is_an_error() {
     let one = b.upload(&[0.5], Shape::new([1, 1, 1])).unwrap();
     let mut held = Vec::new();
     let error = loop {
-        match b.resize_bilinear(&one, [60_000, 60_000], ResizeMode::HalfPixel) {
+        match b.resize_bilinear(&one, [32_768, 32_768], ResizeMode::HalfPixel) {
             Ok(t) => held.push(t),
             Err(e) => break e.to_string(),
         }
-        assert!(held.len() < 1000, "no allocation failed");
+        assert!(held.len() < 4096, "no allocation failed in 16 TiB");
     };
-    eprintln!("after {} maps of 14.4 GB: {error}", held.len());
+    println!("after {} maps of 4 GiB: {error}", held.len());
     assert!(error.contains("allocating"), "{error}");
-    assert!(!held.is_empty(), "not even one map fitted: {error}");
     // The backend works on once the memory is back.
     drop(held);
     let y = b

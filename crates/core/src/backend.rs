@@ -402,7 +402,7 @@ pub trait Backend: Send + Sync {
         Self: Sized,
     {
         let d = raw.dims();
-        if d.len() != 3 || d[1] * d[2] == 0 || out[0] * out[1] == 0 {
+        if d.len() != 3 || d[1] == 0 || d[2] == 0 || out[0] == 0 || out[1] == 0 {
             return Err(crate::Error::shape(
                 "cam_postprocess",
                 format!(

@@ -108,10 +108,10 @@ pub(crate) fn plan(
         None => m > 64 && blocks(128) >= waves * sms,
     };
     let wide_and_deep = m >= 512 && nc >= 1024 && depth >= 1024;
-    if !tf32 && !big && forced.tile.is_none() && wide_and_deep && blocks(64) < 2 * sms {
-        let splits = forced
-            .splits
-            .unwrap_or_else(|| (3 * sms).div_ceil(2 * blocks(128)))
+    let unforced = forced.tile.is_none() && forced.splits.is_none();
+    if !tf32 && !big && unforced && wide_and_deep && blocks(64) < 2 * sms {
+        let splits = (3 * sms)
+            .div_ceil(2 * blocks(128))
             .clamp(1, depth.div_ceil(16));
         let per = depth.div_ceil(splits).div_ceil(16) * 16;
         return Plan {
@@ -1295,6 +1295,13 @@ mod tests {
             }
         );
         assert!(!plan(512, 49, 4608, 1, 132, false, NONE).big);
+        // Slices forced alone keep the small tiles there (the tile size is forced apart).
+        let forced = Forced {
+            tile: None,
+            splits: Some(2),
+        };
+        let p = plan(512, 32 * 49, 4608, 1, 132, false, forced);
+        assert_eq!((p.big, p.splits), (false, 2));
         // Shallow depth is never split below 128 per slice.
         assert_eq!(plan(64, 49, 100, 1, 132, false, NONE).splits, 1);
         // Large tiles take the whole depth in one slice unless a split is forced.

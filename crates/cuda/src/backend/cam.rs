@@ -34,9 +34,17 @@ impl CudaBackend {
             }
         };
         let c = guided.map_or(0, |g| g.dims()[1]);
-        let op = out[0] * out[1];
-        let map = self.alloc(n * op)?;
-        let product = guided.map(|_| self.alloc(n * c * op)).transpose()?;
+        let too_large = || {
+            Error::shape(
+                "cam_postprocess",
+                format!("{n} maps of {out:?} (and {c} channels) overflow"),
+            )
+        };
+        let op = out[0].checked_mul(out[1]).ok_or_else(too_large)?;
+        let maps = n.checked_mul(op).ok_or_else(too_large)?;
+        let products = maps.checked_mul(c).ok_or_else(too_large)?;
+        let map = self.alloc(maps)?;
+        let product = guided.map(|_| self.alloc(products)).transpose()?;
         if n > 0 {
             let stats = self.alloc(4 * n)?;
             let prm = Params {
