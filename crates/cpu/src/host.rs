@@ -123,13 +123,12 @@ impl Drop for HostBuf {
 /// the other waited, took 4 % of ResNet-50's Guided Grad-CAM), in a recycled buffer when the
 /// pool has one of that length.
 pub(crate) fn zeros(len: usize) -> HostBuf {
-    if len < RECYCLED {
-        return HostBuf(vec![0.0; len]);
-    }
-    let recycled = pool().take(len);
-    if let Some(mut data) = recycled {
+    if let Some(mut data) = recycled(len) {
         data.par_iter_mut().for_each(|v| *v = 0.0);
         return HostBuf(data);
+    }
+    if len < RECYCLED {
+        return HostBuf(vec![0.0; len]);
     }
     let mut data = Vec::with_capacity(len);
     data.par_extend(rayon::iter::repeat_n(0.0f32, len));
@@ -139,12 +138,7 @@ pub(crate) fn zeros(len: usize) -> HostBuf {
 /// A copy of `d`: into a recycled buffer when the pool has one of that length, else a new one
 /// (one pass either way).
 pub(crate) fn copy_of(d: &[f32]) -> HostBuf {
-    let recycled = if d.len() < RECYCLED {
-        None
-    } else {
-        pool().take(d.len())
-    };
-    match recycled {
+    match recycled(d.len()) {
         Some(mut v) => {
             v.copy_from_slice(d);
             HostBuf(v)
@@ -158,12 +152,7 @@ pub(crate) fn copy_of(d: &[f32]) -> HostBuf {
 /// one. In debug builds (the tests) the buffer is filled with NaN first, recycled or not, so
 /// that a value `f` leaves unwritten shows.
 pub(crate) fn filled_by(len: usize, f: impl FnOnce(&mut [f32])) -> HostBuf {
-    let recycled = if len < RECYCLED {
-        None
-    } else {
-        pool().take(len)
-    };
-    let mut buf = match recycled {
+    let mut buf = match recycled(len) {
         Some(mut v) => {
             if cfg!(debug_assertions) {
                 v.fill(f32::NAN);
@@ -175,6 +164,16 @@ pub(crate) fn filled_by(len: usize, f: impl FnOnce(&mut [f32])) -> HostBuf {
     };
     f(&mut buf);
     buf
+}
+
+/// A recycled buffer of exactly `len` values (old values in it), where the length is one the
+/// pool keeps and it holds one.
+fn recycled(len: usize) -> Option<Vec<f32>> {
+    if len < RECYCLED {
+        None
+    } else {
+        pool().take(len)
+    }
 }
 
 #[cfg(test)]
