@@ -155,6 +155,15 @@ if has wgpu; then
   GRADCAM_WGPU_SPLITS=1 timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \
     --method $methods --batch 1 --reps 20 --json 2>>"$out/bench.err" |
     tee "$out/wgpu-unsplit.jsonl" | cut -c1-200 || status=1
+  # Dispatches are submitted in batches (crates/wgpu/src/batch.rs; written after the H200 found
+  # the host issuing 5.0 ms of a 5.35 ms forward): each submitted alone, then batches of 8, to
+  # compare with the default above.
+  for n in 1 8; do
+    step "wgpu, resnet50 batch 1, GRADCAM_WGPU_BATCH=$n (dispatches per submission)"
+    GRADCAM_WGPU_BATCH=$n timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \
+      --method $methods --batch 1 --reps 20 --json 2>>"$out/bench.err" |
+      tee "$out/wgpu-batch$n.jsonl" | cut -c1-200 || status=1
+  done
 fi
 
 if [ "${GPU_CHECK_PROFILE:-1}" = 1 ]; then

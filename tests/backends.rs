@@ -694,6 +694,34 @@ fn downloads<B: Backend>(b: &B) {
     }
 }
 
+/// Work issued and not yet run still reads the values its inputs had when it was issued: an
+/// input dropped right after, its buffer taken by an upload of the same size (wgpu records
+/// dispatches and submits them in batches; the upload's write must land after them), then a
+/// second op issued on the new values.
+fn issued_work_keeps_its_inputs<B: Backend>(b: &B) {
+    let mut rng = Rng(9);
+    let n = 70_001;
+    let shape = || Shape::new([1, 1, 1, n]);
+    let v = rng.vec(n);
+    let x = b.upload(&v, shape()).unwrap();
+    let y = b.rectifier(&x, Rectifier::RELU).unwrap();
+    drop(x);
+    let w = rng.vec(n);
+    let x2 = b.upload(&w, shape()).unwrap();
+    let y2 = b.rectifier(&x2, Rectifier::RELU).unwrap();
+    let relu = |v: &[f32]| v.iter().map(|a| a.max(0.0)).collect::<Vec<f32>>();
+    assert_eq!(
+        b.download(&y).unwrap(),
+        relu(&v),
+        "the first op, on the first values"
+    );
+    assert_eq!(
+        b.download(&y2).unwrap(),
+        relu(&w),
+        "the second op, on the new values"
+    );
+}
+
 macro_rules! backend_tests {
     ($backend:ident: $make:expr) => {
         mod $backend {
@@ -747,6 +775,12 @@ macro_rules! backend_tests {
             fn download_and_upload() {
                 if let Some(b) = backend() {
                     downloads(&b)
+                }
+            }
+            #[test]
+            fn issued_work_reads_its_inputs_as_they_were() {
+                if let Some(b) = backend() {
+                    issued_work_keeps_its_inputs(&b)
                 }
             }
             #[test]

@@ -279,6 +279,7 @@ impl Backend for WgpuBackend {
     }
 
     fn synchronize(&self) -> Result<()> {
+        self.ctx.submit();
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())

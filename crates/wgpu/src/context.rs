@@ -1,5 +1,6 @@
 //! Adapter and device selection, the pipeline cache, buffer allocation, dispatch and readback.
 
+use crate::batch::{batch_from_env, Batch};
 use crate::pool::{bucket, GpuBuffer, Pool, Storage};
 use crate::shaders;
 use gradcam_core::{Error, Result};
@@ -36,9 +37,8 @@ pub(crate) struct Context {
     pub limits: wgpu::Limits,
     pipelines: Mutex<HashMap<(&'static str, &'static str), Arc<wgpu::ComputePipeline>>>,
     pub pool: Arc<Pool>,
-    /// The parameter block, rewritten before each dispatch: queue writes and submissions run
-    /// in order, and the lock keeps write and submit together.
-    uniform: Mutex<wgpu::Buffer>,
+    /// Dispatches recorded and not yet submitted, with their parameter slots (`batch.rs`).
+    batch: Mutex<Batch>,
     /// Mappable readback buffers by size, reused.
     staging: Mutex<HashMap<u64, Vec<wgpu::Buffer>>>,
     /// Device buffers created so far (storage and readback): flat once the pools are warm.
@@ -118,14 +118,9 @@ impl Context {
         device.set_device_lost_callback(move |reason, msg| {
             *lost_sink.lock().expect("lost sink") = Some(format!("{reason:?}: {msg}"));
         });
-        let uniform = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("params"),
-            size: std::mem::size_of::<Params>() as u64,
-            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let batch = Batch::new(&device, &limits, batch_from_env());
         Ok(Context {
-            uniform: Mutex::new(uniform),
+            batch: Mutex::new(batch),
             staging: Mutex::default(),
             allocations: Default::default(),
             device,
@@ -273,6 +268,10 @@ impl Context {
     pub fn upload(&self, data: &[f32]) -> Result<GpuBuffer> {
         let b = self.alloc(data.len())?;
         if !data.is_empty() {
+            // The buffer may have been a dropped tensor's that a recorded dispatch still reads:
+            // the staged write must land after those dispatches, so they are submitted first.
+            let mut batch = self.batch.lock().expect("batch lock");
+            batch.submit(&self.queue);
             self.queue
                 .write_buffer(b.raw(), 0, bytemuck::cast_slice(data));
         }
@@ -291,12 +290,10 @@ impl Context {
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.pipeline(file, entry)?;
-        let uniform = self.uniform.lock().expect("uniform lock");
-        self.queue
-            .write_buffer(&uniform, 0, bytemuck::bytes_of(&params));
+        let mut batch = self.batch.lock().expect("batch lock");
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: uniform.as_entire_binding(),
+            resource: batch.params(&self.queue, &params),
         }];
         for (i, b) in inputs.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
@@ -322,20 +319,26 @@ impl Context {
             layout: &pipeline.get_bind_group_layout(0),
             entries: &entries,
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        drop(entries);
         {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some(entry),
-                timestamp_writes: None,
-            });
+            let mut pass =
+                batch
+                    .encoder(&self.device)
+                    .begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some(entry),
+                        timestamp_writes: None,
+                    });
             pass.set_pipeline(&pipeline);
             pass.set_bind_group(0, &group, &[]);
             pass.dispatch_workgroups(groups[0], groups[1], groups[2]);
         }
-        self.queue.submit([enc.finish()]);
+        batch.recorded(&self.queue);
         Ok(())
+    }
+
+    /// Submits the recorded dispatches (before a wait for the device).
+    pub fn submit(&self) {
+        self.batch.lock().expect("batch lock").submit(&self.queue);
     }
 
     /// Workgroups covering `n` invocations of a 256-wide 1-D kernel, on a 2-D grid when `n` is
@@ -380,11 +383,12 @@ impl Context {
                 mapped_at_creation: false,
             })
         });
-        let mut enc = self
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        // The copy goes after the recorded dispatches, in the same submission.
+        let mut batch = self.batch.lock().expect("batch lock");
+        let mut enc = batch.take_encoder(&self.device);
         enc.copy_buffer_to_buffer(b.raw(), 0, &staging, 0, Some(bytes));
         self.queue.submit([enc.finish()]);
+        drop(batch);
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);

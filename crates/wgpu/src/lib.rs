@@ -3,10 +3,11 @@
 //! wgpu on Vulkan, Metal, DX12 — or, without a GPU, Mesa's llvmpipe Vulkan adapter.
 //!
 //! Tensors live in device buffers from a pool reused across calls; pipelines are compiled once
-//! per process and cached; nothing is read back between the upload of an input and the download
-//! of a result.
+//! per process and cached; dispatches are submitted in batches (`batch.rs`); nothing is read
+//! back between the upload of an input and the download of a result.
 
 mod backend;
+mod batch;
 mod context;
 mod pool;
 mod shaders;
