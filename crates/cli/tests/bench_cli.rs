@@ -2,27 +2,37 @@
 
 use std::process::Command;
 
-#[test]
-fn bench_prints_one_json_object_per_method() {
+/// `gradcam bench` with `args` on seeded ResNet-18 weights at 32×32, two threads, three
+/// timed runs: its stdout, one JSON object per line.
+fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
     let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
         .args([
-            "bench", "--arch", "resnet18", "--size", "32", "--batch", "2", "--reps", "3",
-            "--warmup", "1",
-        ])
-        .args([
-            "--method",
-            "forward,gradcam,guided-gradcam",
+            "bench",
+            "--arch",
+            "resnet18",
+            "--size",
+            "32",
+            "--reps",
+            "3",
+            "--warmup",
+            "1",
             "--threads",
             "2",
             "--json",
         ])
+        .args(args)
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+    String::from_utf8_lossy(&o.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+        .collect()
+}
+
+#[test]
+fn bench_prints_one_json_object_per_method() {
+    let lines = bench_json(&["--batch", "2", "--method", "forward,gradcam,guided-gradcam"]);
     assert_eq!(lines.len(), 3);
     for (v, m) in lines.iter().zip(["forward", "gradcam", "guided-gradcam"]) {
         assert_eq!(v["method"], m);
@@ -54,31 +64,7 @@ fn bench_rejects_unknown_names() {
 
 #[test]
 fn bench_profile_sums_ops_and_times_the_forward_without_waits() {
-    let o = Command::new(env!("CARGO_BIN_EXE_gradcam"))
-        .args([
-            "bench",
-            "--arch",
-            "resnet18",
-            "--size",
-            "32",
-            "--reps",
-            "3",
-            "--warmup",
-            "1",
-            "--method",
-            "forward",
-            "--threads",
-            "2",
-            "--json",
-            "--profile",
-        ])
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let lines = bench_json(&["--method", "forward", "--profile"]);
     assert_eq!(lines.len(), 2);
     let p = &lines[1];
     let kinds = p["profile"].as_array().unwrap();
