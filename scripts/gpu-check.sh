@@ -158,6 +158,9 @@ if has wgpu; then
   # Dispatches are submitted in batches (crates/wgpu/src/batch.rs; written after the H200 found
   # the host issuing 5.0 ms of a 5.35 ms forward): each submitted alone, then batches of 8, to
   # compare with the default above.
+  step "wgpu backend tests in batches of 2 (GRADCAM_WGPU_BATCH=2: the uniform ring reused across many submissions)"
+  GRADCAM_WGPU_BATCH=2 timeout 300 "$bin/backends" --test-threads 1 wgpu 2>&1 |
+    tee "$out/test-backends-wgpu-batch2.log" | grep -E "test result|FAILED|panicked" || status=1
   for n in 1 8; do
     step "wgpu, resnet50 batch 1, GRADCAM_WGPU_BATCH=$n (dispatches per submission)"
     GRADCAM_WGPU_BATCH=$n timeout 180 "$bin/gradcam" bench --arch resnet50 --backend wgpu \

@@ -59,7 +59,8 @@ pub struct BenchArgs {
     /// --reps runs, summed by op kind): where the time goes. With a guided method among
     /// --method, the guided backward to the input too (its ops labelled `backward ...`). Then
     /// the forward without waits: when the host had issued every op, and when the device had
-    /// finished (where the two are close, the launches, not the device, set the pace).
+    /// finished (where the two are close, the launches, not the device, set the pace; with
+    /// wgpu, the last batch of dispatches is submitted by the readback).
     #[arg(long)]
     profile: bool,
 }

@@ -283,11 +283,11 @@ impl Backend for WgpuBackend {
         self.ctx
             .device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
             .map_err(|e| Error::Backend {
                 backend: "wgpu".into(),
                 msg: format!("waiting for the device: {e}"),
-            })
+            })?;
+        self.ctx.check()
     }
 
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {

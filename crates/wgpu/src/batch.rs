@@ -1,12 +1,13 @@
 //! Dispatches recorded into one command encoder and submitted together: a submission costs the
 //! host tens of microseconds on a hardware adapter (NVIDIA's Vulkan on an H200: a ResNet-50
-//! forward of about 120 dispatches was issued after 5.0 ms and finished after 5.35 ms when each
-//! was submitted alone, docs/PERFORMANCE.md). Each dispatch of a batch reads its parameters
-//! from its own slot of a uniform ring, written with `Queue::write_buffer` (staged writes land
-//! before the submission's commands, so one shared block would give every dispatch the last
-//! parameters). The batch is submitted when its slots are used up, before any other write to
-//! a buffer (a staged write would land before the dispatches recorded ahead of it), and before
-//! a readback or a wait.
+//! forward was issued after 5.0 ms and finished after 5.35 ms when each dispatch was submitted
+//! alone, docs/PERFORMANCE.md). Each dispatch of a batch reads its parameters from its own slot
+//! of a uniform ring; the slots are kept on the host and written with one `Queue::write_buffer`
+//! just before the submission (a staged write lands before the submission's commands, so one
+//! shared block would give every dispatch the last parameters). The batch is submitted when its
+//! slots are used up, before any other write to a buffer (a staged write would land before the
+//! dispatches recorded ahead of it), with a readback's copy, and before a wait. A batch never
+//! submitted (its backend dropped first) is discarded: nothing can read its results.
 
 use crate::context::Params;
 
@@ -31,23 +32,23 @@ pub(crate) fn batch_from_env() -> usize {
 pub(crate) struct Batch {
     /// `slots` parameter blocks, `stride` bytes apart.
     uniform: wgpu::Buffer,
-    stride: u64,
+    stride: usize,
     slots: usize,
-    /// Slots used by the recorded dispatches.
-    used: usize,
+    /// The recorded dispatches' parameter blocks, at their slots' offsets (`stride` apart).
+    staged: Vec<u8>,
     encoder: Option<wgpu::CommandEncoder>,
 }
 
 impl Batch {
     /// A batch of at most `slots` dispatches on `device`.
     pub(crate) fn new(device: &wgpu::Device, limits: &wgpu::Limits, slots: usize) -> Self {
-        let size = std::mem::size_of::<Params>() as u64;
-        let align = u64::from(limits.min_uniform_buffer_offset_alignment.max(1));
+        let size = std::mem::size_of::<Params>();
+        let align = (limits.min_uniform_buffer_offset_alignment as usize).max(1);
         let stride = size.div_ceil(align) * align;
         let slots = slots.max(1);
         let uniform = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("params"),
-            size: stride * slots as u64,
+            size: (stride * slots) as u64,
             usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         });
@@ -55,22 +56,19 @@ impl Batch {
             uniform,
             stride,
             slots,
-            used: 0,
+            staged: Vec::with_capacity(stride * slots),
             encoder: None,
         }
     }
 
-    /// Writes `params` into the next free slot and returns its binding.
-    pub(crate) fn params(
-        &mut self,
-        queue: &wgpu::Queue,
-        params: &Params,
-    ) -> wgpu::BindingResource<'_> {
-        let offset = self.used as u64 * self.stride;
-        queue.write_buffer(&self.uniform, offset, bytemuck::bytes_of(params));
+    /// Keeps `params` for the next free slot and returns that slot's binding.
+    pub(crate) fn params(&mut self, params: &Params) -> wgpu::BindingResource<'_> {
+        let offset = self.staged.len();
+        self.staged.extend_from_slice(bytemuck::bytes_of(params));
+        self.staged.resize(offset + self.stride, 0);
         wgpu::BindingResource::Buffer(wgpu::BufferBinding {
             buffer: &self.uniform,
-            offset,
+            offset: offset as u64,
             size: std::num::NonZeroU64::new(std::mem::size_of::<Params>() as u64),
         })
     }
@@ -82,11 +80,10 @@ impl Batch {
         })
     }
 
-    /// Counts a dispatch recorded with the last slot written; submits when the slots are used
+    /// Counts the dispatch recorded with the last slot kept; submits when the slots are used
     /// up.
     pub(crate) fn recorded(&mut self, queue: &wgpu::Queue) {
-        self.used += 1;
-        if self.used == self.slots {
+        if self.staged.len() == self.slots * self.stride {
             self.submit(queue);
         }
     }
@@ -94,17 +91,28 @@ impl Batch {
     /// Submits what was recorded (nothing when empty) and frees the slots.
     pub(crate) fn submit(&mut self, queue: &wgpu::Queue) {
         if let Some(enc) = self.encoder.take() {
+            self.write_params(queue);
             queue.submit([enc.finish()]);
         }
-        self.used = 0;
+        self.staged.clear();
     }
 
-    /// The recorded dispatches' encoder, taken to record more (a readback's copy) and submit
-    /// at once; the slots are free after that submission.
-    pub(crate) fn take_encoder(&mut self, device: &wgpu::Device) -> wgpu::CommandEncoder {
-        self.used = 0;
-        self.encoder.take().unwrap_or_else(|| {
-            device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None })
-        })
+    /// Records `more` (a readback's copy) after the recorded dispatches and submits them all.
+    pub(crate) fn submit_with(
+        &mut self,
+        queue: &wgpu::Queue,
+        device: &wgpu::Device,
+        more: impl FnOnce(&mut wgpu::CommandEncoder),
+    ) {
+        more(self.encoder(device));
+        self.submit(queue);
+    }
+
+    /// The kept parameter blocks into their slots, staged to land before the next submission's
+    /// commands.
+    fn write_params(&self, queue: &wgpu::Queue) {
+        if !self.staged.is_empty() {
+            queue.write_buffer(&self.uniform, 0, &self.staged);
+        }
     }
 }

@@ -269,9 +269,9 @@ impl Context {
         let b = self.alloc(data.len())?;
         if !data.is_empty() {
             // The buffer may have been a dropped tensor's that a recorded dispatch still reads:
-            // the staged write must land after those dispatches, so they are submitted first.
-            let mut batch = self.batch.lock().expect("batch lock");
-            batch.submit(&self.queue);
+            // the staged write must land after those dispatches, so they are submitted first
+            // (no dispatch recorded later can read this buffer before it is returned).
+            self.submit();
             self.queue
                 .write_buffer(b.raw(), 0, bytemuck::cast_slice(data));
         }
@@ -290,10 +290,17 @@ impl Context {
         groups: [u32; 3],
     ) -> Result<()> {
         let pipeline = self.pipeline(file, entry)?;
+        // Checked here, not by wgpu: an invalid dispatch would void its whole batch.
+        let max = self.limits.max_compute_workgroups_per_dimension;
+        if groups.iter().any(|&g| g > max) {
+            return Err(backend_err(format!(
+                "{entry}: {groups:?} workgroups exceed the adapter's {max} per dimension"
+            )));
+        }
         let mut batch = self.batch.lock().expect("batch lock");
         let mut entries = vec![wgpu::BindGroupEntry {
             binding: 0,
-            resource: batch.params(&self.queue, &params),
+            resource: batch.params(&params),
         }];
         for (i, b) in inputs.iter().enumerate() {
             entries.push(wgpu::BindGroupEntry {
@@ -336,7 +343,7 @@ impl Context {
         Ok(())
     }
 
-    /// Submits the recorded dispatches (before a wait for the device).
+    /// Submits the recorded dispatches (before a wait for the device or a write to a buffer).
     pub fn submit(&self) {
         self.batch.lock().expect("batch lock").submit(&self.queue);
     }
@@ -384,11 +391,12 @@ impl Context {
             })
         });
         // The copy goes after the recorded dispatches, in the same submission.
-        let mut batch = self.batch.lock().expect("batch lock");
-        let mut enc = batch.take_encoder(&self.device);
-        enc.copy_buffer_to_buffer(b.raw(), 0, &staging, 0, Some(bytes));
-        self.queue.submit([enc.finish()]);
-        drop(batch);
+        self.batch
+            .lock()
+            .expect("batch lock")
+            .submit_with(&self.queue, &self.device, |enc| {
+                enc.copy_buffer_to_buffer(b.raw(), 0, &staging, 0, Some(bytes))
+            });
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
