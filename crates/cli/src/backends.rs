@@ -1,5 +1,6 @@
 //! Backend selection by name: `cpu` (`cpu-winograd` with Winograd F(4×4) and
-//! F(2×2) forward convolutions too), `wgpu` when built with the `wgpu` feature, `cuda` (or `cuda:N` for device N;
+//! F(2×2) forward convolutions too, in every forward; `cpu-exact` in none, where `cpu` runs
+//! them in the forwards no backward reads a mask of), `wgpu` when built with the `wgpu` feature, `cuda` (or `cuda:N` for device N;
 //! `cuda-tf32[:N]` with the TF32 convolutions) with the `cuda` feature.
 
 use gradcam_core::{Backend, Error, Result};
@@ -8,6 +9,7 @@ use gradcam_core::{Backend, Error, Result};
 pub const AVAILABLE: &[&str] = &[
     "cpu",
     "cpu-winograd",
+    "cpu-exact",
     #[cfg(feature = "wgpu")]
     "wgpu",
     #[cfg(feature = "cuda")]
@@ -33,6 +35,7 @@ pub fn with_backend<J: WithBackend>(
     match name {
         "cpu" => job.run(gradcam_cpu::CpuBackend::new()),
         "cpu-winograd" => job.run(gradcam_cpu::CpuBackend::new().with_winograd_forward(true)),
+        "cpu-exact" => job.run(gradcam_cpu::CpuBackend::new().with_fast_forward(false)),
         #[cfg(feature = "wgpu")]
         "wgpu" => {
             let choice = gradcam_wgpu::AdapterChoice {

@@ -5,7 +5,7 @@ use crate::backends::{with_backend, WithBackend};
 use clap::Args;
 use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Tensor};
 use gradcam_explain::{Classes, Explainer, Method, Options};
-use gradcam_runtime::{arch, BackwardSpec, Graph, Model, RectifierRule, Stop, Weights};
+use gradcam_runtime::{arch, BackwardSpec, Graph, Model, RectifierRule, Rounding, Stop, Weights};
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -42,8 +42,9 @@ pub struct BenchArgs {
     /// Untimed warm-up runs.
     #[arg(long, default_value_t = 2)]
     warmup: usize,
-    /// Compute backend: cpu, cpu-winograd (Winograd F(4×4) and F(2×2) forward convolutions
-    /// too), wgpu, cuda[:N] or cuda-tf32[:N] (in builds with those features).
+    /// Compute backend: cpu (Winograd F(4×4) forward convolutions where no backward reads
+    /// the forward's masks, the forward method's included), cpu-winograd (in every forward),
+    /// cpu-exact (in none), wgpu, cuda[:N] or cuda-tf32[:N] (in builds with those features).
     #[arg(long, default_value = "cpu")]
     backend: String,
     /// wgpu adapter by name.
@@ -109,7 +110,12 @@ fn profile_once<B: Backend>(
     x: &Tensor<B>,
     guided: bool,
 ) -> Result<Vec<(String, f64)>> {
-    let mut times = model.forward_profile(x)?;
+    let rounding = if guided {
+        Rounding::Exact
+    } else {
+        Rounding::Fast
+    };
+    let mut times = model.forward_profile(x, rounding)?;
     if guided {
         let spec = BackwardSpec {
             from: model.graph().output(),
@@ -148,7 +154,7 @@ fn profile<B: Backend>(
     let (mut issued, mut finished) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let t = Instant::now();
-        let acts = model.forward(&x, &BTreeSet::new())?;
+        let acts = model.forward_with(&x, &BTreeSet::new(), Rounding::Fast)?;
         issued.push(t.elapsed().as_secs_f64() * 1e3);
         model
             .backend()
@@ -192,8 +198,9 @@ impl WithBackend for Job {
             let once = || -> Result<()> {
                 match task {
                     Task::Forward => {
+                        // As an explanation's forward that no backward reads a mask of.
                         let x = model.upload_input(&self.input)?;
-                        let acts = model.forward(&x, &BTreeSet::new())?;
+                        let acts = model.forward_with(&x, &BTreeSet::new(), Rounding::Fast)?;
                         model
                             .backend()
                             .download(acts.get(model.graph().output())?)?;

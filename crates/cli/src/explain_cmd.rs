@@ -132,8 +132,10 @@ pub struct RunArgs {
 pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
-    /// Compute backend: cpu, cpu-winograd (forward 3×3 convolutions by Winograd F(4×4) and
-    /// F(2×2) too: faster, rounding ≈ 1e-5), wgpu (WebGPU; `WGPU_BACKEND` restricts the API),
+    /// Compute backend: cpu (forward 3×3 convolutions by Winograd F(4×4) where no backward
+    /// reads the forward's masks: Grad-CAM at a layer no rectifier follows, CAM, ScoreCAM),
+    /// cpu-winograd (in every forward: faster, rounding ≈ 1e-5, more of Guided Backprop's
+    /// masks moved), cpu-exact (in none), wgpu (WebGPU; `WGPU_BACKEND` restricts the API),
     /// cuda[:N], or cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with
     /// `cuda`).
     #[arg(long, default_value = "cpu")]

@@ -47,6 +47,18 @@ pub trait Backend: Send + Sync {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    /// A handle on the same memory (tensors pass freely between the two) whose forward
+    /// convolutions may round more for speed: the CPU's Winograd F(4×4, 3×3), ≈ 1e-5 relative
+    /// against the direct product's ≈ 1e-7. For forward passes whose values no later step
+    /// turns into a decision, such as a rectifier's mask or a pooling switch a backward pass
+    /// reads (`Model::forward_with` and `Rounding::Fast` in the runtime). `None`, the default:
+    /// the backend has no such variant, and every forward rounds alike.
+    fn fast_forward(&self) -> Option<Self>
+    where
+        Self: Sized,
+    {
+        None
+    }
 
     // ---------------------------------------------------------------- convolution
 

@@ -12,12 +12,25 @@ use std::sync::Arc;
 /// The CPU backend; its device memory is host memory behind an `Arc`. Clones share one cache
 /// of rearranged weights (flipped or transposed for backward-data), kept while the weights
 /// live.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct CpuBackend {
     /// Rearranged weights (flipped, transposed, Winograd-transformed).
     derived: Arc<Derived<HostBuf, HostBuf>>,
     reference: bool,
     winograd_forward: bool,
+    /// Whether [`Backend::fast_forward`] hands out a Winograd-forward handle.
+    fast_variant: bool,
+}
+
+impl Default for CpuBackend {
+    fn default() -> Self {
+        CpuBackend {
+            derived: Arc::default(),
+            reference: false,
+            winograd_forward: false,
+            fast_variant: true,
+        }
+    }
 }
 
 impl CpuBackend {
@@ -34,22 +47,36 @@ impl CpuBackend {
     pub fn reference() -> Self {
         CpuBackend {
             reference: true,
+            fast_variant: false,
             ..CpuBackend::default()
         }
     }
 
-    /// With `on`, forward 3×3 stride-1 convolutions also run by Winograd F(4×4, 3×3) (from
+    /// With `on`, every forward 3×3 stride-1 convolution runs by Winograd F(4×4, 3×3) (from
     /// 13×13 planes and 16 channels) wherever it pays, as backward-data always does: the
     /// forward of ResNet-50, ResNet-18 and VGG-16 7–30 % faster on an AVX2 machine
     /// (docs/PERFORMANCE.md). The cost is rounding: F(4×4)'s relative error is ≈ 1e-5 against
     /// the direct product's ≈ 1e-7, which leaves logits and Grad-CAM about 1e-6 from PyTorch's
     /// but decides more near-zero rectifier inputs' signs, so masks downstream change: Guided
     /// Backprop on ResNet-50 drifted 3.3e-4 from PyTorch's (2.6e-7 without; the fixtures'
-    /// tolerance is 1e-4). Off by default, as the CUDA backend's TF32 is; the CLI's `--backend
-    /// cpu-winograd`.
+    /// tolerance is 1e-4). Off by default, as the CUDA backend's TF32 is: by default only the
+    /// forward passes whose masks no backward reads round so ([`Backend::fast_forward`]). The
+    /// CLI's `--backend cpu-winograd`.
     pub fn with_winograd_forward(self, on: bool) -> Self {
         CpuBackend {
             winograd_forward: on,
+            ..self
+        }
+    }
+
+    /// With `on` (the default), [`Backend::fast_forward`] gives this backend with Winograd
+    /// forwards ([`CpuBackend::with_winograd_forward`]), which the explainer uses for forward
+    /// passes whose masks no backward reads (Grad-CAM at a layer no rectifier follows, CAM,
+    /// ScoreCAM's passes; not Guided Backprop). Off: every forward rounds as the direct
+    /// product, the CLI's `--backend cpu-exact`.
+    pub fn with_fast_forward(self, on: bool) -> Self {
+        CpuBackend {
+            fast_variant: on,
             ..self
         }
     }
@@ -247,9 +274,16 @@ impl Backend for CpuBackend {
             "cpu (reference kernels)".into()
         } else if self.winograd_forward {
             "cpu-winograd".into()
+        } else if !self.fast_variant {
+            "cpu-exact".into()
         } else {
             "cpu".into()
         }
+    }
+
+    fn fast_forward(&self) -> Option<Self> {
+        (self.fast_variant && !self.reference && !self.winograd_forward)
+            .then(|| self.clone().with_winograd_forward(true))
     }
 
     fn upload(&self, d: &[f32], shape: Shape) -> Result<T> {

@@ -6,7 +6,7 @@ use crate::{
     eigen, perturb, variant, Classes, Explanation, GradCamVariant, Method, Options, Score,
 };
 use gradcam_core::{Backend, Error, GradMode, HostTensor, Result, Shape, Tensor};
-use gradcam_runtime::{BackwardSpec, Model, NodeId, Op, RectifierRule, Stop};
+use gradcam_runtime::{BackwardSpec, Model, NodeId, Op, RectifierRule, Rounding, Stop};
 use std::collections::{BTreeMap, BTreeSet};
 
 /// Explains a model's decisions.
@@ -130,6 +130,9 @@ impl<B: Backend> Explainer<B> {
             passes.saliency = Some(spec(Stop::Input, GradMode::Plain));
         }
         let mut keep: BTreeSet<NodeId> = target.into_iter().collect();
+        // Where no backward reads a mask or a switch of the forward, its rounding moves values
+        // by rounding only, and the backend may take its faster forward.
+        let mut rounding = Rounding::Fast;
         for s in [
             &passes.target,
             &passes.guided,
@@ -139,10 +142,14 @@ impl<B: Backend> Explainer<B> {
         .into_iter()
         .flatten()
         {
-            keep.extend(m.backward_needs(s)?);
+            let needs = m.backward_needs(s)?;
+            if !needs.is_empty() {
+                rounding = Rounding::Exact;
+            }
+            keep.extend(needs);
         }
 
-        let acts = m.forward(&x, &keep)?;
+        let acts = m.forward_with(&x, &keep, rounding)?;
         let logits = acts.get(out_node)?.clone();
         let slots = self.choose_classes(&opts.classes, &logits, n, classes_n)?;
         let a = target.map(|t| acts.get(t).cloned()).transpose()?;
@@ -157,7 +164,13 @@ impl<B: Backend> Explainer<B> {
             _ => None,
         };
         let scorecam = match (&a, has(Method::ScoreCam)) {
-            (Some(a), true) => Some(perturb::scorecam_logits(m, &x, a, opts.perturbation_batch)?),
+            (Some(a), true) => Some(perturb::scorecam_logits(
+                m,
+                &x,
+                a,
+                opts.perturbation_batch,
+                rounding,
+            )?),
             _ => None,
         };
         let occlusion = if has(Method::Occlusion) {
@@ -170,6 +183,7 @@ impl<B: Backend> Explainer<B> {
                 window,
                 opts.occlusion.baseline,
                 opts.perturbation_batch,
+                rounding,
             )?;
             Some((origins, window, scores, b.download(&logits)?))
         } else {

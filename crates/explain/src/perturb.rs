@@ -3,7 +3,7 @@
 //! so that all explained classes share the same passes.
 
 use gradcam_core::{Backend, Error, ResizeMode, Result, Tensor, SCORECAM_EPS};
-use gradcam_runtime::Model;
+use gradcam_runtime::{Model, Rounding};
 use std::collections::BTreeSet;
 
 /// Row `i` of a tensor, as a batch of one.
@@ -16,8 +16,14 @@ pub(crate) fn row<B: Backend>(b: &B, x: &Tensor<B>, i: usize) -> Result<Tensor<B
     r.reshape(one)
 }
 
-fn logits_of<B: Backend>(model: &Model<B>, batch: &Tensor<B>) -> Result<Vec<f32>> {
-    let acts = model.forward(batch, &BTreeSet::new())?;
+/// The logits of a batch, rounded as the image's own forward was (`rounding`), so that a
+/// perturbation that changes nothing changes no logit.
+fn logits_of<B: Backend>(
+    model: &Model<B>,
+    batch: &Tensor<B>,
+    rounding: Rounding,
+) -> Result<Vec<f32>> {
+    let acts = model.forward_with(batch, &BTreeSet::new(), rounding)?;
     model.backend().download(acts.get(model.graph().output())?)
 }
 
@@ -28,6 +34,7 @@ pub(crate) fn scorecam_logits<B: Backend>(
     x: &Tensor<B>,
     a: &Tensor<B>,
     batch: usize,
+    rounding: Rounding,
 ) -> Result<Vec<Vec<f32>>> {
     let b = model.backend();
     let [n, k, _, _] = a.shape().nchw("scorecam")?;
@@ -42,7 +49,7 @@ pub(crate) fn scorecam_logits<B: Backend>(
             let chunk = b.slice_channels(&ai, k0, kc)?;
             let up = b.resize_bilinear(&chunk, [h, w], ResizeMode::AlignCorners)?;
             let masks = b.normalize_min_max(&up, h * w, SCORECAM_EPS)?;
-            scores.extend(logits_of(model, &b.heatmap_fusion(&xi, &masks)?)?);
+            scores.extend(logits_of(model, &b.heatmap_fusion(&xi, &masks)?, rounding)?);
         }
         all.push(scores);
     }
@@ -78,6 +85,7 @@ pub(crate) fn occlusion_logits<B: Backend>(
     window: [usize; 2],
     baseline: f32,
     batch: usize,
+    rounding: Rounding,
 ) -> Result<Vec<Vec<f32>>> {
     let b = model.backend();
     let n = x.dims()[0];
@@ -86,7 +94,11 @@ pub(crate) fn occlusion_logits<B: Backend>(
         let xi = row(b, x, i)?;
         let mut scores = Vec::new();
         for chunk in origins.chunks(batch.max(1)) {
-            scores.extend(logits_of(model, &b.occlude(&xi, chunk, window, baseline)?)?);
+            scores.extend(logits_of(
+                model,
+                &b.occlude(&xi, chunk, window, baseline)?,
+                rounding,
+            )?);
         }
         all.push(scores);
     }

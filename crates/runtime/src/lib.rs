@@ -14,6 +14,6 @@ mod weights;
 pub use backward::{BackwardSpec, Gradients, RectifierRule, Stop};
 pub use builder::GraphBuilder;
 pub use graph::{Graph, Node, NodeId, Op, Param, ParamId};
-pub use model::{Activations, Model};
+pub use model::{Activations, Model, Rounding};
 pub use train::{softmax_cross_entropy, AdamConfig, Trainer};
 pub use weights::Weights;

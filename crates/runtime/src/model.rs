@@ -9,6 +9,8 @@ pub struct Model<B: Backend> {
     graph: Graph,
     params: Vec<Tensor<B>>,
     backend: B,
+    /// The backend's [`Backend::fast_forward`] handle, for [`Rounding::Fast`].
+    fast: Option<B>,
     /// `fused[i]`: node `i` (a convolution or a sum) feeds only the rectifier `i + 1`, so the
     /// forward pass runs both as one op unless `i`'s own output is asked for.
     fused: Vec<bool>,
@@ -16,6 +18,19 @@ pub struct Model<B: Backend> {
     /// the rectifier `i + 2`: the three run as one op unless `i`'s or `i + 1`'s output is
     /// asked for (a residual block's last convolution, or its shortcut's).
     residual: Vec<bool>,
+}
+
+/// How a forward pass may round ([`Model::forward_with`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rounding {
+    /// As the direct product: what a backward pass reading the forward's rectifier masks or
+    /// pooling switches (Guided Backprop, a gradient through later rectifiers) needs, since
+    /// rounding decides the signs of values near zero.
+    Exact,
+    /// The backend's [`Backend::fast_forward`] handle where it has one (the CPU's Winograd
+    /// F(4×4) convolutions, ≈ 1e-5 relative), else as `Exact`: for passes whose values only
+    /// flow on as values (logits, a target layer's activations with no rectifier after it).
+    Fast,
 }
 
 /// The outputs of one forward pass that were kept, and every node's shape.
@@ -59,10 +74,12 @@ impl<B: Backend> Model<B> {
             .collect::<Result<Vec<_>>>()?;
         let fused = fusable(&graph);
         let residual = residual_fusable(&graph, &fused);
+        let fast = backend.fast_forward();
         Ok(Model {
             graph,
             params,
             backend,
+            fast,
             fused,
             residual,
         })
@@ -126,8 +143,29 @@ impl<B: Backend> Model<B> {
     }
 
     /// Runs the graph on `x`, keeping the outputs of `keep` (and the logits); every other
-    /// output is released as soon as its last consumer has run.
+    /// output is released as soon as its last consumer has run. [`Rounding::Exact`]: what any
+    /// backward pass may follow.
     pub fn forward(&self, x: &Tensor<B>, keep: &BTreeSet<NodeId>) -> Result<Activations<B>> {
+        self.forward_with(x, keep, Rounding::Exact)
+    }
+
+    /// The backend that runs a forward pass rounding as `r` allows.
+    fn backend_for(&self, r: Rounding) -> &B {
+        match (r, &self.fast) {
+            (Rounding::Fast, Some(fast)) => fast,
+            _ => &self.backend,
+        }
+    }
+
+    /// [`Model::forward`], rounding as `rounding` allows: with [`Rounding::Fast`], follow it
+    /// only with backward passes that read nothing of it ([`Model::backward_needs`] empty).
+    pub fn forward_with(
+        &self,
+        x: &Tensor<B>,
+        keep: &BTreeSet<NodeId>,
+        rounding: Rounding,
+    ) -> Result<Activations<B>> {
+        let b = self.backend_for(rounding);
         let g = &self.graph;
         let shapes = g.infer_shapes(x.shape())?;
         let n = g.nodes().len();
@@ -154,7 +192,7 @@ impl<B: Backend> Model<B> {
             {
                 carried = Some((
                     i + 2,
-                    self.run_residual(i, &values)
+                    self.run_residual(b, i, &values)
                         .map_err(|e| layer_error(&node.name, e))?,
                 ));
             } else if self.fused[i] && !keep.contains(&NodeId(i)) {
@@ -163,12 +201,12 @@ impl<B: Backend> Model<B> {
                 };
                 carried = Some((
                     i + 1,
-                    self.run_fused(node, r, &values)
+                    self.run_fused(b, node, r, &values)
                         .map_err(|e| layer_error(&node.name, e))?,
                 ));
             } else {
                 let out = self
-                    .run_node(node, &values, x, &shapes[i])
+                    .run_node(b, node, &values, x, &shapes[i])
                     .map_err(|e| layer_error(&node.name, e))?;
                 values[i] = Some(out);
             }
@@ -184,7 +222,8 @@ impl<B: Backend> Model<B> {
     /// Runs the forward pass node by node, waiting for the device after each, and returns each
     /// node's kind (`conv3x3/s1`, `Rectifier`, ...) with its milliseconds: where the time goes.
     /// Slower than [`Model::forward`] by the waits; for profiling only.
-    pub fn forward_profile(&self, x: &Tensor<B>) -> Result<Vec<(String, f64)>> {
+    pub fn forward_profile(&self, x: &Tensor<B>, rounding: Rounding) -> Result<Vec<(String, f64)>> {
+        let b = self.backend_for(rounding);
         let g = &self.graph;
         let shapes = g.infer_shapes(x.shape())?;
         let mut values: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
@@ -193,7 +232,7 @@ impl<B: Backend> Model<B> {
         for (i, node) in g.nodes().iter().enumerate() {
             let t = std::time::Instant::now();
             let y = self
-                .run_node(node, &values, x, &shapes[i])
+                .run_node(b, node, &values, x, &shapes[i])
                 .map_err(|e| layer_error(&node.name, e))?;
             self.backend.synchronize()?;
             out.push((self.op_kind(&node.op), t.elapsed().as_secs_f64() * 1e3));
@@ -221,11 +260,11 @@ impl<B: Backend> Model<B> {
     /// A convolution or a sum and the rectifier after it, as one backend op.
     fn run_fused(
         &self,
+        b: &B,
         node: &crate::Node,
         r: gradcam_core::Rectifier,
         values: &[Option<Tensor<B>>],
     ) -> Result<Tensor<B>> {
-        let b = &self.backend;
         let arg = |i: usize| input(node, values, i);
         let p = |id: &crate::ParamId| &self.params[id.0];
         match &node.op {
@@ -241,7 +280,7 @@ impl<B: Backend> Model<B> {
 
     /// The convolution `i`, the sum `i + 1` with its other operand and the rectifier `i + 2`,
     /// as one backend op.
-    fn run_residual(&self, i: usize, values: &[Option<Tensor<B>>]) -> Result<Tensor<B>> {
+    fn run_residual(&self, b: &B, i: usize, values: &[Option<Tensor<B>>]) -> Result<Tensor<B>> {
         let nodes = self.graph.nodes();
         let (conv, sum) = (&nodes[i], &nodes[i + 1]);
         let (
@@ -257,7 +296,7 @@ impl<B: Backend> Model<B> {
         };
         let other = usize::from(sum.inputs[0] == NodeId(i));
         let p = |id: &crate::ParamId| &self.params[id.0];
-        self.backend.conv2d_add_rectified(
+        b.conv2d_add_rectified(
             input(conv, values, 0)?,
             p(weight),
             bias.as_ref().map(p),
@@ -269,12 +308,12 @@ impl<B: Backend> Model<B> {
 
     fn run_node(
         &self,
+        b: &B,
         node: &crate::Node,
         values: &[Option<Tensor<B>>],
         x: &Tensor<B>,
         shape: &Shape,
     ) -> Result<Tensor<B>> {
-        let b = &self.backend;
         let arg = |i: usize| input(node, values, i);
         let p = |id: &crate::ParamId| &self.params[id.0];
         match &node.op {
