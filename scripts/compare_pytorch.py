@@ -11,7 +11,9 @@ with torch, torchvision, grad-cam and safetensors installed:
 It builds the torchvision model with seeded random weights (or `--weights FILE` from a
 state dict), saves them as safetensors, runs pytorch-grad-cam's GradCAM and the guided
 backprop of `GuidedBackpropReLUModel` on a seeded input, runs `gradcam explain --save-tensors`
-on the same weights and input, and prints the relative L2 difference of every shared tensor.
+on the same weights and input, and prints the relative L2 difference of every shared tensor
+(and, as `BACKEND alone`, of the logits and Grad-CAM from `--method gradcam` alone, whose
+forward the CPU backend runs by Winograd F(4×4): no backward reads its masks).
 Exit status 1 if any of gradcam's exceeds the fixtures' tolerances.
 
 Guided Backprop's rectifier masks are decided by the signs of the forward's values, so where a
@@ -173,6 +175,12 @@ def run_seed(a, seed, backends):
             subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
             ours = {k: v.numpy() for k, v in load_file(out).items()}
             errs[backend] = {k: rel_l2(ours[k], r) for k, r in ref.items()}
+            # Grad-CAM asked alone: no backward reads the forward's masks, so the CPU backend
+            # may run its faster forward (Winograd F(4×4)); the row `BACKEND alone`.
+            subprocess.run(cmd[:cmd.index("--method") + 1] + ["gradcam"]
+                           + cmd[cmd.index("--method") + 2:], check=True, stdout=subprocess.DEVNULL)
+            alone = {k: v.numpy() for k, v in load_file(out).items()}
+            errs[f"{backend} alone"] = {k: rel_l2(alone[k], ref[k]) for k in ("logits", "gradcam")}
             if a.trace:
                 trace(a, model_args, inp, targets, backend)
     arch = a.arch + (f" via ONNX ({a.onnx})" if a.onnx else "")
