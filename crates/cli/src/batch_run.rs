@@ -123,6 +123,9 @@ impl WithBackend for BatchRun {
         } else {
             None
         };
+        let forward = explainer
+            .forward_rounding(&self.setup.methods, &self.setup.opts)?
+            .name();
         let summary = match &self.out {
             Some(dir) => {
                 std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
@@ -131,6 +134,8 @@ impl WithBackend for BatchRun {
                     &dir.join("summary.json"),
                     json!({
                         "model": self.model,
+                        "backend": explainer.model().backend().name(),
+                        "forward": forward,
                         "layer": layer,
                         "methods": self.setup.methods.iter().map(|m| m.name()).collect::<Vec<_>>(),
                         "preprocess": {"resize": pre.resize, "crop": pre.crop, "mean": pre.mean, "std": pre.std},

@@ -147,6 +147,9 @@ fn a_batch_goes_on_past_unreadable_images() {
     let summary = json(&out.join("summary.json"));
     assert_eq!(summary["explained"], 3);
     assert_eq!(summary["failed"].as_array().unwrap().len(), 5);
+    // Guided Grad-CAM (a default method) reads the forward's masks: the exact forward.
+    assert_eq!(summary["run"]["backend"], "cpu");
+    assert_eq!(summary["run"]["forward"], "exact");
     let images = summary["images"].as_array().unwrap();
     assert_eq!(images.len(), 3);
     let entry = &images[0]["explained"][0];
@@ -204,7 +207,25 @@ fn a_batch_goes_on_past_unreadable_images() {
     assert!(out2
         .join(format!("a_rgb.{class}-{label}.gradcam.png"))
         .is_file());
-    for p in [dir, out, out2] {
+    // Grad-CAM alone at the last block (pooling and the classifier after it) reads no mask:
+    // the backend's fast forward, and the summary says so.
+    let out3 = tmp("out3");
+    let o = gradcam(&[
+        "explain",
+        "--arch",
+        "demo",
+        "--input",
+        dir.join("a_rgb.png").to_str().unwrap(),
+        "--size",
+        "64",
+        "--method",
+        "gradcam",
+        "--out",
+        out3.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(json(&out3.join("summary.json"))["run"]["forward"], "fast");
+    for p in [dir, out, out2, out3] {
         let _ = std::fs::remove_dir_all(p);
     }
 }

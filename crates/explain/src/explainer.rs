@@ -43,12 +43,52 @@ enum Out<B: Backend> {
     Host(HostTensor),
 }
 
+/// The backward passes an explanation runs.
 #[derive(Default)]
 struct Passes {
     target: Option<BackwardSpec>,
     guided: Option<BackwardSpec>,
     deconv: Option<BackwardSpec>,
     saliency: Option<BackwardSpec>,
+}
+
+impl Passes {
+    /// The passes `methods` need, from the output node `out` (to `target` for the CAM methods).
+    fn plan(methods: &[Method], opts: &Options, target: Option<NodeId>, out: NodeId) -> Self {
+        let has = |x: Method| methods.contains(&x);
+        let spec = |stop, mode| BackwardSpec {
+            from: out,
+            stop,
+            rule: RectifierRule {
+                mode,
+                relu_only: false,
+            },
+            weight_grads: false,
+        };
+        let mut passes = Passes::default();
+        if let Some(t) = target.filter(|_| methods.iter().any(|m| m.needs_target_gradient())) {
+            passes.target = Some(spec(Stop::At(t), opts.gradcam.backward));
+        }
+        if has(Method::GuidedBackprop) || has(Method::GuidedGradCam) {
+            let mut s = spec(Stop::Input, GradMode::Guided);
+            s.rule.relu_only = opts.guided_relu_only;
+            passes.guided = Some(s);
+        }
+        if has(Method::Deconvnet) || has(Method::DeconvnetGradCam) {
+            passes.deconv = Some(spec(Stop::Input, GradMode::Deconvnet));
+        }
+        if has(Method::Saliency) {
+            passes.saliency = Some(spec(Stop::Input, GradMode::Plain));
+        }
+        passes
+    }
+
+    /// Every planned pass.
+    fn all(&self) -> impl Iterator<Item = &BackwardSpec> {
+        [&self.target, &self.guided, &self.deconv, &self.saliency]
+            .into_iter()
+            .flatten()
+    }
 }
 
 impl<B: Backend> Explainer<B> {
@@ -69,6 +109,40 @@ impl<B: Backend> Explainer<B> {
             Some(l) => g.find(l),
             None => g.default_target(),
         }
+    }
+
+    /// What the shared forward keeps for `passes` (and the target activation), and how it may
+    /// round: where no backward reads a mask or a switch of it, its rounding moves values by
+    /// rounding only, so the backend may take its faster forward ([`Rounding::Fast`]).
+    fn forward_plan(
+        &self,
+        passes: &Passes,
+        target: Option<NodeId>,
+    ) -> Result<(BTreeSet<NodeId>, Rounding)> {
+        let mut keep: BTreeSet<NodeId> = target.into_iter().collect();
+        let mut rounding = Rounding::Fast;
+        for s in passes.all() {
+            let needs = self.model.backward_needs(s)?;
+            if !needs.is_empty() {
+                rounding = Rounding::Exact;
+            }
+            keep.extend(needs);
+        }
+        Ok((keep, self.model.effective(rounding)))
+    }
+
+    /// How [`Explainer::explain`] rounds its forward for `methods` and `opts`:
+    /// [`Rounding::Fast`] where no backward pass reads the forward's masks or switches and the
+    /// backend has a faster forward, else [`Rounding::Exact`] (also in
+    /// [`Explanation::forward`]).
+    pub fn forward_rounding(&self, methods: &[Method], opts: &Options) -> Result<Rounding> {
+        let target = if methods.iter().any(|m| m.uses_target_layer()) {
+            Some(self.target_layer(opts)?)
+        } else {
+            None
+        };
+        let passes = Passes::plan(methods, opts, target, self.model.graph().output());
+        Ok(self.forward_plan(&passes, target)?.1)
     }
 
     /// Explains `input` (`[n, c, h, w]`, normalised) with every method in `methods`.
@@ -105,50 +179,8 @@ impl<B: Backend> Explainer<B> {
             None
         };
 
-        let spec = |stop, mode| BackwardSpec {
-            from: out_node,
-            stop,
-            rule: RectifierRule {
-                mode,
-                relu_only: false,
-            },
-            weight_grads: false,
-        };
-        let mut passes = Passes::default();
-        if let Some(t) = target.filter(|_| methods.iter().any(|m| m.needs_target_gradient())) {
-            passes.target = Some(spec(Stop::At(t), opts.gradcam.backward));
-        }
-        if has(Method::GuidedBackprop) || has(Method::GuidedGradCam) {
-            let mut s = spec(Stop::Input, GradMode::Guided);
-            s.rule.relu_only = opts.guided_relu_only;
-            passes.guided = Some(s);
-        }
-        if has(Method::Deconvnet) || has(Method::DeconvnetGradCam) {
-            passes.deconv = Some(spec(Stop::Input, GradMode::Deconvnet));
-        }
-        if has(Method::Saliency) {
-            passes.saliency = Some(spec(Stop::Input, GradMode::Plain));
-        }
-        let mut keep: BTreeSet<NodeId> = target.into_iter().collect();
-        // Where no backward reads a mask or a switch of the forward, its rounding moves values
-        // by rounding only, and the backend may take its faster forward.
-        let mut rounding = Rounding::Fast;
-        for s in [
-            &passes.target,
-            &passes.guided,
-            &passes.deconv,
-            &passes.saliency,
-        ]
-        .into_iter()
-        .flatten()
-        {
-            let needs = m.backward_needs(s)?;
-            if !needs.is_empty() {
-                rounding = Rounding::Exact;
-            }
-            keep.extend(needs);
-        }
-
+        let passes = Passes::plan(methods, opts, target, out_node);
+        let (keep, rounding) = self.forward_plan(&passes, target)?;
         let acts = m.forward_with(&x, &keep, rounding)?;
         let logits = acts.get(out_node)?.clone();
         let slots = self.choose_classes(&opts.classes, &logits, n, classes_n)?;
@@ -316,6 +348,7 @@ impl<B: Backend> Explainer<B> {
         let k = slots.len();
         let mut ex = Explanation {
             layer: target.map(|t| g.display_name(t).to_string()),
+            forward: rounding,
             ..Default::default()
         };
         for i in 0..n {

@@ -1,6 +1,7 @@
 //! [`Explanation`]: the named output tensors of one run, and their safetensors file.
 
 use gradcam_core::{Error, HostTensor, Result};
+use gradcam_runtime::Rounding;
 use safetensors::tensor::{serialize_to_file, TensorView};
 use safetensors::Dtype;
 use std::collections::{BTreeMap, HashMap};
@@ -21,6 +22,9 @@ pub struct Explanation {
     pub images: Vec<usize>,
     /// The target layer's display name, when a method used one.
     pub layer: Option<String>,
+    /// How the shared forward rounded ([`Rounding::Fast`]: the backend's faster forward,
+    /// where no backward read its masks; see `Explainer::forward_rounding`).
+    pub forward: Rounding,
 }
 
 impl Explanation {
@@ -30,7 +34,8 @@ impl Explanation {
     }
 
     /// Writes every tensor as float32, plus `targets` as int64, to a safetensors file; the
-    /// metadata records the target layer.
+    /// metadata records the target layer, the images and the forward's rounding (`forward`:
+    /// `exact` or `fast`).
     pub fn save(&self, path: impl AsRef<Path>) -> Result<()> {
         let path = path.as_ref();
         let bytes: Vec<(String, Vec<usize>, Vec<u8>)> = self
@@ -61,6 +66,7 @@ impl Explanation {
         if let Some(l) = &self.layer {
             meta.insert("target_layer".to_string(), l.clone());
         }
+        meta.insert("forward".to_string(), self.forward.name().to_string());
         meta.insert(
             "images".to_string(),
             self.images

@@ -68,6 +68,18 @@ fn run(backend: CpuBackend, methods: &[Method], layer: &str) -> Vec<(String, Vec
         .collect()
 }
 
+/// What the explanation reports of its forward, and what `forward_rounding` predicts.
+fn reported(backend: CpuBackend, methods: &[Method], layer: &str) -> (Rounding, Rounding) {
+    let opts = Options {
+        layer: Some(layer.into()),
+        classes: Classes::Given(vec![1, 3]),
+        ..Options::default()
+    };
+    let ex = explainer(backend);
+    let e = ex.explain(&input(), methods, &opts).unwrap();
+    (e.forward, ex.forward_rounding(methods, &opts).unwrap())
+}
+
 fn fast() -> CpuBackend {
     CpuBackend::new().with_winograd_forward(true)
 }
@@ -106,6 +118,25 @@ fn the_forward_rounds_fast_only_where_no_backward_reads_it() {
         run(CpuBackend::new(), &guided, "relu2"),
         run(exact(), &guided, "relu2")
     );
+
+    // Each reports what it ran, as `forward_rounding` predicts.
+    let (fast_r, exact_r) = (Rounding::Fast, Rounding::Exact);
+    assert_eq!(
+        reported(CpuBackend::new(), &free, "relu2"),
+        (fast_r, fast_r)
+    );
+    assert_eq!(
+        reported(CpuBackend::new(), &masked, "relu1"),
+        (exact_r, exact_r)
+    );
+    assert_eq!(
+        reported(CpuBackend::new(), &guided, "relu2"),
+        (exact_r, exact_r)
+    );
+    // A backend without a fast handle runs, and reports, its own forward (`exact`: for
+    // `cpu-winograd`, its Winograd one).
+    assert_eq!(reported(exact(), &free, "relu2"), (exact_r, exact_r));
+    assert_eq!(reported(fast(), &free, "relu2"), (exact_r, exact_r));
 }
 
 #[test]

@@ -21,16 +21,29 @@ pub struct Model<B: Backend> {
 }
 
 /// How a forward pass may round ([`Model::forward_with`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Rounding {
-    /// As the direct product: what a backward pass reading the forward's rectifier masks or
-    /// pooling switches (Guided Backprop, a gradient through later rectifiers) needs, since
-    /// rounding decides the signs of values near zero.
+    /// As the backend computes every forward (the default; on the CPU the direct product's
+    /// rounding, unless the backend was made to run Winograd everywhere, as `cuda-tf32` runs
+    /// TF32): what a backward pass reading the forward's rectifier masks or pooling switches
+    /// (Guided Backprop, a gradient through later rectifiers) needs, since rounding decides
+    /// the signs of values near zero.
+    #[default]
     Exact,
     /// The backend's [`Backend::fast_forward`] handle where it has one (the CPU's Winograd
     /// F(4×4) convolutions, ≈ 1e-5 relative), else as `Exact`: for passes whose values only
     /// flow on as values (logits, a target layer's activations with no rectifier after it).
     Fast,
+}
+
+impl Rounding {
+    /// `exact` or `fast`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Rounding::Exact => "exact",
+            Rounding::Fast => "fast",
+        }
+    }
 }
 
 /// The outputs of one forward pass that were kept, and every node's shape.
@@ -147,6 +160,15 @@ impl<B: Backend> Model<B> {
     /// backward pass may follow.
     pub fn forward(&self, x: &Tensor<B>, keep: &BTreeSet<NodeId>) -> Result<Activations<B>> {
         self.forward_with(x, keep, Rounding::Exact)
+    }
+
+    /// How a forward asked to round as `r` does round: [`Rounding::Fast`] only where the
+    /// backend has a fast handle.
+    pub fn effective(&self, r: Rounding) -> Rounding {
+        match (r, &self.fast) {
+            (Rounding::Fast, Some(_)) => Rounding::Fast,
+            _ => Rounding::Exact,
+        }
     }
 
     /// The backend that runs a forward pass rounding as `r` allows.
