@@ -35,7 +35,7 @@ pub use gradcam_cpu::CpuBackend;
 pub use gradcam_explain::{
     Classes, Explainer, Explanation, Method, OcclusionParams, Options, Score,
 };
-pub use gradcam_runtime::{arch, Graph, GraphBuilder, Model, Weights};
+pub use gradcam_runtime::{arch, Graph, GraphBuilder, Model, Rounding, Weights};
 
 /// The README's examples, compiled and run as doctests.
 #[cfg(doctest)]

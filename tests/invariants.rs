@@ -14,7 +14,9 @@ use gradcam::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
-/// The CPU backend, counting calls per primitive.
+/// The CPU backend, counting calls per primitive. It has no `fast_forward` handle (the
+/// trait's default), so every forward here is the exact one; a fast forward calls the same
+/// primitives (only the CPU's convolution algorithm differs), so the counts hold for both.
 #[derive(Default)]
 struct Counting {
     inner: CpuBackend,

@@ -117,12 +117,9 @@ impl WithBackend for BatchRun {
         }
         let per_source = classes_per_source(&self.sources, &self.setup.opts)?;
         let explainer = Explainer::new(Model::new(backend, self.setup.graph.clone())?);
-        let layer = if self.setup.methods.iter().any(|m| m.uses_target_layer()) {
-            let id = explainer.target_layer(&self.setup.opts)?;
-            Some(explainer.model().graph().display_name(id).to_string())
-        } else {
-            None
-        };
+        let layer = explainer
+            .target_for(&self.setup.methods, &self.setup.opts)?
+            .map(|id| explainer.model().graph().display_name(id).to_string());
         let forward = explainer
             .forward_rounding(&self.setup.methods, &self.setup.opts)?
             .name();

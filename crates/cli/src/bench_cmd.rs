@@ -81,8 +81,9 @@ struct Job {
     profile: bool,
 }
 
-/// Milliseconds of each timed run, per task.
-type Timings = Vec<(String, Vec<f64>)>;
+/// Per task: its label, how its forward rounded (`exact` or `fast`) and the milliseconds of
+/// each timed run.
+type Timings = Vec<(String, &'static str, Vec<f64>)>;
 
 /// Where the time goes: per op kind (label, ops, summed median milliseconds), largest first;
 /// and the whole forward without waits between ops, as median milliseconds until the host had
@@ -91,6 +92,8 @@ struct Profile {
     kinds: Vec<(String, usize, f64)>,
     issued_ms: f64,
     finished_ms: f64,
+    /// How the profiled forward rounded.
+    forward: Rounding,
 }
 
 fn median(t: &mut [f64]) -> f64 {
@@ -103,18 +106,15 @@ fn median(t: &mut [f64]) -> f64 {
     }
 }
 
-/// One op-by-op run: the forward, then with `guided` the guided backward from class 0's score
-/// to the input (Guided Backprop's pass), each node followed by a device wait.
+/// One op-by-op run: the forward rounding as `rounding` allows, then with `guided` the guided
+/// backward from class 0's score to the input (Guided Backprop's pass, after an exact
+/// forward), each node followed by a device wait.
 fn profile_once<B: Backend>(
     model: &Model<B>,
     x: &Tensor<B>,
     guided: bool,
+    rounding: Rounding,
 ) -> Result<Vec<(String, f64)>> {
-    let rounding = if guided {
-        Rounding::Exact
-    } else {
-        Rounding::Fast
-    };
     let mut times = model.forward_profile(x, rounding)?;
     if guided {
         let spec = BackwardSpec {
@@ -139,12 +139,16 @@ fn profile<B: Backend>(
     input: &HostTensor,
     reps: usize,
     guided: bool,
+    rounding: Rounding,
 ) -> Result<Profile> {
     let x = model.upload_input(input)?;
-    profile_once(model, &x, guided)?; // warm-up
+    profile_once(model, &x, guided, rounding)?; // warm-up
     let mut per_node: Vec<(String, Vec<f64>)> = Vec::new();
     for _ in 0..reps {
-        for (i, (label, ms)) in profile_once(model, &x, guided)?.into_iter().enumerate() {
+        for (i, (label, ms)) in profile_once(model, &x, guided, rounding)?
+            .into_iter()
+            .enumerate()
+        {
             if i == per_node.len() {
                 per_node.push((label, Vec::new()));
             }
@@ -154,7 +158,7 @@ fn profile<B: Backend>(
     let (mut issued, mut finished) = (Vec::new(), Vec::new());
     for _ in 0..reps {
         let t = Instant::now();
-        let acts = model.forward_with(&x, &BTreeSet::new(), Rounding::Fast)?;
+        let acts = model.forward_with(&x, &BTreeSet::new(), rounding)?;
         issued.push(t.elapsed().as_secs_f64() * 1e3);
         model
             .backend()
@@ -177,6 +181,7 @@ fn profile<B: Backend>(
         kinds,
         issued_ms: median(&mut issued),
         finished_ms: median(&mut finished),
+        forward: rounding,
     })
 }
 
@@ -194,13 +199,21 @@ impl WithBackend for Job {
             ..Options::default()
         };
         let mut out = Vec::new();
-        for (label, task) in &self.tasks {
+        // How each task's forward rounds: the explainer's choice, and for the plain forward
+        // the fast one (no backward reads it).
+        let mut roundings = Vec::with_capacity(self.tasks.len());
+        for (_, task) in &self.tasks {
+            roundings.push(match task {
+                Task::Forward => model.effective_rounding(Rounding::Fast),
+                Task::Explain(m) => explainer.forward_rounding(&[*m], &opts)?,
+            });
+        }
+        for ((label, task), rounding) in self.tasks.iter().zip(&roundings) {
             let once = || -> Result<()> {
                 match task {
                     Task::Forward => {
-                        // As an explanation's forward that no backward reads a mask of.
                         let x = model.upload_input(&self.input)?;
-                        let acts = model.forward_with(&x, &BTreeSet::new(), Rounding::Fast)?;
+                        let acts = model.forward_with(&x, &BTreeSet::new(), *rounding)?;
                         model
                             .backend()
                             .download(acts.get(model.graph().output())?)?;
@@ -220,7 +233,7 @@ impl WithBackend for Job {
                 once()?;
                 times.push(t.elapsed().as_secs_f64() * 1e3);
             }
-            out.push((label.clone(), times));
+            out.push((label.clone(), rounding.name(), times));
         }
         let prof = if self.profile {
             let guided = self.tasks.iter().any(|(_, t)| {
@@ -229,7 +242,13 @@ impl WithBackend for Job {
                     Task::Explain(Method::GuidedBackprop | Method::GuidedGradCam)
                 )
             });
-            Some(profile(model, &self.input, self.reps, guided)?)
+            // Exact if any task's forward is: the profile then shows the slower forward.
+            let rounding = if roundings.contains(&Rounding::Exact) {
+                Rounding::Exact
+            } else {
+                Rounding::Fast
+            };
+            Some(profile(model, &self.input, self.reps, guided, rounding)?)
         } else {
             None
         };
@@ -301,19 +320,20 @@ pub fn run(a: BenchArgs) -> Result<()> {
     let threads = a
         .threads
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-    for (label, mut t) in timings {
+    for (label, forward, mut t) in timings {
         let median = median(&mut t);
         let (min, max) = (t[0], t[t.len() - 1]);
         if a.json {
             let v = serde_json::json!({
-                "arch": model_label, "method": label, "backend": backend, "batch": a.batch, "size": a.size,
-                "threads": threads, "reps": a.reps, "median_ms": median, "min_ms": min, "max_ms": max,
+                "arch": model_label, "method": label, "backend": backend, "forward": forward,
+                "batch": a.batch, "size": a.size, "threads": threads, "reps": a.reps,
+                "median_ms": median, "min_ms": min, "max_ms": max,
                 "ms_per_image": median / a.batch as f64,
             });
             println!("{v}");
         } else {
             println!(
-                "{} {label} on {backend}, batch {} at {}×{}, {threads} threads: median {median:.2} ms ({:.2} ms per image), min {min:.2}, max {max:.2} over {} runs",
+                "{} {label} on {backend} ({forward} forward), batch {} at {}×{}, {threads} threads: median {median:.2} ms ({:.2} ms per image), min {min:.2}, max {max:.2} over {} runs",
                 model_label, a.batch, a.size, a.size, median / a.batch as f64, a.reps
             );
         }
@@ -322,8 +342,10 @@ pub fn run(a: BenchArgs) -> Result<()> {
         kinds: prof,
         issued_ms,
         finished_ms,
+        forward,
     }) = prof
     {
+        let forward = forward.name();
         let total: f64 = prof.iter().map(|k| k.2).sum();
         if a.json {
             let kinds: Vec<_> = prof
@@ -331,18 +353,18 @@ pub fn run(a: BenchArgs) -> Result<()> {
                 .map(|(l, n, ms)| serde_json::json!({"op": l, "count": n, "ms": ms}))
                 .collect();
             let v = serde_json::json!({"arch": model_label, "backend": backend, "batch": a.batch,
-                "profile": kinds, "total_ms": total, "forward_issued_ms": issued_ms,
-                "forward_finished_ms": finished_ms});
+                "forward": forward, "profile": kinds, "total_ms": total,
+                "forward_issued_ms": issued_ms, "forward_finished_ms": finished_ms});
             println!("{v}");
         } else {
             println!(
-                "forward without waits on {backend}: issued by the host after {issued_ms:.3} ms, \
-                 finished by the device after {finished_ms:.3} ms (medians)"
+                "{forward} forward without waits on {backend}: issued by the host after \
+                 {issued_ms:.3} ms, finished by the device after {finished_ms:.3} ms (medians)"
             );
             let what = if prof.iter().any(|k| k.0.starts_with("backward ")) {
-                "forward and guided backward"
+                format!("{forward} forward and guided backward")
             } else {
-                "forward"
+                format!("{forward} forward")
             };
             println!(
                 "{what} op by op on {backend} (device waited for after each op), {total:.2} ms:"

@@ -34,6 +34,8 @@ pub struct CompareArgs {
 struct Trace {
     rows: Vec<(&'static str, String, Vec<f32>)>,
     targets: Vec<usize>,
+    /// How the explanation's forward rounded (`exact` or `fast`; the traced forward is exact).
+    forward: &'static str,
 }
 
 struct TraceJob(ExplainJob, RectifierRule);
@@ -89,6 +91,7 @@ impl WithBackend for TraceJob {
         Ok(Trace {
             rows,
             targets: ex.targets,
+            forward: ex.forward.name(),
         })
     }
 }
@@ -172,14 +175,15 @@ pub fn run(a: CompareArgs) -> Result<bool> {
             .iter()
             .position(|r| r.rel_l2.is_nan() || r.rel_l2 > a.tol);
         all_ok &= first.is_none();
-        report.push((name.clone(), rows, first));
+        report.push((name.clone(), rows, first, trace.forward));
     }
     if a.json {
         let backends: Vec<serde_json::Value> = report
             .iter()
-            .map(|(name, rows, first)| {
+            .map(|(name, rows, first, forward)| {
                 serde_json::json!({
                     "backend": name,
+                    "forward": forward,
                     "within_tolerance": first.is_none(),
                     "first_divergence": first.map(|i| serde_json::json!({"section": rows[i].section, "name": rows[i].name})),
                     "rows": rows.iter().map(|r| serde_json::json!({
@@ -189,13 +193,13 @@ pub fn run(a: CompareArgs) -> Result<bool> {
                 })
             })
             .collect();
-        let out = serde_json::json!({"reference": a.backends[0], "tolerance": a.tol, "targets": reference.targets, "backends": backends});
+        let out = serde_json::json!({"reference": a.backends[0], "reference_forward": reference.forward, "tolerance": a.tol, "targets": reference.targets, "backends": backends});
         println!("{out}");
     } else {
-        for (name, rows, first) in &report {
+        for (name, rows, first, forward) in &report {
             println!(
-                "{name} against {} (tolerance {:.0e}, relative L2):",
-                a.backends[0], a.tol
+                "{name} ({forward} forward) against {} ({} forward; tolerance {:.0e}, relative L2):",
+                a.backends[0], reference.forward, a.tol
             );
             println!(
                 "{:<9} {:<32} {:>12} {:>12}",

@@ -133,7 +133,8 @@ pub struct ExplainArgs {
     #[command(flatten)]
     run: RunArgs,
     /// Compute backend: cpu (forward 3×3 convolutions by Winograd F(4×4) where no backward
-    /// reads the forward's masks: Grad-CAM at a layer no rectifier follows, CAM, ScoreCAM),
+    /// reads the forward: Grad-CAM at a layer followed by no rectifier, max-pool, activation
+    /// or product, as a ResNet's last block; CAM, EigenCAM, ScoreCAM, occlusion),
     /// cpu-winograd (in every forward: faster, rounding ≈ 1e-5, more of Guided Backprop's
     /// masks moved), cpu-exact (in none), wgpu (WebGPU; `WGPU_BACKEND` restricts the API),
     /// cuda[:N], or cuda-tf32[:N] (large convolutions in TF32 on the tensor cores; a build with

@@ -34,8 +34,15 @@ fn bench_json(args: &[&str]) -> Vec<serde_json::Value> {
 fn bench_prints_one_json_object_per_method() {
     let lines = bench_json(&["--batch", "2", "--method", "forward,gradcam,guided-gradcam"]);
     assert_eq!(lines.len(), 3);
-    for (v, m) in lines.iter().zip(["forward", "gradcam", "guided-gradcam"]) {
+    // The plain forward and Grad-CAM at ResNet-18's last block read no mask: the CPU's fast
+    // forward; Guided Grad-CAM's backward reads every mask: the exact one.
+    for ((v, m), forward) in lines
+        .iter()
+        .zip(["forward", "gradcam", "guided-gradcam"])
+        .zip(["fast", "fast", "exact"])
+    {
         assert_eq!(v["method"], m);
+        assert_eq!(v["forward"], forward, "{m}");
         assert_eq!(v["arch"], "resnet18");
         assert_eq!(v["batch"], 2);
         assert_eq!(v["threads"], 2);
@@ -85,4 +92,5 @@ fn bench_profile_sums_ops_and_times_the_forward_without_waits() {
         p["forward_finished_ms"].as_f64().unwrap(),
     );
     assert!(issued > 0.0 && finished.is_finite(), "{issued} {finished}");
+    assert_eq!(p["forward"], "fast");
 }

@@ -52,6 +52,9 @@ fn backends_agree_layer_by_layer() {
     let b = &v["backends"][0];
     assert_eq!(b["backend"], "wgpu");
     assert_eq!(b["within_tolerance"], true);
+    // Guided Grad-CAM reads the forward's masks: both explain with their exact forwards.
+    assert_eq!(v["reference_forward"], "exact");
+    assert_eq!(b["forward"], "exact");
     let rows = b["rows"].as_array().unwrap();
     let has = |section: &str, name: &str| {
         rows.iter()

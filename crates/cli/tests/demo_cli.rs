@@ -207,27 +207,49 @@ fn a_batch_goes_on_past_unreadable_images() {
     assert!(out2
         .join(format!("a_rgb.{class}-{label}.gradcam.png"))
         .is_file());
-    // Grad-CAM alone at the last block (pooling and the classifier after it) reads no mask:
-    // the backend's fast forward, and the summary says so.
-    let out3 = tmp("out3");
-    let o = gradcam(&[
-        "explain",
-        "--arch",
-        "demo",
-        "--input",
-        dir.join("a_rgb.png").to_str().unwrap(),
-        "--size",
-        "64",
-        "--method",
-        "gradcam",
-        "--out",
-        out3.to_str().unwrap(),
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(json(&out3.join("summary.json"))["run"]["forward"], "fast");
-    for p in [dir, out, out2, out3] {
+    for p in [dir, out, out2] {
         let _ = std::fs::remove_dir_all(p);
     }
+}
+
+#[test]
+fn the_summary_says_which_forward_ran() {
+    let dir = tmp("rounding");
+    std::fs::create_dir_all(&dir).unwrap();
+    let png = dir.join("a.png");
+    image::RgbImage::from_fn(64, 64, |x, y| {
+        image::Rgb([(x * 3) as u8, (y * 4) as u8, 90])
+    })
+    .save(&png)
+    .unwrap();
+    let summary_of = |methods: &str, out: &str| {
+        let out = dir.join(out);
+        let o = gradcam(&[
+            "explain",
+            "--arch",
+            "demo",
+            "--input",
+            png.to_str().unwrap(),
+            "--size",
+            "64",
+            "--method",
+            methods,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        json(&out.join("summary.json"))
+    };
+    // Grad-CAM alone at the last block (average pooling and the classifier after it) reads
+    // nothing of the forward: the backend's fast one. Guided Grad-CAM reads its masks.
+    let fast = summary_of("gradcam", "fast");
+    assert_eq!(fast["run"]["backend"], "cpu");
+    assert_eq!(fast["run"]["forward"], "fast");
+    assert_eq!(
+        summary_of("gradcam,guided-gradcam", "exact")["run"]["forward"],
+        "exact"
+    );
+    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]

@@ -71,8 +71,8 @@ impl CpuBackend {
 
     /// With `on` (the default), [`Backend::fast_forward`] gives this backend with Winograd
     /// forwards ([`CpuBackend::with_winograd_forward`]), which the explainer uses for forward
-    /// passes whose masks no backward reads (Grad-CAM at a layer no rectifier follows, CAM,
-    /// ScoreCAM's passes; not Guided Backprop). Off: every forward rounds as the direct
+    /// passes no backward reads anything of (Grad-CAM at a layer followed by no rectifier,
+    /// max-pool, activation or product; CAM; ScoreCAM's passes; not Guided Backprop). Off: every forward rounds as the direct
     /// product, the CLI's `--backend cpu-exact`.
     pub fn with_fast_forward(self, on: bool) -> Self {
         CpuBackend {

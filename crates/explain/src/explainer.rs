@@ -111,6 +111,15 @@ impl<B: Backend> Explainer<B> {
         }
     }
 
+    /// The target layer, where one of `methods` uses one ([`Explainer::target_layer`]).
+    pub fn target_for(&self, methods: &[Method], opts: &Options) -> Result<Option<NodeId>> {
+        if methods.iter().any(|m| m.uses_target_layer()) {
+            self.target_layer(opts).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// What the shared forward keeps for `passes` (and the target activation), and how it may
     /// round: where no backward reads a mask or a switch of it, its rounding moves values by
     /// rounding only, so the backend may take its faster forward ([`Rounding::Fast`]).
@@ -128,7 +137,7 @@ impl<B: Backend> Explainer<B> {
             }
             keep.extend(needs);
         }
-        Ok((keep, self.model.effective(rounding)))
+        Ok((keep, self.model.effective_rounding(rounding)))
     }
 
     /// How [`Explainer::explain`] rounds its forward for `methods` and `opts`:
@@ -136,11 +145,7 @@ impl<B: Backend> Explainer<B> {
     /// backend has a faster forward, else [`Rounding::Exact`] (also in
     /// [`Explanation::forward`]).
     pub fn forward_rounding(&self, methods: &[Method], opts: &Options) -> Result<Rounding> {
-        let target = if methods.iter().any(|m| m.uses_target_layer()) {
-            Some(self.target_layer(opts)?)
-        } else {
-            None
-        };
+        let target = self.target_for(methods, opts)?;
         let passes = Passes::plan(methods, opts, target, self.model.graph().output());
         Ok(self.forward_plan(&passes, target)?.1)
     }
@@ -165,19 +170,14 @@ impl<B: Backend> Explainer<B> {
         let out_node = g.output();
         let classes_n = shapes[out_node.0].dims()[1];
 
-        let target = if methods.iter().any(|m| m.uses_target_layer()) {
-            let t = self.target_layer(opts)?;
-            if shapes[t.0].rank() != 4 {
-                return Err(Error::InvalidArgument(format!(
-                    "target layer {} has output {}: CAM methods need a 4-D activation",
-                    g.display_name(t),
-                    shapes[t.0]
-                )));
-            }
-            Some(t)
-        } else {
-            None
-        };
+        let target = self.target_for(methods, opts)?;
+        if let Some(t) = target.filter(|t| shapes[t.0].rank() != 4) {
+            return Err(Error::InvalidArgument(format!(
+                "target layer {} has output {}: CAM methods need a 4-D activation",
+                g.display_name(t),
+                shapes[t.0]
+            )));
+        }
 
         let passes = Passes::plan(methods, opts, target, out_node);
         let (keep, rounding) = self.forward_plan(&passes, target)?;

@@ -23,7 +23,7 @@ pub struct Explanation {
     /// The target layer's display name, when a method used one.
     pub layer: Option<String>,
     /// How the shared forward rounded ([`Rounding::Fast`]: the backend's faster forward,
-    /// where no backward read its masks; see `Explainer::forward_rounding`).
+    /// where no backward read its masks; see [`crate::Explainer::forward_rounding`]).
     pub forward: Rounding,
 }
 

@@ -164,19 +164,21 @@ impl<B: Backend> Model<B> {
 
     /// How a forward asked to round as `r` does round: [`Rounding::Fast`] only where the
     /// backend has a fast handle.
-    pub fn effective(&self, r: Rounding) -> Rounding {
-        match (r, &self.fast) {
-            (Rounding::Fast, Some(_)) => Rounding::Fast,
-            _ => Rounding::Exact,
+    pub fn effective_rounding(&self, r: Rounding) -> Rounding {
+        match self.fast_for(r) {
+            Some(_) => Rounding::Fast,
+            None => Rounding::Exact,
         }
+    }
+
+    /// The fast handle, where `r` allows it and the backend has one.
+    fn fast_for(&self, r: Rounding) -> Option<&B> {
+        self.fast.as_ref().filter(|_| r == Rounding::Fast)
     }
 
     /// The backend that runs a forward pass rounding as `r` allows.
     fn backend_for(&self, r: Rounding) -> &B {
-        match (r, &self.fast) {
-            (Rounding::Fast, Some(fast)) => fast,
-            _ => &self.backend,
-        }
+        self.fast_for(r).unwrap_or(&self.backend)
     }
 
     /// [`Model::forward`], rounding as `rounding` allows: with [`Rounding::Fast`], follow it
@@ -250,13 +252,13 @@ impl<B: Backend> Model<B> {
         let shapes = g.infer_shapes(x.shape())?;
         let mut values: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
         let mut out = Vec::with_capacity(values.len());
-        self.backend.synchronize()?;
+        b.synchronize()?;
         for (i, node) in g.nodes().iter().enumerate() {
             let t = std::time::Instant::now();
             let y = self
                 .run_node(b, node, &values, x, &shapes[i])
                 .map_err(|e| layer_error(&node.name, e))?;
-            self.backend.synchronize()?;
+            b.synchronize()?;
             out.push((self.op_kind(&node.op), t.elapsed().as_secs_f64() * 1e3));
             values[i] = Some(y);
         }

@@ -521,7 +521,7 @@ impl<T: Element> Plan<T> {
     }
     /// The Winograd variant a forward convolution of geometry `g` runs by, if any (with the
     /// weight that variant's `transform_weight` gives); `relaxed` as [`winograd::choose`]
-    /// says (a stride-1 backward-data with the flipped weight, or a forward on request).
+    /// says (a stride-1 backward-data with the flipped weight, or a fast or requested forward).
     pub fn winograd(&self, g: &ConvGeom, relaxed: bool) -> Option<winograd::Variant> {
         winograd::choose(g, relaxed).filter(|_| self.winograd)
     }

@@ -38,7 +38,7 @@ pub fn choose(g: &ConvGeom, relaxed: bool) -> Option<Variant> {
     }
 }
 
-/// Whether `g` can run, and is worth running, as Winograd F(2×2, 3×3) in a default forward
+/// Whether `g` can run, and is worth running, as Winograd F(2×2, 3×3) in an exact forward
 /// pass. Measured per layer (`cargo bench --bench cpu_layers`, docs/PERFORMANCE.md): with 256
 /// channels and filters or more it beats the direct GEMM (VGG-16's 512-channel layers
 /// 1.3–1.8×, 256 channels at 14×14 1.4×), with fewer its transforms cost more than the

@@ -16,8 +16,9 @@
 //! compiler vectorises).
 //!
 //! Rounding: relative error ≈ 1e-5 in f32 (F(2×2): ≈ 1e-6, the direct product ≈ 1e-7), which
-//! is why the CPU backend runs it for backward-data, and for forward convolutions only when
-//! asked (`CpuBackend::with_winograd_forward`; see [`worth`]); the reference plan never.
+//! is why the CPU backend runs it for backward-data, and for forward convolutions only in the
+//! forwards no backward reads a mask of (its `fast_forward` handle) or when asked
+//! (`CpuBackend::with_winograd_forward`; see [`worth`]); the reference plan never.
 
 // The transforms index rows and lanes of small fixed matrices by position, as the formulas
 // are written.
@@ -66,7 +67,8 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// off the RGB stem (3 channels), where the GEMM's depth is too small for it; 16–63 channels
 /// were not measured.
 ///
-/// The backend uses it for backward-data, and for the forward only on request
+/// The backend uses it for backward-data, and for the forward only where no backward reads
+/// the forward's masks (its `fast_forward` handle) or on request
 /// (`CpuBackend::with_winograd_forward`). In a forward pass its error (≈ 1e-5 relative)
 /// moves near-zero rectifier inputs across zero, and every rectifier mask downstream with them:
 /// ResNet-50's Guided Backprop drifted 3.3e-4 from PyTorch's (1.7e-7 with the direct product;

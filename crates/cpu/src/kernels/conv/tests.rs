@@ -425,7 +425,7 @@ fn winograd_case(x: [usize; 4], w: [usize; 4], pad: usize, clamp: Option<(f64, f
 }
 
 /// Which algorithm each ResNet-50 and VGG-16 3×3 layer (batch 1) gets, relaxed (backward-data,
-/// or `with_winograd_forward`) and not (a default forward), as measured in
+/// or a fast or `with_winograd_forward` forward) and not (an exact forward), as measured in
 /// docs/PERFORMANCE.md; strided, grouped and RGB layers never take Winograd.
 #[test]
 fn winograd_choice() {
@@ -454,7 +454,7 @@ fn winograd_choice() {
     ] {
         let g = geom(c, k, side, p);
         assert_eq!(choose(&g, true), relaxed, "{c} ch {side}: relaxed");
-        assert_eq!(choose(&g, false), strict, "{c} ch {side}: default forward");
+        assert_eq!(choose(&g, false), strict, "{c} ch {side}: exact forward");
     }
 }
 
