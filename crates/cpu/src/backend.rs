@@ -47,7 +47,6 @@ impl CpuBackend {
     pub fn reference() -> Self {
         CpuBackend {
             reference: true,
-            fast_variant: false,
             ..CpuBackend::default()
         }
     }
@@ -72,8 +71,9 @@ impl CpuBackend {
     /// With `on` (the default), [`Backend::fast_forward`] gives this backend with Winograd
     /// forwards ([`CpuBackend::with_winograd_forward`]), which the explainer uses for forward
     /// passes no backward reads anything of (Grad-CAM at a layer followed by no rectifier,
-    /// max-pool, activation or product; CAM; ScoreCAM's passes; not Guided Backprop). Off: every forward rounds as the direct
-    /// product, the CLI's `--backend cpu-exact`.
+    /// max-pool, activation or product; CAM; ScoreCAM's passes; not Guided Backprop). Off:
+    /// every forward rounds as the direct product, the CLI's `--backend cpu-exact`. The
+    /// reference kernels never have a fast handle.
     pub fn with_fast_forward(self, on: bool) -> Self {
         CpuBackend {
             fast_variant: on,
