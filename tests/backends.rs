@@ -860,8 +860,13 @@ fn cpu_winograd_paths_agree_with_the_reference_kernels() {
             eprintln!("{name} {xs:?} k {k} pad {pad}: forward {ey:.1e}, backward-data {edx:.1e}");
             assert!(ey < 1e-4 && edx < 1e-4, "{name} {xs:?}: {ey:.1e} {edx:.1e}");
             // The option really changes the forward's arithmetic (the transforms' rounding):
-            // not the bits of the default backend's forward.
-            if name == "cpu-winograd" {
+            // not the bits of the default backend's forward. (Except on planes of fewer tiles
+            // than this CPU's micro-kernel runs F(4×4) forwards from: the AVX-512 kernel's 49,
+            // at 14×14.)
+            let tiles = (xs[2] + 2 * pad - 2).div_ceil(4) * (xs[3] + 2 * pad - 2).div_ceil(4);
+            let floor =
+                gradcam::cpu::kernels::packed::f32_default().map_or(0, |k| k.f4_forward_tiles);
+            if name == "cpu-winograd" && tiles >= floor {
                 let (y1, _) = run(&fast);
                 let same = y.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits());
                 assert!(!same, "{name} {xs:?}: forward not by Winograd");

@@ -52,7 +52,8 @@ impl CpuBackend {
     }
 
     /// With `on`, every forward 3×3 stride-1 convolution runs by Winograd F(4×4, 3×3) (from
-    /// 13×13 planes and 16 channels) wherever it pays, as backward-data always does: the
+    /// 16 channels, and 13×13 planes, or 25×25 with the AVX-512 micro-kernel:
+    /// [`winograd4::pays_forward`]) wherever it pays, as backward-data always does: the
     /// forward of ResNet-50, ResNet-18 and VGG-16 7–30 % faster on an AVX2 machine
     /// (docs/PERFORMANCE.md). The cost is rounding: F(4×4)'s relative error is ≈ 1e-5 against
     /// the direct product's ≈ 1e-7, which leaves logits and Grad-CAM about 1e-6 from PyTorch's
@@ -141,7 +142,9 @@ impl CpuBackend {
             None => (clamp, None),
             Some(r) => (None, Some((r, clamp))),
         };
-        match plan.winograd(g, backward || self.winograd_forward) {
+        let relaxed =
+            backward || (self.winograd_forward && winograd4::pays_forward(plan.kernel, g));
+        match plan.winograd(g, relaxed) {
             Some(Variant::F2) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 0), |w| {
                     HostBuf::new(winograd::transform_weight(w, g.k, g.c))

@@ -18,7 +18,8 @@ fn random(r: &mut SplitMix64, dims: &[usize], scale: f32) -> HostTensor {
     .unwrap()
 }
 
-/// Three 3×3 convolutions with rectifiers (16 channels at 24×24: F(4×4) takes the last two),
+/// Three 3×3 convolutions with rectifiers (16 channels at 28×28, 49 tiles: F(4×4) takes the
+/// last two with every micro-kernel, `winograd4::pays_forward`),
 /// global pooling and a classifier of 5.
 fn graph() -> Graph {
     let mut r = SplitMix64::new(11);
@@ -50,7 +51,7 @@ fn explainer(backend: CpuBackend) -> Explainer<CpuBackend> {
 }
 
 fn input() -> HostTensor {
-    random(&mut SplitMix64::new(3), &[2, 3, 24, 24], 1.5)
+    random(&mut SplitMix64::new(3), &[2, 3, 28, 28], 1.5)
 }
 
 fn run(backend: CpuBackend, methods: &[Method], layer: &str) -> Vec<(String, Vec<f32>)> {

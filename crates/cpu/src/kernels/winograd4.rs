@@ -80,6 +80,21 @@ pub fn worth(g: &ConvGeom) -> bool {
     fits(g) && g.c >= 16 && tiles >= SMALL
 }
 
+/// Whether a forward convolution that may round as F(4×4) (the `fast_forward` handle's, or
+/// `CpuBackend::with_winograd_forward`'s) runs by it with `kernel`: where [`worth`], on planes
+/// of at least the kernel's [`packed::Kernel::f4_forward_tiles`] tiles. With the AVX-512
+/// kernel that is [`BLOCK_FROM`] (planes from about 25×25): on an Intel AVX-512 machine
+/// (docs/PERFORMANCE.md, 2026-11-28) F(4×4) at 14×14 planes, faster than the direct
+/// convolution and F(2×2) one layer at a time, made ResNet-50's forward slower in the network
+/// (its 3×3 layers 15.7 → 18.1 ms, against 16.3 without the 14×14 ones) and VGG-16's (117 →
+/// 121–135 ms): a 4× larger transformed weight to stream per layer (9.4 MB at 256 channels)
+/// for work the twice as wide kernel does fast anyway. With the AVX2 kernel and without one,
+/// every plane [`worth`] takes.
+pub fn pays_forward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    worth(g) && kernel.is_none_or(|k| tiles >= k.f4_forward_tiles)
+}
+
 /// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);
 /// it depends only on the weight, so the backend keeps it per weight buffer.
 pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {

@@ -458,6 +458,45 @@ fn winograd_choice() {
     }
 }
 
+/// Which planes a forward that may round as F(4×4) takes it on, by micro-kernel: from 13×13
+/// (16 tiles) with the AVX2 kernel and without one, from 25×25 (49 tiles) with the AVX-512
+/// kernel, as measured in docs/PERFORMANCE.md; never where [`winograd4::worth`] says no.
+#[test]
+fn the_forward_takes_f4_from_the_kernels_floor() {
+    let geom = |c: usize, side: usize| {
+        let (x, w, p) = ([1, c, side, side], [c, c, 3, 3], Conv2dParams::new(1, 1));
+        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
+    };
+    let with_floor = |tiles: usize| {
+        packed::f32_kernels()
+            .into_iter()
+            .find(|k| k.f4_forward_tiles == tiles)
+    };
+    for (c, side, small, wide) in [
+        (256, 14, true, false),
+        (64, 13, true, false),
+        (512, 24, true, false),
+        (512, 25, true, true),
+        (128, 28, true, true),
+        (64, 56, true, true),
+        (512, 7, false, false),
+        (3, 224, false, false),
+    ] {
+        let g = geom(c, side);
+        assert_eq!(
+            winograd4::pays_forward::<f32>(None, &g),
+            small,
+            "{c} {side}"
+        );
+        for (floor, want) in [(winograd4::SMALL, small), (winograd4::BLOCK_FROM, wide)] {
+            if let Some(k) = with_floor(floor) {
+                let got = winograd4::pays_forward(Some(k), &g);
+                assert_eq!(got, want, "{} {c} {side}", k.name);
+            }
+        }
+    }
+}
+
 #[test]
 fn column_ranges_cover_every_column_once_in_whole_panels() {
     for n in [1, 10, 63, 64, 100, 196, 784, 3136, 12544] {

@@ -199,6 +199,10 @@ pub struct Kernel<T> {
     /// The largest output plane (positions) of a 3×3 convolution that the direct convolution
     /// takes with this kernel ([`super::direct::applies`]).
     pub direct_plane: usize,
+    /// The fewest 4×4 tiles per plane at which a forward convolution that may round as
+    /// Winograd F(4×4) does ([`super::winograd4::pays_forward`]; backward-data keeps
+    /// [`super::winograd4::worth`]'s floor).
+    pub f4_forward_tiles: usize,
 }
 
 /// The f32 micro-kernels this CPU can run, fastest first (empty off x86-64 or without AVX2).
@@ -221,6 +225,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx512::kernel_gather,
                 in_place: true,
                 direct_plane: super::direct::MAX_PLANE,
+                f4_forward_tiles: super::winograd4::BLOCK_FROM,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -238,6 +243,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx2::kernel_gather,
                 in_place: false,
                 direct_plane: usize::MAX,
+                f4_forward_tiles: super::winograd4::SMALL,
             });
         }
     }
