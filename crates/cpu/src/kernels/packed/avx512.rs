@@ -2,6 +2,7 @@
 
 use super::{Store, MR};
 use std::arch::x86_64::*;
+use std::ptr::null_mut;
 
 /// Columns per panel: four vectors of 16.
 pub const NR: usize = 64;
@@ -25,7 +26,7 @@ pub unsafe fn kernel(
     store: &Store<f32>,
 ) {
     debug_assert!(store.residual.is_null());
-    kernel_body::<false>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<false, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
 }
 
 /// [`kernel`] with the [`Store`]'s residual added: a kernel of its own, so that the plain one
@@ -47,18 +48,48 @@ pub unsafe fn kernel_residual(
     cols: usize,
     store: &Store<f32>,
 ) {
-    kernel_body::<true>(kc, a, acs, b, ldb, c, ldc, rows, cols, store)
+    kernel_body::<true, false>(kc, a, acs, b, ldb, null_mut(), c, ldc, rows, cols, store)
 }
 
-/// [`kernel`]'s loop and store, adding the residual when `RES`.
+/// See [`super::PackingKernel`]: [`kernel`] (with the [`Store`]'s residual when it has one)
+/// reading a full panel of B where it lies, `ldb` apart, and copying each step's 64 values to
+/// `dst`, so that the panel is packed by the first row block that uses it.
+///
+/// # Safety
+/// As [`kernel`]; `dst` holds `kc·64` values and overlaps nothing else.
 #[allow(clippy::too_many_arguments)]
-#[inline(always)]
-unsafe fn kernel_body<const RES: bool>(
+#[target_feature(enable = "avx512f")]
+pub unsafe fn kernel_packing(
     kc: usize,
     a: &[*const f32; MR],
     acs: usize,
     b: *const f32,
     ldb: usize,
+    dst: *mut f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    if store.residual.is_null() {
+        kernel_body::<false, true>(kc, a, acs, b, ldb, dst, c, ldc, rows, cols, store)
+    } else {
+        kernel_body::<true, true>(kc, a, acs, b, ldb, dst, c, ldc, rows, cols, store)
+    }
+}
+
+/// [`kernel`]'s loop and store, adding the residual when `RES`, and with `PACK` storing each
+/// step's 64 values of B to `dst` (64 apart).
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+unsafe fn kernel_body<const RES: bool, const PACK: bool>(
+    kc: usize,
+    a: &[*const f32; MR],
+    acs: usize,
+    b: *const f32,
+    ldb: usize,
+    dst: *mut f32,
     c: *mut f32,
     ldc: usize,
     rows: usize,
@@ -68,6 +99,7 @@ unsafe fn kernel_body<const RES: bool>(
     let mut s = [[_mm512_setzero_ps(); 4]; MR];
     let mut ap = *a;
     let mut bp = b;
+    let mut dp = dst;
     for _ in 0..kc {
         let bv = [
             _mm512_loadu_ps(bp),
@@ -75,6 +107,12 @@ unsafe fn kernel_body<const RES: bool>(
             _mm512_loadu_ps(bp.add(32)),
             _mm512_loadu_ps(bp.add(48)),
         ];
+        if PACK {
+            for (j, &v) in bv.iter().enumerate() {
+                _mm512_storeu_ps(dp.add(16 * j), v);
+            }
+            dp = dp.add(NR);
+        }
         for i in 0..MR {
             let av = _mm512_set1_ps(*ap[i]);
             for j in 0..4 {

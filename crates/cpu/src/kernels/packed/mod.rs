@@ -3,8 +3,8 @@
 //! place (no packing of the left operand: at batch 1 it is the larger one).
 //!
 //! `C (m×n) = A (m×k) · B (k×n) [+ C]`. B arrives through a [`Pack`] callback in panels of
-//! `nr` columns (a row-major B's full panels, with the AVX2 kernel, copied by the first row
-//! strip's kernel calls as they compute: [`PackingKernel`]); the micro-kernel keeps an
+//! `nr` columns (a row-major B's full panels copied by the first row strip's kernel calls as
+//! they compute: [`PackingKernel`]); the micro-kernel keeps an
 //! `MR × nr` tile of C in registers, broadcasting six values of A and loading `nr` of B per
 //! step. Loop order: column blocks of [`NC`] (the packed
 //! block stays in L2), depth blocks of [`KC`] (a convolution's own, whole channels, when it
@@ -178,7 +178,7 @@ pub struct Kernel<T> {
     /// The kernel for a [`Store`] with a residual (`run` may take none).
     pub run_residual: MicroKernel<T>,
     /// `run` (or `run_residual`, by the [`Store`]) packing the panel of B it reads in place
-    /// ([`PackingKernel`]), for kernels that do not read full panels in place anyway.
+    /// ([`PackingKernel`]); without one, a row-major B's full panels are packed by a pass.
     pub run_packing: Option<PackingKernel<T>>,
     /// Columns per panel of the kernel for the columns left over by `run`'s full panels.
     pub tail_nr: usize,
@@ -191,11 +191,6 @@ pub struct Kernel<T> {
     pub rows_cols: usize,
     /// `run` with A gathered from an image ([`GatherKernel`]; B in panels of `nr`).
     pub gather: GatherKernel<T>,
-    /// Whether full panels of a B that is row-major already are read in place rather than
-    /// packed ([`Pack::in_place`]). Not for the 16-column AVX2 panels: their 256 rows, one
-    /// cache line each and a plane apart, conflict in L1 (3136 values apart, 56×56, they
-    /// fall into 16 of its 64 sets); packed, ResNet-50's 1×1 layers ran 8 % faster.
-    pub in_place: bool,
     /// The largest output plane (positions) of a 3×3 convolution that the direct convolution
     /// takes with this kernel ([`super::direct::applies`]).
     pub direct_plane: usize,
@@ -217,13 +212,12 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 nr: avx512::NR,
                 run: avx512::kernel,
                 run_residual: avx512::kernel_residual,
-                run_packing: None,
+                run_packing: Some(avx512::kernel_packing),
                 tail_nr: avx512::NR_TAIL,
                 tail: avx512::kernel_tail,
                 rows: None,
                 rows_cols: 0,
                 gather: avx512::kernel_gather,
-                in_place: true,
                 direct_plane: super::direct::MAX_PLANE,
                 f4_forward_tiles: super::winograd4::BLOCK_FROM,
             });
@@ -241,7 +235,6 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 rows: Some(avx2_rows::kernel),
                 rows_cols: avx2_rows::MAX_COLS,
                 gather: avx2::kernel_gather,
-                in_place: false,
                 direct_plane: usize::MAX,
                 f4_forward_tiles: super::winograd4::SMALL,
             });
@@ -382,20 +375,27 @@ pub unsafe fn gemm_with<T: Element>(
     assert!(kc_block > 0, "a depth block of no steps");
     let kc_max = kc_block.min(k);
     let mut buf = buffer::take::<T>(buffer::Slot::Pack, NC.min(n).div_ceil(nr) * nr * kc_max);
-    let direct = pack.in_place(k, n).filter(|_| kern.in_place);
+    // Full panels of a row-major B are packed, not read where they lie, by every row strip:
+    // read in place, the 16-column AVX2 panels' 256 rows, one cache line each and a plane
+    // apart, conflict in L1 (3136 values apart, 56×56, they fall into 16 of its 64 sets), and
+    // the 64-column AVX-512 panels' rows, a page apart or more from 28×28 planes up, cost their
+    // own TLB entries (Intel AVX-512: ResNet-50's 1×1 layers 8–9 % faster packed by the kernel
+    // below, docs/PERFORMANCE.md). Only a B whose rows are one panel wide lies as its packed
+    // panel already (Winograd's blocks of 64 tiles with the AVX-512 kernel): read in place.
+    let direct = pack.in_place(k, n).filter(|&(_, ld)| ld == nr);
     // Otherwise, with B row-major in memory and a kernel that packs as it computes, a block's
     // full panels are packed by the first row strip's kernel calls (`PackingKernel`):
     // ResNet-50's 1×1 layers at 56×56 ran 4–15 % faster than after a packing pass (one
     // thread), at 28×28 2–7 %.
     let source = pack
         .in_place(k, n)
-        .filter(|_| !kern.in_place)
+        .filter(|_| direct.is_none())
         .zip(kern.run_packing);
     for j0 in (0..n).step_by(NC) {
         let nc = NC.min(n - j0);
         let (main, tail) = layout(nc);
-        // Full panels of a B that is already row-major with contiguous columns are read in
-        // place (no copy) by a kernel that takes them so; the rest is packed.
+        // Full panels of a B already laid out as panels are read in place (no copy); the
+        // rest is packed.
         let unpacked = if direct.is_some() { nc / nr * nr } else { 0 };
         for k0 in (0..k).step_by(kc_block) {
             let kc = kc_block.min(k - k0);

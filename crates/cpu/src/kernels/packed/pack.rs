@@ -10,10 +10,9 @@ pub trait Pack<T>: Sync {
     fn pack(&self, k0: usize, kc: usize, j0: usize, nc: usize, nr: usize, dst: &mut [T]);
     /// B itself, when its rows are contiguous: element `(i, j)` at `ptr + i·ld + j`, every
     /// `i < k`, `j < n` inside the memory the packer reads (an implementation must check it:
-    /// the GEMM reads full panels through the pointer). Full panels are then read in place:
-    /// by every row strip with a kernel that reads panels in place (`Kernel::in_place`),
-    /// else by the first row strip's kernel calls, which copy them into the packed block as
-    /// they compute (`Kernel::run_packing`).
+    /// the GEMM reads full panels through the pointer). Full panels are then read in place
+    /// by the first row strip's kernel calls, which copy them into the packed block as they
+    /// compute (`Kernel::run_packing`); by every row strip where B's rows are one panel wide.
     fn in_place(&self, _k: usize, _n: usize) -> Option<(*const T, usize)> {
         None
     }
