@@ -866,10 +866,14 @@ fn cpu_winograd_paths_agree_with_the_reference_kernels() {
             let tiles = (xs[2] + 2 * pad - 2).div_ceil(4) * (xs[3] + 2 * pad - 2).div_ceil(4);
             let floor =
                 gradcam::cpu::kernels::packed::f32_default().map_or(0, |k| k.f4_forward_tiles);
-            if name == "cpu-winograd" && tiles >= floor {
+            if name == "cpu-winograd" {
                 let (y1, _) = run(&fast);
                 let same = y.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits());
-                assert!(!same, "{name} {xs:?}: forward not by Winograd");
+                if tiles >= floor {
+                    assert!(!same, "{name} {xs:?}: forward not by Winograd");
+                } else {
+                    assert!(same, "{name} {xs:?}: forward by F(4×4) below the floor");
+                }
             }
         }
     }

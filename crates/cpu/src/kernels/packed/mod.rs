@@ -378,10 +378,11 @@ pub unsafe fn gemm_with<T: Element>(
     // Full panels of a row-major B are packed, not read where they lie, by every row strip:
     // read in place, the 16-column AVX2 panels' 256 rows, one cache line each and a plane
     // apart, conflict in L1 (3136 values apart, 56×56, they fall into 16 of its 64 sets), and
-    // the 64-column AVX-512 panels' rows, a page apart or more from 28×28 planes up, cost their
-    // own TLB entries (Intel AVX-512: ResNet-50's 1×1 layers 8–9 % faster packed by the kernel
-    // below, docs/PERFORMANCE.md). Only a B whose rows are one panel wide lies as its packed
-    // panel already (Winograd's blocks of 64 tiles with the AVX-512 kernel): read in place.
+    // the 64-column AVX-512 panels' rows (3 KiB apart at 28×28, 12 KiB at 56×56) ran slower
+    // (Intel AVX-512: ResNet-50's 1×1 layers 8–9 % faster packed by the kernel below,
+    // docs/PERFORMANCE.md). Only a B whose rows are exactly one panel wide lies as its packed
+    // panel already (Winograd's blocks of 64 tiles with AVX-512, of 16 with AVX2; a 1×1
+    // convolution's 8×8 or 4×4 plane): read in place.
     let direct = pack.in_place(k, n).filter(|&(_, ld)| ld == nr);
     // Otherwise, with B row-major in memory and a kernel that packs as it computes, a block's
     // full panels are packed by the first row strip's kernel calls (`PackingKernel`):

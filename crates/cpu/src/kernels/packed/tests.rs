@@ -51,8 +51,8 @@ fn check(
         cs: 1,
     };
     let want = naive(m, k, n, &a, ars, acs, &b);
-    // B read in place (full panels, or packed by the first row strip's kernel calls: the AVX2
-    // kernel's `run_packing`) and B packed by a pass of its own: the same sums, so the same
+    // B read in place (full panels one panel wide, or packed by the first row strip's kernel
+    // calls: `run_packing`) and B packed by a pass of its own: the same sums, so the same
     // bits.
     let (direct, copying) = (strided(), Copying(strided()));
     let mut results: Vec<(bool, Vec<u32>)> = Vec::new();
@@ -155,6 +155,9 @@ fn every_kernel_matches_a_plain_product_on_awkward_sizes() {
             (5, 600, 1031),
             (19, 7, 17),
             (2, 0, 5),
+            // B exactly one panel wide (AVX-512, AVX2), read in place by every row strip.
+            (13, 300, 64),
+            (13, 40, 16),
         ] {
             check(kernel, (m, k, n), false, KC);
             check(kernel, (m, k, n), true, KC);
