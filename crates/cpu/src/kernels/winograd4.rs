@@ -85,11 +85,12 @@ pub fn worth(g: &ConvGeom) -> bool {
 /// of at least the kernel's [`packed::Kernel::f4_forward_tiles`] tiles. With the AVX-512
 /// kernel that is [`BLOCK_FROM`] (planes from about 25×25): on an Intel AVX-512 machine
 /// (docs/PERFORMANCE.md, 2026-11-28) F(4×4) at 14×14 planes, faster than the direct
-/// convolution and F(2×2) one layer at a time, made ResNet-50's forward slower in the network
-/// (its 3×3 layers 15.7 → 18.1 ms, against 16.3 without the 14×14 ones) and VGG-16's (117 →
-/// 121–135 ms): a 4× larger transformed weight to stream per layer (9.4 MB at 256 channels)
-/// for work the twice as wide kernel does fast anyway. With the AVX2 kernel and without one,
-/// every plane [`worth`] takes.
+/// convolution and F(2×2) one layer at a time, made the forward slower in the network:
+/// ResNet-50's 3×3 layers 18.0–18.1 ms with it, 16.3 without it at 14×14 (15.4–15.7 with no
+/// F(4×4) at all); VGG-16's forward 121–135 ms against 116–118. Likely, though not shown, its
+/// 4× larger transformed weight (9.4 MB at 256 channels), read per layer for work the twice
+/// as wide kernel does fast anyway. With the AVX2 kernel and without one, every plane
+/// [`worth`] takes.
 pub fn pays_forward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
     worth(g) && kernel.is_none_or(|k| tiles >= k.f4_forward_tiles)
