@@ -305,18 +305,6 @@ impl Backend for CpuBackend {
         Ok(data(x).to_vec())
     }
 
-    fn download_owned(&self, x: T) -> Result<Vec<f32>> {
-        let numel = x.numel();
-        let buf = x.into_buffer();
-        debug_assert_eq!(buf.len(), numel, "a CPU buffer holds its tensor's values");
-        match Arc::try_unwrap(buf) {
-            // The buffer itself (left empty, the pool takes nothing back): a 224×224 Guided
-            // Backprop map's copy was a fresh 600 KB allocation, 147 page faults, per call.
-            Ok(mut buf) => Ok(std::mem::take(&mut *buf)),
-            Err(shared) => Ok(shared.to_vec()),
-        }
-    }
-
     fn conv2d(&self, x: &T, w: &T, b: Option<&T>, p: &Conv2dParams) -> Result<T> {
         self.conv_forward(x, w, b, p, None, None)
     }
@@ -642,26 +630,5 @@ impl Backend for CpuBackend {
         Ok(make([origins.len(), c, h, w], |y| {
             cam::occlude(data(x), [c, h, w], origins, size, baseline, y)
         }))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    /// A tensor given up comes back as its own buffer, not a copy; one whose buffer a view
-    /// still shares, as a copy (the view keeps its values).
-    #[test]
-    fn download_owned_hands_over_an_unshared_buffer() {
-        let b = CpuBackend::new();
-        let v: Vec<f32> = (0..70_001).map(|i| i as f32).collect();
-        let t = b.upload(&v, Shape::new([v.len()])).unwrap();
-        let at = t.buffer().as_ptr();
-        let view = t.reshape([1, v.len()]).unwrap();
-        let copy = b.download_owned(t).unwrap();
-        assert!(copy == v && copy.as_ptr() != at);
-        assert_eq!(data(&view), &v[..]);
-        let own = b.download_owned(view).unwrap();
-        assert!(own == v && own.as_ptr() == at);
     }
 }

@@ -390,8 +390,8 @@ impl<B: Backend> Model<B> {
         HostTensor::new(t.shape().clone(), self.backend.download(t)?)
     }
 
-    /// [`Model::to_host`] of a tensor no longer needed ([`Backend::download_owned`]: on the
-    /// CPU, its buffer itself when not shared).
+    /// [`Model::to_host`] of a tensor no longer needed ([`Backend::download_owned`]: a backend
+    /// may hand over its buffer rather than a copy).
     pub fn into_host(&self, t: Tensor<B>) -> Result<HostTensor> {
         let shape = t.shape().clone();
         HostTensor::new(shape, self.backend.download_owned(t)?)

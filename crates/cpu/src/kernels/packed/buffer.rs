@@ -5,7 +5,8 @@
 //!
 //! A buffer is a `Vec<u64>` viewed as the element type: every bit pattern is a valid `f32`
 //! or `f64`, so reused contents are initialized values, merely stale — every user writes each
-//! element it reads. Each [`Slot`] keeps one spare per thread (up to [`KEEP_MAX_BYTES`]: the
+//! element it reads. A buffer's first element starts on a cache line ([`ALIGN`]). Each [`Slot`]
+//! keeps one spare per thread (up to [`KEEP_MAX_BYTES`]: the
 //! memory stays with the thread, so its size is bounded); a buffer goes back to its slot when
 //! dropped.
 
@@ -28,6 +29,10 @@ pub enum Slot {
     Grid = 4,
 }
 
+/// The alignment of a buffer's first element, in bytes: a cache line, so that the AVX-512
+/// kernel's 64-byte loads of a packed panel each read one line, not two.
+pub const ALIGN: usize = 64;
+
 /// The largest buffer a slot keeps (64 MiB); a larger one is freed when dropped.
 pub const KEEP_MAX_BYTES: usize = 64 << 20;
 
@@ -40,6 +45,8 @@ thread_local! {
 /// A buffer of `len` elements of `T` (their values unspecified).
 pub struct Buffer<T> {
     words: Vec<u64>,
+    /// The words before the first element: the view starts on a cache line ([`ALIGN`]).
+    skip: usize,
     len: usize,
     slot: Slot,
     _t: std::marker::PhantomData<T>,
@@ -50,14 +57,21 @@ impl<T: Element> std::ops::Deref for Buffer<T> {
     fn deref(&self) -> &[T] {
         // SAFETY: `words` holds at least `len · size_of::<T>()` bytes, 8-aligned (≥ T's
         // alignment); T is f32 or f64 (checked in `take`), for which any bits are a value.
-        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<T>(), self.len) }
+        unsafe {
+            std::slice::from_raw_parts(self.words.as_ptr().add(self.skip).cast::<T>(), self.len)
+        }
     }
 }
 
 impl<T: Element> std::ops::DerefMut for Buffer<T> {
     fn deref_mut(&mut self) -> &mut [T] {
         // SAFETY: as in `deref`, and `self` is borrowed mutably.
-        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<T>(), self.len) }
+        unsafe {
+            std::slice::from_raw_parts_mut(
+                self.words.as_mut_ptr().add(self.skip).cast::<T>(),
+                self.len,
+            )
+        }
     }
 }
 
@@ -78,12 +92,15 @@ pub fn take<T: Element>(slot: Slot, len: usize) -> Buffer<T> {
         .ok()
         .flatten()
         .unwrap_or_default();
-    let need = bytes.div_ceil(8);
+    let need = bytes.div_ceil(8) + ALIGN / 8;
     if words.len() < need {
         words.resize(need, 0);
     }
+    // Words (8 bytes, the allocation's alignment) up to the next line.
+    let skip = (ALIGN - words.as_ptr() as usize % ALIGN) % ALIGN / 8;
     Buffer {
         words,
+        skip,
         len,
         slot,
         _t: std::marker::PhantomData,
@@ -101,5 +118,20 @@ impl<T> Drop for Buffer<T> {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_buffer_starts_on_a_cache_line_grown_or_reused() {
+        for len in [1, 17, 1000, 70_001, 5, 300_000] {
+            let a = take::<f32>(Slot::Pack, len);
+            let b = take::<f64>(Slot::Pack, len + 3);
+            assert_eq!((a.len(), a.as_ptr() as usize % ALIGN), (len, 0));
+            assert_eq!((b.len(), b.as_ptr() as usize % ALIGN), (len + 3, 0));
+        }
     }
 }
