@@ -674,10 +674,10 @@ fn rejects_bad_shapes<B: Backend>(b: &B) {
     assert!(b.cam_postprocess_fused(&x, [2, 2]).is_err());
 }
 
-/// Uploads come back unchanged, by a copy or by the buffer itself (`download_owned`: a tensor
-/// given up, or one whose buffer a reshaped view still shares), small or pooled (≥ 64 Ki values
-/// on the CPU: a tensor of that length dropped first, its buffer recycled for the upload, its
-/// old values overwritten).
+/// Uploads come back unchanged, by `download` or `download_owned` (a tensor given up, or one
+/// whose buffer a reshaped view still shares), small or pooled (≥ 64 Ki values on the CPU: a
+/// tensor of that length dropped first, its buffer recycled for the upload, its old values
+/// overwritten).
 fn downloads<B: Backend>(b: &B) {
     let mut rng = Rng(8);
     for n in [13, 70_001] {
@@ -689,7 +689,7 @@ fn downloads<B: Backend>(b: &B) {
             let view = t.reshape([1, n]).unwrap();
             assert_eq!(b.download_owned(t).unwrap(), v, "shared buffer of {n}");
             assert_eq!(b.download(&view).unwrap(), v, "the view after");
-            assert_eq!(b.download_owned(view).unwrap(), v, "own buffer of {n}");
+            assert_eq!(b.download_owned(view).unwrap(), v, "the view given up, {n}");
         }
     }
 }

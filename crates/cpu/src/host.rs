@@ -2,10 +2,11 @@
 //! large allocations are recycled.
 //!
 //! Every buffer starts on a 64-byte line ([`Line`]): the AVX-512 micro-kernel's 64-byte loads
-//! and stores of a plane's rows (a 56×56 or 28×28 plane's rows and channels are whole lines
-//! apart) then each touch one line, not two, and so do its loads of a weight packed in panels
-//! of 64. With `Vec<f32>`'s 16-byte alignment, ResNet-50's forward ran about 10 % slower on an
-//! Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28).
+//! and stores along a channel plane (a 56×56 or 28×28 plane, 3136 or 784 values, starts a whole
+//! number of lines after the previous one) then each touch one line, not two, and so do its
+//! loads of a weight packed in panels of 64. On an Intel AVX-512 machine this and the GEMM's
+//! weight prefetch made ResNet-50's forward and Guided Grad-CAM about 6 % faster
+//! (docs/PERFORMANCE.md, 2026-11-28).
 //!
 //! A new tensor's memory had to be zeroed before a kernel wrote it, and a forward pass makes
 //! tensors of megabytes, layer after layer: ResNet-50's forward zeroed about 40 MB, 2–3 % of its
@@ -39,8 +40,9 @@ const LINE: usize = 16;
 #[repr(C, align(64))]
 struct Line([f32; LINE]);
 
-/// `len` values in whole lines (the last line's values past `len` unused).
-#[derive(Clone, Debug, Default, PartialEq)]
+/// `len` values in whole lines (the last line's values past `len` unused: never read, and
+/// not compared).
+#[derive(Clone, Debug, Default)]
 struct Lines {
     lines: Vec<Line>,
     len: usize,
@@ -52,6 +54,20 @@ impl Lines {
         Lines {
             lines: vec![Line([v; LINE]); len.div_ceil(LINE)],
             len,
+        }
+    }
+
+    /// A copy of `data`, in one pass.
+    fn copy(data: &[f32]) -> Self {
+        let mut lines = Vec::with_capacity(data.len().div_ceil(LINE));
+        lines.extend(data.chunks(LINE).map(|c| {
+            let mut l = Line([0.0; LINE]);
+            l.0[..c.len()].copy_from_slice(c);
+            l
+        }));
+        Lines {
+            lines,
+            len: data.len(),
         }
     }
 
@@ -68,12 +84,14 @@ impl Lines {
     }
 
     fn as_slice(&self) -> &[f32] {
+        debug_assert!(self.len <= self.lines.len() * LINE);
         // SAFETY: `Line` is `repr(C)` over 16 `f32`s with no padding (64 bytes, 64-aligned),
         // so the lines are `16 · lines.len() ≥ len` contiguous, initialised values.
         unsafe { std::slice::from_raw_parts(self.lines.as_ptr().cast::<f32>(), self.len) }
     }
 
     fn as_mut_slice(&mut self) -> &mut [f32] {
+        debug_assert!(self.len <= self.lines.len() * LINE);
         // SAFETY: as in `as_slice`, borrowed mutably.
         unsafe { std::slice::from_raw_parts_mut(self.lines.as_mut_ptr().cast::<f32>(), self.len) }
     }
@@ -99,10 +117,12 @@ impl Pool {
         }
     }
 
-    /// Keeps `buf` (its length is its capacity), first giving back (returning) buffers of
-    /// other lengths, then of its own, until it fits; a buffer larger than the whole pool is
-    /// returned. What is returned is for the caller to free, outside the lock.
+    /// Keeps `buf` (allocated exactly: its lines are its capacity), first giving back
+    /// (returning) buffers of other lengths, then of its own, until it fits; a buffer larger
+    /// than the whole pool is returned. What is returned is for the caller to free, outside
+    /// the lock.
     fn put(&mut self, buf: Lines) -> Vec<Lines> {
+        debug_assert_eq!(buf.lines.capacity(), buf.lines.len());
         let (len, bytes) = (buf.len, buf.bytes());
         if bytes > self.cap {
             return vec![buf];
@@ -141,21 +161,26 @@ fn pool() -> MutexGuard<'static, Pool> {
 }
 
 /// Host memory of one tensor (or a weight's rearranged copy): its values, starting on a cache
-/// line.
-#[derive(Default, Clone, PartialEq)]
+/// line. Equal when the values are.
+#[derive(Default, Clone)]
 pub struct HostBuf(Lines);
 
 impl HostBuf {
     /// A buffer holding `data` (copied onto whole cache lines).
     pub fn new(data: Vec<f32>) -> Self {
-        Self::copy(&data)
+        HostBuf(Lines::copy(&data))
     }
+}
 
-    /// A buffer holding a copy of `data`.
-    fn copy(data: &[f32]) -> Self {
-        let mut buf = HostBuf(Lines::filled(data.len(), 0.0));
-        buf.copy_from_slice(data);
-        buf
+impl PartialEq for Lines {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
+
+impl PartialEq for HostBuf {
+    fn eq(&self, other: &Self) -> bool {
+        self.0 == other.0
     }
 }
 
@@ -210,7 +235,7 @@ pub(crate) fn copy_of(d: &[f32]) -> HostBuf {
             v.as_mut_slice().copy_from_slice(d);
             HostBuf(v)
         }
-        None => HostBuf::copy(d),
+        None => HostBuf(Lines::copy(d)),
     }
 }
 
@@ -255,7 +280,7 @@ mod tests {
     fn a_pool_gives_back_a_buffer_of_the_same_length_once() {
         let mut p = Pool::new(1 << 20);
         assert!(p.put(buf(1000, 1.0)).is_empty());
-        // Whole lines: 63 of 64 bytes.
+        // Whole lines: 63 lines of 64 bytes.
         assert_eq!(p.held, 4032);
         assert!(p.take(999).is_none());
         assert_eq!(p.take(1000), Some(buf(1000, 1.0)));
@@ -301,16 +326,24 @@ mod tests {
             assert!(made[1].iter().all(|&v| v == 0.0));
             assert!(made[3].iter().all(|&v| v == 3.0));
         }
-        // Recycled ones too (the pool keeps buffers from `RECYCLED` values).
+        // Recycled ones too (the pool keeps buffers from `RECYCLED` values): each made after
+        // the previous one was dropped.
         let len = RECYCLED + 17;
         drop(zeros(len));
-        for b in [
-            zeros(len),
-            copy_of(&vec![1.0; len]),
-            filled_by(len, |v| v.fill(2.0)),
-        ] {
+        let makers: [fn(usize) -> HostBuf; 3] = [
+            zeros,
+            |len| copy_of(&vec![1.0; len]),
+            |len| filled_by(len, |v| v.fill(2.0)),
+        ];
+        for make in makers {
+            let b = make(len);
             assert_eq!((b.len(), b.as_ptr() as usize % 64), (len, 0));
         }
+        // Equal by value, whatever lies past the end in the last line.
+        let (mut a, b) = (zeros(len), filled_by(len, |v| v.fill(0.0)));
+        assert!(a == b);
+        a[len - 1] = 1.0;
+        assert!(a != b);
     }
 
     #[test]

@@ -55,8 +55,9 @@ pub struct Buffer<T> {
 impl<T: Element> std::ops::Deref for Buffer<T> {
     type Target = [T];
     fn deref(&self) -> &[T] {
-        // SAFETY: `words` holds at least `len · size_of::<T>()` bytes, 8-aligned (≥ T's
-        // alignment); T is f32 or f64 (checked in `take`), for which any bits are a value.
+        // SAFETY: from word `skip` on, `words` holds at least `len · size_of::<T>()` bytes
+        // (`take`), 64-aligned (≥ T's alignment); T is f32 or f64 (checked in `take`), for
+        // which any bits are a value.
         unsafe {
             std::slice::from_raw_parts(self.words.as_ptr().add(self.skip).cast::<T>(), self.len)
         }
@@ -98,6 +99,7 @@ pub fn take<T: Element>(slot: Slot, len: usize) -> Buffer<T> {
     }
     // Words (8 bytes, the allocation's alignment) up to the next line.
     let skip = (ALIGN - words.as_ptr() as usize % ALIGN) % ALIGN / 8;
+    debug_assert!(skip + bytes.div_ceil(8) <= words.len());
     Buffer {
         words,
         skip,
