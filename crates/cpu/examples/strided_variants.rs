@@ -39,7 +39,8 @@ fn main() {
         let p = Conv2dParams::new(stride, pad);
         let out = p.output_shape([1, c, s, s], [k, c, ks, ks], "x").unwrap();
         let g = conv::ConvGeom::new([1, c, s, s], [k, c, ks, ks], out, p);
-        let wt = direct::pack_weight(&w, k, c * ks * ks, kern.nr);
+        // On a cache line, as the backend keeps it.
+        let wt = gradcam_cpu::HostBuf::new(direct::pack_weight(&w, k, c * ks * ks, kern.nr));
         let mut y = vec![0f32; out.iter().product()];
         let im2col = conv::Plan::<f32> {
             direct: false,

@@ -37,7 +37,8 @@ fn main() {
         let g = conv::ConvGeom::new([1, c, s, s], [c, c, 3, 3], out, p);
         let u2 = winograd::transform_weight(&w, c, c);
         let u4 = winograd4::transform_weight(&w, c, c);
-        let wt = direct::pack_weight(&w, c, c * 9, kern.unwrap().nr);
+        // On a cache line, as the backend keeps it.
+        let wt = gradcam_cpu::HostBuf::new(direct::pack_weight(&w, c, c * 9, kern.unwrap().nr));
         let mut y = vec![0f32; c * s * s];
         let plan = conv::Plan::<f32>::fast();
         let mut best = [f64::MAX; 4];

@@ -342,7 +342,13 @@ pub fn forward_fused<T: Element>(
         "residual too short"
     );
     if let Some(k) = plan.direct_kernel(g) {
-        let wt = direct::pack_weight(w, g.k, g.c * g.kk(), k.nr);
+        // On a cache line, as the backend's kept copy is (`HostBuf`).
+        let depth = g.c * g.kk();
+        let mut wt = packed::buffer::take::<T>(
+            packed::buffer::Slot::Weight,
+            g.k.div_ceil(k.nr) * depth * k.nr,
+        );
+        direct::pack_weight_into(w, g.k, depth, k.nr, &mut wt);
         return direct::forward(k, x, &wt, b, residual, clamp, g, y);
     }
     let (cg, kg, kk, plane) = (g.cg(), g.kg(), g.kk(), g.out_plane());

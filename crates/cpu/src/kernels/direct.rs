@@ -116,17 +116,28 @@ fn strips_first(g: &ConvGeom, weight: usize, image: usize) -> bool {
 /// filters (`[panel][c·kh·kw][nr]`, the last panel's missing filters zero).
 pub fn pack_weight<T: Element>(w: &[T], k: usize, depth: usize, nr: usize) -> Vec<T> {
     let mut out = vec![T::zero(); k.div_ceil(nr) * depth * nr];
+    pack_weight_into(w, k, depth, nr, &mut out);
+    out
+}
+
+/// [`pack_weight`] into `out` (at least `⌈k/nr⌉·depth·nr` values, whatever they held).
+pub fn pack_weight_into<T: Element>(w: &[T], k: usize, depth: usize, nr: usize, out: &mut [T]) {
+    let out = &mut out[..k.div_ceil(nr) * depth * nr];
     out.par_chunks_mut(depth * nr)
         .enumerate()
         .for_each(|(p, dst)| {
-            for j in 0..nr.min(k - p * nr) {
+            let filters = nr.min(k - p * nr);
+            if filters < nr {
+                // The last panel's missing filters: zeros.
+                dst.fill(T::zero());
+            }
+            for j in 0..filters {
                 let row = &w[(p * nr + j) * depth..][..depth];
                 for (r, &v) in row.iter().enumerate() {
                     dst[r * nr + j] = v;
                 }
             }
         });
-    out
 }
 
 /// `y = clamp(conv(x, w) + b + residual)` for a geometry [`applies`] accepts, `wt` the weight

@@ -27,6 +27,9 @@ pub enum Slot {
     Padded = 3,
     /// A direct convolution's partial sums of a group of tiles, positions × filters.
     Grid = 4,
+    /// A direct convolution's weight packed per call (a caller without the backend's kept
+    /// copy: the kernels' examples and benchmarks).
+    Weight = 5,
 }
 
 /// The alignment of a buffer's first element, in bytes: a cache line, so that the AVX-512
@@ -37,8 +40,8 @@ pub const ALIGN: usize = 64;
 pub const KEEP_MAX_BYTES: usize = 64 << 20;
 
 thread_local! {
-    static SPARE: [RefCell<Vec<u64>>; 5] = const {
-        [const { RefCell::new(Vec::new()) }; 5]
+    static SPARE: [RefCell<Vec<u64>>; 6] = const {
+        [const { RefCell::new(Vec::new()) }; 6]
     };
 }
 
