@@ -268,9 +268,13 @@ unsafe fn residual<const RES: bool>(r: *const f32, at: usize, mask: __mmask16) -
     RES.then(|| _mm512_maskz_loadu_ps(mask, r.add(at)))
 }
 
-/// [`store_tile`] into `store.transposed`: each sum vector finished, then its lanes stored
-/// `ldt` apart. Out of line, on a copy of the sums, so that the loop producing them keeps
-/// them in registers.
+/// [`store_tile`] into `store.transposed`: each sixteen filters' row vectors finished (C or
+/// the bias added), transposed in registers (an 8 × 16 transpose, the rows past `rows` zero),
+/// then each filter's positions stored as one masked store, the residual loaded and the clamp
+/// applied alike. Storing lane by lane (a vector to the stack, then a store per value) took
+/// 46 % of the 7×7 stem's time and 3 % of a 3×3 layer's. The same operations on each value,
+/// so the same bits. Out of line, on a copy of the sums, so that the loop producing them
+/// keeps them in registers.
 #[inline(never)]
 #[target_feature(enable = "avx512f")]
 unsafe fn store_transposed(
@@ -281,27 +285,78 @@ unsafe fn store_transposed(
     cols: usize,
     store: &Store<f32>,
 ) {
-    let mut lanes = [0f32; 16];
-    for (i, si) in s.iter().enumerate().take(rows) {
-        for (j, &v) in si.iter().enumerate() {
-            let lane = j * 16;
-            if lane >= cols {
-                break;
-            }
-            let left = (cols - lane).min(16);
-            let mask = lanes_mask(left);
+    let ldt = store.ldt;
+    let no_clamp = Store {
+        clamp: None,
+        ..*store
+    };
+    let zero = _mm512_setzero_ps();
+    // Lanes 0–3 of a and b's first 128-bit quarters, then of their second: two columns'
+    // eight positions, one per 256-bit half.
+    let first = _mm512_setr_epi32(0, 1, 2, 3, 16, 17, 18, 19, 4, 5, 6, 7, 20, 21, 22, 23);
+    // Their third and fourth quarters.
+    let second = _mm512_setr_epi32(8, 9, 10, 11, 24, 25, 26, 27, 12, 13, 14, 15, 28, 29, 30, 31);
+    let rows_mask = lanes_mask(rows);
+    for (j, lane) in [0, 16, 32, 48].into_iter().enumerate() {
+        if lane >= cols {
+            break;
+        }
+        let mask = lanes_mask(cols - lane);
+        let mut r = [zero; 8];
+        for (i, r) in r.iter_mut().enumerate().take(rows) {
             // C is read only when accumulating (it may be an empty buffer otherwise).
             let p = c.wrapping_add(i * ldc + lane);
-            let to = store.transposed.add(lane * store.ldt + i);
-            // The residual, laid out as the output: its lanes gathered as they are stored.
-            let res = (!store.residual.is_null()).then(|| {
-                let r = store.residual.add(lane * store.ldt + i);
-                (0..left).for_each(|l| lanes[l] = *r.add(l * store.ldt));
-                _mm512_maskz_loadu_ps(mask, lanes.as_ptr())
-            });
-            _mm512_storeu_ps(lanes.as_mut_ptr(), finish(v, i, lane, mask, p, res, store));
-            for (l, &x) in lanes.iter().enumerate().take(left) {
-                *to.add(l * store.ldt) = x;
+            *r = finish(s[i][j], i, lane, mask, p, None, &no_clamp);
+        }
+        let t = [
+            _mm512_unpacklo_ps(r[0], r[1]),
+            _mm512_unpackhi_ps(r[0], r[1]),
+            _mm512_unpacklo_ps(r[2], r[3]),
+            _mm512_unpackhi_ps(r[2], r[3]),
+            _mm512_unpacklo_ps(r[4], r[5]),
+            _mm512_unpackhi_ps(r[4], r[5]),
+            _mm512_unpacklo_ps(r[6], r[7]),
+            _mm512_unpackhi_ps(r[6], r[7]),
+        ];
+        // u[q]: positions 0–3 of columns 4k + q (quarter k); v[q]: positions 4–7.
+        let u = [
+            _mm512_shuffle_ps::<0x44>(t[0], t[2]),
+            _mm512_shuffle_ps::<0xEE>(t[0], t[2]),
+            _mm512_shuffle_ps::<0x44>(t[1], t[3]),
+            _mm512_shuffle_ps::<0xEE>(t[1], t[3]),
+        ];
+        let v = [
+            _mm512_shuffle_ps::<0x44>(t[4], t[6]),
+            _mm512_shuffle_ps::<0xEE>(t[4], t[6]),
+            _mm512_shuffle_ps::<0x44>(t[5], t[7]),
+            _mm512_shuffle_ps::<0xEE>(t[5], t[7]),
+        ];
+        for q in 0..4 {
+            let pairs = [
+                (_mm512_permutex2var_ps(u[q], first, v[q]), q),
+                (_mm512_permutex2var_ps(u[q], second, v[q]), 8 + q),
+            ];
+            for (w, col) in pairs {
+                // Column `col` in the low half, `col + 4` in the high one.
+                for (half, col) in [(0, col), (8, col + 4)] {
+                    if lane + col >= cols {
+                        continue;
+                    }
+                    // The high half's lanes 8.. land at the column's place: the masked-off
+                    // lanes before it are neither read nor written.
+                    let m = rows_mask << half;
+                    let to = store.transposed.add((lane + col) * ldt).wrapping_sub(half);
+                    let mut x = w;
+                    if !store.residual.is_null() {
+                        let rp = store.residual.add((lane + col) * ldt).wrapping_sub(half);
+                        x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(m, rp));
+                    }
+                    if let Some((lo, hi)) = store.clamp {
+                        // max(v, lo) gives lo for a NaN v, as f32::max does.
+                        x = _mm512_min_ps(_mm512_max_ps(x, _mm512_set1_ps(lo)), _mm512_set1_ps(hi));
+                    }
+                    _mm512_mask_storeu_ps(to, m, x);
+                }
             }
         }
     }
