@@ -147,20 +147,27 @@ impl CpuBackend {
         match plan.winograd(g, relaxed) {
             Some(Variant::F2) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 0), |w| {
-                    HostBuf::new(winograd::transform_weight(w, g.k, g.c))
+                    host::filled_by(16 * g.k * g.c, |u| {
+                        winograd::transform_weight_into(w, g.k, g.c, u)
+                    })
                 });
                 winograd::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
             }
             Some(Variant::F4) => {
                 let u = self.derived.get(w, &tag(dims, g.p.groups, 3), |w| {
-                    HostBuf::new(winograd4::transform_weight(w, g.k, g.c))
+                    host::filled_by(winograd4::P * g.k * g.c, |u| {
+                        winograd4::transform_weight_into(w, g.k, g.c, u)
+                    })
                 });
                 winograd4::forward(plan.kernel, x, &u, b, wino_clamp, g, y);
             }
             None => match plan.direct_kernel(g) {
                 Some(k) => {
                     let wt = self.derived.get(w, &tag(dims, g.p.groups, 4), |w| {
-                        HostBuf::new(direct::pack_weight(w, g.k, g.c * g.kh * g.kw, k.nr))
+                        let depth = g.c * g.kh * g.kw;
+                        host::filled_by(g.k.div_ceil(k.nr) * depth * k.nr, |o| {
+                            direct::pack_weight_into(w, g.k, depth, k.nr, o)
+                        })
                     });
                     return direct::forward(k, x, &wt, b, residual, clamp, g, y);
                 }
@@ -195,7 +202,7 @@ impl CpuBackend {
         let prepared = self.derived.get(
             w.buffer(),
             &tag(w.dims(), p.groups, 1 + plan.flips(&g) as u8),
-            |w| HostBuf::new(conv::prepare_backward(plan, w, &g)),
+            |w| host::filled_by(w.len(), |o| conv::prepare_backward_into(plan, w, &g, o)),
         );
         match conv::transposed_geom(&g).filter(|_| plan.flips(&g)) {
             // Stride 1: the forward convolution of dy with the flipped weight (which writes

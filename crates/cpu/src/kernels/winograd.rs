@@ -60,8 +60,15 @@ pub fn applies(g: &ConvGeom) -> bool {
 /// The transformed weight `U [16][k][c]` (`U[ξ] = G g Gᵀ` at position ξ); it depends only on
 /// the weight, so the backend keeps it per weight buffer.
 pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
-    let half = T::of(0.5);
     let mut u = vec![T::zero(); 16 * k * c];
+    transform_weight_into(w, k, c, &mut u);
+    u
+}
+
+/// [`transform_weight`] into `u` (every value written, whatever it held).
+pub fn transform_weight_into<T: Element>(w: &[T], k: usize, c: usize, u: &mut [T]) {
+    let half = T::of(0.5);
+    assert_eq!(u.len(), 16 * k * c, "transformed weight of another length");
     let us = SharedMut(u.as_mut_ptr());
     (0..k).into_par_iter().for_each(|kk| {
         for cc in 0..c {
@@ -89,7 +96,6 @@ pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
             }
         }
     });
-    u
 }
 
 /// `y = conv(x, w) + b` (then clamped) with the transformed weight `u`.

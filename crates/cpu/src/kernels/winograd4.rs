@@ -41,7 +41,7 @@ pub const SMALL: usize = 16;
 /// The fewest tiles that [`forward`] takes in blocks of [`BLOCK`] rather than [`SMALL`].
 pub const BLOCK_FROM: usize = 49;
 /// Transform positions (6 × 6).
-const P: usize = 36;
+pub const P: usize = 36;
 
 /// Whether `g` has the shape both Winograd variants compute (3×3, stride 1, undilated,
 /// ungrouped, padding ≤ 2); [`worth`] says whether F(4×4) pays.
@@ -99,8 +99,15 @@ pub fn pays_forward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom)
 /// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);
 /// it depends only on the weight, so the backend keeps it per weight buffer.
 pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
-    assert!(w.len() >= k * c * 9, "weight too short");
     let mut u = vec![T::zero(); P * k * c];
+    transform_weight_into(w, k, c, &mut u);
+    u
+}
+
+/// [`transform_weight`] into `u` (every value written, whatever it held).
+pub fn transform_weight_into<T: Element>(w: &[T], k: usize, c: usize, u: &mut [T]) {
+    assert!(w.len() >= k * c * 9, "weight too short");
+    assert_eq!(u.len(), P * k * c, "transformed weight of another length");
     let us = SharedMut(u.as_mut_ptr());
     // Computed in f64 and rounded once: the fractions of G are not exact in f32.
     let gt = |v: [f64; 3]| -> [f64; 6] {
@@ -114,8 +121,12 @@ pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
             c,
         ]
     };
-    (0..k).into_par_iter().for_each(|kk| {
-        for cc in 0..c {
+    // By channel, the filters innermost: each of the 36 positions' stores run contiguously
+    // (`U[ξ][cc][·]`), and each task writes rows of its own. By filter, every store went to a
+    // line of its own, which the other threads' filters shared (ResNet-50's first call spent
+    // 120 ms here).
+    (0..c).into_par_iter().for_each(|cc| {
+        for kk in 0..k {
             let g = &w[(kk * c + cc) * 9..][..9];
             let g = |i: usize| g[i].to_f64().unwrap_or(f64::NAN);
             // s = G g (6×3, by columns), then U = s Gᵀ (6×6, by rows).
@@ -123,14 +134,13 @@ pub fn transform_weight<T: Element>(w: &[T], k: usize, c: usize) -> Vec<T> {
             for i in 0..6 {
                 let row = gt([cols[0][i], cols[1][i], cols[2][i]]);
                 for (j, &v) in row.iter().enumerate() {
-                    // SAFETY: filter kk writes only its own (ξ, ·, kk) entries.
+                    // SAFETY: channel cc writes only its own (ξ, cc, ·) entries.
                     let at = ((i * 6 + j) * c + cc) * k + kk;
                     unsafe { *us.ptr().add(at) = T::from(v).unwrap_or(T::nan()) };
                 }
             }
         }
     });
-    u
 }
 
 /// One block of tiles: image `n`, tiles `t0..t0 + len` (row-major over the tile grid).
