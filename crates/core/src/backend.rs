@@ -47,6 +47,16 @@ pub trait Backend: Send + Sync {
     fn synchronize(&self) -> Result<()> {
         Ok(())
     }
+    /// Runs `pass`, a run of this backend's ops (a forward pass, a backward pass, a whole
+    /// explanation), where they start fastest, and returns what it returns. The default runs it
+    /// in place; the CPU backend runs it on a worker of its thread pool, so that each parallel
+    /// op within starts and ends without waking the calling thread. Nested passes run in place.
+    fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R
+    where
+        Self: Sized,
+    {
+        pass()
+    }
     /// A handle on the same memory (tensors pass freely between the two) whose forward
     /// convolutions may round more for speed: the CPU's Winograd F(4×4, 3×3), ≈ 1e-5 relative
     /// against the direct product's ≈ 1e-7. For forward passes whose values no later step

@@ -157,6 +157,19 @@ impl<B: Backend> Explainer<B> {
         methods: &[Method],
         opts: &Options,
     ) -> Result<Explanation> {
+        // One pass for the backend: its ops then start without waking this thread.
+        self.model
+            .backend()
+            .run_pass(|| self.explain_pass(input, methods, opts))
+    }
+
+    /// [`Explainer::explain`]'s work.
+    fn explain_pass(
+        &self,
+        input: &HostTensor,
+        methods: &[Method],
+        opts: &Options,
+    ) -> Result<Explanation> {
         if methods.is_empty() {
             return Err(Error::InvalidArgument("no method given".into()));
         }

@@ -156,8 +156,23 @@ impl<B: Backend> Model<B> {
         Ok(times)
     }
 
+    /// The backward pass of `spec` from `seed` ([`Backend::run_pass`]): every node's gradient
+    /// (all kept with `keep_all`, else only the stop node's) and the parameters'.
     #[allow(clippy::type_complexity)]
     fn run_backward(
+        &self,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+        seed: Tensor<B>,
+        keep_all: bool,
+        timing: Option<&mut Vec<(String, f64)>>,
+    ) -> Result<(Vec<Option<Tensor<B>>>, Vec<Option<Tensor<B>>>)> {
+        self.backend()
+            .run_pass(|| self.backward_pass(acts, spec, seed, keep_all, timing))
+    }
+
+    #[allow(clippy::type_complexity)]
+    fn backward_pass(
         &self,
         acts: &Activations<B>,
         spec: &BackwardSpec,

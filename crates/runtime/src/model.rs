@@ -190,6 +190,11 @@ impl<B: Backend> Model<B> {
         rounding: Rounding,
     ) -> Result<Activations<B>> {
         let b = self.backend_for(rounding);
+        b.run_pass(|| self.run_forward(b, x, keep))
+    }
+
+    /// [`Model::forward_with`]'s pass, on `b`.
+    fn run_forward(&self, b: &B, x: &Tensor<B>, keep: &BTreeSet<NodeId>) -> Result<Activations<B>> {
         let g = &self.graph;
         let shapes = g.infer_shapes(x.shape())?;
         let n = g.nodes().len();
@@ -248,6 +253,11 @@ impl<B: Backend> Model<B> {
     /// Slower than [`Model::forward`] by the waits; for profiling only.
     pub fn forward_profile(&self, x: &Tensor<B>, rounding: Rounding) -> Result<Vec<(String, f64)>> {
         let b = self.backend_for(rounding);
+        b.run_pass(|| self.profile_forward(b, x))
+    }
+
+    /// [`Model::forward_profile`]'s pass, on `b`.
+    fn profile_forward(&self, b: &B, x: &Tensor<B>) -> Result<Vec<(String, f64)>> {
         let g = &self.graph;
         let shapes = g.infer_shapes(x.shape())?;
         let mut values: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
