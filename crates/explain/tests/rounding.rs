@@ -19,7 +19,7 @@ fn random(r: &mut SplitMix64, dims: &[usize], scale: f32) -> HostTensor {
 }
 
 /// Three 3×3 convolutions with rectifiers (16 channels at 28×28, 49 tiles: F(4×4) takes the
-/// last two with every micro-kernel, `winograd4::pays_forward`),
+/// last two with every micro-kernel, `winograd4::pays`),
 /// global pooling and a classifier of 5.
 fn graph() -> Graph {
     let mut r = SplitMix64::new(11);

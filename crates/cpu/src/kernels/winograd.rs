@@ -24,7 +24,7 @@ pub enum Variant {
 
 /// The Winograd variant worth running for `g`, if any. `relaxed` (a backward-data, or a
 /// forward convolution whose caller accepts F(4×4)'s rounding on a plane its micro-kernel
-/// takes it on: [`super::winograd4::pays_forward`]): F(4×4) where
+/// takes it on: [`super::winograd4::pays`]): F(4×4) where
 /// [`super::winograd4::worth`] (from 13×13 planes: wherever F(2×2) was worth running in a
 /// backward pass, F(4×4) is faster). Otherwise only F(2×2), where [`applies`] (its rounding
 /// moves the rectifier masks of later layers less than F(4×4)'s: see
@@ -50,7 +50,7 @@ pub fn choose(g: &ConvGeom, relaxed: bool) -> Option<Variant> {
 /// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4. (A backward pass takes
 /// F(4×4) on every plane this rule would accept, and so does a forward that accepts F(4×4)'s
 /// rounding, except below its micro-kernel's floor: with AVX-512, 512 channels at 14×14 to
-/// 24×24 run F(2×2) there: [`choose`], [`super::winograd4::pays_forward`].)
+/// 24×24 run F(2×2) there: [`choose`], [`super::winograd4::pays`].)
 pub fn applies(g: &ConvGeom) -> bool {
     let shape = super::winograd4::fits(g);
     let size = g.oh >= 14 && g.ow >= 14 && (g.c >= 512 || g.oh >= 28);

@@ -80,20 +80,37 @@ pub fn worth(g: &ConvGeom) -> bool {
     fits(g) && g.c >= 16 && tiles >= SMALL
 }
 
-/// Whether a forward convolution that may round as F(4×4) (the `fast_forward` handle's, or
-/// `CpuBackend::with_winograd_forward`'s) runs by it with `kernel`: where [`worth`], on planes
-/// of at least the kernel's [`packed::Kernel::f4_forward_tiles`] tiles. With the AVX-512
-/// kernel that is [`BLOCK_FROM`] (planes from about 25×25): on an Intel AVX-512 machine
-/// (docs/PERFORMANCE.md, 2026-11-28) F(4×4) at 14×14 planes, faster than the direct
-/// convolution and F(2×2) one layer at a time, made the forward slower in the network:
-/// ResNet-50's 3×3 layers 18.0–18.1 ms with it, 16.3 without it at 14×14 (15.4–15.7 with no
-/// F(4×4) at all); VGG-16's forward 121–135 ms against 116–118. Likely, though not shown, its
-/// 4× larger transformed weight (9.4 MB at 256 channels), read per layer for work the twice
-/// as wide kernel does fast anyway. With the AVX2 kernel and without one, every plane
-/// [`worth`] takes.
-pub fn pays_forward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
+/// Whether a convolution that may round as F(4×4) runs by it with `kernel`: a backward-data,
+/// or a forward that may (the `fast_forward` handle's, or `CpuBackend::with_winograd_forward`'s).
+/// Where [`worth`], on planes of at least the kernel's [`packed::Kernel::f4_forward_tiles`]
+/// tiles. With the AVX-512 kernel that is [`BLOCK_FROM`] (planes from about 25×25): on an
+/// Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28) F(4×4) at 14×14 planes, faster than
+/// the direct convolution and F(2×2) one layer at a time, made the forward slower in the
+/// network: ResNet-50's 3×3 layers 18.0–18.1 ms with it, 16.3 without it at 14×14 (15.4–15.7
+/// with no F(4×4) at all); VGG-16's forward 121–135 ms against 116–118. Likely, though not
+/// shown, its 4× larger transformed weight (9.4 MB at 256 channels), read per layer for work
+/// the twice as wide kernel does fast anyway. Backward-data kept every plane [`worth`] takes
+/// until the direct convolution's transposed store got faster; then, in the network,
+/// ResNet-50's five 256-channel 14×14 backward-data layers took 1.26–1.48 ms each by F(4×4)
+/// and 1.03–1.15 directly. With the AVX2 kernel and without one, every plane [`worth`] takes.
+pub fn pays<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
     worth(g) && kernel.is_none_or(|k| tiles >= k.f4_forward_tiles)
+}
+
+/// Whether a backward-data (the forward convolution `g` of the output's gradient with the
+/// flipped weight) runs by F(4×4) with `kernel`: where it [`pays`], and where the direct
+/// convolution could not take it or it has at least the kernel's
+/// [`packed::Kernel::f4_backward_channels`] channels (128 with AVX-512, any with AVX2). In
+/// ResNet-50's backward on an Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28) its
+/// three 64-channel 56×56 layers took 1.18–1.30 ms each by F(4×4) and 0.99–1.10 directly, its
+/// 128-channel 28×28 ones 0.90–1.08 and 0.91–1.03; one at a time F(4×4) was the faster of the
+/// two, and VGG-16's larger planes (the direct convolution takes none above 112×112) run it
+/// twice as fast.
+pub fn pays_backward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
+    pays(kernel, g)
+        && kernel
+            .is_none_or(|k| g.c >= k.f4_backward_channels || !super::direct::applies(Some(k), g))
 }
 
 /// The transformed weight `U [36][c][k]` (`U[ξ] = G g Gᵀ` at position ξ, filters contiguous);

@@ -479,14 +479,43 @@ fn the_forward_takes_f4_from_the_kernels_floor() {
         (3, 224, false, false),
     ] {
         let g = geom(c, side);
+        assert_eq!(winograd4::pays::<f32>(None, &g), small, "{c} {side}");
+        for (name, want) in [("avx2", small), ("avx512", wide)] {
+            if let Some(k) = named(name) {
+                let got = winograd4::pays(Some(k), &g);
+                assert_eq!(got, want, "{} {c} {side}", k.name);
+            }
+        }
+    }
+}
+
+/// Which planes a backward-data takes F(4×4) on, by micro-kernel: as a forward that may round
+/// so, and with AVX-512 not below 128 channels where the direct convolution could take it (as
+/// measured in docs/PERFORMANCE.md); with AVX2 and without a kernel, wherever it pays.
+#[test]
+fn backward_data_takes_f4_where_it_pays_in_the_network() {
+    let geom = |c: usize, side: usize| {
+        let (x, w, p) = ([1, c, side, side], [c, c, 3, 3], Conv2dParams::new(1, 1));
+        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
+    };
+    let named = |name: &str| packed::f32_kernels().into_iter().find(|k| k.name == name);
+    for (c, side, small, wide) in [
+        (256, 14, true, false),
+        (64, 56, true, false),
+        (127, 28, true, false),
+        (128, 28, true, true),
+        (64, 224, true, true),
+        (512, 7, false, false),
+    ] {
+        let g = geom(c, side);
         assert_eq!(
-            winograd4::pays_forward::<f32>(None, &g),
+            winograd4::pays_backward::<f32>(None, &g),
             small,
             "{c} {side}"
         );
         for (name, want) in [("avx2", small), ("avx512", wide)] {
             if let Some(k) = named(name) {
-                let got = winograd4::pays_forward(Some(k), &g);
+                let got = winograd4::pays_backward(Some(k), &g);
                 assert_eq!(got, want, "{} {c} {side}", k.name);
             }
         }

@@ -194,10 +194,12 @@ pub struct Kernel<T> {
     /// The largest output plane (positions) of a 3×3 convolution that the direct convolution
     /// takes with this kernel ([`super::direct::applies`]).
     pub direct_plane: usize,
-    /// The fewest 4×4 tiles per plane at which a forward convolution that may round as
-    /// Winograd F(4×4) does ([`super::winograd4::pays_forward`]; backward-data keeps
-    /// [`super::winograd4::worth`]'s floor).
+    /// The fewest 4×4 tiles per plane at which a convolution that may round as Winograd F(4×4)
+    /// does ([`super::winograd4::pays`]).
     pub f4_forward_tiles: usize,
+    /// The fewest channels at which a backward-data that the direct convolution could take
+    /// runs by Winograd F(4×4) ([`super::winograd4::pays_backward`]).
+    pub f4_backward_channels: usize,
 }
 
 /// The f32 micro-kernels this CPU can run, fastest first (empty off x86-64 or without AVX2).
@@ -220,6 +222,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx512::kernel_gather,
                 direct_plane: super::direct::MAX_PLANE,
                 f4_forward_tiles: super::winograd4::BLOCK_FROM,
+                f4_backward_channels: 128,
             });
         }
         if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
@@ -237,6 +240,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx2::kernel_gather,
                 direct_plane: usize::MAX,
                 f4_forward_tiles: super::winograd4::SMALL,
+                f4_backward_channels: 0,
             });
         }
     }
