@@ -22,9 +22,9 @@ pub enum Variant {
     F4,
 }
 
-/// The Winograd variant worth running for `g`, if any. `relaxed` (a backward-data, or a
-/// forward convolution whose caller accepts F(4×4)'s rounding on a plane its micro-kernel
-/// takes it on: [`super::winograd4::pays`]): F(4×4) where
+/// The Winograd variant worth running for `g`, if any. `relaxed` (a backward-data where
+/// [`super::winograd4::pays_backward`], or a forward convolution whose caller accepts F(4×4)'s
+/// rounding on a plane its micro-kernel takes it on: [`super::winograd4::pays`]): F(4×4) where
 /// [`super::winograd4::worth`] (from 13×13 planes: wherever F(2×2) was worth running in a
 /// backward pass, F(4×4) is faster). Otherwise only F(2×2), where [`applies`] (its rounding
 /// moves the rectifier masks of later layers less than F(4×4)'s: see
@@ -47,10 +47,10 @@ pub fn choose(g: &ConvGeom, relaxed: bool) -> Option<Variant> {
 /// even at best. It keeps the rule it had before F(4×4) came, from 28×28 or with 512 channels:
 /// a forward's rounding moves later rectifier masks (see [`super::winograd4::worth`]), which
 /// at VGG-16's layers was measured harmless (Guided Backprop 1.5e-7 from PyTorch's), while
-/// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4. (A backward pass takes
-/// F(4×4) on every plane this rule would accept, and so does a forward that accepts F(4×4)'s
-/// rounding, except below its micro-kernel's floor: with AVX-512, 512 channels at 14×14 to
-/// 24×24 run F(2×2) there: [`choose`], [`super::winograd4::pays`].)
+/// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4. (A backward pass, and a
+/// forward that accepts F(4×4)'s rounding, take F(4×4) on every plane this rule would accept,
+/// except below their micro-kernel's floor: with AVX-512, 512 channels at 14×14 to 24×24 run
+/// F(2×2) there: [`choose`], [`super::winograd4::pays`].)
 pub fn applies(g: &ConvGeom) -> bool {
     let shape = super::winograd4::fits(g);
     let size = g.oh >= 14 && g.ow >= 14 && (g.c >= 512 || g.oh >= 28);

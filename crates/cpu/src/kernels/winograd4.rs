@@ -67,7 +67,8 @@ pub fn fits(g: &ConvGeom) -> bool {
 /// off the RGB stem (3 channels), where the GEMM's depth is too small for it; 16–63 channels
 /// were not measured.
 ///
-/// The backend uses it for backward-data, and for the forward only where no backward reads
+/// The backend uses it for backward-data where it pays ([`pays_backward`]), and for the forward
+/// (from the micro-kernel's floor, [`pays`]) only where no backward reads
 /// the forward's masks (its `fast_forward` handle) or on request
 /// (`CpuBackend::with_winograd_forward`). In a forward pass its error (≈ 1e-5 relative)
 /// moves near-zero rectifier inputs across zero, and every rectifier mask downstream with them:
