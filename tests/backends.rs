@@ -815,24 +815,26 @@ backend_tests!(cuda: common::cuda_backend());
 #[cfg(feature = "cuda")]
 backend_tests!(cuda_tf32: common::cuda_tf32_backend());
 
-/// The CPU backend's Winograd paths (F(4×4) for backward-data always, and for forward
+/// The CPU backend's Winograd paths (F(4×4) for backward-data where it pays, and for forward
 /// convolutions with `with_winograd_forward`; F(2×2) at 256 channels) against its reference
 /// kernels (the direct product), on geometries that take them: batch 2, odd and prime planes
 /// (partial tiles, a partial last block of tiles, a single block), padding 0–2, channels not a
-/// multiple of 16.
+/// multiple of 16. (With AVX-512, backward-data takes F(4×4) only from 128 filters where the
+/// direct convolution could run it, and from 49 tiles: the 128-filter case.)
 #[test]
 fn cpu_winograd_paths_agree_with_the_reference_kernels() {
     let reference = CpuBackend::reference();
     let fast = CpuBackend::new();
     let winograd = CpuBackend::new().with_winograd_forward(true);
     let mut r = Rng(21);
-    let cases: [([usize; 4], usize, usize); 6] = [
+    let cases: [([usize; 4], usize, usize); 7] = [
         ([2, 20, 29, 31], 24, 1),
         ([1, 20, 26, 26], 24, 1),
         ([1, 17, 41, 37], 19, 0),
         ([2, 33, 27, 26], 40, 2),
         ([1, 64, 56, 56], 64, 1),
         ([1, 256, 14, 14], 256, 1),
+        ([1, 37, 29, 30], 128, 1),
     ];
     for (xs, k, pad) in cases {
         let ws = [k, xs[1], 3, 3];

@@ -441,8 +441,8 @@ pub unsafe fn gemm_with<T: Element>(
                     // weight, filters contiguous; or its tiles, a partial block's rows): the
                     // next strip's last row's line at every step, when at the block's first
                     // step it is not this strip's (the steps are a whole number of lines
-                    // apart in practice). ResNet-50's 3×3 backward-data layers (F(4×4))
-                    // 17.0–19.5 → 16.1–17.1 ms in the network, Intel AVX-512.
+                    // apart in practice). ResNet-50's 3×3 backward-data layers, then all by
+                    // F(4×4), 17.0–19.5 → 16.1–17.1 ms in the network, Intel AVX-512.
                     let line = |p: *const T| p as usize / 64;
                     let last = a.add(((i0 + 2 * MR).min(m) - 1) * ars + k0 * acs);
                     if line(last) != line(a.add((i0 + rows - 1) * ars + k0 * acs)) {

@@ -444,10 +444,12 @@ fn gather_kernels_take_any_run_of_steps() {
 /// The gather kernels' transposed store (each filter's positions `ldt` apart, as a
 /// convolution's output lies) gives the bits of their plain store followed by the residual sum
 /// and the clamp, for every count of rows and of columns (a whole sixteen, fewer, more), with
-/// partial sums or a bias, a NaN among the values; and writes nothing outside the tile.
+/// partial sums, a bias or neither, a NaN among the values, positions `ldt` apart as tightly as
+/// the rows allow (a plane of one position: `ldt` 1) or loosely; and writes nothing outside the
+/// tile, guard values before and after the output included.
 #[test]
 fn the_transposed_store_gives_the_plain_stores_bits() {
-    let (pp, steps, ldt) = (40, 5, 11);
+    let (pp, steps, guard) = (40, 5, 24);
     let mut image = values(steps * pp, 3);
     image[pp + 2] = f32::NAN;
     for kernel in f32_kernels() {
@@ -455,97 +457,102 @@ fn the_transposed_store_gives_the_plain_stores_bits() {
         let b = values(steps * nr, 4);
         let partial = values(MR * nr, 5);
         let bias = values(nr, 6);
-        let residual = values(nr * ldt, 7);
         let mut counts: Vec<usize> = vec![1, 5, 8, 15, 16, 17, 31, 33, 48, 49, nr - 1, nr];
         counts.retain(|&c| c <= nr);
         for rows in 1..=MR {
-            for &cols in &counts {
-                for (accumulate, res, clamp) in [
-                    (false, false, None),
-                    (true, false, None),
-                    (false, true, Some((-0.2f32, 0.3f32))),
-                    (true, true, Some((-0.2, 0.3))),
-                    (false, false, Some((0.0, 6.0))),
-                ] {
-                    let rowp = |i: usize| image[i.min(rows - 1)..].as_ptr();
-                    let a = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
-                    let store = |c_bias: bool| Store {
-                        accumulate,
-                        bias: if accumulate || !c_bias {
-                            std::ptr::null()
-                        } else {
-                            bias.as_ptr()
-                        },
-                        by_column: true,
-                        transposed: std::ptr::null_mut(),
-                        ldt,
-                        clamp: None,
-                        residual: std::ptr::null(),
-                    };
-                    // The plain store into C (partial sums added or the bias), then the
-                    // residual and the clamp by hand.
-                    let mut plain = partial.clone();
-                    let s = store(true);
-                    // SAFETY: the farthest read, 5 + 4·pp, lies in the image; B holds `steps`
-                    // rows of `nr`; C is MR × nr, rows nr apart.
-                    unsafe {
-                        (kernel.gather)(
-                            &[0],
-                            0,
-                            steps,
-                            &a,
-                            pp,
-                            b.as_ptr(),
-                            plain.as_mut_ptr(),
-                            nr,
-                            rows,
-                            cols,
-                            &s,
-                        )
-                    };
-                    let mut got = vec![1234.5f32; nr * ldt];
-                    let mut s = store(true);
-                    s.transposed = got.as_mut_ptr();
-                    s.clamp = clamp;
-                    if res {
-                        s.residual = residual.as_ptr();
-                    }
-                    let c = partial.clone();
-                    // SAFETY: as above; the transposed output holds nr filters, ldt apart.
-                    unsafe {
-                        (kernel.gather)(
-                            &[0],
-                            0,
-                            steps,
-                            &a,
-                            pp,
-                            b.as_ptr(),
-                            c.as_ptr() as *mut f32,
-                            nr,
-                            rows,
-                            cols,
-                            &s,
-                        )
-                    };
-                    for j in 0..nr {
-                        for i in 0..ldt {
-                            let at = j * ldt + i;
-                            let want = if i < rows && j < cols {
+            for ldt in [rows, 11] {
+                let residual = values(nr * ldt, 7);
+                for &cols in &counts {
+                    for (accumulate, with_bias, res, clamp) in [
+                        (false, true, false, None),
+                        (false, false, false, None),
+                        (true, false, false, None),
+                        (false, true, true, Some((-0.2f32, 0.3f32))),
+                        (true, false, true, Some((-0.2, 0.3))),
+                        (false, false, true, None),
+                        (false, true, false, Some((0.0, 6.0))),
+                    ] {
+                        let rowp = |i: usize| image[i.min(rows - 1)..].as_ptr();
+                        let a = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                        let plain_store = Store {
+                            accumulate,
+                            bias: if with_bias {
+                                bias.as_ptr()
+                            } else {
+                                std::ptr::null()
+                            },
+                            by_column: true,
+                            transposed: std::ptr::null_mut(),
+                            ldt,
+                            clamp: None,
+                            residual: std::ptr::null(),
+                        };
+                        // The plain store into C (partial sums added, or the bias, or neither),
+                        // then the residual and the clamp by hand.
+                        let mut plain = partial.clone();
+                        // SAFETY: the farthest read, 5 + 4·pp, lies in the image; B holds
+                        // `steps` rows of `nr`; C is MR × nr, rows nr apart.
+                        unsafe {
+                            (kernel.gather)(
+                                &[0],
+                                0,
+                                steps,
+                                &a,
+                                pp,
+                                b.as_ptr(),
+                                plain.as_mut_ptr(),
+                                nr,
+                                rows,
+                                cols,
+                                &plain_store,
+                            )
+                        };
+                        let mut got = vec![1234.5f32; guard + nr * ldt + guard];
+                        let mut s = plain_store;
+                        s.transposed = got[guard..].as_mut_ptr();
+                        s.clamp = clamp;
+                        if res {
+                            s.residual = residual.as_ptr();
+                        }
+                        let c = partial.clone();
+                        // SAFETY: as above; the transposed output holds nr filters, ldt apart,
+                        // after `guard` values.
+                        unsafe {
+                            (kernel.gather)(
+                                &[0],
+                                0,
+                                steps,
+                                &a,
+                                pp,
+                                b.as_ptr(),
+                                c.as_ptr() as *mut f32,
+                                nr,
+                                rows,
+                                cols,
+                                &s,
+                            )
+                        };
+                        for (at, &g) in got.iter().enumerate() {
+                            let inside = (guard..guard + nr * ldt).contains(&at);
+                            let (j, i) = (
+                                (at.wrapping_sub(guard)) / ldt,
+                                (at.wrapping_sub(guard)) % ldt,
+                            );
+                            let want = if inside && i < rows && j < cols {
                                 let mut v = plain[i * nr + j];
                                 if res {
-                                    v += residual[at];
+                                    v += residual[j * ldt + i];
                                 }
                                 clamp.map_or(v, |(lo, hi)| v.max(lo).min(hi))
                             } else {
                                 1234.5
                             };
                             assert_eq!(
-                                got[at].to_bits(),
+                                g.to_bits(),
                                 want.to_bits(),
-                                "{} {rows} × {cols} acc {accumulate} res {res} {clamp:?}: \
-                                 filter {j}, position {i}: {} vs {want}",
+                                "{} {rows} × {cols}, ldt {ldt}, acc {accumulate} bias {with_bias} \
+                                 res {res} {clamp:?}: value {at} ({g} vs {want})",
                                 kernel.name,
-                                got[at]
                             );
                         }
                     }
