@@ -458,35 +458,44 @@ fn winograd_choice() {
     }
 }
 
+/// `rule`'s answer on a `c`-channel 3×3 layer of `side`×`side` for each case: `small` without a
+/// micro-kernel and with the AVX2 one, `wide` with the AVX-512 one (each checked where this CPU
+/// has it).
+fn check_f4_rule(
+    cases: &[(usize, usize, bool, bool)],
+    rule: fn(Option<packed::Kernel<f32>>, &ConvGeom) -> bool,
+) {
+    let named = |name: &str| packed::f32_kernels().into_iter().find(|k| k.name == name);
+    for &(c, side, small, wide) in cases {
+        let (x, w, p) = ([1, c, side, side], [c, c, 3, 3], Conv2dParams::new(1, 1));
+        let g = ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p);
+        assert_eq!(rule(None, &g), small, "{c} {side}");
+        for (name, want) in [("avx2", small), ("avx512", wide)] {
+            if let Some(k) = named(name) {
+                assert_eq!(rule(Some(k), &g), want, "{} {c} {side}", k.name);
+            }
+        }
+    }
+}
+
 /// Which planes a forward that may round as F(4×4) takes it on, by micro-kernel: from 13×13
 /// (16 tiles) with the AVX2 kernel and without one, from 25×25 (49 tiles) with the AVX-512
 /// kernel, as measured in docs/PERFORMANCE.md; never where [`winograd4::worth`] says no.
 #[test]
 fn the_forward_takes_f4_from_the_kernels_floor() {
-    let geom = |c: usize, side: usize| {
-        let (x, w, p) = ([1, c, side, side], [c, c, 3, 3], Conv2dParams::new(1, 1));
-        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
-    };
-    let named = |name: &str| packed::f32_kernels().into_iter().find(|k| k.name == name);
-    for (c, side, small, wide) in [
-        (256, 14, true, false),
-        (64, 13, true, false),
-        (512, 24, true, false),
-        (512, 25, true, true),
-        (128, 28, true, true),
-        (64, 56, true, true),
-        (512, 7, false, false),
-        (3, 224, false, false),
-    ] {
-        let g = geom(c, side);
-        assert_eq!(winograd4::pays::<f32>(None, &g), small, "{c} {side}");
-        for (name, want) in [("avx2", small), ("avx512", wide)] {
-            if let Some(k) = named(name) {
-                let got = winograd4::pays(Some(k), &g);
-                assert_eq!(got, want, "{} {c} {side}", k.name);
-            }
-        }
-    }
+    check_f4_rule(
+        &[
+            (256, 14, true, false),
+            (64, 13, true, false),
+            (512, 24, true, false),
+            (512, 25, true, true),
+            (128, 28, true, true),
+            (64, 56, true, true),
+            (512, 7, false, false),
+            (3, 224, false, false),
+        ],
+        winograd4::pays,
+    );
 }
 
 /// Which planes a backward-data takes F(4×4) on, by micro-kernel: as a forward that may round
@@ -494,32 +503,17 @@ fn the_forward_takes_f4_from_the_kernels_floor() {
 /// measured in docs/PERFORMANCE.md); with AVX2 and without a kernel, wherever it pays.
 #[test]
 fn backward_data_takes_f4_where_it_pays_in_the_network() {
-    let geom = |c: usize, side: usize| {
-        let (x, w, p) = ([1, c, side, side], [c, c, 3, 3], Conv2dParams::new(1, 1));
-        ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p)
-    };
-    let named = |name: &str| packed::f32_kernels().into_iter().find(|k| k.name == name);
-    for (c, side, small, wide) in [
-        (256, 14, true, false),
-        (64, 56, true, false),
-        (127, 28, true, false),
-        (128, 28, true, true),
-        (64, 224, true, true),
-        (512, 7, false, false),
-    ] {
-        let g = geom(c, side);
-        assert_eq!(
-            winograd4::pays_backward::<f32>(None, &g),
-            small,
-            "{c} {side}"
-        );
-        for (name, want) in [("avx2", small), ("avx512", wide)] {
-            if let Some(k) = named(name) {
-                let got = winograd4::pays_backward(Some(k), &g);
-                assert_eq!(got, want, "{} {c} {side}", k.name);
-            }
-        }
-    }
+    check_f4_rule(
+        &[
+            (256, 14, true, false),
+            (64, 56, true, false),
+            (127, 28, true, false),
+            (128, 28, true, true),
+            (64, 224, true, true),
+            (512, 7, false, false),
+        ],
+        winograd4::pays_backward,
+    );
 }
 
 #[test]

@@ -487,12 +487,11 @@ fn the_transposed_store_gives_the_plain_stores_bits() {
                             clamp: None,
                             residual: std::ptr::null(),
                         };
-                        // The plain store into C (partial sums added, or the bias, or neither),
-                        // then the residual and the clamp by hand.
-                        let mut plain = partial.clone();
-                        // SAFETY: the farthest read, 5 + 4·pp, lies in the image; B holds
-                        // `steps` rows of `nr`; C is MR × nr, rows nr apart.
-                        unsafe {
+                        // The gather kernel over one tap into C (MR × nr, rows nr apart) with
+                        // `store`. SAFETY (of each call): the farthest read, 5 + 4·pp, lies in
+                        // the image; B holds `steps` rows of `nr`; a transposed output holds
+                        // nr filters, ldt apart.
+                        let gather = |c: *mut f32, store: &Store<f32>| unsafe {
                             (kernel.gather)(
                                 &[0],
                                 0,
@@ -500,13 +499,17 @@ fn the_transposed_store_gives_the_plain_stores_bits() {
                                 &a,
                                 pp,
                                 b.as_ptr(),
-                                plain.as_mut_ptr(),
+                                c,
                                 nr,
                                 rows,
                                 cols,
-                                &plain_store,
+                                store,
                             )
                         };
+                        // The plain store into C (partial sums added, or the bias, or neither),
+                        // then the residual and the clamp by hand.
+                        let mut plain = partial.clone();
+                        gather(plain.as_mut_ptr(), &plain_store);
                         let mut got = vec![1234.5f32; guard + nr * ldt + guard];
                         let mut s = plain_store;
                         s.transposed = got[guard..].as_mut_ptr();
@@ -514,24 +517,9 @@ fn the_transposed_store_gives_the_plain_stores_bits() {
                         if res {
                             s.residual = residual.as_ptr();
                         }
+                        // C is read (accumulating), not written.
                         let c = partial.clone();
-                        // SAFETY: as above; the transposed output holds nr filters, ldt apart,
-                        // after `guard` values.
-                        unsafe {
-                            (kernel.gather)(
-                                &[0],
-                                0,
-                                steps,
-                                &a,
-                                pp,
-                                b.as_ptr(),
-                                c.as_ptr() as *mut f32,
-                                nr,
-                                rows,
-                                cols,
-                                &s,
-                            )
-                        };
+                        gather(c.as_ptr() as *mut f32, &s);
                         for (at, &g) in got.iter().enumerate() {
                             let inside = (guard..guard + nr * ldt).contains(&at);
                             let (j, i) = (
