@@ -298,8 +298,8 @@ impl Backend for CpuBackend {
     /// On a worker of the rayon pool (run in place when called on one): called from another
     /// thread, every parallel op injected its work into the pool and put the caller to sleep
     /// until the workers had finished, a wake-up per op each way. A 1×1 stride-2 convolution
-    /// of 70 µs took a median of 130–150 µs so, 76 µs on a worker; ResNet-50's forward ran
-    /// 7 % faster, ResNet-18's 10 % (docs/PERFORMANCE.md).
+    /// of 70 µs took a median of 127–150 µs so, 76 µs on a worker; ResNet-50's forward ran
+    /// 7 % faster, ResNet-18's 9 % (docs/PERFORMANCE.md).
     fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
         rayon::scope(|_| pass())
     }
