@@ -820,15 +820,18 @@ backend_tests!(cuda_tf32: common::cuda_tf32_backend());
 /// kernels (the direct product), on geometries that take them: batch 2, odd and prime planes
 /// (partial tiles, a partial last block of tiles, a single block), padding 0–2, channels not a
 /// multiple of 16. (With AVX-512, backward-data takes F(4×4) only from 128 filters where the
-/// direct convolution could run it, and from 49 tiles: the 128-filter case.)
+/// direct convolution could run it, and from 49 tiles: the 128-filter case; a forward that may
+/// round so, only where the direct convolution could not run it at these sizes: the 115×117
+/// case, over its largest plane.)
 #[test]
 fn cpu_winograd_paths_agree_with_the_reference_kernels() {
     let reference = CpuBackend::reference();
     let fast = CpuBackend::new();
     let winograd = CpuBackend::new().with_winograd_forward(true);
     let mut r = Rng(21);
-    let cases: [([usize; 4], usize, usize); 7] = [
+    let cases: [([usize; 4], usize, usize); 8] = [
         ([2, 20, 29, 31], 24, 1),
+        ([1, 19, 115, 117], 21, 1),
         ([1, 20, 26, 26], 24, 1),
         ([1, 17, 41, 37], 19, 0),
         ([2, 33, 27, 26], 40, 2),
@@ -862,19 +865,22 @@ fn cpu_winograd_paths_agree_with_the_reference_kernels() {
             eprintln!("{name} {xs:?} k {k} pad {pad}: forward {ey:.1e}, backward-data {edx:.1e}");
             assert!(ey < 1e-4 && edx < 1e-4, "{name} {xs:?}: {ey:.1e} {edx:.1e}");
             // The option really changes the forward's arithmetic (the transforms' rounding):
-            // not the bits of the default backend's forward. (Except on planes of fewer tiles
-            // than this CPU's micro-kernel runs F(4×4) forwards from: the AVX-512 kernel's 49,
-            // at 14×14.)
-            let tiles = (xs[2] + 2 * pad - 2).div_ceil(4) * (xs[3] + 2 * pad - 2).div_ceil(4);
-            let floor =
-                gradcam::cpu::kernels::packed::f32_default().map_or(0, |k| k.f4_forward_tiles);
+            // not the bits of the default backend's forward. (Except where this CPU's
+            // micro-kernel runs no F(4×4) forward: `winograd4::pays`.)
+            let out = p.output_shape(xs, ws, "x").unwrap();
+            let g = gradcam::cpu::kernels::conv::ConvGeom::new(xs, ws, out, p);
+            let kernel = gradcam::cpu::kernels::packed::f32_default();
+            let f4 = gradcam::cpu::kernels::winograd4::pays(kernel, &g);
             if name == "cpu-winograd" {
                 let (y1, _) = run(&fast);
                 let same = y.iter().zip(&y1).all(|(a, b)| a.to_bits() == b.to_bits());
-                if tiles >= floor {
+                if f4 {
                     assert!(!same, "{name} {xs:?}: forward not by Winograd");
                 } else {
-                    assert!(same, "{name} {xs:?}: forward by F(4×4) below the floor");
+                    assert!(
+                        same,
+                        "{name} {xs:?}: forward by F(4×4) where it does not pay"
+                    );
                 }
             }
         }

@@ -52,7 +52,8 @@ impl CpuBackend {
     }
 
     /// With `on`, every forward 3×3 stride-1 convolution runs by Winograd F(4×4, 3×3) (from
-    /// 16 channels, and 13×13 planes, or 25×25 with the AVX-512 micro-kernel:
+    /// 16 channels, and 13×13 planes; with the AVX-512 micro-kernel from 25×25, and where the
+    /// direct convolution could take the layer only with products of 4 Mi multiply-adds:
     /// [`winograd4::pays`]), as backward-data does ([`winograd4::pays_backward`], which with
     /// AVX-512 also leaves layers of fewer than 128 channels to the direct convolution): the
     /// forward of ResNet-50, ResNet-18 and VGG-16 7–30 % faster on an AVX2 machine

@@ -5,7 +5,7 @@
 
 use gradcam_core::{Conv2dParams, HostTensor, SplitMix64};
 use gradcam_cpu::CpuBackend;
-use gradcam_explain::{Classes, Explainer, Method, Options};
+use gradcam_explain::{Classes, Explainer, Method, OcclusionParams, Options};
 use gradcam_runtime::{Graph, GraphBuilder, Model, Rounding};
 use std::collections::BTreeSet;
 
@@ -18,9 +18,9 @@ fn random(r: &mut SplitMix64, dims: &[usize], scale: f32) -> HostTensor {
     .unwrap()
 }
 
-/// Three 3×3 convolutions with rectifiers (16 channels at 28×28, 49 tiles: F(4×4) takes the
-/// last two with every micro-kernel, `winograd4::pays`),
-/// global pooling and a classifier of 5.
+/// Three 3×3 convolutions with rectifiers (16 channels at 116×116: 841 tiles, a plane larger
+/// than the direct convolution takes, so F(4×4) takes the last two with every micro-kernel,
+/// `winograd4::pays`), global pooling and a classifier of 5.
 fn graph() -> Graph {
     let mut r = SplitMix64::new(11);
     let mut b = GraphBuilder::new(3);
@@ -51,15 +51,26 @@ fn explainer(backend: CpuBackend) -> Explainer<CpuBackend> {
 }
 
 fn input() -> HostTensor {
-    random(&mut SplitMix64::new(3), &[2, 3, 28, 28], 1.5)
+    random(&mut SplitMix64::new(3), &[2, 3, 116, 116], 1.5)
+}
+
+/// The options for `layer`: classes 1 and 3, occlusion by 16 windows (not the default 256, on
+/// this larger image).
+fn options(layer: &str) -> Options {
+    Options {
+        layer: Some(layer.into()),
+        classes: Classes::Given(vec![1, 3]),
+        occlusion: OcclusionParams {
+            window: Some([29, 29]),
+            stride: Some([29, 29]),
+            baseline: 0.0,
+        },
+        ..Options::default()
+    }
 }
 
 fn run(backend: CpuBackend, methods: &[Method], layer: &str) -> Vec<(String, Vec<f32>)> {
-    let opts = Options {
-        layer: Some(layer.into()),
-        classes: Classes::Given(vec![1, 3]),
-        ..Options::default()
-    };
+    let opts = options(layer);
     let e = explainer(backend)
         .explain(&input(), methods, &opts)
         .unwrap();
@@ -71,11 +82,7 @@ fn run(backend: CpuBackend, methods: &[Method], layer: &str) -> Vec<(String, Vec
 
 /// What the explanation reports of its forward, and what `forward_rounding` predicts.
 fn reported(backend: CpuBackend, methods: &[Method], layer: &str) -> (Rounding, Rounding) {
-    let opts = Options {
-        layer: Some(layer.into()),
-        classes: Classes::Given(vec![1, 3]),
-        ..Options::default()
-    };
+    let opts = options(layer);
     let ex = explainer(backend);
     let e = ex.explain(&input(), methods, &opts).unwrap();
     (e.forward, ex.forward_rounding(methods, &opts).unwrap())

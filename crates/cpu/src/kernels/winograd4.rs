@@ -81,9 +81,9 @@ pub fn worth(g: &ConvGeom) -> bool {
     fits(g) && g.c >= 16 && tiles >= SMALL
 }
 
-/// Whether a convolution that may round as F(4×4) runs by it with `kernel`: a backward-data,
-/// or a forward that may (the `fast_forward` handle's, or `CpuBackend::with_winograd_forward`'s).
-/// Where [`worth`], on planes of at least the kernel's [`packed::Kernel::f4_forward_tiles`]
+/// The floor below which no convolution that may round as F(4×4) runs by it with `kernel`
+/// (a backward-data, or a forward that may: [`pays`], [`pays_backward`]): where [`worth`], on
+/// planes of at least the kernel's [`packed::Kernel::f4_forward_tiles`]
 /// tiles. With the AVX-512 kernel that is [`BLOCK_FROM`] (planes from about 25×25): on an
 /// Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28) F(4×4) at 14×14 planes, faster than
 /// the direct convolution and F(2×2) one layer at a time, made the forward slower in the
@@ -94,13 +94,34 @@ pub fn worth(g: &ConvGeom) -> bool {
 /// until the direct convolution's transposed store got faster; then, in the network,
 /// ResNet-50's five 256-channel 14×14 backward-data layers took 1.26–1.48 ms each by F(4×4)
 /// and 1.03–1.15 directly. With the AVX2 kernel and without one, every plane [`worth`] takes.
-pub fn pays<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
+fn above_floor<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
     let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
     worth(g) && kernel.is_none_or(|k| tiles >= k.f4_forward_tiles)
 }
 
+/// Whether a forward convolution that may round as F(4×4) (the `fast_forward` handle's, or
+/// `CpuBackend::with_winograd_forward`'s) runs by it with `kernel`: above the kernel's tile
+/// floor ([`packed::Kernel::f4_forward_tiles`]), and where the direct convolution could take
+/// the layer only if each of F(4×4)'s 36 products has at least the kernel's
+/// [`packed::Kernel::f4_forward_macs`] multiply-adds (tiles × channels × filters). On an
+/// Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28, 15:30 UTC), in the network, F(4×4)
+/// lost to the direct convolution where its products were small: ResNet-50's 64-channel
+/// 56×56 layers (0.8 M multiply-adds per product) 1.29–1.39 ms against 1.05–1.07, its
+/// 128-channel 28×28 ones (0.8 M) 0.97–1.06 against 0.95–1.01 (ResNet-18's alike, whose
+/// Grad-CAM ran 5 % faster without F(4×4)); it won where they were large: VGG-16's 128 channels
+/// at 112×112, 256 at 56×56 and 512 at 28×28 (12.8 M each) 9.6 against 15.4 ms, 8.2 against
+/// 11.4 and 8.6 against 11.2.
+pub fn pays<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
+    let tiles = g.oh.div_ceil(4) * g.ow.div_ceil(4);
+    above_floor(kernel, g)
+        && kernel.is_none_or(|k| {
+            tiles * g.c * g.k >= k.f4_forward_macs || !super::direct::applies(Some(k), g)
+        })
+}
+
 /// Whether a backward-data (the forward convolution `g` of the output's gradient with the
-/// flipped weight) runs by F(4×4) with `kernel`: where it [`pays`], and where the direct
+/// flipped weight) runs by F(4×4) with `kernel`: above the forward's tile floor (not its
+/// multiply-add floor: [`pays`]), and where the direct
 /// convolution could not take it or it has at least the kernel's
 /// [`packed::Kernel::f4_backward_channels`] channels (128 with AVX-512, any with AVX2). In
 /// ResNet-50's backward on an Intel AVX-512 machine (docs/PERFORMANCE.md, 2026-11-28) its
@@ -109,7 +130,7 @@ pub fn pays<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool
 /// two, and VGG-16's larger planes (the direct convolution takes none above 112×112) run it
 /// twice as fast.
 pub fn pays_backward<T: Element>(kernel: Option<packed::Kernel<T>>, g: &ConvGeom) -> bool {
-    pays(kernel, g)
+    above_floor(kernel, g)
         && kernel
             .is_none_or(|k| g.c >= k.f4_backward_channels || !super::direct::applies(Some(k), g))
 }

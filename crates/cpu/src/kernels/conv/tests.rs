@@ -479,8 +479,10 @@ fn check_f4_rule(
 }
 
 /// Which planes a forward that may round as F(4×4) takes it on, by micro-kernel: from 13×13
-/// (16 tiles) with the AVX2 kernel and without one, from 25×25 (49 tiles) with the AVX-512
-/// kernel, as measured in docs/PERFORMANCE.md; never where [`winograd4::worth`] says no.
+/// (16 tiles) with the AVX2 kernel and without one; with the AVX-512 kernel from 25×25 (49
+/// tiles), and where the direct convolution could take the layer only with products of 4 Mi
+/// multiply-adds (tiles × channels × filters), as measured in docs/PERFORMANCE.md; never where
+/// [`winograd4::worth`] says no.
 #[test]
 fn the_forward_takes_f4_from_the_kernels_floor() {
     check_f4_rule(
@@ -488,9 +490,16 @@ fn the_forward_takes_f4_from_the_kernels_floor() {
             (256, 14, true, false),
             (64, 13, true, false),
             (512, 24, true, false),
+            // 49 tiles: 12.8 M multiply-adds per product at 512 channels, 3.2 M at 256.
             (512, 25, true, true),
-            (128, 28, true, true),
-            (64, 56, true, true),
+            (256, 28, true, false),
+            (128, 28, true, false),
+            (64, 56, true, false),
+            (128, 112, true, true),
+            // 3.2 M where the direct convolution could run it (112×112), 3.4 M where it
+            // could not (113×113: over its largest plane).
+            (64, 112, true, false),
+            (64, 113, true, true),
             (512, 7, false, false),
             (3, 224, false, false),
         ],

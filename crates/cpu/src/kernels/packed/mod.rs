@@ -197,6 +197,10 @@ pub struct Kernel<T> {
     /// The fewest 4×4 tiles per plane at which a convolution that may round as Winograd F(4×4)
     /// does ([`super::winograd4::pays`]).
     pub f4_forward_tiles: usize,
+    /// The fewest multiply-adds per Winograd product (tiles × channels × filters) at which a
+    /// forward convolution that may round as F(4×4), and that the direct convolution could
+    /// take, runs by F(4×4) ([`super::winograd4::pays`]).
+    pub f4_forward_macs: usize,
     /// The fewest channels at which a backward-data that the direct convolution could take
     /// runs by Winograd F(4×4) ([`super::winograd4::pays_backward`]).
     pub f4_backward_channels: usize,
@@ -222,6 +226,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx512::kernel_gather,
                 direct_plane: super::direct::MAX_PLANE,
                 f4_forward_tiles: super::winograd4::BLOCK_FROM,
+                f4_forward_macs: 4 << 20,
                 f4_backward_channels: 128,
             });
         }
@@ -240,6 +245,7 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 gather: avx2::kernel_gather,
                 direct_plane: usize::MAX,
                 f4_forward_tiles: super::winograd4::SMALL,
+                f4_forward_macs: 0,
                 f4_backward_channels: 0,
             });
         }
