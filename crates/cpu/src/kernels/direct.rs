@@ -13,7 +13,16 @@
 //! the blocks the packed GEMM takes over im2col's rows for the same convolution
 //! ([`depth_block`]), so the result is the GEMM's, bit for bit: choosing one or the other
 //! moves no rectifier mask (Guided Backprop on ResNet-50 moved by 1.6e-4 when the blocks
-//! differed).
+//! differed). Where the kernel carries sums ([`Kernel::gather_from`]: AVX-512), a 3×3
+//! convolution's blocks go to it in chunks of [`Kernel::gather_channels`] channels (16: 144
+//! steps, 36 KiB of a 64-filter panel, which then stays in L1 while it serves a group's
+//! strips; a block's 72 KiB did not), each strip's sums carried from one chunk to the next as
+//! they are: the same bits as whole blocks. On an Intel AVX-512 machine (docs/PERFORMANCE.md,
+//! 2026-11-28, 15:30 UTC), interleaved in one process (medians of 100, two runs): ResNet's
+//! 3×3 stride-1 layers 1.4–5.8 % faster (64 channels at 56×56 0.930 → 0.917 ms, 256 at
+//! 14×14 0.918 → 0.876), a 64 → 128 stride-2 one within 3 % either way; the micro-kernel
+//! alone ran 136–139 GFLOP/s on a core with a block's panel from L2, 156–160 with a chunk's
+//! from L1 (a core's peak: 206).
 //!
 //! Against im2col, which copies `c·kh·kw` values per output position and reuses each only
 //! for the layer's filters (a fourth of the time of a 64-filter layer), this copies the image
@@ -55,9 +64,10 @@ pub const BLOCK: usize = 288;
 
 /// Strips of [`MR`] positions whose tiles are taken through every block of steps before the
 /// next group's: their partial sums stay in a small buffer (16 strips × 16 filters: 6 KiB with
-/// the AVX2 kernel; 24 KiB with the AVX-512 one) while each block of the packed weight is used
-/// for 96 positions. All strips at once, the partial sums (positions × filters) went through
-/// the caches at every block: megabytes at 56×56.
+/// the AVX2 kernel; 24 KiB with the AVX-512 one, and as much again for the sums carried
+/// between chunks) while each block (or chunk) of the packed weight is used for 96 positions
+/// (8 strips were no faster with chunks). All strips at once, the partial sums (positions ×
+/// filters) went through the caches at every block: megabytes at 56×56.
 const GROUP: usize = 16;
 
 /// Whether [`forward`] computes a convolution of geometry `g` with `kernel`: one group, and a
@@ -203,6 +213,13 @@ pub fn forward<T: Element>(
     let mut xpad = buffer::take::<T>(buffer::Slot::Padded, g.c * pp);
     let bk = depth_block(g);
     let blocks = depth.div_ceil(bk);
+    // A 3×3 convolution's blocks in chunks of whole channels where the kernel carries sums
+    // ([`Kernel::gather_channels`]).
+    let ck = match kern.gather_from {
+        Some(_) if kk == 9 => bk.min(kern.gather_channels.max(1) * kk),
+        _ => bk,
+    };
+    let chunked = ck < bk;
     // Each output position's first read in a channel of the padded image, computed once, not
     // by a division per row of every tile.
     let offsets: Vec<usize> = (0..plane)
@@ -221,11 +238,13 @@ pub fn forward<T: Element>(
             // The partial sums of a group's tiles over all blocks but the last: a few
             // kilobytes, in L1 (none when one block covers the depth).
             let group = GROUP.min(sb - sa);
-            let mut sums = buffer::take::<T>(
-                buffer::Slot::Grid,
-                if blocks > 1 { group * MR * nr } else { 0 },
-            );
+            // With chunks, each strip's sums carried from one chunk of a block to the next
+            // (as many again).
+            let tile = group * MR * nr;
+            let grid = if blocks > 1 { tile } else { 0 } + if chunked { tile } else { 0 };
+            let mut sums = buffer::take::<T>(buffer::Slot::Grid, grid);
             let sp = sums.as_mut_ptr();
+            let cp = sp.wrapping_add(if blocks > 1 { tile } else { 0 });
             // Groups of strips within panels, or (strips first) panels within groups: a
             // group's image lines then serve every panel from L1 and L2, the whole weight
             // staying in L2.
@@ -238,27 +257,12 @@ pub fn forward<T: Element>(
                 };
                 let cols = nr.min(g.k - p * nr);
                 // Blocks of `bk` steps, as the packed GEMM takes them over im2col's
-                // rows (the same sums in the same order: the same result, bit for bit).
+                // rows (the same sums in the same order: the same result, bit for bit), each
+                // in chunks of `ck` steps, its strips' sums carried between them.
                 for k0 in (0..depth).step_by(bk) {
                     let kc = bk.min(depth - k0);
-                    let (ci0, first) = (k0 / kk, k0 % kk);
-                    let bp = wt[(p * depth + k0) * nr..].as_ptr();
-                    // In the first group, the weight's next block (this panel's, or the
-                    // next panel's first) is asked for ahead of its first use, a part
-                    // before each of this block's strips: a 512-filter 3×3 layer at 7×7
-                    // whose weight came from memory ran 1.545 → 1.483 ms (all in one
-                    // burst, it ran slower: 1.646).
-                    let ahead = if s0 == sa {
-                        let next = (p * depth + k0 + kc) * nr;
-                        let end = (pb * depth * nr).min(wt.len());
-                        &wt[next.min(end)..(next + bk * nr).min(end)]
-                    } else {
-                        &[]
-                    };
-                    let strips_here = (s0 + group).min(sb) - s0;
-                    let part = ahead.len().div_ceil(strips_here).div_ceil(16) * 16;
                     let last = k0 + kc == depth;
-                    let mut store = Store {
+                    let block_store = Store {
                         accumulate: k0 > 0,
                         bias: b
                             .filter(|_| k0 == 0)
@@ -269,46 +273,74 @@ pub fn forward<T: Element>(
                         ldt: plane,
                         residual: std::ptr::null(),
                     };
-                    for s in s0..(s0 + group).min(sb) {
-                        let from = ((s - s0) * part).min(ahead.len());
-                        prefetch(&ahead[from..(from + part).min(ahead.len())]);
-                        let i0 = s * MR;
-                        if last {
-                            // The last block's sums go to the output, transposed (the
-                            // residual read alike).
-                            let at = p * nr * plane + i0;
-                            store.transposed = op.ptr().wrapping_add(at);
-                            if let Some(r) = residual {
-                                store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
-                            }
-                        }
-                        let rows = MR.min(plane - i0);
-                        let rowp =
-                            |r: usize| xp[ci0 * pp + offsets[i0 + r.min(rows - 1)]..].as_ptr();
-                        let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
-                        // SAFETY: A's reads end at `end` (asserted inside the copy); B's
-                        // at panel p's row k0 + kc − 1 < depth, inside `wt` (asserted);
-                        // the tile's partial sums (MR × nr, rows nr apart) are this
-                        // task's own buffer; the output's filters p·nr.. at positions
-                        // i0..i0 + rows belong to this task alone (tasks partition
-                        // strips × panels); the bias has a value per filter.
-                        unsafe {
-                            (kern.gather)(
-                                &taps,
-                                first,
-                                kc,
-                                &ap,
-                                pp,
-                                bp,
-                                // Wrapping: with one block the buffer is empty, never
-                                // read.
-                                sp.wrapping_add((s - s0) * MR * nr),
-                                nr,
-                                rows,
-                                cols,
-                                &store,
-                            )
+                    // A chunk's sums go on as they are (no bias, no clamp) to the next.
+                    let carry_store = Store {
+                        accumulate: false,
+                        bias: std::ptr::null(),
+                        clamp: None,
+                        ..block_store
+                    };
+                    for c0 in (k0..k0 + kc).step_by(ck) {
+                        let cc = ck.min(k0 + kc - c0);
+                        let (ci0, first) = (c0 / kk, c0 % kk);
+                        let bp = wt[(p * depth + c0) * nr..].as_ptr();
+                        // In the first group, the weight's next chunk (this panel's, or the
+                        // next panel's first) is asked for ahead of its first use, a part
+                        // before each of this chunk's strips: a 512-filter 3×3 layer at 7×7
+                        // whose weight came from memory ran 1.545 → 1.483 ms (all in one
+                        // burst, it ran slower: 1.646).
+                        let ahead = if s0 == sa {
+                            let next = (p * depth + c0 + cc) * nr;
+                            let end = (pb * depth * nr).min(wt.len());
+                            &wt[next.min(end)..(next + ck * nr).min(end)]
+                        } else {
+                            &[]
                         };
+                        let strips_here = (s0 + group).min(sb) - s0;
+                        let part = ahead.len().div_ceil(strips_here).div_ceil(16) * 16;
+                        let (from_chunk, to_block) = (c0 > k0, c0 + cc == k0 + kc);
+                        let mut store = if to_block { block_store } else { carry_store };
+                        for s in s0..(s0 + group).min(sb) {
+                            let from = ((s - s0) * part).min(ahead.len());
+                            prefetch(&ahead[from..(from + part).min(ahead.len())]);
+                            let i0 = s * MR;
+                            if last && to_block {
+                                // The last block's sums go to the output, transposed (the
+                                // residual read alike).
+                                let at = p * nr * plane + i0;
+                                store.transposed = op.ptr().wrapping_add(at);
+                                if let Some(r) = residual {
+                                    store.residual = r[n * out_len..].as_ptr().wrapping_add(at);
+                                }
+                            }
+                            let rows = MR.min(plane - i0);
+                            let rowp =
+                                |r: usize| xp[ci0 * pp + offsets[i0 + r.min(rows - 1)]..].as_ptr();
+                            let ap = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                            // Wrapping: with one block (and no chunks) the buffer is empty,
+                            // never read.
+                            let partial = sp.wrapping_add((s - s0) * MR * nr);
+                            let carried = cp.wrapping_add((s - s0) * MR * nr);
+                            let c = if to_block { partial } else { carried };
+                            // SAFETY: A's reads end at `end` (asserted inside the copy); B's
+                            // at panel p's row c0 + cc − 1 < depth, inside `wt` (asserted);
+                            // the tile's partial and carried sums (MR × nr each, rows nr
+                            // apart) are this task's own buffer; the output's filters
+                            // p·nr.. at positions i0..i0 + rows belong to this task alone
+                            // (tasks partition strips × panels); the bias has a value per
+                            // filter.
+                            unsafe {
+                                match kern.gather_from.filter(|_| from_chunk) {
+                                    Some(from) => from(
+                                        carried, &taps, first, cc, &ap, pp, bp, c, nr, rows, cols,
+                                        &store,
+                                    ),
+                                    None => (kern.gather)(
+                                        &taps, first, cc, &ap, pp, bp, c, nr, rows, cols, &store,
+                                    ),
+                                }
+                            };
+                        }
                     }
                 }
             }

@@ -145,16 +145,60 @@ pub unsafe fn kernel_gather(
     cols: usize,
     store: &Store<f32>,
 ) {
-    let args = (first, steps, a, pp, b, c, ldc, rows, cols, store);
+    let args = (
+        std::ptr::null(),
+        first,
+        steps,
+        a,
+        pp,
+        b,
+        c,
+        ldc,
+        rows,
+        cols,
+        store,
+    );
+    gather_by_taps::<false>(taps, args)
+}
+
+/// See [`super::GatherFromKernel`]: [`kernel_gather`] with the tile's sums starting from
+/// `init`.
+///
+/// # Safety
+/// As [`kernel`]; `init` holds a whole 6 × 64 tile (rows 64 apart).
+#[allow(clippy::too_many_arguments)]
+#[target_feature(enable = "avx512f")]
+pub unsafe fn kernel_gather_from(
+    init: *const f32,
+    taps: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const f32; MR],
+    pp: usize,
+    b: *const f32,
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<f32>,
+) {
+    let args = (init, first, steps, a, pp, b, c, ldc, rows, cols, store);
+    gather_by_taps::<true>(taps, args)
+}
+
+/// [`gather`] compiled for one tap, for nine and for any (`FROM`: the sums from `init`).
+#[inline(always)]
+unsafe fn gather_by_taps<const FROM: bool>(taps: &[usize], args: GatherArgs<'_>) {
     match taps.len() {
-        1 => gather(&[taps[0]], args),
-        9 => gather(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args),
-        _ => gather(taps, args),
+        1 => gather::<_, FROM>(&[taps[0]], args),
+        9 => gather::<_, FROM>(&<[usize; 9]>::try_from(taps).unwrap_or_default(), args),
+        _ => gather::<_, FROM>(taps, args),
     }
 }
 
-/// [`kernel_gather`]'s arguments after the taps.
+/// [`kernel_gather_from`]'s arguments after the taps, `init` first (null: sums from zero).
 type GatherArgs<'a> = (
+    *const f32,
     usize,
     usize,
     &'a [*const f32; MR],
@@ -167,16 +211,27 @@ type GatherArgs<'a> = (
     &'a Store<f32>,
 );
 
-/// [`kernel_gather`]'s loop, compiled for one tap, for nine (3×3: whole channels unrolled) and
-/// for any: the first channel's taps from `first`, whole channels, the last channel's first
+/// [`kernel_gather`]'s and [`kernel_gather_from`]'s loop (`FROM`: the sums from `init`, else
+/// zero),
+/// compiled for one tap, for nine (3×3: whole channels unrolled) and for any: the first channel's taps from `first`, whole channels, the last channel's first
 /// taps — the packed GEMM's order of steps, so that its blocks of steps are the same.
 #[inline]
 #[target_feature(enable = "avx512f")]
-unsafe fn gather<Taps: AsRef<[usize]> + ?Sized>(taps: &Taps, args: GatherArgs<'_>) {
-    let (first, steps, a, pp, b, c, ldc, rows, cols, store) = args;
+unsafe fn gather<Taps: AsRef<[usize]> + ?Sized, const FROM: bool>(
+    taps: &Taps,
+    args: GatherArgs<'_>,
+) {
+    let (init, first, steps, a, pp, b, c, ldc, rows, cols, store) = args;
     let all = taps.as_ref();
     let kk = all.len();
     let mut s = [[_mm512_setzero_ps(); 4]; MR];
+    if FROM {
+        for (i, row) in s.iter_mut().enumerate() {
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = _mm512_loadu_ps(init.add(i * NR + j * 16));
+            }
+        }
+    }
     let mut ap = *a;
     let mut bp = b;
     // One step: a macro, not a closure, so that the sums stay in registers.

@@ -111,6 +111,25 @@ pub type GatherKernel<T> = unsafe fn(
     store: &Store<T>,
 );
 
+/// A [`GatherKernel`] that continues sums: its tile's sums start from `init` (the full
+/// `MR × nr` tile, rows `nr` apart, as a store with neither bias, residual nor clamp left them
+/// after the steps before) instead of zero, so that a block of steps taken in two calls gives
+/// the bits of one call.
+pub type GatherFromKernel<T> = unsafe fn(
+    init: *const T,
+    taps: &[usize],
+    first: usize,
+    steps: usize,
+    a: &[*const T; MR],
+    pp: usize,
+    b: *const T,
+    c: *mut T,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    store: &Store<T>,
+);
+
 /// How a micro-kernel stores its sums `s` at tile element `(i, j)`: `v = C + s` when
 /// `accumulate`, else `s + bias[i]` (`bias[j]` when `by_column`; `s` when `bias` is null);
 /// then `v + residual` when `residual` is set (laid out as the destination); then `clamp(v,
@@ -191,6 +210,14 @@ pub struct Kernel<T> {
     pub rows_cols: usize,
     /// `run` with A gathered from an image ([`GatherKernel`]; B in panels of `nr`).
     pub gather: GatherKernel<T>,
+    /// `gather` continuing sums, where this kernel takes a 3×3 convolution's depth blocks in
+    /// chunks ([`Kernel::gather_channels`]).
+    pub gather_from: Option<GatherFromKernel<T>>,
+    /// The most channels of a 3×3 kernel per `gather` call when `gather_from` is set: each
+    /// depth block ([`super::direct::depth_block`]) is taken in chunks of that many channels,
+    /// the sums carried between them (the same bits as one call), so that a chunk's packed
+    /// weight stays in L1 while it serves every strip of a group.
+    pub gather_channels: usize,
     /// The largest output plane (positions) of a 3×3 convolution that the direct convolution
     /// takes with this kernel ([`super::direct::applies`]).
     pub direct_plane: usize,
@@ -224,6 +251,8 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 rows: None,
                 rows_cols: 0,
                 gather: avx512::kernel_gather,
+                gather_from: Some(avx512::kernel_gather_from),
+                gather_channels: 16,
                 direct_plane: super::direct::MAX_PLANE,
                 f4_forward_tiles: super::winograd4::BLOCK_FROM,
                 f4_forward_macs: 4 << 20,
@@ -243,6 +272,8 @@ pub fn f32_kernels() -> Vec<Kernel<f32>> {
                 rows: Some(avx2_rows::kernel),
                 rows_cols: avx2_rows::MAX_COLS,
                 gather: avx2::kernel_gather,
+                gather_from: None,
+                gather_channels: usize::MAX,
                 direct_plane: usize::MAX,
                 f4_forward_tiles: super::winograd4::SMALL,
                 f4_forward_macs: 0,

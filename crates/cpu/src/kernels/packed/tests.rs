@@ -441,6 +441,117 @@ fn gather_kernels_take_any_run_of_steps() {
     }
 }
 
+/// A gather kernel's run of steps taken in two calls, the first's sums stored as they are and
+/// the second continuing them (`gather_from`), gives the bits of one call: a 3×3 kernel's
+/// whole channels split after one, two or all but one, from a channel's first tap or a later
+/// one; six rows and two, every column and fewer; the final store with a bias and a clamp, or
+/// transposed (each kernel that has it).
+#[test]
+fn gather_from_continues_sums_bit_for_bit() {
+    let pp = 150;
+    let image = values(6 * pp, 7);
+    let taps: Vec<usize> = (0..9).map(|t| t / 3 * 12 + t % 3).collect();
+    for kernel in f32_kernels() {
+        let Some(from) = kernel.gather_from else {
+            continue;
+        };
+        let nr = kernel.nr;
+        let bias = values(nr, 8);
+        for (first, steps) in [(0, 54), (0, 27), (4, 50)] {
+            for split in [9 - first, 18 - first, steps - 9] {
+                for (rows, cols) in [(MR, nr), (2, nr - 3)] {
+                    for transposed in [false, true] {
+                        let b = values(steps * nr, 9);
+                        let rowp = |i: usize| image[2 * i.min(rows - 1)..].as_ptr();
+                        let a = [rowp(0), rowp(1), rowp(2), rowp(3), rowp(4), rowp(5)];
+                        let raw = Store {
+                            accumulate: false,
+                            bias: std::ptr::null(),
+                            by_column: true,
+                            transposed: std::ptr::null_mut(),
+                            ldt: rows,
+                            clamp: None,
+                            residual: std::ptr::null(),
+                        };
+                        let mut one = vec![f32::NAN; MR * nr];
+                        let mut two = vec![f32::NAN; MR * nr];
+                        let mut carried = vec![0f32; MR * nr];
+                        let last = |out: &mut Vec<f32>| Store {
+                            bias: bias.as_ptr(),
+                            clamp: Some((-0.5, 0.5)),
+                            transposed: if transposed {
+                                out.as_mut_ptr()
+                            } else {
+                                std::ptr::null_mut()
+                            },
+                            ..raw
+                        };
+                        let (one_store, two_store) = (last(&mut one), last(&mut two));
+                        let (co, ct) = (one.as_mut_ptr(), two.as_mut_ptr());
+                        let k = first % 9;
+                        // SAFETY: the farthest read, 2·5 + 5·pp + 26, lies in the image; B
+                        // holds `steps` rows of `nr`; C and the carried sums are MR × nr,
+                        // rows nr apart (transposed, `cols` rows of `rows`).
+                        unsafe {
+                            (kernel.gather)(
+                                &taps,
+                                k,
+                                steps,
+                                &a,
+                                pp,
+                                b.as_ptr(),
+                                co,
+                                nr,
+                                rows,
+                                cols,
+                                &one_store,
+                            );
+                            (kernel.gather)(
+                                &taps,
+                                k,
+                                split,
+                                &a,
+                                pp,
+                                b.as_ptr(),
+                                carried.as_mut_ptr(),
+                                nr,
+                                rows,
+                                cols,
+                                &raw,
+                            );
+                            // The second call's A from the split's channel and tap.
+                            let at = first + split;
+                            let next = a.map(|p| p.wrapping_add(at / 9 * pp));
+                            from(
+                                carried.as_ptr(),
+                                &taps,
+                                at % 9,
+                                steps - split,
+                                &next,
+                                pp,
+                                b[split * nr..].as_ptr(),
+                                ct,
+                                nr,
+                                rows,
+                                cols,
+                                &two_store,
+                            );
+                        }
+                        let same = one
+                            .iter()
+                            .zip(&two)
+                            .all(|(x, y)| x.to_bits() == y.to_bits());
+                        let name = kernel.name;
+                        assert!(same, "{name} from {first}, {steps} steps split after {split}, {rows} × {cols}, transposed {transposed}");
+                        let written = one.iter().filter(|v| !v.is_nan()).count();
+                        assert_eq!(written, rows * cols, "{name}: the tile's values stored");
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// The gather kernels' transposed store (each filter's positions `ldt` apart, as a
 /// convolution's output lies) gives the bits of their plain store followed by the residual sum
 /// and the clamp, for every count of rows and of columns (a whole sixteen, fewer, more), with
