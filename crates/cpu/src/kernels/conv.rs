@@ -132,15 +132,23 @@ fn col2im<T: Element>(cols: &[T], g: &ConvGeom, cc: usize, dx: &mut [T]) {
     }
     let rows = g.kk() * g.out_plane();
     for (ci, plane) in dx.chunks_mut(g.in_plane()).take(cc).enumerate() {
-        col2im_rows(&cols[ci * rows..(ci + 1) * rows], g, 0, plane);
+        col2im_rows(&cols[ci * rows..(ci + 1) * rows], g, (0, g.oh), 0, plane);
     }
 }
 
-/// [`col2im`] of one channel (`cols [kh·kw, oh·ow]`) onto rows `iy0..` of its plane (`part`,
-/// whole rows), accumulating. Each value of `part` takes its terms in the order it takes them
-/// from the whole plane's fold, so a plane folded in parts has the same bits.
-fn col2im_rows<T: Element>(cols: &[T], g: &ConvGeom, iy0: usize, part: &mut [T]) {
-    let width = g.out_plane();
+/// [`col2im`] of one channel's columns for output rows `oy0..oy1` (`cols [kh·kw, (oy1 − oy0)·ow]`)
+/// onto rows `iy0..` of its plane (`part`, whole rows), accumulating. Each value of `part`
+/// takes its terms in the order it takes them from the whole plane's fold, so a plane folded in
+/// parts has the same bits (and so does one folded band by band from the last output rows up:
+/// a value's taps reach it from descending output rows).
+fn col2im_rows<T: Element>(
+    cols: &[T],
+    g: &ConvGeom,
+    (oy0, oy1): (usize, usize),
+    iy0: usize,
+    part: &mut [T],
+) {
+    let width = (oy1 - oy0) * g.ow;
     let [sh, sw] = g.p.stride;
     let [ph, pw] = g.p.padding;
     let [dh, dw] = g.p.dilation;
@@ -161,13 +169,14 @@ fn col2im_rows<T: Element>(cols: &[T], g: &ConvGeom, iy0: usize, part: &mut [T])
             if lo >= hi {
                 continue;
             }
-            for oy in 0..g.oh {
+            for oy in oy0..oy1 {
                 let Some(iy) =
                     ConvGeom::src(oy, ki, sh, ph, dh, g.h).filter(|iy| (iy0..iy1).contains(iy))
                 else {
                     continue;
                 };
-                let src = &row[oy * g.ow + lo..oy * g.ow + hi];
+                let at = (oy - oy0) * g.ow;
+                let src = &row[at + lo..at + hi];
                 let first = (lo * sw) as isize + shift;
                 let dst = part[(iy - iy0) * g.w..(iy - iy0 + 1) * g.w][first as usize..]
                     .iter_mut()
@@ -616,12 +625,26 @@ fn backward_data_columns<T: Element>(
     g: &ConvGeom,
     dx: &mut [T],
 ) {
+    let per_group = ranges(g.cg(), tasks_per_image(g), 1);
+    let threads = rayon::current_num_threads();
+    if g.n * g.p.groups * per_group.len() < 2 * threads && g.out_plane() >= 128 * threads {
+        let band = BAND_BYTES / std::mem::size_of::<T>() / (g.cg() * g.kk() * g.ow.max(1));
+        return backward_data_banded(plan, dy, prepared, g, dx, band.max(1));
+    }
+    backward_data_by_channels(plan, dy, prepared, g, dx);
+}
+
+/// [`backward_data_columns`] by tasks of (image, group, channel range), each with its whole
+/// column matrix.
+fn backward_data_by_channels<T: Element>(
+    plan: Plan<T>,
+    dy: &[T],
+    prepared: &[T],
+    g: &ConvGeom,
+    dx: &mut [T],
+) {
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     let per_group = ranges(cg, tasks_per_image(g), 1);
-    let threads = rayon::current_num_threads();
-    if g.n * g.p.groups * per_group.len() < 2 * threads && oplane >= 128 * threads {
-        return backward_data_few_channels(plan, dy, prepared, g, dx);
-    }
     // Tasks in dx order: (image, group, channel range); each owns a contiguous slice of dx.
     let mut tasks = Vec::new();
     let mut rest: &mut [T] = dx;
@@ -711,17 +734,27 @@ unsafe fn wt_dy<T: Element>(
     )
 }
 
-/// [`backward_data`] through columns for an input of few channels (an RGB stem at batch 1):
-/// per image and group, `wᵀ · dy` into one column matrix, its positions split among the
-/// threads, then col2im in parts of whole rows, at least two per thread. Split by channels,
-/// the three of an RGB image were three tasks for two threads (one did two thirds of the
-/// work), in the GEMM and then in the fold.
-fn backward_data_few_channels<T: Element>(
+/// The column matrix's bytes per band of output rows in [`backward_data_banded`] (at least
+/// one row): about a quarter of a core's L2.
+const BAND_BYTES: usize = 512 << 10;
+
+/// [`backward_data`] through columns for an input of few channels (an RGB stem at batch 1),
+/// without the whole column matrix: each task takes a range of `dx`'s rows (per image and
+/// group; as many ranges as threads) and the output rows whose columns reach them, in bands of
+/// [`BAND_BYTES`] from the last band up — `wᵀ · dy` for the band's positions, then folded into
+/// the task's rows while it is in L2. The whole matrix (ResNet's stem: 7.4 MB) went to memory
+/// and back. The same bits as [`col2im`] over the whole matrix: each value of `dx` gets one
+/// column value per tap, from the output row that tap reaches it from, and the taps' rows lie
+/// in descending output rows, so bands taken from the last up, each folded tap by tap, add
+/// them in the taps' order (tested). Output rows next to a range's edge are computed by both
+/// tasks that reach them (the same values). `band`: output rows per band (at least one).
+fn backward_data_banded<T: Element>(
     plan: Plan<T>,
     dy: &[T],
     prepared: &[T],
     g: &ConvGeom,
     dx: &mut [T],
+    band: usize,
 ) {
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     assert!(prepared.len() >= g.k * cg * kk && dy.len() >= g.n * g.k * oplane);
@@ -729,60 +762,70 @@ fn backward_data_few_channels<T: Element>(
     if iplane == 0 {
         return;
     }
-    let nr = plan.kernel.map_or(64, |k| k.nr);
-    let parts = column_ranges(oplane, tasks_per_image(g), nr);
-    // Every element is written by the GEMM (no accumulation): a reused buffer.
-    let mut cols = packed::buffer::take::<T>(packed::buffer::Slot::Tiles, cg * kk * oplane);
-    for n in 0..g.n {
-        for gi in 0..g.p.groups {
-            let a = &prepared[gi * kg * cg * kk..];
-            let cp = SharedMut(cols.as_mut_ptr());
-            parts.par_iter().for_each(|&(p0, p1)| {
-                // SAFETY: A's cg·kk rows of kg lie in `prepared` (asserted); this task alone
-                // writes columns p0..p1 of the cg·kk rows of `cols`.
-                unsafe {
-                    let out = cp.ptr().add(p0);
-                    wt_dy(
-                        plan,
-                        g,
-                        dy,
-                        a,
-                        cg * kk,
-                        (n, gi),
-                        (p0, p1),
-                        out,
-                        oplane,
-                        None,
-                    )
-                };
-            });
-            // The fold in parts of whole rows, at least two per thread over the channels (a
-            // channel per task, the three of an RGB image were three tasks for two threads):
-            // each channel's plane in ⌈2·threads / channels⌉ parts.
-            let at = (n * g.c + gi * cg) * iplane;
-            let cols: &[T] = &cols;
-            let rows =
-                g.h.div_ceil((2 * rayon::current_num_threads()).div_ceil(cg));
-            dx[at..at + cg * iplane]
-                .par_chunks_mut(iplane)
-                .enumerate()
-                .flat_map(|(ci, plane)| {
-                    plane
-                        .par_chunks_mut(rows * g.w)
-                        .enumerate()
-                        .map(move |(r, part)| (ci, r * rows, part))
-                })
-                .for_each(|(ci, iy0, part)| {
-                    part.iter_mut().for_each(|v| *v = T::zero());
-                    col2im_rows(
-                        &cols[ci * kk * oplane..(ci + 1) * kk * oplane],
-                        g,
-                        iy0,
-                        part,
-                    );
-                });
+    let [sh, ph, dh] = [g.p.stride[0], g.p.padding[0], g.p.dilation[0]];
+    let parts = rayon::current_num_threads().clamp(1, g.h);
+    let rows = g.h.div_ceil(parts);
+    let band = band.max(1);
+    // Tasks: (image, group, first row, rows of each channel's plane).
+    let mut tasks: Vec<(usize, usize, usize, Vec<&mut [T]>)> = Vec::new();
+    for (n, image) in dx[..g.n * g.c * iplane]
+        .chunks_mut(g.c * iplane)
+        .enumerate()
+    {
+        for (gi, group) in image.chunks_mut(cg * iplane).enumerate() {
+            let first = tasks.len();
+            for r in 0..g.h.div_ceil(rows) {
+                tasks.push((n, gi, r * rows, Vec::new()));
+            }
+            for plane in group.chunks_mut(iplane) {
+                for (r, part) in plane.chunks_mut(rows * g.w).enumerate() {
+                    tasks[first + r].3.push(part);
+                }
+            }
         }
     }
+    tasks.into_par_iter().for_each(|(n, gi, iy0, mut out)| {
+        let iy1 = (iy0 + rows).min(g.h);
+        // Output rows whose taps reach rows iy0..iy1: oy·sh + ki·dh − ph in that range.
+        let oy0 = (iy0 + ph).saturating_sub((g.kh - 1) * dh).div_ceil(sh);
+        let oy1 = ((iy1 - 1 + ph) / sh + 1).min(g.oh);
+        out.iter_mut()
+            .for_each(|p| p.iter_mut().for_each(|v| *v = T::zero()));
+        if oy0 >= oy1 {
+            return;
+        }
+        let a = &prepared[gi * kg * cg * kk..];
+        let mut cols = packed::buffer::take::<T>(
+            packed::buffer::Slot::Tiles,
+            cg * kk * band.min(oy1 - oy0) * g.ow,
+        );
+        let mut top = oy1;
+        while top > oy0 {
+            let b0 = top.saturating_sub(band).max(oy0);
+            let width = (top - b0) * g.ow;
+            // SAFETY: A's cg·kk rows of kg lie in `prepared` (asserted); `cols` holds cg·kk
+            // rows of `width` and is this task's own.
+            unsafe {
+                wt_dy(
+                    plan,
+                    g,
+                    dy,
+                    a,
+                    cg * kk,
+                    (n, gi),
+                    (b0 * g.ow, top * g.ow),
+                    cols.as_mut_ptr(),
+                    width,
+                    None,
+                )
+            };
+            for (ci, part) in out.iter_mut().enumerate() {
+                let cols = &cols[ci * kk * width..(ci + 1) * kk * width];
+                col2im_rows(cols, g, (b0, top), iy0, part);
+            }
+            top = b0;
+        }
+    });
 }
 
 /// [`backward_data`] of a 1×1 stride-1 convolution: `dx = wᵀ · dy` straight into `dx`, split

@@ -629,7 +629,13 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
             let per = g.kk() * g.out_plane();
             for (ci, plane) in parts.chunks_mut(g.in_plane()).enumerate() {
                 for (r, part) in plane.chunks_mut(rows * g.w).enumerate() {
-                    col2im_rows(&cols[ci * per..(ci + 1) * per], &g, r * rows, part);
+                    col2im_rows(
+                        &cols[ci * per..(ci + 1) * per],
+                        &g,
+                        (0, g.oh),
+                        r * rows,
+                        part,
+                    );
                 }
             }
             let differ = whole
@@ -638,6 +644,63 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
                 .filter(|(a, b)| a.to_bits() != b.to_bits())
                 .count();
             assert_eq!(differ, 0, "{x:?} {w:?} {p:?} rows {rows}");
+        }
+    }
+}
+
+/// A strided backward-data by bands of output rows (`backward_data_banded`: ranges of `dx`'s
+/// rows per thread, bands folded from the last up) gives the bits of the whole column matrix's
+/// fold (`backward_data_by_channels`): a 7×7 stride-2 stem, 11×11 stride 4, 5×5 stride 3
+/// with padding over the stride, dilation, unequal strides, batch 2, two groups; in pools of 1,
+/// 2 and 3 threads (row ranges of all rows to a third), in bands of 1, 2, 5 and all rows.
+#[test]
+fn banded_backward_data_gives_the_whole_folds_bits() {
+    let mut unequal = Conv2dParams::new(2, 2);
+    unequal.stride = [3, 2];
+    let cases = [
+        ([1, 3, 37, 41], [10, 3, 7, 7], Conv2dParams::new(2, 3)),
+        ([2, 3, 30, 33], [7, 3, 11, 11], Conv2dParams::new(4, 2)),
+        ([1, 2, 23, 19], [5, 2, 5, 5], Conv2dParams::new(3, 4)),
+        (
+            [1, 2, 23, 19],
+            [4, 2, 3, 3],
+            Conv2dParams::new(2, 3).with_dilation(2),
+        ),
+        ([1, 3, 20, 17], [6, 3, 5, 4], unequal),
+        (
+            [2, 4, 15, 16],
+            [6, 2, 3, 3],
+            Conv2dParams::new(2, 1).with_groups(2),
+        ),
+    ];
+    let plan = Plan::<f32>::fast();
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        let g = ConvGeom::new(x, w, out, p);
+        let f = |v: Vec<f64>| v.into_iter().map(|u| u as f32).collect::<Vec<f32>>();
+        let dy = f(values(out.iter().product(), 21));
+        let wt = f(values(w.iter().product(), 22));
+        let prepared = prepare_backward(plan, &wt, &g);
+        let mut whole = vec![f32::NAN; x.iter().product()];
+        backward_data_by_channels(plan, &dy, &prepared, &g, &mut whole);
+        for threads in [1, 2, 3] {
+            let pool = rayon::ThreadPoolBuilder::new()
+                .num_threads(threads)
+                .build()
+                .unwrap();
+            for band in [1, 2, 5, g.oh] {
+                let mut banded = vec![f32::NAN; whole.len()];
+                pool.install(|| backward_data_banded(plan, &dy, &prepared, &g, &mut banded, band));
+                let differ = whole
+                    .iter()
+                    .zip(&banded)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits())
+                    .count();
+                assert_eq!(
+                    differ, 0,
+                    "{x:?} {w:?} {p:?}: {threads} threads, band {band}"
+                );
+            }
         }
     }
 }
