@@ -892,7 +892,7 @@ fn backward_data_pointwise<T: Element>(
 /// count, so the result's bits do not depend on it (training reproduces exactly).
 const WEIGHT_GRAD_GROUPS: usize = 8;
 
-/// `dw [k,c/groups,kh,kw]`, summed over the batch: images in [`WEIGHT_GRAD_GROUPS`] fixed
+/// `dw [k,c/groups,kh,kw]`, summed over the batch: images in `WEIGHT_GRAD_GROUPS` fixed
 /// groups in parallel, each summed in image order, then the groups summed in order.
 pub fn backward_weight<T: Element>(x: &[T], dy: &[T], g: &ConvGeom, dw: &mut [T]) {
     let (cg, kg, kk, oplane) = (g.cg(), g.kg(), g.kk(), g.out_plane());

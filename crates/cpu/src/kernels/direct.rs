@@ -94,7 +94,7 @@ fn shaped(g: &ConvGeom) -> bool {
 }
 
 /// The steps per depth block of a convolution of geometry `g`, by [`forward`] or by the packed
-/// GEMM over im2col's rows (the same blocks, so the same bits): for a geometry [`shaped`] as the
+/// GEMM over im2col's rows (the same blocks, so the same bits): for a geometry `shaped` as the
 /// direct convolution's, whole channels up to [`BLOCK`] steps (at least one channel); else
 /// [`KC`], the packed GEMM's.
 pub fn depth_block(g: &ConvGeom) -> usize {

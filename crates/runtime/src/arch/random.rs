@@ -54,7 +54,7 @@ impl Gen {
     }
 }
 
-/// A torchvision-shaped state dict of `arch` (a named variant: resnet18..152, vgg11..19[_bn],
+/// A torchvision-shaped state dict of `arch` (a named variant: resnet18..152, vgg11..19 (`_bn` too),
 /// alexnet, squeezenet1_0/1_1, mobilenet_v2 at width 1.0, the demo CNN) with `classes` outputs.
 pub fn random_weights(arch: &str, classes: usize, seed: u64) -> Result<Weights> {
     let mut g = Gen {

@@ -12,7 +12,7 @@
 //! of A, from L1),
 //! then the panels. A block's leftover columns go to a narrow kernel (`tail_nr` wide) or, when
 //! few (`rows_cols`) and A's steps contiguous, to a kernel with C's rows in the vector lanes
-//! ([`RowsKernel`], AVX2: `avx2_rows.rs`), every [`ROWS_EVERY`] rows. The micro-kernel is
+//! ([`RowsKernel`], AVX2: `avx2_rows.rs`), every `ROWS_EVERY` rows. The micro-kernel is
 //! chosen at run time (AVX-512F, AVX2 + FMA); elsewhere, and for f64, B is packed as one
 //! row-major matrix and handed to `matrixmultiply`.
 
