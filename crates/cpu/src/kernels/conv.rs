@@ -628,7 +628,7 @@ fn backward_data_columns<T: Element>(
     let per_group = ranges(g.cg(), tasks_per_image(g), 1);
     let threads = rayon::current_num_threads();
     if g.n * g.p.groups * per_group.len() < 2 * threads && g.out_plane() >= 128 * threads {
-        let band = BAND_BYTES / std::mem::size_of::<T>() / (g.cg() * g.kk() * g.ow.max(1));
+        let band = BAND_BYTES / std::mem::size_of::<T>() / (g.cg() * g.kk() * g.ow).max(1);
         return backward_data_banded(plan, dy, prepared, g, dx, band.max(1));
     }
     backward_data_by_channels(plan, dy, prepared, g, dx);
@@ -759,7 +759,7 @@ fn backward_data_banded<T: Element>(
     let (cg, kg, kk, oplane, iplane) = (g.cg(), g.kg(), g.kk(), g.out_plane(), g.in_plane());
     assert!(prepared.len() >= g.k * cg * kk && dy.len() >= g.n * g.k * oplane);
     assert!(dx.len() >= g.n * g.c * iplane, "dx too short");
-    if iplane == 0 {
+    if iplane == 0 || cg == 0 {
         return;
     }
     let [sh, ph, dh] = [g.p.stride[0], g.p.padding[0], g.p.dilation[0]];

@@ -49,8 +49,9 @@ pub fn choose(g: &ConvGeom, relaxed: bool) -> Option<Variant> {
 /// at VGG-16's layers was measured harmless (Guided Backprop 1.5e-7 from PyTorch's), while
 /// F(2×2) at ResNet-50's 64- and 128-channel layers moved it by 1.6e-4. (A backward pass, and a
 /// forward that accepts F(4×4)'s rounding, take F(4×4) on every plane this rule would accept,
-/// except below their micro-kernel's floor: with AVX-512, 512 channels at 14×14 to 24×24 run
-/// F(2×2) there: [`choose`], [`super::winograd4::pays`].)
+/// except where it does not pay with their micro-kernel: with AVX-512, 512 channels at 14×14
+/// to 24×24 (below its tile floor) and 256 at 28×28 in a forward (below its multiply-add
+/// floor) run F(2×2) there: [`choose`], [`super::winograd4::pays`].)
 pub fn applies(g: &ConvGeom) -> bool {
     let shape = super::winograd4::fits(g);
     let size = g.oh >= 14 && g.ow >= 14 && (g.c >= 512 || g.oh >= 28);

@@ -123,8 +123,8 @@ fn case(x: [usize; 4], w: [usize; 4], p: Conv2dParams) {
 fn f32_kernels_agree_with_f64_on_awkward_convolutions() {
     case([3, 5, 13, 11], [7, 5, 3, 3], Conv2dParams::new(1, 1));
     case([2, 3, 17, 19], [13, 3, 7, 7], Conv2dParams::new(2, 3));
-    // One image of three channels: backward-data's columns split by positions (up to 19
-    // threads), then col2im in parts of whole rows.
+    // One image of three channels: backward-data by ranges of dx's rows, each through bands of
+    // output rows (`backward_data_banded`).
     case([1, 3, 101, 97], [13, 3, 7, 7], Conv2dParams::new(2, 3));
     case([1, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(1, 0));
     case([2, 16, 23, 23], [29, 16, 1, 1], Conv2dParams::new(2, 0));
@@ -183,6 +183,11 @@ fn direct_convolutions_agree_with_f64() {
         ([1, 7, 30, 33], [67, 7, 11, 11], Conv2dParams::new(4, 2)),
         // A channel's taps (289) beyond `direct::BLOCK`: blocks of one channel.
         ([1, 2, 41, 43], [5, 2, 17, 17], Conv2dParams::new(2, 8)),
+        // With AVX-512, blocks in chunks of 16 channels (`Kernel::gather_channels`): one
+        // block of 24 channels in two chunks (16 + 8); 56 channels, a block of 32 (16 + 16)
+        // and one of 24.
+        ([1, 24, 15, 17], [70, 24, 3, 3], Conv2dParams::new(1, 1)),
+        ([2, 56, 11, 13], [19, 56, 3, 3], Conv2dParams::new(1, 1)),
     ];
     for (x, w, p) in cases {
         let out = p.output_shape(x, w, "test").unwrap();
@@ -496,6 +501,9 @@ fn the_forward_takes_f4_from_the_kernels_floor() {
             (128, 28, true, false),
             (64, 56, true, false),
             (128, 112, true, true),
+            // 64 tiles: 4 Mi exactly at 256 channels, just under at 255.
+            (256, 32, true, true),
+            (255, 32, true, false),
             // 3.2 M where the direct convolution could run it (112×112), 3.4 M where it
             // could not (113×113: over its largest plane).
             (64, 112, true, false),
@@ -505,6 +513,24 @@ fn the_forward_takes_f4_from_the_kernels_floor() {
         ],
         winograd4::pays,
     );
+}
+
+/// The forward's multiply-add floor counts tiles × channels × filters: 49 tiles of 128 channels
+/// to 512 filters (3.2 M) stay direct with AVX-512, to 1024 (6.4 M) take F(4×4); 512 channels
+/// to 128 filters alike.
+#[test]
+fn the_forward_f4_floor_counts_channels_and_filters() {
+    let Some(k) = packed::f32_kernels()
+        .into_iter()
+        .find(|k| k.name == "avx512")
+    else {
+        return;
+    };
+    for (c, filters, want) in [(128, 512, false), (128, 1024, true), (512, 128, false)] {
+        let (x, w, p) = ([1, c, 28, 28], [filters, c, 3, 3], Conv2dParams::new(1, 1));
+        let g = ConvGeom::new(x, w, p.output_shape(x, w, "test").unwrap(), p);
+        assert_eq!(winograd4::pays(Some(k), &g), want, "{c} → {filters}");
+    }
 }
 
 /// Which planes a backward-data takes F(4×4) on, by micro-kernel: as a forward that may round
@@ -651,8 +677,9 @@ fn col2im_in_parts_of_rows_gives_the_whole_folds_bits() {
 /// A strided backward-data by bands of output rows (`backward_data_banded`: ranges of `dx`'s
 /// rows per thread, bands folded from the last up) gives the bits of the whole column matrix's
 /// fold (`backward_data_by_channels`): a 7×7 stride-2 stem, 11×11 stride 4, 5×5 stride 3
-/// with padding over the stride, dilation, unequal strides, batch 2, two groups; in pools of 1,
-/// 2 and 3 threads (row ranges of all rows to a third), in bands of 1, 2, 5 and all rows.
+/// with padding over the stride, dilation, unequal strides, a stride over the kernel (rows of
+/// `dx` no output reaches), batch 2, two groups; in pools of 1, 2, 3, 8 and as many threads as
+/// rows (row ranges of all rows to one), in bands of 1, 2, 5 and all rows.
 #[test]
 fn banded_backward_data_gives_the_whole_folds_bits() {
     let mut unequal = Conv2dParams::new(2, 2);
@@ -672,6 +699,7 @@ fn banded_backward_data_gives_the_whole_folds_bits() {
             [6, 2, 3, 3],
             Conv2dParams::new(2, 1).with_groups(2),
         ),
+        ([1, 3, 17, 20], [5, 3, 2, 2], Conv2dParams::new(3, 0)),
     ];
     let plan = Plan::<f32>::fast();
     for (x, w, p) in cases {
@@ -683,7 +711,7 @@ fn banded_backward_data_gives_the_whole_folds_bits() {
         let prepared = prepare_backward(plan, &wt, &g);
         let mut whole = vec![f32::NAN; x.iter().product()];
         backward_data_by_channels(plan, &dy, &prepared, &g, &mut whole);
-        for threads in [1, 2, 3] {
+        for threads in [1, 2, 3, 8, x[2]] {
             let pool = rayon::ThreadPoolBuilder::new()
                 .num_threads(threads)
                 .build()
@@ -786,21 +814,27 @@ fn col2im_gives_the_plain_folds_bits() {
 /// backward-data through columns folds onto an empty plane without a panic.
 #[test]
 fn backward_data_onto_an_empty_plane() {
-    let (x, w, p) = ([1, 3, 0, 5], [4, 3, 3, 3], Conv2dParams::new(2, 2));
-    let out = p.output_shape(x, w, "test").unwrap();
-    assert!(out.iter().product::<usize>() > 0, "{out:?}");
-    let g = ConvGeom::new(x, w, out, p);
-    let ws = vec![0.5f32; w.iter().product()];
-    let dy = vec![1f32; out.iter().product()];
-    for plan in every_plan() {
-        let mut dx = Vec::<f32>::new();
-        backward_data(
-            plan,
-            &dy,
-            &prepare_backward(plan, &ws, &g),
-            &g,
-            None,
-            &mut dx,
-        );
+    // No rows; then no channels, on a plane the banded path takes (`backward_data_banded`).
+    let cases = [
+        ([1, 3, 0, 5], [4, 3, 3, 3], Conv2dParams::new(2, 2)),
+        ([1, 0, 64, 64], [4, 0, 7, 7], Conv2dParams::new(2, 3)),
+    ];
+    for (x, w, p) in cases {
+        let out = p.output_shape(x, w, "test").unwrap();
+        assert!(out.iter().product::<usize>() > 0, "{out:?}");
+        let g = ConvGeom::new(x, w, out, p);
+        let ws = vec![0.5f32; w.iter().product()];
+        let dy = vec![1f32; out.iter().product()];
+        for plan in every_plan() {
+            let mut dx = Vec::<f32>::new();
+            backward_data(
+                plan,
+                &dy,
+                &prepare_backward(plan, &ws, &g),
+                &g,
+                None,
+                &mut dx,
+            );
+        }
     }
 }

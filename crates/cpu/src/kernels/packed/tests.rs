@@ -443,8 +443,9 @@ fn gather_kernels_take_any_run_of_steps() {
 
 /// A gather kernel's run of steps taken in two calls, the first's sums stored as they are and
 /// the second continuing them (`gather_from`), gives the bits of one call: a 3×3 kernel's
-/// whole channels split after one, two or all but one, from a channel's first tap or a later
-/// one; six rows and two, every column and fewer; the final store with a bias and a clamp, or
+/// steps split after one channel, two, all but one, or within a channel, from a channel's
+/// first tap or a later one; six rows and two, every column and fewer (the carried tile's
+/// other values NaN: never reaching the output); the final store with a bias and a clamp, or
 /// transposed (each kernel that has it).
 #[test]
 fn gather_from_continues_sums_bit_for_bit() {
@@ -458,7 +459,7 @@ fn gather_from_continues_sums_bit_for_bit() {
         let nr = kernel.nr;
         let bias = values(nr, 8);
         for (first, steps) in [(0, 54), (0, 27), (4, 50)] {
-            for split in [9 - first, 18 - first, steps - 9] {
+            for split in [9 - first, 18 - first, steps - 9, 13] {
                 for (rows, cols) in [(MR, nr), (2, nr - 3)] {
                     for transposed in [false, true] {
                         let b = values(steps * nr, 9);
@@ -475,7 +476,7 @@ fn gather_from_continues_sums_bit_for_bit() {
                         };
                         let mut one = vec![f32::NAN; MR * nr];
                         let mut two = vec![f32::NAN; MR * nr];
-                        let mut carried = vec![0f32; MR * nr];
+                        let mut carried = vec![f32::NAN; MR * nr];
                         let last = |out: &mut Vec<f32>| Store {
                             bias: bias.as_ptr(),
                             clamp: Some((-0.5, 0.5)),
