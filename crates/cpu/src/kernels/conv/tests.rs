@@ -533,9 +533,10 @@ fn the_forward_f4_floor_counts_channels_and_filters() {
     }
 }
 
-/// Which planes a backward-data takes F(4×4) on, by micro-kernel: as a forward that may round
-/// so, and with AVX-512 not below 128 channels where the direct convolution could take it (as
-/// measured in docs/PERFORMANCE.md); with AVX2 and without a kernel, wherever it pays.
+/// Which planes a backward-data takes F(4×4) on, by micro-kernel: from the forward's tile floor
+/// (not its multiply-add floor), and with AVX-512 not below 128 channels where the direct
+/// convolution could take it (as measured in docs/PERFORMANCE.md); with AVX2 and without a
+/// kernel, wherever it pays.
 #[test]
 fn backward_data_takes_f4_where_it_pays_in_the_network() {
     check_f4_rule(
