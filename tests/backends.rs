@@ -418,6 +418,31 @@ fn pooling<B: Backend>(b: &B) {
             b.max_pool2d_backward(&x.dev, &dy.dev, &p),
             k.cpu.max_pool2d_backward(&x.cpu, &dy.cpu, &p),
         );
+        // Through the rectifier whose output the pool reads (ties at its bounds): the CPU's
+        // within tolerance, and the bits of the two ops on the device.
+        let r = [
+            Rectifier::RELU,
+            Rectifier::RELU6,
+            Rectifier { lo: -0.5, hi: 0.25 },
+        ][i % 3];
+        let (xr, xr_dev) = (
+            k.cpu.rectifier(&x.cpu, r).unwrap(),
+            b.rectifier(&x.dev, r).unwrap(),
+        );
+        for m in [GradMode::Plain, GradMode::Guided, GradMode::Deconvnet] {
+            let what = format!("max_pool backward rectified #{i} {m:?}");
+            k.same(
+                &what,
+                b.max_pool2d_backward_rectified(&xr_dev, &dy.dev, &p, r, m),
+                k.cpu.max_pool2d_backward_rectified(&xr, &dy.cpu, &p, r, m),
+            );
+            let two = b.max_pool2d_backward(&xr_dev, &dy.dev, &p).unwrap();
+            k.bits(
+                &what,
+                b.max_pool2d_backward_rectified(&xr_dev, &dy.dev, &p, r, m),
+                b.rectifier_backward(&xr_dev, &two, r, m),
+            );
+        }
         if p.dilation == [1, 1] {
             k.same(
                 &format!("avg_pool #{i}"),

@@ -3,9 +3,11 @@
 //! of the ops they replace (fast, Winograd-forward and reference CPU kernels), and a whole
 //! forward pass with every fusion gives the bits of one with none (keeping a node's output
 //! turns its fusion off); so does a whole backward pass whose gradient sums are fused into
-//! backward-data against one that computes weight gradients (which turns them off).
+//! backward-data against one that computes weight gradients (which turns them off), and one
+//! that runs a max-pool's backward and its rectifier's as one op against the trace (which
+//! keeps the rectifier's gradient, so runs them apart).
 
-use gradcam::core::{Conv2dParams, GradMode, Rectifier};
+use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier};
 use gradcam::runtime::{BackwardSpec, NodeId, Op, RectifierRule, Stop};
 use gradcam::{arch, Backend, CpuBackend, Model, Shape};
 use std::collections::BTreeSet;
@@ -73,6 +75,30 @@ fn fused_primitives_give_the_bits_of_the_two_ops() {
                     "{} conv + residual {ws:?} {p:?} {r:?}",
                     b.name()
                 );
+            }
+            // A max-pool's backward through the rectifier before it: dense windows (eight at
+            // a time where 3×3 or 2×2 with stride 2 fit), ceil mode, dilation.
+            let mut dilated = Pool2dParams::new(3, 1, 1);
+            dilated.dilation = [2, 2];
+            for p in [
+                Pool2dParams::new(3, 2, 1),
+                Pool2dParams::new(2, 2, 0),
+                Pool2dParams::new(3, 2, 0).ceil(),
+                dilated,
+            ] {
+                let y = b.rectifier(&up(&[2, 3, 23, 37], 8), r).unwrap();
+                let dy = up(b.max_pool2d(&y, &p).unwrap().dims(), 9);
+                for m in [GradMode::Plain, GradMode::Guided, GradMode::Deconvnet] {
+                    let two = b.max_pool2d_backward(&y, &dy, &p).unwrap();
+                    let two = b.rectifier_backward(&y, &two, r, m).unwrap();
+                    let one = b.max_pool2d_backward_rectified(&y, &dy, &p, r, m);
+                    assert_eq!(
+                        bits(b.download(&one.unwrap()).unwrap()),
+                        bits(b.download(&two).unwrap()),
+                        "{} max-pool {p:?} {r:?} {m:?}",
+                        b.name()
+                    );
+                }
             }
             let (u, v) = (up(&[2, 3, 5, 7], 4), up(&[2, 3, 5, 7], 5));
             let two = b.rectifier(&b.add(&u, &v).unwrap(), r).unwrap();
@@ -173,5 +199,62 @@ fn a_backward_pass_with_fused_gradient_sums_gives_the_bits_of_one_without() {
             }
         }
         assert!(compared >= 40, "{arch_name}: {compared} gradients compared");
+    }
+}
+
+#[test]
+fn a_backward_pass_through_a_max_pool_and_its_rectifier_in_one_op_gives_the_bits_of_two() {
+    let g = arch::build(
+        "resnet18",
+        &arch::random_weights("resnet18", 10, 7).unwrap(),
+    )
+    .unwrap()
+    .fold_batch_norm(&[])
+    .unwrap();
+    let cpu = CpuBackend::new();
+    let m = Model::new(cpu.clone(), g).unwrap();
+    let (pool, stem_relu) = m
+        .graph()
+        .nodes()
+        .iter()
+        .enumerate()
+        .find_map(|(i, n)| matches!(n.op, Op::MaxPool(_)).then(|| (NodeId(i), n.inputs[0])))
+        .expect("resnet18 has a max-pool");
+    assert!(matches!(
+        m.graph().nodes()[stem_relu.0].op,
+        Op::Rectifier(_)
+    ));
+    let x = cpu
+        .upload(&random(2 * 3 * 45 * 45, 12), Shape::new([2, 3, 45, 45]))
+        .unwrap();
+    for mode in [GradMode::Plain, GradMode::Guided, GradMode::Deconvnet] {
+        // To the input the two run as one op (`backward`); the trace keeps every node's
+        // gradient, the ReLU's too, so it runs them apart. Stopped at the ReLU, whose own
+        // gradient is then the result, they run apart in both.
+        for (stop, at) in [
+            (Stop::Input, m.graph().input()),
+            (Stop::At(stem_relu), stem_relu),
+        ] {
+            let spec = BackwardSpec {
+                from: m.graph().output(),
+                stop,
+                rule: RectifierRule {
+                    mode,
+                    relu_only: false,
+                },
+                weight_grads: false,
+            };
+            let acts = m.forward(&x, &m.backward_needs(&spec).unwrap()).unwrap();
+            let seed = || m.one_hot(10, &[3, 7]).unwrap();
+            let one = m.backward(&acts, &spec, seed()).unwrap().at_stop;
+            let trace = m.backward_trace(&acts, &spec, seed()).unwrap();
+            let two = trace[at.0].as_ref().expect("traced");
+            assert!(trace[pool.0].is_some() && trace[stem_relu.0].is_some());
+            assert_eq!(
+                bits(cpu.download(&one).unwrap()),
+                bits(cpu.download(two).unwrap()),
+                "{mode:?} {stop:?}"
+            );
+        }
     }
 }

@@ -164,6 +164,20 @@ impl Backend for Counting {
         self.hit("max_pool2d_backward");
         wrap(self.inner.max_pool2d_backward(&cpu(x), &cpu(dy), p))
     }
+    fn max_pool2d_backward_rectified(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Pool2dParams,
+        r: Rectifier,
+        m: GradMode,
+    ) -> Result<T> {
+        self.hit("max_pool2d_backward_rectified");
+        wrap(
+            self.inner
+                .max_pool2d_backward_rectified(&cpu(x), &cpu(dy), p, r, m),
+        )
+    }
     fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
         self.hit("avg_pool2d");
         wrap(self.inner.avg_pool2d(&cpu(x), p))
@@ -359,6 +373,9 @@ fn all_gradient_methods_share_one_forward_pass() {
         b.count("conv2d_backward_data_add") >= 3,
         "fused gradient sums"
     );
+    // Each pass to the input went through the stem's max-pool and the ReLU before it in one op.
+    assert_eq!(b.count("max_pool2d_backward_rectified"), 3);
+    assert_eq!(b.count("max_pool2d_backward"), 0);
 }
 
 #[test]

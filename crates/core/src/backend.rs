@@ -230,6 +230,23 @@ pub trait Backend: Send + Sync {
     ) -> Result<Tensor<Self>>
     where
         Self: Sized;
+    /// [`Backend::max_pool2d_backward`] and then [`Backend::rectifier_backward`] through the
+    /// rectifier whose output `x` is (a ReLU before a max-pool, as in ResNets' stems and
+    /// VGG's blocks): the gradient of the rectifier's input, in one pass where the backend can
+    /// (the default runs the two ops). Bit-identical to them.
+    fn max_pool2d_backward_rectified(
+        &self,
+        x: &Tensor<Self>,
+        dy: &Tensor<Self>,
+        p: &Pool2dParams,
+        r: Rectifier,
+        mode: GradMode,
+    ) -> Result<Tensor<Self>>
+    where
+        Self: Sized,
+    {
+        self.rectifier_backward(x, &self.max_pool2d_backward(x, dy, p)?, r, mode)
+    }
     /// Average pooling, PyTorch's divisor rules (`count_include_pad`, ceil mode).
     fn avg_pool2d(&self, x: &Tensor<Self>, p: &Pool2dParams) -> Result<Tensor<Self>>
     where

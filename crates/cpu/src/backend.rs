@@ -490,6 +490,28 @@ impl Backend for CpuBackend {
         }))
     }
 
+    fn max_pool2d_backward_rectified(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Pool2dParams,
+        r: Rectifier,
+        mode: GradMode,
+    ) -> Result<T> {
+        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+        let g = pool_geom(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+        );
+        // Each plane's rectifier rule applied by the thread that has just summed it, while it
+        // is in cache: no pass of its own over the input and the gradient.
+        Ok(make_filled(x.shape().clone(), |dx| {
+            pool::max_backward_then(data(x), data(dy), &g, p, dx, |x, dx| {
+                activation::rectifier_backward_in_place(x, dx, r, mode)
+            })
+        }))
+    }
+
     fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
         let out = check::pool2d(x.shape(), p, "avg_pool2d")?;
         let g = pool_geom(x.shape().nchw("avg_pool2d")?, out);

@@ -195,6 +195,12 @@ impl<B: Backend> Model<B> {
         }
         let mut grads: Vec<Option<Tensor<B>>> = vec![None; g.nodes().len()];
         let mut pgrads: Vec<Option<Tensor<B>>> = vec![None; g.params().len()];
+        let mut consumers = vec![0usize; g.nodes().len()];
+        for node in g.nodes() {
+            for inp in &node.inputs {
+                consumers[inp.0] += 1;
+            }
+        }
         grads[spec.from.0] = Some(seed);
         for i in (stop.0 + 1..=spec.from.0).rev() {
             if !region[i] {
@@ -208,12 +214,26 @@ impl<B: Backend> Model<B> {
             let Some(dy) = dy else { continue };
             let node = &g.nodes()[i];
             let started = timing.is_some().then(std::time::Instant::now);
-            let inputs = match self.summed_backward_data(i, &dy, acts, spec, &region, &mut grads) {
-                Some(done) => done.map(|()| Vec::new()),
-                None => self.node_backward(i, &dy, acts, spec, &mut pgrads),
+            // A max-pool after a rectifier whose gradient nothing else needs: both backward
+            // in one op, the result routed to the rectifier's input.
+            let through = (!keep_all)
+                .then(|| self.pool_through_rectifier(i, spec, stop, &region, &consumers))
+                .flatten();
+            let inputs = match through {
+                Some((rect, r)) => self
+                    .pool_rectifier_backward(i, rect, r, &dy, acts, spec)
+                    .map(|dx| vec![Some(dx)]),
+                None => match self.summed_backward_data(i, &dy, acts, spec, &region, &mut grads) {
+                    Some(done) => done.map(|()| Vec::new()),
+                    None => self.node_backward(i, &dy, acts, spec, &mut pgrads),
+                },
             }
             .map_err(|e| layer_error(&node.name, e))?;
-            for (inp, dx) in node.inputs.iter().zip(inputs) {
+            let targets = match through {
+                Some((rect, _)) => &g.nodes()[rect.0].inputs,
+                None => &node.inputs,
+            };
+            for (inp, dx) in targets.iter().zip(inputs) {
                 if !region[inp.0] {
                     continue;
                 }
@@ -228,10 +248,62 @@ impl<B: Backend> Model<B> {
             if let (Some(times), Some(t)) = (timing.as_deref_mut(), started) {
                 self.backend().synchronize()?;
                 let ms = t.elapsed().as_secs_f64() * 1e3;
-                times.push((format!("backward {}", self.op_kind(&node.op)), ms));
+                let kind = self.op_kind(&node.op);
+                let label = match through {
+                    Some(_) => format!("backward {kind}+Rectifier"),
+                    None => format!("backward {kind}"),
+                };
+                times.push((label, ms));
             }
         }
         Ok((grads, pgrads))
+    }
+
+    /// For a max-pool (node `i`) whose input is a rectifier's output that only it reads, where
+    /// the pass runs through the rectifier (below the stop node, not the graph's output): the
+    /// rectifier and its parameters, for [`Model::pool_rectifier_backward`]. `None` for any
+    /// other node, where the rectifier's own gradient is wanted (the stop node; every node's
+    /// gradient kept, which the caller checks), and in passes with weight gradients (training's
+    /// passes run as they did).
+    fn pool_through_rectifier(
+        &self,
+        i: usize,
+        spec: &BackwardSpec,
+        stop: NodeId,
+        region: &[bool],
+        consumers: &[usize],
+    ) -> Option<(NodeId, gradcam_core::Rectifier)> {
+        let g = self.graph();
+        let node = &g.nodes()[i];
+        let (Op::MaxPool(_), [rect]) = (&node.op, node.inputs.as_slice()) else {
+            return None;
+        };
+        let Op::Rectifier(r) = g.nodes()[rect.0].op else {
+            return None;
+        };
+        let alone = consumers[rect.0] == 1 && *rect != g.output();
+        (alone && region[rect.0] && rect.0 > stop.0 && !spec.weight_grads).then_some((*rect, r))
+    }
+
+    /// The gradient of rectifier `rect`'s input through it and the max-pool `i` after it
+    /// ([`Backend::max_pool2d_backward_rectified`]), from the pool's output gradient `dy`.
+    fn pool_rectifier_backward(
+        &self,
+        i: usize,
+        rect: NodeId,
+        r: gradcam_core::Rectifier,
+        dy: &Tensor<B>,
+        acts: &Activations<B>,
+        spec: &BackwardSpec,
+    ) -> Result<Tensor<B>> {
+        let Op::MaxPool(p) = &self.graph().nodes()[i].op else {
+            return Err(Error::Model(
+                "pool_rectifier_backward: not a max-pool".into(),
+            ));
+        };
+        let mode = rectifier_mode(spec, r);
+        self.backend()
+            .max_pool2d_backward_rectified(acts.get(rect)?, dy, p, r, mode)
     }
 
     /// For a convolution whose input already has a gradient (a tensor with two consumers, as a
@@ -305,11 +377,7 @@ impl<B: Backend> Model<B> {
                 vec![Some(b.linear_backward_data(dy, self.param(*weight))?)]
             }
             Op::Rectifier(r) => {
-                let mode = if spec.rule.relu_only && !r.is_relu() {
-                    GradMode::Plain
-                } else {
-                    spec.rule.mode
-                };
+                let mode = rectifier_mode(spec, *r);
                 vec![Some(b.rectifier_backward(
                     acts.get(NodeId(i))?,
                     dy,
@@ -387,5 +455,15 @@ impl<B: Backend> Model<B> {
         }
         self.backend()
             .upload(&data, Shape::new([classes.len(), n_classes]))
+    }
+}
+
+/// The backward mode of rectifier `r` in pass `spec`: the rule's, except the plain one for a
+/// non-ReLU rectifier where the rule applies to ReLUs only.
+fn rectifier_mode(spec: &BackwardSpec, r: gradcam_core::Rectifier) -> GradMode {
+    if spec.rule.relu_only && !r.is_relu() {
+        GradMode::Plain
+    } else {
+        spec.rule.mode
     }
 }

@@ -38,6 +38,28 @@ pub fn rectifier_backward<T: Element>(
     }
 }
 
+/// [`rectifier_backward`] on one slice in place (`g` holds `dy` and becomes `dx`), on the
+/// calling thread: the same selects, so the same bits. For an op that has just written `g`
+/// and applies the rectifier's rule while it is in cache (max pooling's backward).
+pub fn rectifier_backward_in_place<T: Element>(y: &[T], g: &mut [T], r: Rectifier, mode: GradMode) {
+    let (lo, hi) = (T::of(r.lo), T::of(r.hi));
+    let zero = T::zero();
+    match mode {
+        GradMode::Plain => masked_in_place(y, g, move |v, _| (v > lo) & (v < hi)),
+        GradMode::Guided => masked_in_place(y, g, move |v, g| (v > lo) & (v < hi) & (g > zero)),
+        GradMode::Deconvnet => masked_in_place(y, g, move |_, g| g > zero),
+    }
+}
+
+/// `g = keep(y, g) ? g : 0`, element by element.
+#[inline(always)]
+fn masked_in_place<T: Element>(y: &[T], g: &mut [T], keep: impl Fn(T, T) -> bool) {
+    debug_assert_eq!(y.len(), g.len());
+    for (o, &v) in g.iter_mut().zip(y) {
+        *o = if keep(v, *o) { *o } else { T::zero() };
+    }
+}
+
 /// `dx = keep(y, dy) ? dy : 0`, element by element, in parallel chunks.
 #[inline(always)]
 fn masked<T: Element>(y: &[T], dy: &[T], dx: &mut [T], keep: impl Fn(T, T) -> bool + Copy + Sync) {

@@ -96,7 +96,14 @@ fn dense_range(o: usize, k: usize, s: usize, pad: usize, size: usize) -> (usize,
 
 /// [`max_backward`] without dilation: the same window maximum as [`argmax`] (a NaN wins, else
 /// the first maximum), from ranges computed once per row and column.
-fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
+fn max_backward_dense<T: Element>(
+    x: &[T],
+    dy: &[T],
+    g: &PoolGeom,
+    p: &Pool2dParams,
+    dx: &mut [T],
+    then: impl Fn(&[T], &mut [T]) + Sync,
+) {
     let cols: Vec<(usize, usize)> = (0..g.ow)
         .map(|ox| dense_range(ox, p.kernel[1], p.stride[1], p.padding[1], g.w))
         .collect();
@@ -165,6 +172,7 @@ fn max_backward_dense<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dPar
                     dx[at] += dy[oy * g.ow + ox - 1];
                 }
             }
+            then(x, dx);
         });
 }
 
@@ -237,8 +245,22 @@ fn max_forward_dense<T: Element>(x: &[T], g: &PoolGeom, p: &Pool2dParams, y: &mu
 /// Max pooling backward: each window's gradient to its first maximum. Writes every value of
 /// `dx` (each plane zeroed first), whatever it held.
 pub fn max_backward<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParams, dx: &mut [T]) {
+    max_backward_then(x, dy, g, p, dx, |_, _| {});
+}
+
+/// [`max_backward`], then `then(x, dx)` on each plane (its input and its finished gradient) by
+/// the thread that wrote it, while it is in cache: the rectifier before the pool
+/// ([`super::activation::rectifier_backward_in_place`]) without a pass of its own.
+pub fn max_backward_then<T: Element>(
+    x: &[T],
+    dy: &[T],
+    g: &PoolGeom,
+    p: &Pool2dParams,
+    dx: &mut [T],
+    then: impl Fn(&[T], &mut [T]) + Sync,
+) {
     if p.dilation == [1, 1] {
-        return max_backward_dense(x, dy, g, p, dx);
+        return max_backward_dense(x, dy, g, p, dx, then);
     }
     dx.par_chunks_mut(g.h * g.w)
         .zip(x.par_chunks(g.h * g.w).zip(dy.par_chunks(g.oh * g.ow)))
@@ -251,6 +273,7 @@ pub fn max_backward<T: Element>(x: &[T], dy: &[T], g: &PoolGeom, p: &Pool2dParam
                     }
                 }
             }
+            then(x, dx);
         });
 }
 
