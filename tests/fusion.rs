@@ -5,10 +5,11 @@
 //! turns its fusion off); so does a whole backward pass whose gradient sums are fused into
 //! backward-data against one that computes weight gradients (which turns them off), and one
 //! that runs a max-pool's backward and its rectifier's as one op against the trace (which
-//! keeps the rectifier's gradient, so runs them apart).
+//! keeps the rectifier's gradient, so runs them apart); where another op reads the rectifier's
+//! output or input, the two run apart.
 
 use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier};
-use gradcam::runtime::{BackwardSpec, NodeId, Op, RectifierRule, Stop};
+use gradcam::runtime::{BackwardSpec, GraphBuilder, NodeId, Op, RectifierRule, Stop};
 use gradcam::{arch, Backend, CpuBackend, Model, Shape};
 use std::collections::BTreeSet;
 
@@ -255,6 +256,90 @@ fn a_backward_pass_through_a_max_pool_and_its_rectifier_in_one_op_gives_the_bits
                 bits(cpu.download(two).unwrap()),
                 "{mode:?} {stop:?}"
             );
+            // What ran: to the input, the pool and the stem's ReLU as one op and every other
+            // ReLU alone; stopped at the stem's ReLU, the pool alone and no ReLU twice.
+            let ran = m.backward_profile(&acts, &spec, seed()).unwrap();
+            let count = |label: &str| ran.iter().filter(|(l, _)| l == label).count();
+            let relus = m
+                .graph()
+                .nodes()
+                .iter()
+                .filter(|n| matches!(n.op, Op::Rectifier(_)))
+                .count();
+            let fused = usize::from(stop == Stop::Input);
+            assert_eq!(count("backward MaxPool+Rectifier"), fused, "{stop:?}");
+            assert_eq!(count("backward MaxPool"), 1 - fused, "{stop:?}");
+            assert_eq!(count("backward Rectifier"), relus - 1, "{stop:?}");
         }
+    }
+}
+
+/// A small network whose ReLU feeds a 2×2 max-pool, in three shapes: the ReLU read only by
+/// the pool (`0`), also by an average pool beside it (`1`), or the convolution before the ReLU
+/// also read by that average pool (`2`); the branches summed, then the classifier.
+fn pool_after_relu(shape: usize) -> gradcam::Graph {
+    let tensor = |dims: &[usize], seed| {
+        let v = random(dims.iter().product(), seed);
+        gradcam::HostTensor::new(dims.to_vec(), v).unwrap()
+    };
+    let mut b = GraphBuilder::new(3);
+    let x = b.input();
+    let c = b
+        .conv2d(
+            "conv",
+            x,
+            tensor(&[4, 3, 3, 3], 21),
+            None,
+            Conv2dParams::new(1, 1),
+        )
+        .unwrap();
+    let r = b.relu("relu", c).unwrap();
+    let p = Pool2dParams::new(2, 2, 0);
+    let m = b.max_pool("maxpool", r, p).unwrap();
+    let out = match shape {
+        0 => m,
+        _ => {
+            let beside = b.avg_pool("avgpool", [r, c][shape - 1], p).unwrap();
+            b.add("sum", m, beside).unwrap()
+        }
+    };
+    let g = b.global_avg_pool("gap", out).unwrap();
+    let f = b.flatten("flatten", g).unwrap();
+    let y = b.linear("fc", f, tensor(&[5, 4], 22), None).unwrap();
+    b.build(y).unwrap()
+}
+
+#[test]
+fn a_max_pool_and_its_rectifier_run_apart_where_another_op_reads_either() {
+    for (shape, fused) in [(0, 1), (1, 0), (2, 0)] {
+        let cpu = CpuBackend::new();
+        let m = Model::new(cpu.clone(), pool_after_relu(shape)).unwrap();
+        let x = cpu
+            .upload(&random(2 * 3 * 11 * 13, 23), Shape::new([2, 3, 11, 13]))
+            .unwrap();
+        let spec = BackwardSpec {
+            from: m.graph().output(),
+            stop: Stop::Input,
+            rule: RectifierRule {
+                mode: GradMode::Guided,
+                relu_only: false,
+            },
+            weight_grads: false,
+        };
+        let acts = m.forward(&x, &m.backward_needs(&spec).unwrap()).unwrap();
+        let seed = || m.one_hot(5, &[1, 4]).unwrap();
+        let ran = m.backward_profile(&acts, &spec, seed()).unwrap();
+        let count = |label: &str| ran.iter().filter(|(l, _)| l == label).count();
+        assert_eq!(count("backward MaxPool+Rectifier"), fused, "shape {shape}");
+        assert_eq!(count("backward Rectifier"), 1 - fused, "shape {shape}");
+        let one = m.backward(&acts, &spec, seed()).unwrap().at_stop;
+        let trace = m.backward_trace(&acts, &spec, seed()).unwrap();
+        let two = trace[m.graph().input().0].as_ref().expect("traced");
+        let one = bits(cpu.download(&one).unwrap());
+        assert!(
+            one.iter().any(|&v| f32::from_bits(v) != 0.0),
+            "shape {shape}"
+        );
+        assert_eq!(one, bits(cpu.download(two).unwrap()), "shape {shape}");
     }
 }

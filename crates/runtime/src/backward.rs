@@ -260,11 +260,14 @@ impl<B: Backend> Model<B> {
     }
 
     /// For a max-pool (node `i`) whose input is a rectifier's output that only it reads, where
-    /// the pass runs through the rectifier (below the stop node, not the graph's output): the
-    /// rectifier and its parameters, for [`Model::pool_rectifier_backward`]. `None` for any
-    /// other node, where the rectifier's own gradient is wanted (the stop node; every node's
-    /// gradient kept, which the caller checks), and in passes with weight gradients (training's
-    /// passes run as they did).
+    /// the pass runs through the rectifier (above the stop node, not the graph's output) and
+    /// nothing else reads the rectifier's input: the rectifier and its parameters, for
+    /// [`Model::pool_rectifier_backward`]. The fused result reaches the rectifier's input at
+    /// the pool's turn, not the rectifier's; with no other reader of that input no other
+    /// gradient is summed there, so no sum's order changes. `None` for any other node, where
+    /// the rectifier's own gradient is wanted (the stop node; every node's gradient kept, which
+    /// the caller checks), and in passes with weight gradients (training's passes run as they
+    /// did).
     fn pool_through_rectifier(
         &self,
         i: usize,
@@ -281,7 +284,9 @@ impl<B: Backend> Model<B> {
         let Op::Rectifier(r) = g.nodes()[rect.0].op else {
             return None;
         };
-        let alone = consumers[rect.0] == 1 && *rect != g.output();
+        let alone = consumers[rect.0] == 1
+            && *rect != g.output()
+            && g.nodes()[rect.0].inputs.iter().all(|j| consumers[j.0] == 1);
         (alone && region[rect.0] && rect.0 > stop.0 && !spec.weight_grads).then_some((*rect, r))
     }
 
