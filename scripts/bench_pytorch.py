@@ -10,8 +10,11 @@ Random torchvision weights (the timing does not depend on their values), a seede
 class 0 explained, `--warmup` untimed runs, then the median/min/max of `--reps` runs. Prints
 one JSON object per method with the same fields as `gradcam bench --json`. On `--device cuda` each
 run ends with `torch.cuda.synchronize()`, so the time is the whole job's, as a caller sees it.
+Where the target layer is a ReLU (VGG-16's `features.29`), Guided Grad-CAM's guided half runs on a
+copy of the network: pytorch-grad-cam's `GuidedBackpropReLUModel` puts fresh ReLUs back after each call,
+which drops GradCAM's hooks on the target (Guided Grad-CAM failed from its second run).
 """
-import argparse, json, statistics, time
+import argparse, copy, json, statistics, time
 import torch, torchvision
 from pytorch_grad_cam import GradCAM
 from pytorch_grad_cam.guided_backprop import GuidedBackpropReLUModel
@@ -46,16 +49,23 @@ def main():
     targets = [ClassifierOutputTarget(0)] * a.batch
     cam = GradCAM(model=model, target_layers=[layer])
     gb = GuidedBackpropReLUModel(model=model, device=a.device)
+    # GuidedBackpropReLUModel swaps every nn.ReLU for its own module and back for a fresh
+    # nn.ReLU, so a target layer that is a ReLU (VGG-16's features.29) loses GradCAM's hooks
+    # after the first guided call ("'NoneType' object has no attribute 'shape'"): there Guided
+    # Grad-CAM's guided half runs on a copy of the network (same weights; made only for it).
+    gb_beside_cam = gb
+    if "guided-gradcam" in a.method.split(",") and isinstance(layer, torch.nn.ReLU):
+        gb_beside_cam = GuidedBackpropReLUModel(model=copy.deepcopy(model), device=a.device)
     sync = torch.cuda.synchronize if a.device.startswith("cuda") else (lambda: None)
 
-    def guided():
+    def guided(gb):
         return [gb(x[i:i + 1], target_category=0) for i in range(a.batch)]
 
     jobs = {
         "forward": lambda: model(x).detach(),
         "gradcam": lambda: cam(input_tensor=x, targets=targets),
-        "guided-backprop": guided,
-        "guided-gradcam": lambda: (cam(input_tensor=x, targets=targets), guided()),
+        "guided-backprop": lambda: guided(gb),
+        "guided-gradcam": lambda: (cam(input_tensor=x, targets=targets), guided(gb_beside_cam)),
     }
     for m in a.method.split(","):
         f = jobs[m]

@@ -26,7 +26,7 @@ METHODS = ["forward", "gradcam", "guided-backprop", "guided-gradcam"]
 
 def run(cmd):
     """Runs `cmd`, returns (JSON lines of its stdout, its peak RSS in MiB); (None, None) when it
-    failed (pytorch-grad-cam's Guided Grad-CAM fails on VGG-16: its in-place ReLUs)."""
+    failed (the error's last line printed)."""
     with tempfile.TemporaryFile() as out:
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE)
         _, status, ru = os.wait4(p.pid, 0)
