@@ -22,6 +22,16 @@ fn flat(gid: vec3<u32>, nwg: vec3<u32>) -> u32 {
     return gid.x + gid.y * nwg.x * 256u;
 }
 
+// A rectifier's backward at one value, from its output y and incoming gradient g: mode 0 plain
+// (lo < y < hi), 1 guided (and g > 0), 2 deconvnet (g > 0 alone).
+fn rectified_gradient(y: f32, g: f32, mode: u32, lo: f32, hi: f32) -> f32 {
+    let inside = y > lo && y < hi;
+    var keep = inside;
+    if (mode == 1u) { keep = inside && g > 0.0; }
+    if (mode == 2u) { keep = g > 0.0; }
+    return select(0.0, g, keep);
+}
+
 // The tiled GEMMs (conv forward and backward-data, linear): a 16-deep slice of a 64-row tile of A
 // and a 64-column tile of B in workgroup memory, and each of the 16×16 invocations' 4 rows × 4
 // columns (16 apart) of the product, in four vec4 registers (one per row). Both tiles are vec4s

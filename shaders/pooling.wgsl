@@ -47,11 +47,26 @@ fn covers(v: u32, t: u32, s: u32, pad: u32, dil: u32, out: u32) -> i32 {
 // src0 = x, src1 = dy.
 @compute @workgroup_size(256)
 fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i >= p.a.x * p.a.y * p.a.z) { return; }
+    dst[i] = max_gradient(i);
+}
+
+// max_backward, then the backward of the rectifier whose output x is (as rectifiers.wgsl's
+// rectifier_backward): d.z = mode (0 plain, 1 guided, 2 deconvnet), f.x = lo, f.y = hi.
+@compute @workgroup_size(256)
+fn max_backward_rectified(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let i = flat(gid, nwg);
+    if (i >= p.a.x * p.a.y * p.a.z) { return; }
+    dst[i] = rectified_gradient(src0[i], max_gradient(i), p.d.z, p.f.x, p.f.y);
+}
+
+// The gradient of input element i: the sum, in window order, of dy over the windows whose
+// first maximum it is.
+fn max_gradient(i: u32) -> f32 {
     let H = p.a.y; let W = p.a.z; let OH = p.a.w; let OW = p.b.x;
     let KH = p.b.y; let KW = p.b.z; let SH = p.b.w; let SW = p.c.x;
     let PH = p.c.y; let PW = p.c.z; let DH = p.c.w; let DW = p.d.x;
-    let i = flat(gid, nwg);
-    if (i >= p.a.x * H * W) { return; }
     let plane = i / (H * W); let j = i % (H * W);
     let iy = j / W; let ix = j % W;
     let base = plane * H * W;
@@ -67,7 +82,7 @@ fn max_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_work
             }
         }
     }
-    dst[i] = s;
+    return s;
 }
 
 // Average window along one axis: (first, end, divisor span).

@@ -13,13 +13,7 @@ fn rectifier_forward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num
 fn rectifier_backward(@builtin(global_invocation_id) gid: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let i = flat(gid, nwg);
     if (i >= p.a.x) { return; }
-    let y = src0[i];
-    let g = src1[i];
-    let inside = y > p.f.x && y < p.f.y;
-    var keep = inside;
-    if (p.a.y == 1u) { keep = inside && g > 0.0; }
-    if (p.a.y == 2u) { keep = g > 0.0; }
-    dst[i] = select(0.0, g, keep);
+    dst[i] = rectified_gradient(src0[i], src1[i], p.a.y, p.f.x, p.f.y);
 }
 
 // Smooth and piecewise-linear activations and their derivatives (gradcam_core::Activation):

@@ -506,13 +506,8 @@ impl Backend for WgpuBackend {
 
     fn rectifier_backward(&self, y: &T, dy: &T, r: Rectifier, mode: GradMode) -> Result<T> {
         check::same("rectifier backward", y.shape(), dy.shape())?;
-        let m = match mode {
-            GradMode::Plain => 0,
-            GradMode::Guided => 1,
-            GradMode::Deconvnet => 2,
-        };
         let prm = Params {
-            a: [u(y.numel()), m, 0, 0],
+            a: [u(y.numel()), mode_code(mode), 0, 0],
             f: [r.lo, r.hi.min(f32::MAX), 0.0, 0.0],
             ..Default::default()
         };
@@ -585,6 +580,32 @@ impl Backend for WgpuBackend {
         self.map(
             "pooling",
             "max_backward",
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
+    fn max_pool2d_backward_rectified(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Pool2dParams,
+        r: Rectifier,
+        mode: GradMode,
+    ) -> Result<T> {
+        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+        let mut prm = Self::pool_params(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+            p,
+        );
+        prm.d[2] = mode_code(mode);
+        prm.f = [r.lo, r.hi.min(f32::MAX), 0.0, 0.0];
+        self.map(
+            "pooling",
+            "max_backward_rectified",
             prm,
             &[x, dy],
             x.shape().clone(),
@@ -942,5 +963,15 @@ impl Backend for WgpuBackend {
             [origins.len(), c, h, w],
             count,
         )
+    }
+}
+
+/// A rectifier's backward mode as the shaders read it (rectifiers.wgsl, pooling.wgsl): 0 plain,
+/// 1 guided, 2 deconvnet.
+fn mode_code(mode: GradMode) -> u32 {
+    match mode {
+        GradMode::Plain => 0,
+        GradMode::Guided => 1,
+        GradMode::Deconvnet => 2,
     }
 }
