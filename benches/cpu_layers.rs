@@ -4,14 +4,15 @@
 //! second, so criterion's `Gelem/s` reads as GFLOP/s. Then the layers bound by memory or by
 //! their data rather than by arithmetic: VGG-16's fc6 at batch 1 (throughput in weight bytes
 //! read) and the max pools of ResNet-50 (3×3, stride 2) and VGG-16 (2×2) on random values, forward
-//! and backward (in input elements). Run:
+//! and backward, and backward through the ReLU before them as the networks run it (in input
+//! elements). Run:
 //! `cargo bench --bench cpu_layers -- [filter]`; `GRADCAM_CPU_KERNEL=avx2|portable` times the
 //! other micro-kernels.
 
 mod common;
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
-use gradcam::core::{Conv2dParams, Pool2dParams};
+use gradcam::core::{Conv2dParams, GradMode, Pool2dParams, Rectifier};
 use gradcam::{Backend, CpuBackend, Shape};
 
 /// (label, input channels, output channels, kernel, stride, input side).
@@ -128,6 +129,16 @@ fn memory_bound(c: &mut Criterion, b: &CpuBackend) {
         });
         g.bench_function(format!("{label} forward"), |it| {
             it.iter(|| b.max_pool2d(&x, &p).unwrap())
+        });
+        // A guided pass's pool and the ReLU before it, as one op (the pool reads the ReLU's
+        // output).
+        let (r, guided) = (Rectifier::RELU, GradMode::Guided);
+        let xr = b.rectifier(&x, r).unwrap();
+        g.bench_function(format!("{label} backward through its relu"), |it| {
+            it.iter(|| {
+                b.max_pool2d_backward_rectified(&xr, &dy, &p, r, guided)
+                    .unwrap()
+            })
         });
     }
     g.finish();
