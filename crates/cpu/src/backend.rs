@@ -300,9 +300,10 @@ impl Backend for CpuBackend {
     /// thread, every parallel op injected its work into the pool and put the caller to sleep
     /// until the workers had finished, a wake-up per op each way. A 1×1 stride-2 convolution
     /// of 70 µs took a median of 127–150 µs so, 76 µs on a worker; ResNet-50's forward ran
-    /// 7 % faster, ResNet-18's 9 % (docs/PERFORMANCE.md).
+    /// 7 % faster, ResNet-18's 9 % (docs/PERFORMANCE.md). The pool's other workers spin
+    /// through the pass rather than sleep between its ops ([`crate::spin::pass`]).
     fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
-        rayon::scope(|_| pass())
+        crate::spin::pass(pass)
     }
 
     fn fast_forward(&self) -> Option<Self> {

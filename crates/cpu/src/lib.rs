@@ -7,6 +7,7 @@
 mod backend;
 mod host;
 pub mod kernels;
+mod spin;
 
 pub use backend::CpuBackend;
 pub use host::HostBuf;
