@@ -4,51 +4,80 @@
 //! other half started. `perf` of ResNet-18's Guided Backprop put 2.9 % of the samples in the
 //! kernel's futex wake and sleep paths (0.8 % with the workers spinning); interleaved rounds on
 //! an Intel AVX-512 machine, 2 threads: ResNet-18's forward 17.8 → 17.0 ms, ResNet-50's 42.3 →
-//! 39.4, their Guided Grad-CAM 39.7 → 37.9 and 93.9 → 89.6 (docs/PERFORMANCE.md). As OpenMP
-//! runtimes do by default, the workers burn their cores while they wait, for the pass only.
+//! 39.4, their Guided Grad-CAM 39.7 → 37.9 and 93.9 → 89.6 (docs/PERFORMANCE.md; measured
+//! with 2 threads and one caller). As OpenMP runtimes do by default, the workers burn their
+//! cores while they wait, for the pass only. With passes from several threads at once nothing
+//! spins (the pool idles as rayon has it).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-/// How long a spinning worker goes on with no job before it leaves the pool to its own idling.
-/// It bounds the delay of the one case where spinning could hold work up: a spinner that a
-/// worker took while it waited for part of a job (more than two threads, or passes from several
-/// threads at once) sits above that job on its stack until it returns.
+/// How long a spinning worker goes on with no job before it leaves the pool to its own idling
+/// (within a pass, a long op's other half; a pass that ended without its spinners taken).
 const IDLE: Duration = Duration::from_millis(2);
 
-/// Runs `pass` in a scope of the rayon pool (on the calling worker, or injected into the pool
-/// from another thread) with one spinner ([`until`]) per other worker, stopped when the pass
-/// returns.
+/// Outermost passes running now, from every thread. Spinners run only while there is one:
+/// with passes from several threads at once, a worker waiting inside one pass's job could take
+/// another pass's spinner off a queue and hold the first pass up until the second ended.
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    /// Passes running on this thread (a pass inside a pass runs in place, served by the
+    /// outermost one's spinners).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
+}
+
+/// Runs `pass` on a worker of the rayon pool (in place on one, else injected into the pool)
+/// with one spinner ([`until`]) per other worker, detached: the pass returns when `pass` does,
+/// and its spinners stop as soon as they next look.
 pub(crate) fn pass<R: Send>(pass: impl FnOnce() -> R + Send) -> R {
-    let done = AtomicBool::new(false);
-    rayon::scope(|s| {
-        let home = rayon::current_thread_index();
-        for _ in 1..rayon::current_num_threads() {
-            let done = &done;
-            s.spawn(move |_| until(done, home));
-        }
-        // Set however the pass ends (a panic included), so that the scope's wait ends too.
-        struct Done<'a>(&'a AtomicBool);
-        impl Drop for Done<'_> {
+    rayon::scope(|_| {
+        let depth = DEPTH.get();
+        DEPTH.set(depth + 1);
+        // Unwound however the pass ends (a panic included): this thread's depth, the count of
+        // outermost passes, and the spinners' signal.
+        struct Leave(usize, Option<Arc<AtomicBool>>);
+        impl Drop for Leave {
             fn drop(&mut self) {
-                self.0.store(true, Ordering::Release);
+                DEPTH.set(self.0);
+                if let Some(done) = &self.1 {
+                    done.store(true, Ordering::Release);
+                    ACTIVE.fetch_sub(1, Ordering::AcqRel);
+                }
             }
         }
-        let _done = Done(&done);
+        let done = (depth == 0).then(|| {
+            ACTIVE.fetch_add(1, Ordering::AcqRel);
+            let done = Arc::new(AtomicBool::new(false));
+            let home = rayon::current_thread_index();
+            for _ in 1..rayon::current_num_threads() {
+                let done = Arc::clone(&done);
+                rayon::spawn(move || until(&done, home));
+            }
+            done
+        });
+        let _leave = Leave(depth, done);
         pass()
     })
 }
 
-/// Runs the pool's pending jobs on this worker until `done` is set, or until no job came for
-/// [`IDLE`]. Returns at once on the thread `home`: the pass's own, which takes a spinner off
-/// its own queue while it waits for a stolen half of a job, and would there only delay the pass
-/// that sets `done`.
+/// Runs the pool's pending jobs on this worker while `done` is unset and this pass is the only
+/// outermost one, and until no job came for [`IDLE`]. Returns at once on the thread `home`: the
+/// pass's own, which takes a spinner off its own queue while it waits for a stolen half of a
+/// job, and would there only delay the pass that sets `done`.
 fn until(done: &AtomicBool, home: Option<usize>) {
+    spin(done, home, &ACTIVE)
+}
+
+/// [`until`] with the count of outermost passes given.
+fn spin(done: &AtomicBool, home: Option<usize>, active: &AtomicUsize) {
     if rayon::current_thread_index() == home {
         return;
     }
     let mut idle_since = Instant::now();
-    while !done.load(Ordering::Acquire) {
+    while !done.load(Ordering::Acquire) && active.load(Ordering::Acquire) == 1 {
         match rayon::yield_now() {
             Some(rayon::Yield::Executed) => idle_since = Instant::now(),
             Some(rayon::Yield::Idle) if idle_since.elapsed() < IDLE => std::hint::spin_loop(),
@@ -126,21 +155,28 @@ mod tests {
         );
     }
 
-    /// A spinner returns as soon as its pass is done, at once on the pass's own thread, and
-    /// after [`IDLE`] without a job.
+    /// A spinner returns as soon as its pass is done, at once on the pass's own thread or
+    /// beside another outermost pass, and after [`IDLE`] without a job.
     #[test]
-    fn a_spinner_stops_when_its_pass_is_done_and_not_at_home() {
+    fn a_spinner_stops_when_it_should() {
         let pool = pool(2);
-        let done = AtomicBool::new(true);
-        pool.install(|| until(&done, Some(1)));
-        let started = Instant::now();
-        let not_done = AtomicBool::new(false);
-        pool.install(|| until(&not_done, rayon::current_thread_index()));
-        assert!(started.elapsed() < IDLE, "returned at once at home");
-        // Away from home, with no job and its pass not done: back after IDLE.
-        let started = Instant::now();
-        pool.install(|| until(&not_done, None));
-        let waited = started.elapsed();
+        let (one, two) = (AtomicUsize::new(1), AtomicUsize::new(2));
+        let (done, not_done) = (AtomicBool::new(true), AtomicBool::new(false));
+        let timed = |f: &(dyn Fn() + Sync)| {
+            pool.install(|| {
+                let t = Instant::now();
+                f();
+                t.elapsed()
+            })
+        };
+        assert!(timed(&|| spin(&done, None, &one)) < IDLE, "done");
+        let home = || rayon::current_thread_index();
+        assert!(timed(&|| spin(&not_done, home(), &one)) < IDLE, "at home");
+        assert!(
+            timed(&|| spin(&not_done, None, &two)) < IDLE,
+            "beside another pass"
+        );
+        let waited = timed(&|| spin(&not_done, None, &one));
         assert!(
             waited >= IDLE && waited < Duration::from_secs(5),
             "{waited:?}"
