@@ -25,6 +25,15 @@ fn random(n: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// A torchvision architecture with seeded random weights (10 classes), batch norm folded into
+/// the convolutions as the CLI runs it.
+fn folded(arch_name: &str) -> gradcam::Graph {
+    arch::build(arch_name, &arch::random_weights(arch_name, 10, 7).unwrap())
+        .unwrap()
+        .fold_batch_norm(&[])
+        .unwrap()
+}
+
 /// The values' bits (so that −0 and +0 differ and a NaN equals itself).
 fn bits(v: Vec<f32>) -> Vec<u32> {
     v.into_iter().map(f32::to_bits).collect()
@@ -114,13 +123,7 @@ fn fused_primitives_give_the_bits_of_the_two_ops() {
 
 #[test]
 fn a_forward_pass_with_fusions_gives_the_bits_of_one_without() {
-    let g = arch::build(
-        "resnet18",
-        &arch::random_weights("resnet18", 10, 7).unwrap(),
-    )
-    .unwrap()
-    .fold_batch_norm(&[])
-    .unwrap();
+    let g = folded("resnet18");
     let fusable: Vec<NodeId> = g
         .nodes()
         .iter()
@@ -164,10 +167,7 @@ fn a_backward_pass_with_fused_gradient_sums_gives_the_bits_of_one_without() {
     // ResNet-18's sums follow 3×3 and strided backward-data, ResNet-50's 1×1 ones (the GEMM's
     // store).
     for arch_name in ["resnet18", "resnet50"] {
-        let g = arch::build(arch_name, &arch::random_weights(arch_name, 10, 7).unwrap())
-            .unwrap()
-            .fold_batch_norm(&[])
-            .unwrap();
+        let g = folded(arch_name);
         let cpu = CpuBackend::new();
         let m = Model::new(cpu.clone(), g).unwrap();
         let x = cpu
@@ -205,13 +205,7 @@ fn a_backward_pass_with_fused_gradient_sums_gives_the_bits_of_one_without() {
 
 #[test]
 fn a_backward_pass_through_a_max_pool_and_its_rectifier_in_one_op_gives_the_bits_of_two() {
-    let g = arch::build(
-        "resnet18",
-        &arch::random_weights("resnet18", 10, 7).unwrap(),
-    )
-    .unwrap()
-    .fold_batch_norm(&[])
-    .unwrap();
+    let g = folded("resnet18");
     let cpu = CpuBackend::new();
     let m = Model::new(cpu.clone(), g).unwrap();
     let (pool, stem_relu) = m
