@@ -11,7 +11,10 @@ use std::sync::Arc;
 
 /// The CPU backend; its device memory is host memory behind an `Arc`. Clones share one cache
 /// of rearranged weights (flipped or transposed for backward-data), kept while the weights
-/// live.
+/// live. Its ops run on rayon's pool (sized by [`crate::set_threads`]); through a pass
+/// ([`Backend::run_pass`]: a forward, a backward, an explanation) the pool's idle workers spin,
+/// running its jobs as they come, rather than sleep between ops, and stop when the pass ends or
+/// after 2 ms without a job (none spin while passes from several threads run at once).
 #[derive(Clone, Debug)]
 pub struct CpuBackend {
     /// Rearranged weights (flipped, transposed, Winograd-transformed).
