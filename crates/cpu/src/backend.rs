@@ -304,7 +304,7 @@ impl Backend for CpuBackend {
     /// until the workers had finished, a wake-up per op each way. A 1×1 stride-2 convolution
     /// of 70 µs took a median of 127–150 µs so, 76 µs on a worker; ResNet-50's forward ran
     /// 7 % faster, ResNet-18's 9 % (docs/PERFORMANCE.md). The pool's other workers spin
-    /// through the pass rather than sleep between its ops ([`crate::spin::pass`]).
+    /// through the pass rather than sleep between its ops (`spin.rs`).
     fn run_pass<R: Send>(&self, pass: impl FnOnce() -> R + Send) -> R {
         crate::spin::pass(pass)
     }
