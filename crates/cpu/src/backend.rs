@@ -255,6 +255,26 @@ fn tag(dims: &[usize], groups: usize, kind: u8) -> Vec<usize> {
         .collect()
 }
 
+/// Max pooling's backward, then `then(x, dx)` on each plane as it is finished
+/// ([`pool::max_backward_then`]). Each plane is zeroed by the kernel before its gradients are
+/// added: not here too (no change measured in the network: the second pass found the buffer
+/// in cache).
+fn max_pool_backward(
+    x: &T,
+    dy: &T,
+    p: &Pool2dParams,
+    then: impl Fn(&[f32], &mut [f32]) + Sync,
+) -> Result<T> {
+    check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+    let g = pool_geom(
+        x.shape().nchw("max_pool2d")?,
+        dy.shape().nchw("max_pool2d")?,
+    );
+    Ok(make_filled(x.shape().clone(), |dx| {
+        pool::max_backward_then(data(x), data(dy), &g, p, dx, then)
+    }))
+}
+
 /// A new tensor of `shape` whose values `f` writes (into zeros).
 fn make(shape: impl Into<Shape>, f: impl FnOnce(&mut [f32])) -> T {
     let shape = shape.into();
@@ -482,16 +502,7 @@ impl Backend for CpuBackend {
     }
 
     fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
-        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
-        let g = pool_geom(
-            x.shape().nchw("max_pool2d")?,
-            dy.shape().nchw("max_pool2d")?,
-        );
-        // Each plane zeroed by the kernel before its gradients are added: not here too (no
-        // change measured in the network: the second pass found the buffer in cache).
-        Ok(make_filled(x.shape().clone(), |dx| {
-            pool::max_backward(data(x), data(dy), &g, p, dx)
-        }))
+        max_pool_backward(x, dy, p, |_, _| {})
     }
 
     fn max_pool2d_backward_rectified(
@@ -502,18 +513,11 @@ impl Backend for CpuBackend {
         r: Rectifier,
         mode: GradMode,
     ) -> Result<T> {
-        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
-        let g = pool_geom(
-            x.shape().nchw("max_pool2d")?,
-            dy.shape().nchw("max_pool2d")?,
-        );
         // Each plane's rectifier rule applied by the thread that has just summed it, while it
         // is in cache: no pass of its own over the input and the gradient.
-        Ok(make_filled(x.shape().clone(), |dx| {
-            pool::max_backward_then(data(x), data(dy), &g, p, dx, |x, dx| {
-                activation::rectifier_backward_in_place(x, dx, r, mode)
-            })
-        }))
+        max_pool_backward(x, dy, p, |x, dx| {
+            activation::rectifier_backward_in_place(x, dx, r, mode)
+        })
     }
 
     fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {

@@ -184,6 +184,39 @@ impl WgpuBackend {
         }
     }
 
+    /// Max pooling's backward (pooling.wgsl's `max_backward`), or with `rule` through the
+    /// rectifier whose output `x` is, in the same invocation (`max_backward_rectified`).
+    fn max_backward(
+        &self,
+        x: &T,
+        dy: &T,
+        p: &Pool2dParams,
+        rule: Option<(Rectifier, GradMode)>,
+    ) -> Result<T> {
+        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
+        let mut prm = Self::pool_params(
+            x.shape().nchw("max_pool2d")?,
+            dy.shape().nchw("max_pool2d")?,
+            p,
+        );
+        let entry = match rule {
+            None => "max_backward",
+            Some((r, mode)) => {
+                prm.d[2] = mode_code(mode);
+                prm.f = [r.lo, r.hi.min(f32::MAX), 0.0, 0.0];
+                "max_backward_rectified"
+            }
+        };
+        self.map(
+            "pooling",
+            entry,
+            prm,
+            &[x, dy],
+            x.shape().clone(),
+            x.numel(),
+        )
+    }
+
     /// `out[:, coff..coff+n] (+)= A·B (+ bias[coff..])` for strided `A` (from `a_off`) and `B`,
     /// `out` row-major with `ldc` columns (see linear.wgsl).
     #[allow(clippy::too_many_arguments)]
@@ -571,20 +604,7 @@ impl Backend for WgpuBackend {
     }
 
     fn max_pool2d_backward(&self, x: &T, dy: &T, p: &Pool2dParams) -> Result<T> {
-        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
-        let prm = Self::pool_params(
-            x.shape().nchw("max_pool2d")?,
-            dy.shape().nchw("max_pool2d")?,
-            p,
-        );
-        self.map(
-            "pooling",
-            "max_backward",
-            prm,
-            &[x, dy],
-            x.shape().clone(),
-            x.numel(),
-        )
+        self.max_backward(x, dy, p, None)
     }
 
     fn max_pool2d_backward_rectified(
@@ -595,22 +615,7 @@ impl Backend for WgpuBackend {
         r: Rectifier,
         mode: GradMode,
     ) -> Result<T> {
-        check::pool2d_backward(x.shape(), dy.shape(), p, "max_pool2d backward")?;
-        let mut prm = Self::pool_params(
-            x.shape().nchw("max_pool2d")?,
-            dy.shape().nchw("max_pool2d")?,
-            p,
-        );
-        prm.d[2] = mode_code(mode);
-        prm.f = [r.lo, r.hi.min(f32::MAX), 0.0, 0.0];
-        self.map(
-            "pooling",
-            "max_backward_rectified",
-            prm,
-            &[x, dy],
-            x.shape().clone(),
-            x.numel(),
-        )
+        self.max_backward(x, dy, p, Some((r, mode)))
     }
 
     fn avg_pool2d(&self, x: &T, p: &Pool2dParams) -> Result<T> {
